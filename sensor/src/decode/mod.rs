@@ -1,0 +1,1 @@
+//! Link, network and transport decoding (etherparse) into a borrowed packet view.

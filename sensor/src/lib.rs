@@ -1,0 +1,10 @@
+//! spanwatch: a passive anomaly-detection sensor for IoT network segments.
+//!
+//! The packet path is `capture` → `decode` → `flow` (with TCP reassembly) →
+//! protocol parsers; `pipeline` wires the stages and `summary` reports on them.
+
+pub mod capture;
+pub mod decode;
+pub mod flow;
+pub mod proto;
+pub mod synth;

@@ -1,0 +1,1 @@
+//! Deterministic synthetic IoT traffic generator and pcap writer (benches, tests, timings).
