@@ -5,3 +5,14 @@ pub mod coap;
 pub mod http;
 pub mod mqtt;
 pub mod telnet;
+
+/// Result of looking at the first bytes of a flow to decide its protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The bytes are this protocol.
+    Match,
+    /// The bytes cannot be this protocol.
+    NoMatch,
+    /// Not enough bytes yet to decide.
+    NeedMore,
+}
