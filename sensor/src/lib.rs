@@ -4,7 +4,10 @@
 //! protocol parsers; `pipeline` wires the stages and `summary` reports on them.
 
 pub mod capture;
+pub mod cli;
 pub mod decode;
 pub mod flow;
+pub mod pipeline;
 pub mod proto;
+pub mod summary;
 pub mod synth;

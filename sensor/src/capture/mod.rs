@@ -7,6 +7,17 @@
 use std::fmt;
 use std::path::PathBuf;
 
+mod file;
+mod live;
+mod merge;
+
+pub use file::{
+    ByteOrder, CaptureFormat, FileSource, MAX_BLOCK_LEN, MAX_CAPLEN, MAX_INTERFACES,
+    READ_BUFFER_BYTES, TsPrecision,
+};
+pub use live::{LiveConfig, LiveSource, LiveStats};
+pub use merge::MergedSource;
+
 /// Capture time in nanoseconds since the Unix epoch (UTC).
 ///
 /// Packet time is the only clock offline replay uses, so it is kept exact.
@@ -101,6 +112,8 @@ pub enum LinkType {
     Loop,
     /// LINKTYPE_LINUX_SLL (113): Linux "cooked" capture v1.
     LinuxSll,
+    /// LINKTYPE_IEEE802_11_RADIOTAP (127): radiotap header then an 802.11 frame.
+    Ieee80211Radiotap,
     /// LINKTYPE_IPV4 (228).
     Ipv4,
     /// LINKTYPE_IPV6 (229).
@@ -119,6 +132,7 @@ impl LinkType {
             12 | 14 | 101 => LinkType::Raw,
             108 => LinkType::Loop,
             113 => LinkType::LinuxSll,
+            127 => LinkType::Ieee80211Radiotap,
             228 => LinkType::Ipv4,
             229 => LinkType::Ipv6,
             276 => LinkType::LinuxSll2,
@@ -184,7 +198,9 @@ pub enum CaptureError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a pcap or pcapng file (first bytes {magic:02x?}); convert it with `editcap -F pcap` or give a capture file")]
+    #[error(
+        "{path}: not a pcap or pcapng file (first bytes {magic:02x?}); convert it with `editcap -F pcap` or give a capture file"
+    )]
     NotACapture { path: PathBuf, magic: Vec<u8> },
     #[error("{path}: {what}")]
     BadHeader { path: PathBuf, what: String },

@@ -24,3 +24,12 @@ impl Direction {
         }
     }
 }
+
+pub mod reassembly;
+pub mod table;
+
+pub use reassembly::{ReassemblyLimits, ReassemblyStats, StreamEvent};
+pub use table::{
+    CloseReason, FlowConfig, FlowHandler, FlowInfo, FlowKey, FlowStats, FlowTable, FlowTransport,
+    TcpState,
+};

@@ -1,0 +1,416 @@
+//! Command-line interface: argument definitions (clap) and the commands.
+//! `main.rs` only parses the arguments and turns errors into exit codes.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::capture::{CaptureError, LiveConfig, LiveSource, MergedSource};
+use crate::flow::FlowConfig;
+use crate::pipeline::{self, Pipeline, PipelineConfig};
+use crate::summary::{KernelStats, Summary};
+use crate::synth::{self, Impairments, Mode, SynthConfig};
+
+/// Exit codes, documented in `--help` and the README.
+pub mod exit {
+    /// Success (a damaged capture whose readable part was processed counts as success;
+    /// the damage is printed as a warning).
+    pub const OK: u8 = 0;
+    /// An unexpected failure (e.g. writing the output failed).
+    pub const FAILURE: u8 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// An input file cannot be read or is not a pcap/pcapng capture.
+    pub const INPUT: u8 = 3;
+    /// Live capture could not start or failed (no such interface, permissions, bad BPF).
+    pub const CAPTURE: u8 = 4;
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  spanwatch replay datasets/samples/attack/capture.pcap
+  spanwatch replay day1.pcapng day2.pcap --json > summary.json
+  spanwatch live -i eth1 --bpf 'not port 22' --stats-interval 30
+  spanwatch synth --out /tmp/mix.pcap --packets 1000000 --seed 7
+
+Exit codes:
+  0  success (damage in a capture is a warning; the frames before it are processed)
+  1  unexpected failure
+  2  bad command line
+  3  an input file cannot be read or is not a pcap/pcapng capture
+  4  live capture could not start or failed";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spanwatch",
+    version,
+    about = "Passive anomaly-detection sensor for IoT network segments",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process capture files (pcap or pcapng; several are merged in time order) and print a summary.
+    #[command(after_help = "Example:\n  spanwatch replay capture.pcap other.pcapng --json")]
+    Replay(ReplayArgs),
+    /// Capture from a network interface and print the summary periodically and on SIGINT/SIGTERM.
+    #[command(after_help = "Example:\n  spanwatch live -i eth1 --bpf 'tcp or udp' --duration 60")]
+    Live(LiveArgs),
+    /// Write a deterministic synthetic IoT capture (HTTP, MQTT, CoAP, Telnet) for benchmarks and tests.
+    #[command(after_help = "Example:\n  spanwatch synth --out mix.pcap --packets 1000000 --seed 1")]
+    Synth(SynthArgs),
+}
+
+/// Settings shared by replay and live.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Memory for flow records (e.g. 128M, 1G); the flow limit is derived from it.
+    #[arg(long, default_value = "128M", value_parser = parse_bytes)]
+    pub flow_memcap: usize,
+    /// Memory for out-of-order TCP data across all streams.
+    #[arg(long, default_value = "64M", value_parser = parse_bytes)]
+    pub reassembly_memcap: usize,
+    /// Rows in the top-talkers table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EngineArgs {
+    fn pipeline_config(&self) -> PipelineConfig {
+        PipelineConfig {
+            flows: FlowConfig {
+                memcap_bytes: self.flow_memcap,
+                reassembly_memcap_bytes: self.reassembly_memcap,
+                ..FlowConfig::default()
+            },
+            top_talkers: self.top,
+            ..PipelineConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Capture files (pcap or pcapng).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Do not show a progress bar (it is only shown when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on.
+    #[arg(short = 'i', long)]
+    pub interface: String,
+    /// BPF capture filter (tcpdump syntax).
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+    /// Bytes captured per frame.
+    #[arg(long, default_value_t = 65_535)]
+    pub snaplen: u32,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Kernel capture buffer size (e.g. 16M).
+    #[arg(long, default_value = "16M", value_parser = parse_bytes)]
+    pub buffer_size: usize,
+    /// Seconds between periodic summaries (0: only at the end).
+    #[arg(long, default_value_t = 60)]
+    pub stats_interval: u64,
+    /// Stop by itself after this many seconds.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SynthMode {
+    /// Devices speaking MQTT, CoAP, HTTP and Telnet over full TCP sessions.
+    Iot,
+    /// One packet per distinct flow (to exercise the flow table's bounds).
+    DistinctFlows,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output pcap file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of packets to write.
+    #[arg(long, default_value_t = 100_000)]
+    pub packets: u64,
+    /// Seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of devices.
+    #[arg(long, default_value_t = 50)]
+    pub devices: u32,
+    #[arg(long, value_enum, default_value_t = SynthMode::Iot)]
+    pub mode: SynthMode,
+    /// TCP data segments reordered, per thousand.
+    #[arg(long, default_value_t = 0)]
+    pub reorder: u16,
+    /// TCP data segments retransmitted, per thousand.
+    #[arg(long, default_value_t = 0)]
+    pub retransmit: u16,
+    /// TCP data segments sent again overlapping earlier data, per thousand.
+    #[arg(long, default_value_t = 0)]
+    pub overlap: u16,
+    /// TCP data segments lost before the capture point, per thousand.
+    #[arg(long, default_value_t = 0)]
+    pub drop: u16,
+}
+
+/// Parse a byte size: a number with an optional K, M or G suffix (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                _ => return Err(format!("unknown size suffix {c:?} in {s:?}: use K, M or G")),
+            };
+            (&s[..i], shift)
+        }
+        _ => (s, 0),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 65536, 64K, 128M, 1G)"))?;
+    n.checked_mul(1usize << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl From<CaptureError> for CliError {
+    fn from(e: CaptureError) -> Self {
+        let code = match e {
+            CaptureError::Live { .. } => exit::CAPTURE,
+            _ => exit::INPUT,
+        };
+        CliError {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError {
+            code: exit::FAILURE,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Replay(args) => replay(args),
+        Command::Live(args) => live(args),
+        Command::Synth(args) => synth_cmd(args),
+    }
+}
+
+fn print_summary(summary: &Summary, json: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, summary).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(summary.to_text().as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
+    let mut source = MergedSource::open(&args.files)?;
+    let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
+    let mut pipeline = Pipeline::new(args.engine.pipeline_config());
+
+    let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = |read: u64, total: Option<u64>| {
+        if let Some(bar) = &bar {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(read);
+        }
+    };
+    let stop = AtomicBool::new(false);
+    pipeline::run_source(&mut source, &mut pipeline, &mut progress, &stop)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    for warning in source.take_warnings() {
+        eprintln!("spanwatch: warning: {warning}");
+        pipeline.warn(warning.to_string());
+    }
+    pipeline.finish();
+    print_summary(&pipeline.summary(&inputs, None), args.engine.json)?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Set `stop` on SIGINT or SIGTERM (a small runtime on its own thread).
+fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+        })?;
+    Ok(())
+}
+
+fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
+    if let Some(secs) = args.duration {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("duration".into())
+            .spawn(move || {
+                std::thread::sleep(Duration::from_secs(secs));
+                stop.store(true, Ordering::Relaxed);
+            })?;
+    }
+    let cfg = LiveConfig {
+        bpf: args.bpf.clone(),
+        snaplen: args.snaplen,
+        promisc: !args.no_promisc,
+        buffer_bytes: u32::try_from(args.buffer_size).unwrap_or(u32::MAX),
+        ..LiveConfig::new(args.interface.clone())
+    };
+    let mut source = LiveSource::open_with_stop(&cfg, stop.clone())?;
+    eprintln!(
+        "spanwatch: capturing on {} (link type {:?}); SIGINT or SIGTERM prints the summary and stops",
+        source.interface(),
+        source.link_type()
+    );
+    let inputs = vec![format!("live:{}", args.interface)];
+    let mut pipeline = Pipeline::new(args.engine.pipeline_config());
+    let interval = match args.stats_interval {
+        0 => Duration::MAX,
+        secs => Duration::from_secs(secs),
+    };
+    let json = args.engine.json;
+    let mut report_error = None;
+    let mut report = |p: &Pipeline, kernel: Option<KernelStats>| {
+        if let Err(e) = print_summary(&p.summary(&inputs, kernel), json) {
+            report_error.get_or_insert(e);
+        }
+    };
+    pipeline::run_live(&mut source, &mut pipeline, &stop, interval, &mut report)?;
+    if let Some(e) = report_error {
+        return Err(e);
+    }
+    pipeline.finish();
+    let kernel = pipeline::kernel_stats(&mut source);
+    print_summary(&pipeline.summary(&inputs, kernel), json)?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn synth_cmd(args: SynthArgs) -> Result<ExitCode, CliError> {
+    let cfg = SynthConfig {
+        seed: args.seed,
+        devices: args.devices,
+        packets: args.packets,
+        mode: match args.mode {
+            SynthMode::Iot => Mode::IotMix,
+            SynthMode::DistinctFlows => Mode::DistinctFlows,
+        },
+        impair: Impairments {
+            reorder_permille: args.reorder,
+            retransmit_permille: args.retransmit,
+            overlap_permille: args.overlap,
+            drop_permille: args.drop,
+        },
+        ..SynthConfig::default()
+    };
+    let file = File::create(&args.out).map_err(|e| CliError {
+        code: exit::FAILURE,
+        message: format!("{}: cannot create: {e}", args.out.display()),
+    })?;
+    let mut out = BufWriter::new(file);
+    let report = synth::write_pcap(&cfg, &mut out)?;
+    out.flush()?;
+    eprintln!(
+        "wrote {} packets ({} bytes, {} TCP and {} UDP flows) to {}",
+        report.packets,
+        report.bytes,
+        report.flows_tcp,
+        report.flows_udp,
+        args.out.display()
+    );
+    Ok(ExitCode::from(exit::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("128m"), Ok(128 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert!(parse_bytes("12X").unwrap_err().contains("suffix"));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("").is_err());
+    }
+}

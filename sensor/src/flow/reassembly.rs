@@ -1,0 +1,660 @@
+//! TCP stream reassembly, one [`Stream`] per direction (RFC 9293 sequence space).
+//!
+//! Bytes are handed to the consumer in order, exactly once. Policy, chosen to be
+//! predictable and the same for every flow:
+//! - **first received wins**: where a retransmission or an overlapping segment
+//!   covers bytes already buffered or delivered, the earlier bytes stand and a
+//!   disagreement is counted as an overlap conflict (an evasion indicator);
+//! - **gaps are skipped and reported**: bytes the capture never saw are announced
+//!   with [`StreamEvent::Gap`] once it is certain they will not come — the peer
+//!   acknowledged past them *and* the sender has since sent past that point (a
+//!   tap may deliver the peer's ACK before the data it covers, so an ACK alone is
+//!   not proof), the out-of-order buffer hit its cap, the snap length cut the
+//!   segment, or the flow ended with holes.
+//!
+//! Memory is bounded per stream (`max_buffered_bytes`) and globally (a shared
+//! [`ReassemblyBudget`]); hitting either is counted.
+
+use std::collections::BTreeMap;
+
+/// Bookkeeping cost charged to the budget for each buffered segment, on top of
+/// its bytes (map node and vector header), so that floods of tiny segments are
+/// bounded too.
+pub const SEGMENT_OVERHEAD_BYTES: usize = 64;
+
+/// What a stream hands to its consumer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// The next bytes of the stream, in order.
+    Data(&'a [u8]),
+    /// This many bytes of the stream are missing; the next data follows them.
+    Gap(u64),
+}
+
+/// Reassembly limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ReassemblyLimits {
+    /// Out-of-order bytes one direction may buffer before the hole is given up.
+    pub max_buffered_bytes: usize,
+    /// Out-of-order segments one direction may buffer.
+    pub max_buffered_segments: usize,
+}
+
+impl Default for ReassemblyLimits {
+    fn default() -> Self {
+        ReassemblyLimits {
+            max_buffered_bytes: 256 * 1024,
+            max_buffered_segments: 1024,
+        }
+    }
+}
+
+/// Memory shared by all streams for out-of-order data.
+#[derive(Clone, Copy, Debug)]
+pub struct ReassemblyBudget {
+    pub cap_bytes: usize,
+    pub used_bytes: usize,
+}
+
+impl ReassemblyBudget {
+    pub fn new(cap_bytes: usize) -> Self {
+        ReassemblyBudget {
+            cap_bytes,
+            used_bytes: 0,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> bool {
+        if self.used_bytes + n > self.cap_bytes {
+            return false;
+        }
+        self.used_bytes += n;
+        true
+    }
+
+    fn give_back(&mut self, n: usize) {
+        self.used_bytes = self.used_bytes.saturating_sub(n);
+    }
+}
+
+/// Reassembly counters (summed over streams by the flow table).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ReassemblyStats {
+    /// Bytes handed to consumers.
+    pub delivered_bytes: u64,
+    /// Segments that arrived ahead of a hole and were buffered.
+    pub out_of_order_segments: u64,
+    /// Bytes received again that were already buffered or delivered.
+    pub retransmitted_bytes: u64,
+    /// Overlapping bytes that disagreed with the bytes received first.
+    pub overlap_conflicts: u64,
+    /// Gaps reported to consumers, and the bytes they skipped.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Holes given up because a stream's own buffer was full.
+    pub stream_cap_hits: u64,
+    /// Segments not buffered because the global budget was exhausted.
+    pub budget_drops: u64,
+    /// Streams picked up without seeing their SYN.
+    pub midstream_pickups: u64,
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// Sequence number of the byte at stream offset `delivered`; `None` until
+    /// the first SYN or data segment of this direction.
+    next_seq: Option<u32>,
+    /// Stream offset of the next byte to deliver.
+    delivered: u64,
+    /// Out-of-order segments by stream offset; never overlapping.
+    pending: BTreeMap<u64, Vec<u8>>,
+    pending_bytes: usize,
+    /// Stream offset of the FIN (or RST), once seen.
+    fin_at: Option<u64>,
+    /// The peer acknowledged up to here while bytes before it were missing.
+    acked_past_hole: Option<u64>,
+}
+
+impl Stream {
+    /// Bytes delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Bytes buffered out of order.
+    pub fn buffered(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// True once every byte up to the FIN has been delivered.
+    pub fn finished(&self) -> bool {
+        self.fin_at.is_some_and(|f| f <= self.delivered)
+    }
+
+    /// The peer's SYN (or SYN-ACK) fixes this direction's initial sequence number.
+    pub fn on_syn(&mut self, seq: u32) {
+        if self.next_seq.is_none() {
+            self.next_seq = Some(seq.wrapping_add(1));
+        }
+    }
+
+    /// Offset in this stream of sequence number `seq` (handles wrap-around:
+    /// sequence numbers within ±2 GiB of the next expected byte).
+    fn offset_of(&self, next_seq: u32, seq: u32) -> i128 {
+        i128::from(self.delivered) + i128::from(seq.wrapping_sub(next_seq) as i32)
+    }
+
+    /// Process one segment of this direction.
+    ///
+    /// `wire_len` is the payload length on the wire; when it exceeds
+    /// `payload.len()` the missing tail is a gap. `ends_stream` is set for a
+    /// FIN or RST: its sequence number marks the end of what was sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        wire_len: u32,
+        ends_stream: bool,
+        limits: &ReassemblyLimits,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        let next_seq = match self.next_seq {
+            Some(n) => n,
+            None => {
+                if payload.is_empty() && !ends_stream {
+                    return;
+                }
+                stats.midstream_pickups += 1;
+                self.next_seq = Some(seq);
+                seq
+            }
+        };
+        let start = self.offset_of(next_seq, seq);
+        let wire_end = start + i128::from(wire_len.max(payload.len() as u32));
+        if ends_stream && self.fin_at.is_none() && wire_end >= 0 {
+            self.fin_at = Some(wire_end as u64);
+        }
+        if payload.is_empty() {
+            if ends_stream {
+                self.give_up_acked_hole(start, budget, stats, sink);
+            }
+            return;
+        }
+        let end = start + payload.len() as i128;
+        let delivered = i128::from(self.delivered);
+        if end <= delivered {
+            stats.retransmitted_bytes += payload.len() as u64;
+            return;
+        }
+        // Trim what was already delivered (first received wins).
+        let skip = (delivered - start).max(0) as usize;
+        if skip > 0 {
+            stats.retransmitted_bytes += skip as u64;
+        }
+        let data = &payload[skip..];
+        let offset = (start + skip as i128) as u64;
+
+        if offset == self.delivered {
+            // In order: hand over directly whatever precedes the first buffered
+            // segment (no copy); only an overlapping remainder is merged.
+            let direct = self
+                .pending
+                .keys()
+                .next()
+                .map_or(data.len(), |&p| data.len().min((p - offset) as usize));
+            self.deliver(&data[..direct], stats, sink);
+            if direct < data.len() {
+                self.insert(offset + direct as u64, &data[direct..], budget, stats);
+            }
+        } else {
+            self.insert(offset, data, budget, stats);
+        }
+        self.drain(budget, stats, sink);
+        if self.pending_bytes > limits.max_buffered_bytes
+            || self.pending.len() > limits.max_buffered_segments
+        {
+            stats.stream_cap_hits += 1;
+            self.skip_to_first_pending(stats, sink);
+            self.drain(budget, stats, sink);
+        }
+        self.give_up_acked_hole(start, budget, stats, sink);
+        // A snap-length cut: the rest of this segment is known to be lost.
+        if wire_end > end && end == i128::from(self.delivered) {
+            self.gap((wire_end - end) as u64, stats, sink);
+            self.drain(budget, stats, sink);
+        }
+    }
+
+    /// A segment starting at `start` arrived: if the peer had already
+    /// acknowledged past the hole and this segment starts beyond what the peer
+    /// acknowledged, the sender has moved on: the acknowledged bytes were
+    /// received by the peer, so no retransmission will bring them, and a tap
+    /// that swapped neighbouring segments has had the time to deliver them.
+    fn give_up_acked_hole(
+        &mut self,
+        start: i128,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        let Some(acked) = self.acked_past_hole else {
+            return;
+        };
+        if acked <= self.delivered {
+            self.acked_past_hole = None;
+            return;
+        }
+        if start <= i128::from(acked) {
+            return;
+        }
+        self.acked_past_hole = None;
+        let hole_end = self
+            .pending
+            .keys()
+            .next()
+            .map_or(acked, |&first| acked.min(first));
+        if hole_end > self.delivered {
+            self.gap(hole_end - self.delivered, stats, sink);
+            self.drain(budget, stats, sink);
+        }
+    }
+
+    /// The peer acknowledged up to `ack`: bytes before it were sent. A hole
+    /// there is given up once the sender is seen sending past it.
+    pub fn acked(&mut self, ack: u32) {
+        let Some(next_seq) = self.next_seq else {
+            return;
+        };
+        let mut acked = self.offset_of(next_seq, ack);
+        if let Some(fin) = self.fin_at {
+            // The FIN takes one sequence number but carries no byte.
+            acked = acked.min(i128::from(fin));
+        }
+        if acked <= i128::from(self.delivered) {
+            return;
+        }
+        let acked = acked as u64;
+        self.acked_past_hole = Some(self.acked_past_hole.map_or(acked, |a| a.max(acked)));
+    }
+
+    /// The flow is over: hand out everything still buffered, holes as gaps.
+    pub fn close(
+        &mut self,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        while !self.pending.is_empty() {
+            self.skip_to_first_pending(stats, sink);
+            self.drain(budget, stats, sink);
+        }
+        // Bytes the FIN or the peer's ACK prove were sent, but never seen.
+        let sent_up_to = self.fin_at.max(self.acked_past_hole).unwrap_or(0);
+        if sent_up_to > self.delivered {
+            self.gap(sent_up_to - self.delivered, stats, sink);
+        }
+        self.acked_past_hole = None;
+    }
+
+    fn deliver(
+        &mut self,
+        data: &[u8],
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        if data.is_empty() {
+            return;
+        }
+        self.delivered += data.len() as u64;
+        if let Some(n) = self.next_seq.as_mut() {
+            *n = n.wrapping_add(data.len() as u32);
+        }
+        stats.delivered_bytes += data.len() as u64;
+        sink(StreamEvent::Data(data));
+    }
+
+    fn gap(
+        &mut self,
+        len: u64,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        self.delivered += len;
+        if let Some(n) = self.next_seq.as_mut() {
+            *n = n.wrapping_add(len as u32);
+        }
+        stats.gaps += 1;
+        stats.gap_bytes += len;
+        sink(StreamEvent::Gap(len));
+    }
+
+    fn skip_to_first_pending(
+        &mut self,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        if let Some(&first) = self.pending.keys().next() {
+            if first > self.delivered {
+                self.gap(first - self.delivered, stats, sink);
+            }
+        }
+    }
+
+    /// Deliver buffered segments that are now in order.
+    fn drain(
+        &mut self,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        while let Some(entry) = self.pending.first_entry() {
+            let offset = *entry.key();
+            if offset > self.delivered {
+                break;
+            }
+            let data = entry.remove();
+            self.pending_bytes -= data.len();
+            budget.give_back(data.len() + SEGMENT_OVERHEAD_BYTES);
+            let skip = (self.delivered - offset) as usize;
+            if skip < data.len() {
+                self.deliver(&data[skip..], stats, sink);
+            }
+        }
+    }
+
+    /// Buffer `data` at `offset`, filling only the holes between buffered
+    /// segments (first received wins) and counting conflicting overlaps.
+    fn insert(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+    ) {
+        stats.out_of_order_segments += 1;
+        let end = offset + data.len() as u64;
+        let mut cursor = offset;
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        // Segments that start before `offset` may reach into it.
+        let first_key = self
+            .pending
+            .range(..=offset)
+            .next_back()
+            .map_or(offset, |(&k, _)| k);
+        for (&s, seg) in self.pending.range(first_key..end) {
+            let e = s + seg.len() as u64;
+            if e <= cursor {
+                continue;
+            }
+            if s > cursor {
+                pieces.push((cursor, s));
+            }
+            let ov_start = s.max(cursor);
+            let ov_end = e.min(end);
+            if ov_start < ov_end {
+                let old = &seg[(ov_start - s) as usize..(ov_end - s) as usize];
+                let new = &data[(ov_start - offset) as usize..(ov_end - offset) as usize];
+                stats.retransmitted_bytes += old.len() as u64;
+                if old != new {
+                    stats.overlap_conflicts += 1;
+                }
+            }
+            cursor = cursor.max(e);
+        }
+        if cursor < end {
+            pieces.push((cursor, end));
+        }
+        for (s, e) in pieces {
+            let len = (e - s) as usize;
+            if !budget.take(len + SEGMENT_OVERHEAD_BYTES) {
+                stats.budget_drops += 1;
+                continue;
+            }
+            let bytes = data[(s - offset) as usize..(e - offset) as usize].to_vec();
+            self.pending_bytes += len;
+            self.pending.insert(s, bytes);
+        }
+    }
+
+    /// Return every buffered byte to the budget (the flow is being dropped).
+    pub fn release(&mut self, budget: &mut ReassemblyBudget) {
+        budget.give_back(self.pending_bytes + self.pending.len() * SEGMENT_OVERHEAD_BYTES);
+        self.pending.clear();
+        self.pending_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Harness {
+        stream: Stream,
+        limits: ReassemblyLimits,
+        budget: ReassemblyBudget,
+        stats: ReassemblyStats,
+        out: Vec<u8>,
+        gaps: Vec<u64>,
+    }
+
+    impl Harness {
+        fn new(isn: u32) -> Self {
+            let mut stream = Stream::default();
+            stream.on_syn(isn);
+            Harness {
+                stream,
+                limits: ReassemblyLimits::default(),
+                budget: ReassemblyBudget::new(1 << 20),
+                stats: ReassemblyStats::default(),
+                out: Vec::new(),
+                gaps: Vec::new(),
+            }
+        }
+
+        fn seg(&mut self, seq: u32, data: &[u8]) {
+            self.seg_wire(seq, data, data.len() as u32);
+        }
+
+        fn seg_wire(&mut self, seq: u32, data: &[u8], wire: u32) {
+            let (out, gaps) = (&mut self.out, &mut self.gaps);
+            self.stream.segment(
+                seq,
+                data,
+                wire,
+                false,
+                &self.limits,
+                &mut self.budget,
+                &mut self.stats,
+                &mut |ev| match ev {
+                    StreamEvent::Data(d) => out.extend_from_slice(d),
+                    StreamEvent::Gap(n) => gaps.push(n),
+                },
+            );
+        }
+
+        fn ack(&mut self, ack: u32) {
+            self.stream.acked(ack);
+        }
+
+        fn close(&mut self) {
+            let (out, gaps) = (&mut self.out, &mut self.gaps);
+            self.stream
+                .close(&mut self.budget, &mut self.stats, &mut |ev| match ev {
+                    StreamEvent::Data(d) => out.extend_from_slice(d),
+                    StreamEvent::Gap(n) => gaps.push(n),
+                });
+        }
+    }
+
+    #[test]
+    fn in_order_segments_pass_straight_through() {
+        let mut h = Harness::new(999);
+        h.seg(1000, b"hello ");
+        h.seg(1006, b"world");
+        assert_eq!(h.out, b"hello world");
+        assert_eq!(h.stats.out_of_order_segments, 0);
+    }
+
+    #[test]
+    fn out_of_order_is_reordered() {
+        let mut h = Harness::new(0);
+        h.seg(7, b"world");
+        h.seg(4, b"lo ");
+        assert!(h.out.is_empty());
+        h.seg(1, b"hel");
+        assert_eq!(h.out, b"hello world");
+        assert_eq!(h.budget.used_bytes, 0);
+    }
+
+    #[test]
+    fn retransmission_and_overlap_keep_first_bytes() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abcd");
+        h.seg(1, b"abcd");
+        h.seg(9, b"ijkl");
+        // Overlaps delivered "cd", fills "efgh", overlaps buffered "ij" with different bytes.
+        h.seg(3, b"cdefghXX");
+        assert_eq!(h.out, b"abcdefghijkl");
+        assert_eq!(h.stats.overlap_conflicts, 1);
+        assert!(h.stats.retransmitted_bytes >= 8);
+    }
+
+    #[test]
+    fn sequence_wraparound() {
+        let mut h = Harness::new(u32::MAX - 2);
+        h.seg(u32::MAX - 1, b"ab");
+        h.seg(0, b"cd");
+        assert_eq!(h.out, b"abcd");
+    }
+
+    #[test]
+    fn peer_ack_past_a_hole_then_later_data_reports_the_gap() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        h.seg(8, b"hij");
+        h.ack(11);
+        // The ACK alone may have overtaken the data: nothing is given up yet,
+        // nor when the next segment starts exactly at the acknowledged point.
+        assert_eq!(h.out, b"abc");
+        h.seg(11, b"klm");
+        assert_eq!(h.out, b"abc");
+        h.seg(14, b"nop");
+        assert_eq!(h.out, b"abchijklmnop");
+        assert_eq!(h.gaps, vec![4]);
+    }
+
+    #[test]
+    fn data_arriving_after_its_ack_is_not_lost() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        h.seg(8, b"hij");
+        h.ack(11);
+        h.seg(4, b"defg");
+        assert_eq!(h.out, b"abcdefghij");
+        assert!(h.gaps.is_empty());
+    }
+
+    #[test]
+    fn lost_tail_before_fin_is_a_gap_at_close() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        let (out, gaps) = (&mut h.out, &mut h.gaps);
+        // FIN at seq 9: bytes 4..9 were sent but the capture lost them.
+        h.stream.segment(
+            9,
+            b"",
+            0,
+            true,
+            &h.limits,
+            &mut h.budget,
+            &mut h.stats,
+            &mut |ev| match ev {
+                StreamEvent::Data(d) => out.extend_from_slice(d),
+                StreamEvent::Gap(n) => gaps.push(n),
+            },
+        );
+        h.close();
+        assert_eq!(h.out, b"abc");
+        assert_eq!(h.gaps, vec![5]);
+    }
+
+    #[test]
+    fn close_flushes_holes_as_gaps() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        h.seg(10, b"jk");
+        h.seg(20, b"tu");
+        h.close();
+        assert_eq!(h.out, b"abcjktu");
+        assert_eq!(h.gaps, vec![6, 8]);
+    }
+
+    #[test]
+    fn snap_cut_segment_gaps_its_tail_at_once() {
+        let mut h = Harness::new(0);
+        h.seg_wire(1, b"abc", 10);
+        h.seg(11, b"next");
+        assert_eq!(h.out, b"abcnext");
+        assert_eq!(h.gaps, vec![7]);
+    }
+
+    #[test]
+    fn per_stream_cap_gives_up_the_hole() {
+        let mut h = Harness::new(0);
+        h.limits.max_buffered_bytes = 8;
+        h.seg(1, b"a");
+        h.seg(10, b"0123");
+        assert!(h.gaps.is_empty());
+        h.seg(14, b"45678");
+        assert_eq!(h.gaps, vec![8]);
+        assert_eq!(h.out, b"a012345678");
+        assert_eq!(h.stats.stream_cap_hits, 1);
+    }
+
+    #[test]
+    fn global_budget_drops_are_counted_and_become_gaps() {
+        let mut h = Harness::new(0);
+        h.budget = ReassemblyBudget::new(4 + SEGMENT_OVERHEAD_BYTES);
+        h.seg(5, b"efgh");
+        h.seg(9, b"ijkl");
+        assert_eq!(h.stats.budget_drops, 1);
+        h.seg(1, b"abcd");
+        h.close();
+        assert_eq!(h.out, b"abcdefgh");
+        h.ack(13);
+        h.seg(14, b"n");
+        assert_eq!(h.gaps, vec![4]);
+        assert_eq!(h.out, b"abcdefgh");
+        h.close();
+        assert_eq!(h.gaps, vec![4, 1]);
+        assert_eq!(h.out, b"abcdefghn");
+    }
+
+    #[test]
+    fn midstream_pickup_starts_at_first_data() {
+        let mut s = Stream::default();
+        let mut stats = ReassemblyStats::default();
+        let mut budget = ReassemblyBudget::new(100);
+        let mut out = Vec::new();
+        s.segment(
+            5000,
+            b"xyz",
+            3,
+            false,
+            &ReassemblyLimits::default(),
+            &mut budget,
+            &mut stats,
+            &mut |ev| {
+                if let StreamEvent::Data(d) = ev {
+                    out.extend_from_slice(d)
+                }
+            },
+        );
+        assert_eq!(out, b"xyz");
+        assert_eq!(stats.midstream_pickups, 1);
+    }
+}

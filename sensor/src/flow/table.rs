@@ -1,0 +1,795 @@
+//! The bidirectional flow table.
+//!
+//! Flows are keyed by the canonical 5-tuple plus VLAN ids, oriented client →
+//! server (the SYN's sender, else a port heuristic), and expire on packet time:
+//! a replay never reads the wall clock. The table holds at most `max_flows`
+//! flows (derived from a memory cap); beyond that the least recently active
+//! flow is evicted and counted.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+
+use foldhash::fast::RandomState;
+
+use super::Direction;
+use super::reassembly::{ReassemblyBudget, ReassemblyLimits, ReassemblyStats, Stream, StreamEvent};
+use crate::capture::Timestamp;
+use crate::decode::{Packet, TcpSegment, Transport};
+
+/// Flow table settings. Units are in the names; defaults are in `Default`.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowConfig {
+    /// Memory for flow records; `max_flows` is derived from it.
+    pub memcap_bytes: usize,
+    /// Memory for out-of-order TCP data across all streams.
+    pub reassembly_memcap_bytes: usize,
+    pub reassembly: ReassemblyLimits,
+    /// A TCP flow that has not completed its handshake.
+    pub tcp_new_timeout_secs: u64,
+    pub tcp_established_timeout_secs: u64,
+    /// After FIN in both directions or RST: time left for stragglers.
+    pub tcp_closed_timeout_secs: u64,
+    pub udp_timeout_secs: u64,
+    pub other_timeout_secs: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            memcap_bytes: 128 << 20,
+            reassembly_memcap_bytes: 64 << 20,
+            reassembly: ReassemblyLimits::default(),
+            tcp_new_timeout_secs: 30,
+            tcp_established_timeout_secs: 300,
+            tcp_closed_timeout_secs: 10,
+            udp_timeout_secs: 60,
+            other_timeout_secs: 60,
+        }
+    }
+}
+
+/// Transport class of a flow, for counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowTransport {
+    Tcp,
+    Udp,
+    Icmp,
+    Other,
+}
+
+impl FlowTransport {
+    pub const ALL: [FlowTransport; 4] = [
+        FlowTransport::Tcp,
+        FlowTransport::Udp,
+        FlowTransport::Icmp,
+        FlowTransport::Other,
+    ];
+
+    pub fn of(protocol: u8) -> Self {
+        match protocol {
+            6 => FlowTransport::Tcp,
+            17 => FlowTransport::Udp,
+            1 | 58 => FlowTransport::Icmp,
+            _ => FlowTransport::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowTransport::Tcp => "tcp",
+            FlowTransport::Udp => "udp",
+            FlowTransport::Icmp => "icmp",
+            FlowTransport::Other => "other",
+        }
+    }
+}
+
+/// Why a flow left the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// FIN in both directions, or RST, then the closed timeout passed.
+    Closed,
+    /// No packet within the idle timeout.
+    Timeout,
+    /// A new connection (SYN) reused the 5-tuple of a closed one.
+    Reused,
+    /// Evicted to make room (table full).
+    Evicted,
+    /// End of input or shutdown.
+    Shutdown,
+}
+
+/// TCP connection state, as far as a passive observer can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpState {
+    /// SYN seen, handshake not complete.
+    New,
+    Established,
+    /// FIN seen in one direction.
+    HalfClosed,
+    /// FIN seen both ways, or RST.
+    Closed,
+}
+
+/// Canonical key: the lower endpoint first, so both directions find the flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub lo: (IpAddr, u16),
+    pub hi: (IpAddr, u16),
+    pub protocol: u8,
+    pub vlan: [u16; 2],
+}
+
+impl FlowKey {
+    pub fn new(a: (IpAddr, u16), b: (IpAddr, u16), protocol: u8, vlan: [u16; 2]) -> Self {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            lo,
+            hi,
+            protocol,
+            vlan,
+        }
+    }
+}
+
+/// What the table knows about a flow, handed to handlers.
+#[derive(Clone, Debug)]
+pub struct FlowInfo {
+    /// Sequential id, unique within a run.
+    pub id: u64,
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    pub protocol: u8,
+    pub vlan: [u16; 2],
+    pub client_mac: Option<[u8; 6]>,
+    pub server_mac: Option<[u8; 6]>,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    /// Packets and bytes (frame length on the wire), indexed by [`Direction::index`].
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub tcp_state: Option<TcpState>,
+}
+
+impl FlowInfo {
+    pub fn key(&self) -> FlowKey {
+        FlowKey::new(self.client, self.server, self.protocol, self.vlan)
+    }
+
+    pub fn transport(&self) -> FlowTransport {
+        FlowTransport::of(self.protocol)
+    }
+}
+
+/// Receives what the table makes of packets: in-order stream bytes and gaps for
+/// TCP, datagrams for UDP, and the end of each flow. `T` is the per-flow state
+/// the handler keeps (protocol sessions), stored in the flow.
+pub trait FlowHandler<T> {
+    fn on_stream(&mut self, info: &FlowInfo, app: &mut T, dir: Direction, ev: StreamEvent<'_>);
+    fn on_datagram(&mut self, info: &FlowInfo, app: &mut T, dir: Direction, payload: &[u8]);
+    fn on_close(&mut self, info: &FlowInfo, app: &mut T, reason: CloseReason);
+}
+
+/// Flow table counters, all monotonic except `active`.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct FlowStats {
+    pub created: [u64; 4],
+    pub active: u64,
+    pub peak_active: u64,
+    pub closed: u64,
+    pub timed_out: u64,
+    pub reused: u64,
+    pub evicted: u64,
+    pub max_flows: u64,
+    /// Packets whose timestamp leapt more than an hour from the previous one.
+    pub clock_jumps: u64,
+    pub reassembly: ReassemblyStats,
+}
+
+impl FlowStats {
+    pub fn created_by(&self, t: FlowTransport) -> u64 {
+        self.created[t as usize]
+    }
+
+    pub fn created_total(&self) -> u64 {
+        self.created.iter().sum()
+    }
+}
+
+struct TcpStreams {
+    streams: [Stream; 2],
+    fin: [bool; 2],
+    syn_ack_seen: bool,
+    /// Sequence number of the client's SYN, to tell a retransmitted SYN from a new connection.
+    client_isn: Option<u32>,
+}
+
+struct Flow<T> {
+    info: FlowInfo,
+    tcp: Option<Box<TcpStreams>>,
+    app: T,
+    /// Bumped when the slot is reused, so stale expiry entries are recognised.
+    generation: u32,
+}
+
+/// Expiry queue entry: (deadline, slot, generation).
+type Deadline = Reverse<(i64, u32, u32)>;
+
+/// The flow table. `T` is the per-flow state of the [`FlowHandler`].
+pub struct FlowTable<T> {
+    cfg: FlowConfig,
+    max_flows: usize,
+    index: HashMap<FlowKey, u32, RandomState>,
+    slots: Vec<Option<Flow<T>>>,
+    free: Vec<u32>,
+    generations: Vec<u32>,
+    expiry: BinaryHeap<Deadline>,
+    budget: ReassemblyBudget,
+    next_id: u64,
+    /// Timestamp of the previous packet.
+    clock: Timestamp,
+    pub stats: FlowStats,
+}
+
+/// What the allocator adds to each heap allocation, for memory accounting.
+const ALLOCATION_OVERHEAD_BYTES: usize = 16;
+
+/// A step in packet time larger than this (either way) is a clock jump.
+pub const MAX_CLOCK_STEP_NANOS: u64 = 3600 * 1_000_000_000;
+
+impl<T: Default> FlowTable<T> {
+    /// Bytes one flow costs: the record, its TCP state (counted for every flow,
+    /// with the allocator's header), its index entry (with the hash map's load
+    /// factor), its expiry entry and its free-list slot.
+    pub fn bytes_per_flow() -> usize {
+        std::mem::size_of::<Option<Flow<T>>>()
+            + std::mem::size_of::<TcpStreams>()
+            + ALLOCATION_OVERHEAD_BYTES
+            + (std::mem::size_of::<(FlowKey, u32)>() + 1) * 8 / 7
+            + std::mem::size_of::<Deadline>()
+            + 2 * std::mem::size_of::<u32>()
+    }
+
+    pub fn new(cfg: FlowConfig) -> Self {
+        let max_flows = (cfg.memcap_bytes / Self::bytes_per_flow()).max(1);
+        // Reserve up front so the table never grows (and never holds two copies
+        // while rehashing); untouched pages cost no resident memory.
+        FlowTable {
+            cfg,
+            max_flows,
+            index: HashMap::with_capacity_and_hasher(max_flows, RandomState::default()),
+            slots: Vec::with_capacity(max_flows),
+            free: Vec::new(),
+            generations: Vec::with_capacity(max_flows),
+            expiry: BinaryHeap::with_capacity(max_flows),
+            budget: ReassemblyBudget::new(cfg.reassembly_memcap_bytes),
+            next_id: 0,
+            clock: Timestamp::default(),
+            stats: FlowStats {
+                max_flows: max_flows as u64,
+                ..FlowStats::default()
+            },
+        }
+    }
+
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    pub fn active(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Bytes of out-of-order TCP data buffered right now.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.budget.used_bytes
+    }
+
+    fn timeout_secs(&self, protocol: u8, state: Option<TcpState>) -> u64 {
+        match (FlowTransport::of(protocol), state) {
+            (FlowTransport::Tcp, Some(TcpState::New)) => self.cfg.tcp_new_timeout_secs,
+            (FlowTransport::Tcp, Some(TcpState::Closed)) => self.cfg.tcp_closed_timeout_secs,
+            (FlowTransport::Tcp, _) => self.cfg.tcp_established_timeout_secs,
+            (FlowTransport::Udp, _) => self.cfg.udp_timeout_secs,
+            _ => self.cfg.other_timeout_secs,
+        }
+    }
+
+    fn deadline(&self, info: &FlowInfo) -> i64 {
+        info.last_ts
+            .saturating_add_secs(self.timeout_secs(info.protocol, info.tcp_state))
+            .as_nanos()
+    }
+
+    /// Expire every flow whose deadline is before `now` (packet time).
+    pub fn expire(&mut self, now: Timestamp, handler: &mut dyn FlowHandler<T>) {
+        while let Some(&Reverse((deadline, slot, generation))) = self.expiry.peek() {
+            // Strictly past the deadline: timestamps saturated at the end of
+            // the representable range must not expire flows on every packet.
+            if deadline >= now.as_nanos() {
+                break;
+            }
+            self.expiry.pop();
+            let Some(Some(flow)) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            if flow.generation != generation {
+                continue;
+            }
+            let actual = self.deadline(&flow.info);
+            if actual >= now.as_nanos() {
+                self.expiry.push(Reverse((actual, slot, generation)));
+                continue;
+            }
+            let reason = if flow.info.tcp_state == Some(TcpState::Closed) {
+                self.stats.closed += 1;
+                CloseReason::Closed
+            } else {
+                self.stats.timed_out += 1;
+                CloseReason::Timeout
+            };
+            self.remove(slot, reason, handler);
+        }
+    }
+
+    /// Close every flow (end of input or shutdown).
+    pub fn flush(&mut self, handler: &mut dyn FlowHandler<T>) {
+        for slot in 0..self.slots.len() as u32 {
+            if self.slots[slot as usize].is_some() {
+                self.remove(slot, CloseReason::Shutdown, handler);
+            }
+        }
+        self.expiry.clear();
+    }
+
+    /// Drop the least recently active flow (the earliest real deadline).
+    fn evict_one(&mut self, handler: &mut dyn FlowHandler<T>) {
+        while let Some(Reverse((deadline, slot, generation))) = self.expiry.pop() {
+            let Some(Some(flow)) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            if flow.generation != generation {
+                continue;
+            }
+            let actual = self.deadline(&flow.info);
+            if actual > deadline {
+                self.expiry.push(Reverse((actual, slot, generation)));
+                continue;
+            }
+            self.stats.evicted += 1;
+            self.remove(slot, CloseReason::Evicted, handler);
+            return;
+        }
+    }
+
+    fn remove(&mut self, slot: u32, reason: CloseReason, handler: &mut dyn FlowHandler<T>) {
+        let Some(mut flow) = self.slots[slot as usize].take() else {
+            return;
+        };
+        self.index.remove(&flow.info.key());
+        if let Some(tcp) = flow.tcp.as_mut() {
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let info = &flow.info;
+                let app = &mut flow.app;
+                tcp.streams[dir.index()].close(
+                    &mut self.budget,
+                    &mut self.stats.reassembly,
+                    &mut |ev| handler.on_stream(info, app, dir, ev),
+                );
+                tcp.streams[dir.index()].release(&mut self.budget);
+            }
+        }
+        handler.on_close(&flow.info, &mut flow.app, reason);
+        self.free.push(slot);
+        self.stats.active = self.index.len() as u64;
+    }
+
+    /// Account one decoded packet to its flow, creating the flow if needed,
+    /// and pass its payload on (reassembled for TCP).
+    pub fn process(&mut self, pkt: &Packet<'_>, handler: &mut dyn FlowHandler<T>) {
+        // Packet time drives expiry, but a timestamp that leaps far from the
+        // previous one (a damaged or spliced capture) must not expire every
+        // flow at once: expiry waits for a second packet that agrees with it.
+        let step = pkt.ts.as_nanos().abs_diff(self.clock.as_nanos());
+        if self.stats.created_total() == 0 || step <= MAX_CLOCK_STEP_NANOS {
+            self.expire(pkt.ts, handler);
+        } else {
+            self.stats.clock_jumps += 1;
+        }
+        self.clock = pkt.ts;
+        let (sport, dport) = pkt.transport.ports();
+        let protocol = pkt.transport.protocol();
+        let key = FlowKey::new((pkt.src, sport), (pkt.dst, dport), protocol, pkt.vlan);
+        let mut slot = self.index.get(&key).copied();
+
+        if let (Some(s), Transport::Tcp(seg)) = (slot, &pkt.transport) {
+            // A fresh SYN on a finished connection starts a new one; the same
+            // SYN again (same initial sequence number) is a retransmission.
+            let closed = self.slots[s as usize].as_ref().is_some_and(|f| {
+                f.info.tcp_state == Some(TcpState::Closed)
+                    && f.tcp.as_ref().is_none_or(|t| t.client_isn != Some(seg.seq))
+            });
+            if closed && seg.flags.syn() && !seg.flags.ack() {
+                self.stats.reused += 1;
+                self.remove(s, CloseReason::Reused, handler);
+                slot = None;
+            }
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => self.create(key, pkt, handler),
+        };
+        {
+            let Some(flow) = self.slots[slot as usize].as_mut() else {
+                return;
+            };
+            let dir = if (pkt.src, sport) == flow.info.client {
+                Direction::ToServer
+            } else {
+                Direction::ToClient
+            };
+            let info = &mut flow.info;
+            info.last_ts = info.last_ts.max(pkt.ts);
+            info.packets[dir.index()] += 1;
+            info.bytes[dir.index()] += u64::from(pkt.wire_len);
+            match (&pkt.transport, flow.tcp.as_mut()) {
+                (Transport::Tcp(seg), Some(tcp)) => {
+                    let was_closed = info.tcp_state == Some(TcpState::Closed);
+                    track_tcp(info, tcp, dir, seg);
+                    if !was_closed && info.tcp_state == Some(TcpState::Closed) {
+                        // The deadline just got shorter: queue it, the old entry
+                        // is skipped when it comes up.
+                        let deadline = info
+                            .last_ts
+                            .saturating_add_secs(self.cfg.tcp_closed_timeout_secs)
+                            .as_nanos();
+                        self.expiry.push(Reverse((deadline, slot, flow.generation)));
+                    }
+                    let stream_cfg = self.cfg.reassembly;
+                    let app = &mut flow.app;
+                    let info = &flow.info;
+                    let (this, other) = split_streams(&mut tcp.streams, dir);
+                    let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
+                    this.segment(
+                        seg.seq,
+                        seg.payload,
+                        seg.payload_wire_len,
+                        seg.flags.fin() || seg.flags.rst(),
+                        &stream_cfg,
+                        &mut self.budget,
+                        &mut self.stats.reassembly,
+                        &mut sink,
+                    );
+                    if seg.flags.ack() {
+                        other.acked(seg.ack);
+                    }
+                }
+                (Transport::Udp { payload, .. }, _) => {
+                    handler.on_datagram(&flow.info, &mut flow.app, dir, payload);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn create(&mut self, key: FlowKey, pkt: &Packet<'_>, handler: &mut dyn FlowHandler<T>) -> u32 {
+        if self.index.len() >= self.max_flows {
+            self.evict_one(handler);
+        }
+        let (client_is_src, tcp) = match &pkt.transport {
+            Transport::Tcp(seg) => (tcp_client_is_src(seg), true),
+            Transport::Udp {
+                src_port, dst_port, ..
+            } => (port_client_is_src(*src_port, *dst_port), false),
+            _ => (true, false),
+        };
+        let (sport, dport) = pkt.transport.ports();
+        let src = (pkt.src, sport);
+        let dst = (pkt.dst, dport);
+        let (client, server, client_mac, server_mac) = if client_is_src {
+            (src, dst, pkt.src_mac, pkt.dst_mac)
+        } else {
+            (dst, src, pkt.dst_mac, pkt.src_mac)
+        };
+        let transport = FlowTransport::of(key.protocol);
+        self.stats.created[transport as usize] += 1;
+        let info = FlowInfo {
+            id: self.next_id,
+            client,
+            server,
+            protocol: key.protocol,
+            vlan: key.vlan,
+            client_mac,
+            server_mac,
+            first_ts: pkt.ts,
+            last_ts: pkt.ts,
+            packets: [0, 0],
+            bytes: [0, 0],
+            tcp_state: tcp.then_some(TcpState::New),
+        };
+        self.next_id += 1;
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.generations[slot as usize].wrapping_add(1);
+        self.generations[slot as usize] = generation;
+        let deadline = self.deadline(&info);
+        self.slots[slot as usize] = Some(Flow {
+            info,
+            tcp: tcp.then(|| {
+                Box::new(TcpStreams {
+                    streams: [Stream::default(), Stream::default()],
+                    fin: [false, false],
+                    syn_ack_seen: false,
+                    client_isn: None,
+                })
+            }),
+            app: T::default(),
+            generation,
+        });
+        self.index.insert(key, slot);
+        self.expiry.push(Reverse((deadline, slot, generation)));
+        self.stats.active = self.index.len() as u64;
+        self.stats.peak_active = self.stats.peak_active.max(self.stats.active);
+        slot
+    }
+}
+
+fn split_streams(streams: &mut [Stream; 2], dir: Direction) -> (&mut Stream, &mut Stream) {
+    let [a, b] = streams;
+    match dir {
+        Direction::ToServer => (a, b),
+        Direction::ToClient => (b, a),
+    }
+}
+
+/// Update the passive TCP state machine with one segment.
+fn track_tcp(info: &mut FlowInfo, tcp: &mut TcpStreams, dir: Direction, seg: &TcpSegment<'_>) {
+    let stream = &mut tcp.streams[dir.index()];
+    if seg.flags.syn() {
+        stream.on_syn(seg.seq);
+        if seg.flags.ack() {
+            tcp.syn_ack_seen = true;
+        } else if dir == Direction::ToServer {
+            tcp.client_isn.get_or_insert(seg.seq);
+        }
+    }
+    if seg.flags.fin() {
+        tcp.fin[dir.index()] = true;
+    }
+    let state = info.tcp_state.get_or_insert(TcpState::New);
+    *state = if seg.flags.rst() || (tcp.fin[0] && tcp.fin[1]) {
+        TcpState::Closed
+    } else if tcp.fin[0] || tcp.fin[1] {
+        TcpState::HalfClosed
+    } else if *state == TcpState::New
+        && (tcp.syn_ack_seen && seg.flags.ack() && !seg.flags.syn() || !seg.payload.is_empty())
+    {
+        TcpState::Established
+    } else {
+        *state
+    };
+}
+
+/// Ports below this are taken as services when nothing better is known.
+const WELL_KNOWN_PORT_LIMIT: u16 = 1024;
+
+/// The sender of a SYN is the client; the sender of a SYN-ACK the server;
+/// otherwise (picked up mid-stream) decide by ports.
+fn tcp_client_is_src(seg: &TcpSegment<'_>) -> bool {
+    match (seg.flags.syn(), seg.flags.ack()) {
+        (true, false) => true,
+        (true, true) => false,
+        _ => port_client_is_src(seg.src_port, seg.dst_port),
+    }
+}
+
+/// Port heuristic: the well-known (or otherwise lower) port is the server's.
+fn port_client_is_src(src_port: u16, dst_port: u16) -> bool {
+    let src_service = src_port < WELL_KNOWN_PORT_LIMIT;
+    let dst_service = dst_port < WELL_KNOWN_PORT_LIMIT;
+    match (src_service, dst_service) {
+        (false, true) => true,
+        (true, false) => false,
+        _ => src_port >= dst_port,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpFlags;
+    use std::net::Ipv4Addr;
+
+    #[derive(Default)]
+    struct Recorder {
+        data: [Vec<u8>; 2],
+        gaps: u64,
+        datagrams: usize,
+        closed: Vec<(u64, CloseReason)>,
+    }
+
+    impl FlowHandler<()> for Recorder {
+        fn on_stream(&mut self, _: &FlowInfo, _: &mut (), dir: Direction, ev: StreamEvent<'_>) {
+            match ev {
+                StreamEvent::Data(d) => self.data[dir.index()].extend_from_slice(d),
+                StreamEvent::Gap(n) => self.gaps += n,
+            }
+        }
+        fn on_datagram(&mut self, _: &FlowInfo, _: &mut (), _: Direction, _: &[u8]) {
+            self.datagrams += 1;
+        }
+        fn on_close(&mut self, info: &FlowInfo, _: &mut (), reason: CloseReason) {
+            self.closed.push((info.id, reason));
+        }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+    }
+
+    fn tcp<'a>(
+        secs: i64,
+        from: (u8, u16),
+        to: (u8, u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &'a [u8],
+    ) -> Packet<'a> {
+        Packet {
+            ts: Timestamp::from_secs_nanos(secs, 0),
+            wire_len: 60 + payload.len() as u32,
+            src_mac: None,
+            dst_mac: None,
+            vlan: [0, 0],
+            src: ip(from.0),
+            dst: ip(to.0),
+            transport: Transport::Tcp(TcpSegment {
+                src_port: from.1,
+                dst_port: to.1,
+                seq,
+                ack,
+                flags: TcpFlags(flags),
+                window: 1000,
+                payload,
+                payload_wire_len: payload.len() as u32,
+            }),
+            reassembled: false,
+        }
+    }
+
+    const SYN: u8 = TcpFlags::SYN;
+    const SYNACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
+    const ACK: u8 = TcpFlags::ACK;
+    const FINACK: u8 = TcpFlags::FIN | TcpFlags::ACK;
+
+    #[test]
+    fn handshake_data_and_close_in_both_directions() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let c = (1, 50000);
+        let s = (2, 80);
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        t.process(
+            &tcp(0, c, s, 101, 901, ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            &mut r,
+        );
+        t.process(
+            &tcp(0, s, c, 901, 119, ACK, b"HTTP/1.1 200 OK\r\n\r\n"),
+            &mut r,
+        );
+        t.process(&tcp(1, c, s, 119, 920, FINACK, b""), &mut r);
+        t.process(&tcp(1, s, c, 920, 120, FINACK, b""), &mut r);
+        assert_eq!(r.data[0], b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(r.data[1], b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(t.stats.created_by(FlowTransport::Tcp), 1);
+        // Closed flows linger for stragglers, then leave on packet time.
+        t.expire(Timestamp::from_secs_nanos(12, 0), &mut r);
+        assert_eq!(r.closed, vec![(0, CloseReason::Closed)]);
+        assert_eq!(t.active(), 0);
+    }
+
+    #[test]
+    fn syn_ack_sender_is_the_server() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        // Capture starts at the SYN-ACK: the client is the receiver.
+        t.process(&tcp(0, (2, 8080), (1, 40000), 5, 11, SYNACK, b""), &mut r);
+        t.process(&tcp(0, (1, 40000), (2, 8080), 11, 6, ACK, b"hi"), &mut r);
+        t.flush(&mut r);
+        assert_eq!(r.data[Direction::ToServer.index()], b"hi");
+    }
+
+    #[test]
+    fn syn_on_closed_flow_starts_a_new_one() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let c = (1, 50000);
+        let s = (2, 23);
+        t.process(&tcp(0, c, s, 1, 0, SYN, b""), &mut r);
+        t.process(
+            &tcp(0, s, c, 1, 2, TcpFlags::RST | TcpFlags::ACK, b""),
+            &mut r,
+        );
+        // The same SYN again is a retransmission, not a new connection.
+        t.process(&tcp(1, c, s, 1, 0, SYN, b""), &mut r);
+        assert_eq!(t.stats.created_by(FlowTransport::Tcp), 1);
+        t.process(&tcp(1, c, s, 77, 0, SYN, b""), &mut r);
+        assert_eq!(t.stats.created_by(FlowTransport::Tcp), 2);
+        assert_eq!(t.stats.reused, 1);
+        assert_eq!(r.closed, vec![(0, CloseReason::Reused)]);
+    }
+
+    #[test]
+    fn idle_flows_time_out_on_packet_time() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        t.process(&tcp(0, (1, 50000), (2, 80), 1, 0, SYN, b""), &mut r);
+        t.process(&tcp(29, (3, 50000), (2, 80), 1, 0, SYN, b""), &mut r);
+        assert!(r.closed.is_empty());
+        t.process(&tcp(31, (4, 50000), (2, 80), 1, 0, SYN, b""), &mut r);
+        assert_eq!(r.closed, vec![(0, CloseReason::Timeout)]);
+        assert_eq!(t.stats.timed_out, 1);
+    }
+
+    #[test]
+    fn full_table_evicts_least_recently_active_flow() {
+        let per_flow = FlowTable::<()>::bytes_per_flow();
+        let cfg = FlowConfig {
+            memcap_bytes: per_flow * 3,
+            ..FlowConfig::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(cfg);
+        assert_eq!(t.max_flows(), 3);
+        let mut r = Recorder::default();
+        for (i, host) in [10u8, 11, 12].into_iter().enumerate() {
+            t.process(
+                &tcp(i as i64, (host, 1000), (2, 80), 1, 0, SYN, b""),
+                &mut r,
+            );
+        }
+        // Flow of host 10 becomes the most recent; host 11 is now the oldest.
+        t.process(&tcp(3, (10, 1000), (2, 80), 2, 0, ACK, b"x"), &mut r);
+        t.process(&tcp(4, (13, 1000), (2, 80), 1, 0, SYN, b""), &mut r);
+        assert_eq!(t.active(), 3);
+        assert_eq!(t.stats.evicted, 1);
+        assert_eq!(r.closed, vec![(1, CloseReason::Evicted)]);
+    }
+
+    #[test]
+    fn udp_datagrams_reach_the_handler_and_client_is_the_ephemeral_port() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let pkt = |src: (u8, u16), dst: (u8, u16)| Packet {
+            ts: Timestamp(0),
+            wire_len: 50,
+            src_mac: None,
+            dst_mac: None,
+            vlan: [0, 0],
+            src: ip(src.0),
+            dst: ip(dst.0),
+            transport: Transport::Udp {
+                src_port: src.1,
+                dst_port: dst.1,
+                payload: b"\x40\x01\x00\x01",
+            },
+            reassembled: false,
+        };
+        // The server answers first (capture started late): 5683 is still the server.
+        t.process(&pkt((2, 5683), (1, 40000)), &mut r);
+        t.process(&pkt((1, 40000), (2, 5683)), &mut r);
+        assert_eq!(r.datagrams, 2);
+        assert_eq!(t.stats.created_by(FlowTransport::Udp), 1);
+        t.flush(&mut r);
+        assert_eq!(r.closed.len(), 1);
+    }
+}

@@ -1,0 +1,211 @@
+//! Wires the stages: frames → decode → flow table (TCP reassembly) → per-flow
+//! consumers, and keeps the run's summary. One packet path for replay and live.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next};
+use crate::decode::defrag::DefragLimits;
+use crate::decode::{Decoded, Decoder};
+use crate::flow::{
+    CloseReason, Direction, FlowConfig, FlowHandler, FlowInfo, FlowTable, StreamEvent,
+};
+use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary, Talkers};
+
+/// Settings of a pipeline run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PipelineConfig {
+    pub flows: FlowConfig,
+    pub defrag: DefragLimits,
+    /// Rows in the top-talkers table.
+    pub top_talkers: usize,
+}
+
+/// Per-flow state the pipeline keeps. Protocol sessions will live here.
+#[derive(Debug, Default)]
+pub struct FlowState;
+
+/// Consumer of the flow table's output.
+#[derive(Debug, Default)]
+struct Consumers {
+    talkers: Talkers,
+}
+
+impl FlowHandler<FlowState> for Consumers {
+    fn on_stream(&mut self, _: &FlowInfo, _: &mut FlowState, _: Direction, _: StreamEvent<'_>) {}
+
+    fn on_datagram(&mut self, _: &FlowInfo, _: &mut FlowState, _: Direction, _: &[u8]) {}
+
+    fn on_close(&mut self, info: &FlowInfo, _: &mut FlowState, _: CloseReason) {
+        self.talkers.add_flow(info);
+    }
+}
+
+/// The packet path and its counters.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    decoder: Decoder,
+    flows: FlowTable<FlowState>,
+    consumers: Consumers,
+    packets: u64,
+    bytes: u64,
+    captured_bytes: u64,
+    span: Span,
+    warnings: Vec<String>,
+    started: Instant,
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Self {
+        Pipeline {
+            cfg,
+            decoder: Decoder::new(cfg.defrag),
+            flows: FlowTable::new(cfg.flows),
+            consumers: Consumers::default(),
+            packets: 0,
+            bytes: 0,
+            captured_bytes: 0,
+            span: Span::default(),
+            warnings: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Run one frame through every stage.
+    pub fn process(&mut self, frame: &Frame<'_>) {
+        self.packets += 1;
+        self.bytes += u64::from(frame.orig_len);
+        self.captured_bytes += frame.data.len() as u64;
+        self.span.add(frame.ts);
+        if let Decoded::Packet(pkt) = self.decoder.decode(frame) {
+            self.flows.process(&pkt, &mut self.consumers);
+        }
+    }
+
+    /// Record a problem with the input that did not stop the run.
+    pub fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Close every flow (end of input), so their data and counters are final.
+    pub fn finish(&mut self) {
+        self.flows.flush(&mut self.consumers);
+    }
+
+    /// The summary as of now.
+    pub fn summary(&self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let fs = &self.flows.stats;
+        Summary {
+            inputs: inputs.to_vec(),
+            packets: self.packets,
+            bytes: self.bytes,
+            captured_bytes: self.captured_bytes,
+            first_ts: self.span.first.map(|t| t.to_string()),
+            last_ts: self.span.last.map(|t| t.to_string()),
+            duration_secs: self.span.duration_secs(),
+            decode: DecodeSummary::new(&self.decoder.stats, self.decoder.defrag_stats()),
+            flows: FlowSummary::new(fs),
+            reassembly: fs.reassembly,
+            top_talkers: self.consumers.talkers.top(self.cfg.top_talkers),
+            untracked_talker_bytes: self.consumers.talkers.untracked_bytes(),
+            kernel,
+            warnings: self.warnings.clone(),
+            elapsed_secs: elapsed,
+            packets_per_sec: if elapsed > 0.0 {
+                self.packets as f64 / elapsed
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// Frames between two progress updates.
+const PROGRESS_EVERY_FRAMES: u64 = 16_384;
+
+/// Called now and then with (bytes read, total bytes) for a progress display.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+/// Feed a whole source through the pipeline.
+///
+/// Damage in a capture file is not fatal: the frames before it were processed,
+/// the damage becomes a warning in the summary, and the run goes on with the
+/// other inputs. Any other capture error stops the run.
+pub fn run_source(
+    source: &mut dyn FrameSource,
+    pipeline: &mut Pipeline,
+    progress: Progress<'_>,
+    stop: &AtomicBool,
+) -> Result<(), CaptureError> {
+    loop {
+        match source.advance() {
+            Ok(Next::Frame) => {
+                let frame = source.current();
+                pipeline.process(&frame);
+                if pipeline.packets % PROGRESS_EVERY_FRAMES == 0 {
+                    progress(source.bytes_read(), source.total_bytes());
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(Next::Idle) => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            }
+            Ok(Next::End) => {
+                progress(source.bytes_read(), source.total_bytes());
+                return Ok(());
+            }
+            Err(e) if e.is_damage() => pipeline.warn(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The kernel's counters of a live capture, if it can tell.
+pub fn kernel_stats(source: &mut LiveSource) -> Option<KernelStats> {
+    source.stats().ok().map(|s| KernelStats {
+        received: u64::from(s.received),
+        dropped: u64::from(s.dropped),
+        if_dropped: u64::from(s.if_dropped),
+    })
+}
+
+/// Like [`run_source`] for a live capture: also calls `report` every
+/// `interval` of wall time (checked when frames arrive and when idle), and
+/// returns when `stop` is set.
+pub fn run_live(
+    source: &mut LiveSource,
+    pipeline: &mut Pipeline,
+    stop: &Arc<AtomicBool>,
+    interval: Duration,
+    report: &mut dyn FnMut(&Pipeline, Option<KernelStats>),
+) -> Result<(), CaptureError> {
+    let mut last_report = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match source.advance()? {
+            Next::Frame => {
+                let frame = source.current();
+                pipeline.process(&frame);
+            }
+            Next::Idle => {}
+            Next::End => return Ok(()),
+        }
+        if last_report.elapsed() >= interval {
+            let kernel = kernel_stats(source);
+            report(pipeline, kernel);
+            last_report = Instant::now();
+        }
+    }
+}

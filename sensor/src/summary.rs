@@ -1,0 +1,363 @@
+//! The run summary: what was read, what decoded, which flows, who talked most.
+//! Printed as a table for people and as JSON (`--json`) for programs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::capture::Timestamp;
+use crate::decode::DecodeStats;
+use crate::decode::defrag::DefragStats;
+use crate::flow::{FlowInfo, FlowStats, FlowTransport, ReassemblyStats};
+
+/// Distinct addresses tracked for the top-talkers table; traffic of addresses
+/// beyond this is counted in `untracked_bytes` instead.
+pub const MAX_TALKERS: usize = 65_536;
+
+/// Per-address traffic, fed when flows end.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Talker {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub flows: u64,
+}
+
+/// Bounded per-address counters.
+#[derive(Debug, Default)]
+pub struct Talkers {
+    by_ip: HashMap<IpAddr, Talker>,
+    untracked_bytes: u64,
+}
+
+impl Talkers {
+    fn entry(&mut self, ip: IpAddr) -> Option<&mut Talker> {
+        if self.by_ip.len() >= MAX_TALKERS && !self.by_ip.contains_key(&ip) {
+            return None;
+        }
+        Some(self.by_ip.entry(ip).or_default())
+    }
+
+    /// Account a finished flow to both of its endpoints.
+    pub fn add_flow(&mut self, info: &FlowInfo) {
+        let up = info.bytes[0];
+        let down = info.bytes[1];
+        for (ip, sent, received, packets) in [
+            (info.client.0, up, down, info.packets[0]),
+            (info.server.0, down, up, info.packets[1]),
+        ] {
+            match self.entry(ip) {
+                Some(t) => {
+                    t.bytes_sent += sent;
+                    t.bytes_received += received;
+                    t.packets_sent += packets;
+                    t.flows += 1;
+                }
+                None => self.untracked_bytes += sent,
+            }
+        }
+    }
+
+    /// The `n` addresses that sent and received the most bytes.
+    pub fn top(&self, n: usize) -> Vec<TopTalker> {
+        let mut all: Vec<_> = self.by_ip.iter().collect();
+        all.sort_by(|a, b| {
+            let ta = a.1.bytes_sent + a.1.bytes_received;
+            let tb = b.1.bytes_sent + b.1.bytes_received;
+            tb.cmp(&ta).then(a.0.cmp(b.0))
+        });
+        all.into_iter()
+            .take(n)
+            .map(|(ip, t)| TopTalker {
+                ip: ip.to_string(),
+                traffic: *t,
+            })
+            .collect()
+    }
+
+    pub fn untracked_bytes(&self) -> u64 {
+        self.untracked_bytes
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TopTalker {
+    pub ip: String,
+    #[serde(flatten)]
+    pub traffic: Talker,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DecodeSummary {
+    pub ip_packets: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub snap_truncated: u64,
+    /// Frames that are valid but not IP, by kind.
+    pub not_ip: BTreeMap<&'static str, u64>,
+    /// Frames that could not be decoded, by reason.
+    pub errors: BTreeMap<&'static str, u64>,
+    pub fragments: DefragStats,
+}
+
+impl DecodeSummary {
+    pub fn new(stats: &DecodeStats, defrag: &DefragStats) -> Self {
+        DecodeSummary {
+            ip_packets: stats.ip_packets,
+            ipv4: stats.ipv4,
+            ipv6: stats.ipv6,
+            snap_truncated: stats.snap_truncated,
+            not_ip: stats
+                .non_ip()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (k.name(), n))
+                .collect(),
+            errors: stats
+                .errors()
+                .filter(|(_, n)| *n > 0)
+                .map(|(e, n)| (e.name(), n))
+                .collect(),
+            fragments: *defrag,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowSummary {
+    /// Flows created, by transport.
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmp: u64,
+    pub other: u64,
+    pub total: u64,
+    pub active: u64,
+    pub peak_active: u64,
+    pub max_flows: u64,
+    pub timed_out: u64,
+    pub closed: u64,
+    pub reused: u64,
+    pub evicted: u64,
+}
+
+impl FlowSummary {
+    pub fn new(stats: &FlowStats) -> Self {
+        FlowSummary {
+            tcp: stats.created_by(FlowTransport::Tcp),
+            udp: stats.created_by(FlowTransport::Udp),
+            icmp: stats.created_by(FlowTransport::Icmp),
+            other: stats.created_by(FlowTransport::Other),
+            total: stats.created_total(),
+            active: stats.active,
+            peak_active: stats.peak_active,
+            max_flows: stats.max_flows,
+            timed_out: stats.timed_out,
+            closed: stats.closed,
+            reused: stats.reused,
+            evicted: stats.evicted,
+        }
+    }
+}
+
+/// Kernel counters of a live capture.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct KernelStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
+
+/// Everything a run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub inputs: Vec<String>,
+    pub packets: u64,
+    /// Bytes on the wire, and bytes actually captured.
+    pub bytes: u64,
+    pub captured_bytes: u64,
+    pub first_ts: Option<String>,
+    pub last_ts: Option<String>,
+    pub duration_secs: f64,
+    pub decode: DecodeSummary,
+    pub flows: FlowSummary,
+    pub reassembly: ReassemblyStats,
+    pub top_talkers: Vec<TopTalker>,
+    pub untracked_talker_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelStats>,
+    pub warnings: Vec<String>,
+    /// Wall-clock processing time and rate (not part of the capture's facts).
+    pub elapsed_secs: f64,
+    pub packets_per_sec: f64,
+}
+
+/// Time span of the packets seen.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span {
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+impl Span {
+    pub fn add(&mut self, ts: Timestamp) {
+        self.first = Some(self.first.map_or(ts, |f| f.min(ts)));
+        self.last = Some(self.last.map_or(ts, |l| l.max(ts)));
+    }
+
+    pub fn duration_secs(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some(f), Some(l)) => l.nanos_since(f) as f64 / 1e9,
+            _ => 0.0,
+        }
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+impl Summary {
+    /// The summary as a table for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "inputs        {}", self.inputs.join(", "));
+        let _ = writeln!(
+            s,
+            "packets       {} ({} on the wire, {} captured)",
+            self.packets,
+            human_bytes(self.bytes),
+            human_bytes(self.captured_bytes)
+        );
+        if let (Some(f), Some(l)) = (&self.first_ts, &self.last_ts) {
+            let _ = writeln!(s, "time span     {f} .. {l} ({:.3} s)", self.duration_secs);
+        }
+        let d = &self.decode;
+        let _ = writeln!(
+            s,
+            "decoded       {} IP packets ({} IPv4, {} IPv6), {} reassembled from {} fragments",
+            d.ip_packets, d.ipv4, d.ipv6, d.fragments.reassembled, d.fragments.fragments
+        );
+        if !d.not_ip.is_empty() {
+            let kinds: Vec<String> = d.not_ip.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(s, "not IP        {}", kinds.join(", "));
+        }
+        if d.errors.is_empty() {
+            let _ = writeln!(s, "decode errors none");
+        } else {
+            let errs: Vec<String> = d.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(s, "decode errors {}", errs.join(", "));
+        }
+        let f = &self.flows;
+        let _ = writeln!(
+            s,
+            "flows         {} total: tcp {}, udp {}, icmp {}, other {} (peak active {}, evicted {})",
+            f.total, f.tcp, f.udp, f.icmp, f.other, f.peak_active, f.evicted
+        );
+        let r = &self.reassembly;
+        let _ = writeln!(
+            s,
+            "tcp streams   {} reassembled, {} out-of-order segments, {} retransmitted, {} gaps ({}), {} overlap conflicts",
+            human_bytes(r.delivered_bytes),
+            r.out_of_order_segments,
+            human_bytes(r.retransmitted_bytes),
+            r.gaps,
+            human_bytes(r.gap_bytes),
+            r.overlap_conflicts
+        );
+        if let Some(k) = &self.kernel {
+            let _ = writeln!(
+                s,
+                "kernel        received {}, dropped {}, interface dropped {}",
+                k.received, k.dropped, k.if_dropped
+            );
+        }
+        if !self.top_talkers.is_empty() {
+            let _ = writeln!(s, "top talkers");
+            let _ = writeln!(
+                s,
+                "  {:<40} {:>12} {:>12} {:>10} {:>7}",
+                "address", "sent", "received", "packets", "flows"
+            );
+            for t in &self.top_talkers {
+                let _ = writeln!(
+                    s,
+                    "  {:<40} {:>12} {:>12} {:>10} {:>7}",
+                    t.ip,
+                    human_bytes(t.traffic.bytes_sent),
+                    human_bytes(t.traffic.bytes_received),
+                    t.traffic.packets_sent,
+                    t.traffic.flows
+                );
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning       {w}");
+        }
+        let _ = writeln!(
+            s,
+            "processed in  {:.3} s ({:.0} packets/s)",
+            self.elapsed_secs, self.packets_per_sec
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn flow(client: [u8; 4], server: [u8; 4], up: u64, down: u64) -> FlowInfo {
+        FlowInfo {
+            id: 0,
+            client: (IpAddr::V4(Ipv4Addr::from(client)), 40000),
+            server: (IpAddr::V4(Ipv4Addr::from(server)), 80),
+            protocol: 6,
+            vlan: [0, 0],
+            client_mac: None,
+            server_mac: None,
+            first_ts: Timestamp(0),
+            last_ts: Timestamp(0),
+            packets: [1, 1],
+            bytes: [up, down],
+            tcp_state: None,
+        }
+    }
+
+    #[test]
+    fn talkers_rank_by_total_bytes() {
+        let mut t = Talkers::default();
+        t.add_flow(&flow([10, 0, 0, 1], [10, 0, 0, 9], 100, 1000));
+        t.add_flow(&flow([10, 0, 0, 2], [10, 0, 0, 9], 10, 10));
+        let top = t.top(2);
+        assert_eq!(top[0].ip, "10.0.0.9");
+        assert_eq!(top[0].traffic.bytes_sent, 1010);
+        assert_eq!(top[0].traffic.bytes_received, 110);
+        assert_eq!(top[0].traffic.flows, 2);
+        assert_eq!(top[1].ip, "10.0.0.1");
+    }
+
+    #[test]
+    fn span_and_timestamps_format_as_rfc3339() {
+        let mut span = Span::default();
+        span.add(Timestamp::from_secs_nanos(1_585_066_888, 214_312_000));
+        span.add(Timestamp::from_secs_nanos(1_585_066_889, 214_312_000));
+        assert_eq!(span.duration_secs(), 1.0);
+        assert_eq!(
+            span.first.unwrap().to_string(),
+            "2020-03-24T16:21:28.214312Z"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: the shared capture corpus and the
+//! `spanwatch` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shared corpus of public captures, beside the repository.
+pub fn pcaps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps")
+}
+
+/// One row of `MANIFEST.tsv`.
+pub struct ManifestRow {
+    pub path: String,
+    pub packets: u64,
+    pub expected: serde_json::Value,
+}
+
+impl ManifestRow {
+    pub fn file(&self) -> PathBuf {
+        pcaps_dir().join(&self.path)
+    }
+}
+
+/// Every row of the manifest (tshark's ground truth for each capture).
+pub fn manifest() -> Vec<ManifestRow> {
+    let path = pcaps_dir().join("MANIFEST.tsv");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (is ../shared beside the repo?)", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("manifest header").split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("manifest has no {name} column"))
+    };
+    let (c_path, c_packets, c_expected) = (col("path"), col("packets"), col("expected"));
+    let rows: Vec<ManifestRow> = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            ManifestRow {
+                path: f[c_path].to_string(),
+                packets: f[c_packets].parse().expect("packets column"),
+                expected: serde_json::from_str(f[c_expected]).expect("expected column is JSON"),
+            }
+        })
+        .collect();
+    assert!(rows.len() >= 80, "manifest unexpectedly short");
+    rows
+}
+
+pub fn spanwatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+}
+
+/// `spanwatch replay --json --no-progress FILES...` and its parsed summary.
+pub fn replay_json(files: &[&Path], extra: &[&str]) -> (Output, Option<serde_json::Value>) {
+    let out = spanwatch()
+        .arg("replay")
+        .arg("--json")
+        .arg("--no-progress")
+        .args(extra)
+        .args(files)
+        .output()
+        .expect("run spanwatch");
+    let json = serde_json::from_slice(&out.stdout).ok();
+    (out, json)
+}

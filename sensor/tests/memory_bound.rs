@@ -1,0 +1,73 @@
+//! A capture of one million distinct flows replays within the configured
+//! memory caps. Peak RSS is measured from outside, with getrusage on the
+//! spanwatch child process (this file is its own test binary, so the only
+//! child waited for is that replay).
+
+mod common;
+
+use spanwatch::synth::{Mode, SynthConfig, write_pcap};
+
+const FLOW_MEMCAP_MIB: u64 = 48;
+const REASSEMBLY_MEMCAP_MIB: u64 = 16;
+
+#[test]
+fn million_distinct_flows_stay_under_the_memory_cap() {
+    let dir = std::env::temp_dir().join(format!("spanwatch-mem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("flows.pcap");
+    let cfg = SynthConfig {
+        seed: 11,
+        devices: 200,
+        packets: 1_000_000,
+        mode: Mode::DistinctFlows,
+        ..SynthConfig::default()
+    };
+    let report = write_pcap(
+        &cfg,
+        std::io::BufWriter::new(std::fs::File::create(&pcap).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(report.packets, 1_000_000);
+
+    let flow_cap = format!("{FLOW_MEMCAP_MIB}M");
+    let reassembly_cap = format!("{REASSEMBLY_MEMCAP_MIB}M");
+    let (out, json) = common::replay_json(
+        &[&pcap],
+        &[
+            "--flow-memcap",
+            &flow_cap,
+            "--reassembly-memcap",
+            &reassembly_cap,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = json.expect("summary");
+    let flows = &json["flows"];
+    let created = flows["total"].as_u64().unwrap();
+    let max_flows = flows["max_flows"].as_u64().unwrap();
+    assert_eq!(created, report.flows_tcp + report.flows_udp);
+    assert!(created >= 1_000_000, "created {created}");
+    assert!(flows["peak_active"].as_u64().unwrap() <= max_flows);
+    assert!(
+        flows["evicted"].as_u64().unwrap() >= created - max_flows,
+        "every flow beyond the table's size evicts one: {flows}"
+    );
+
+    // SAFETY: getrusage only writes into the struct we pass.
+    let peak_kib = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
+        usage.ru_maxrss as u64
+    };
+    let cap_kib = (FLOW_MEMCAP_MIB + REASSEMBLY_MEMCAP_MIB) * 1024;
+    eprintln!("peak RSS {peak_kib} KiB for a cap of {cap_kib} KiB");
+    assert!(
+        peak_kib < cap_kib,
+        "peak RSS {peak_kib} KiB is over the configured cap {cap_kib} KiB"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
