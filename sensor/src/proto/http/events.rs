@@ -1,0 +1,291 @@
+//! Typed events emitted by [`HttpSession`](super::HttpSession).
+//!
+//! Every string is owned and capped in length (see
+//! [`HttpLimits`](super::HttpLimits)); no event ever holds a password: Basic
+//! credentials keep only the user name, a presence flag and the password's
+//! length (RFC 7617 §2), and `userinfo` in a request target loses its password
+//! part before it is stored (RFC 9110 §4.2.4).
+
+#![forbid(unsafe_code)]
+
+use crate::flow::Direction;
+
+/// Longest extension method name kept in [`Method::Unknown`], in bytes.
+pub const MAX_METHOD_BYTES: usize = 32;
+
+/// One thing the HTTP session observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpEvent {
+    /// A request head (request line and header section) was parsed.
+    Request(HttpRequest),
+    /// A response head was parsed (interim 1xx responses included).
+    Response(HttpResponse),
+    /// A message body ended (completely, or cut short by a gap or the close).
+    Body(HttpBody),
+    /// The connection stopped carrying HTTP: both directions are now opaque.
+    Tunnel(TunnelKind),
+    /// Something was wrong; see [`AnomalyKind`].
+    Anomaly(HttpAnomaly),
+}
+
+/// Request method (RFC 9110 §9). Method names are case-sensitive (§9.1), so
+/// `get` is an extension method, carried as `Unknown("get")`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    /// RFC 5789.
+    Patch,
+    /// Any other token, e.g. `QUERY`, `M-SEARCH`, `CCM_POST` (capped at
+    /// [`MAX_METHOD_BYTES`]).
+    Unknown(String),
+}
+
+impl Method {
+    /// Maps a method token to its variant (exact, case-sensitive match).
+    pub fn from_token(token: &str) -> Self {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "CONNECT" => Method::Connect,
+            "OPTIONS" => Method::Options,
+            "TRACE" => Method::Trace,
+            "PATCH" => Method::Patch,
+            other => Method::Unknown(cap_str(other, MAX_METHOD_BYTES)),
+        }
+    }
+
+    /// The method name as sent.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+            Method::Patch => "PATCH",
+            Method::Unknown(name) => name,
+        }
+    }
+}
+
+/// Longest prefix of `s` that fits in `max` bytes and ends on a char boundary.
+fn cap_str(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default().to_owned()
+}
+
+/// Protocol version of a message (RFC 9112 §2.3; HTTP/0.9 is RFC 1945 §4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// A simple request (`GET /path` without a version) or its bare reply.
+    Http09,
+    Http10,
+    Http11,
+    /// Any other `HTTP/<digit>.<digit>`; always reported as an anomaly too.
+    Other {
+        major: u8,
+        minor: u8,
+    },
+}
+
+/// Credentials seen in the `Authorization` header (RFC 9110 §11.6.2).
+///
+/// Passwords and tokens are never kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// No `Authorization` header.
+    None,
+    /// RFC 7617: `user` is the user-id (everything before the first `:` of the
+    /// decoded credentials, capped); the password is only measured.
+    Basic {
+        user: String,
+        has_password: bool,
+        password_len: usize,
+    },
+    /// RFC 7616: the `username` parameter, when present (capped).
+    Digest { user: Option<String> },
+    /// RFC 6750; the token is not kept.
+    Bearer,
+    /// Any other scheme (capped), or a `Basic` header whose credentials could
+    /// not be decoded (then an [`AnomalyKind::InvalidAuthorization`] follows).
+    Other(String),
+}
+
+/// A parsed request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: Method,
+    /// The request-target (RFC 9112 §3.2), capped, userinfo password removed.
+    pub uri: String,
+    pub version: Version,
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
+    pub content_type: Option<String>,
+    /// Valid `Content-Length` value, if any (RFC 9110 §8.6).
+    pub content_length: Option<u64>,
+    /// The body uses the chunked transfer coding (RFC 9112 §7.1).
+    pub chunked: bool,
+    pub auth: Auth,
+}
+
+/// A parsed response head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code; for a malformed code such as `2XX` this is the value of
+    /// its leading digits (here 2), with an anomaly beside it.
+    pub status: u16,
+    pub reason: String,
+    pub version: Version,
+    pub content_type: Option<String>,
+    pub content_length: Option<u64>,
+    pub chunked: bool,
+    /// Method of the request this response answers (FIFO pairing), when known.
+    pub request_method: Option<Method>,
+}
+
+/// Number of leading body bytes kept for content sniffing (e.g. `\x7fELF`).
+pub const BODY_HEAD_BYTES: usize = 64;
+
+/// End of one message body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpBody {
+    pub dir: Direction,
+    /// Body length in bytes after removing the chunked framing; bytes lost in
+    /// capture gaps are counted.
+    pub total_len: u64,
+    /// First bytes of the body (at most [`BODY_HEAD_BYTES`]).
+    pub head: Vec<u8>,
+    /// The body ended where its framing said it would (or at the close for a
+    /// close-delimited body) and no bytes of it were missing.
+    pub complete: bool,
+}
+
+/// Why the connection became an opaque tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TunnelKind {
+    /// 2xx answer to CONNECT (RFC 9110 §9.3.6); the requested authority.
+    Connect { authority: String },
+    /// 101 Switching Protocols (RFC 9110 §15.2.2); the response's `Upgrade`
+    /// value (RFC 9110 §7.8), empty if absent.
+    Upgrade { protocol: String },
+}
+
+/// What the session did after an anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnomalyEffect {
+    /// Parsing went on normally.
+    Continue,
+    /// Bytes are skipped until a line that starts a message.
+    Resync,
+    /// This direction is no longer parsed.
+    StopDirection,
+}
+
+/// Kind of protocol anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// HTTP/0.9 simple request (RFC 1945 §4.1), obsolete.
+    Http09Request,
+    /// Request line not `method SP request-target SP HTTP-version` (RFC 9112 §3).
+    InvalidRequestLine,
+    /// Response does not start with a status line (RFC 9112 §4).
+    InvalidStatusLine,
+    /// Status code not three digits in 100..=599 (RFC 9110 §15).
+    InvalidStatusCode,
+    /// Version other than `HTTP/1.0` or `HTTP/1.1` (RFC 9112 §2.3).
+    InvalidVersion,
+    /// Malformed field line, skipped or kept as evidence (RFC 9112 §5).
+    InvalidHeader,
+    /// More header fields than `HttpLimits::max_headers`.
+    TooManyHeaders,
+    /// Head larger than `HttpLimits::max_head_bytes`.
+    HeadTooLarge,
+    /// HTTP/1.1 request without a `Host` or with several (RFC 9112 §3.2).
+    InvalidHost,
+    /// Both `Transfer-Encoding` and `Content-Length`: request smuggling
+    /// indicator; chunked framing is followed (RFC 9112 §6.3 item 3, §11.2).
+    TransferEncodingWithContentLength,
+    /// `Transfer-Encoding` value not in canonical form (extra whitespace,
+    /// empty list elements, unknown or repeated codings, e.g. `xchunked`).
+    ObfuscatedTransferEncoding,
+    /// Request `Transfer-Encoding` whose final coding is not chunked: framing
+    /// cannot be determined (RFC 9112 §6.3 item 4).
+    UnsupportedTransferEncoding,
+    /// `Transfer-Encoding` in an HTTP/1.0 message (RFC 9112 §6.1).
+    TransferEncodingInHttp10,
+    /// Non-numeric, overflowing or conflicting `Content-Length`
+    /// (RFC 9110 §8.6, RFC 9112 §6.3 item 5).
+    InvalidContentLength,
+    /// Chunk size does not fit in 64 bits (RFC 9112 §7.1).
+    ChunkSizeOverflow,
+    /// Malformed chunked framing (RFC 9112 §7.1).
+    InvalidChunk,
+    /// Trailer section larger than `HttpLimits::max_trailer_bytes`.
+    TrailerTooLarge,
+    /// `Authorization` value that could not be decoded.
+    InvalidAuthorization,
+    /// `userinfo` in the request target (RFC 9110 §4.2.4).
+    UserinfoInUri,
+    /// More pipelined requests awaiting a response than
+    /// `HttpLimits::max_pending_requests`.
+    PipelineLimit,
+    /// A capture gap could not be skipped inside a body.
+    GapLostSync,
+    /// The connection closed in the middle of a head.
+    TruncatedHead,
+    /// Too much data while a CONNECT or Upgrade request awaited its answer.
+    BufferLimit,
+}
+
+/// A protocol anomaly with evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAnomaly {
+    pub dir: Direction,
+    pub kind: AnomalyKind,
+    /// Escaped, capped evidence (never credentials).
+    pub detail: String,
+    pub effect: AnomalyEffect,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_case_sensitive_rfc9110_9_1() {
+        assert_eq!(Method::from_token("GET"), Method::Get);
+        assert_eq!(Method::from_token("get"), Method::Unknown("get".into()));
+        assert_eq!(Method::from_token("QUERY"), Method::Unknown("QUERY".into()));
+        assert_eq!(Method::from_token("PATCH").as_str(), "PATCH");
+        assert_eq!(Method::from_token("M-SEARCH").as_str(), "M-SEARCH");
+    }
+
+    #[test]
+    fn unknown_method_is_capped() {
+        let long = "X".repeat(MAX_METHOD_BYTES + 10);
+        assert_eq!(Method::from_token(&long).as_str().len(), MAX_METHOD_BYTES);
+    }
+
+    #[test]
+    fn cap_str_respects_char_boundaries() {
+        // "é" is two bytes: a 3-byte cap keeps "a" + "é" and drops the next one.
+        assert_eq!(cap_str("aéé", 3), "aé");
+        assert_eq!(cap_str("aéé", 2), "a");
+    }
+}

@@ -1,0 +1,740 @@
+//! Recognition of the login dialogue carried in Telnet data (no RFC defines
+//! it; it follows what login(1), busybox login, PAM and the Microsoft Telnet
+//! Service print).
+//!
+//! The server's output is watched line by line and at the end of every
+//! segment that changed it ("the server output so far"):
+//!
+//! - a *user prompt* (`login:`, `Username:`, `User Name:`, `user:`) makes the
+//!   client's next line the user name;
+//! - a *password prompt* (`Password:`) makes the client's next line a
+//!   password — counted, never stored;
+//! - with a user or password given, a failure text (`Login incorrect`,
+//!   `Login failed`, `incorrect`, `Access denied`, `Authentication failed`, ...)
+//!   or a new user prompt is a failure; a shell prompt (output ending in `$`,
+//!   `#`, `>` or `%`, optionally followed by a space) is a success, as is any
+//!   pending output after a `Last login`/`Welcome` line.
+//!
+//! Names come from what the client typed, not from the server's echo, so line
+//! mode, character-at-a-time with remote echo and linemode all work; editing
+//! is done by [`super::nvt::LineAssembler`]. A line typed after a user name and
+//! before the password prompt arrives is treated as a password (secret first).
+//! A user name may also come from NEW-ENVIRON `USER` or AUTHENTICATION `NAME`.
+#![forbid(unsafe_code)]
+
+use crate::capture::Timestamp;
+
+use super::events::{LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
+use super::nvt::Line;
+use super::subneg::capped_text;
+
+/// User prompts, matched case-insensitively at the end of the output.
+pub const USER_PROMPTS: [&[u8]; 4] = [b"login:", b"username:", b"user name:", b"user:"];
+/// Password prompt, matched case-insensitively at the end of the output.
+pub const PASSWORD_PROMPT: &[u8] = b"password:";
+/// Last characters of a shell prompt (before optional trailing blanks).
+pub const SHELL_PROMPT_ENDINGS: [u8; 4] = [b'$', b'#', b'>', b'%'];
+/// Server text that reports a failed login (case-insensitive substrings).
+pub const FAILURE_TEXTS: [&[u8]; 8] = [
+    b"incorrect",
+    b"login failed",
+    b"logon failure",
+    b"access denied",
+    b"authentication failed",
+    b"bad password",
+    b"invalid password",
+    b"invalid login",
+];
+/// Server text that follows a successful login (case-insensitive substrings).
+pub const MOTD_TEXTS: [&[u8]; 2] = [b"last login", b"welcome"];
+/// Longest output line still considered a prompt.
+pub const MAX_PROMPT_BYTES: usize = 128;
+
+/// What the end of the server output asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// A user name.
+    User,
+    /// A password.
+    Password,
+    /// A command (a shell or CLI prompt).
+    Shell,
+}
+
+/// Classifies the server's current output line.
+pub fn classify_prompt(tail: &[u8]) -> Option<Prompt> {
+    let text = trim_end(tail);
+    if text.is_empty() || text.len() > MAX_PROMPT_BYTES {
+        return None;
+    }
+    if ends_with_ignore_case(text, PASSWORD_PROMPT) {
+        return Some(Prompt::Password);
+    }
+    if USER_PROMPTS.iter().any(|p| ends_with_ignore_case(text, p))
+        && !starts_with_ignore_case(text, b"last login")
+    {
+        return Some(Prompt::User);
+    }
+    match text.last() {
+        Some(last) if SHELL_PROMPT_ENDINGS.contains(last) => Some(Prompt::Shell),
+        _ => None,
+    }
+}
+
+/// True when a line of server output reports a failed login.
+pub fn is_failure_text(line: &[u8]) -> bool {
+    FAILURE_TEXTS.iter().any(|t| contains_ignore_case(line, t))
+}
+
+/// True when a line of server output is typical of a successful login.
+pub fn is_motd_text(line: &[u8]) -> bool {
+    MOTD_TEXTS.iter().any(|t| contains_ignore_case(line, t))
+}
+
+fn trim_end(text: &[u8]) -> &[u8] {
+    let end = text
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1);
+    text.get(..end).unwrap_or(text)
+}
+
+fn ends_with_ignore_case(text: &[u8], suffix: &[u8]) -> bool {
+    text.len()
+        .checked_sub(suffix.len())
+        .and_then(|start| text.get(start..))
+        .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
+}
+
+fn starts_with_ignore_case(text: &[u8], prefix: &[u8]) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
+fn contains_ignore_case(text: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && text
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Bounds of the recognizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Longest user name kept, in bytes.
+    pub max_user_bytes: usize,
+    /// Shell command lines reported after a successful login.
+    pub max_shell_commands: usize,
+    /// Longest shell command line kept, in bytes.
+    pub max_shell_command_bytes: usize,
+}
+
+/// Counters of what the recognizer saw but did not report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginCounters {
+    /// Shell command lines over `max_shell_commands`.
+    pub shell_commands_dropped: u64,
+    /// Lines typed at a password prompt inside a shell (su, sudo, enable).
+    pub shell_secret_lines: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Attempt {
+    user: Option<String>,
+    user_source: UserSource,
+    started: Timestamp,
+    password_len: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Stage {
+    /// No login in progress.
+    Idle,
+    /// A user name was given; waiting for the password prompt or an answer.
+    User(Attempt),
+    /// A password was given; waiting for the answer. `before_prompt`: it was
+    /// typed before the password prompt arrived.
+    Password {
+        attempt: Attempt,
+        before_prompt: bool,
+    },
+    /// Logged in: client lines are shell commands.
+    Shell,
+}
+
+/// Per-connection login dialogue state.
+#[derive(Debug)]
+pub struct LoginTracker {
+    stage: Stage,
+    prompt: Option<Prompt>,
+    hint: Option<(String, UserSource)>,
+    saw_motd: bool,
+    shell_commands: usize,
+    counters: LoginCounters,
+    limits: LoginLimits,
+}
+
+impl LoginTracker {
+    /// A tracker with nothing seen.
+    pub fn new(limits: LoginLimits) -> Self {
+        LoginTracker {
+            stage: Stage::Idle,
+            prompt: None,
+            hint: None,
+            saw_motd: false,
+            shell_commands: 0,
+            counters: LoginCounters::default(),
+            limits,
+        }
+    }
+
+    /// What was seen but not reported.
+    pub fn counters(&self) -> LoginCounters {
+        self.counters
+    }
+
+    /// Whether a client line starting now is a password: after a password
+    /// prompt, or after a user name (even before the password prompt arrives).
+    pub fn secret_next_line(&self) -> bool {
+        self.prompt == Some(Prompt::Password) || matches!(self.stage, Stage::User(_))
+    }
+
+    /// A user name announced by option (NEW-ENVIRON USER, AUTHENTICATION NAME).
+    pub fn set_hint(&mut self, name: &str, source: UserSource) {
+        let name = capped_text(name.as_bytes(), self.limits.max_user_bytes);
+        if let Stage::User(attempt) | Stage::Password { attempt, .. } = &mut self.stage {
+            if attempt.user.is_none() {
+                attempt.user = Some(name.clone());
+                attempt.user_source = source;
+            }
+        }
+        self.hint = Some((name, source));
+    }
+
+    /// A line the client completed.
+    pub fn on_client_line(&mut self, ts: Timestamp, line: Line, out: &mut Vec<TelnetEvent>) {
+        let prompt = self.prompt.take();
+        match line {
+            Line::Secret { len } => self.on_password(ts, len, prompt, out),
+            // Typed before the password prompt arrived, or after a user name:
+            // still a password (secrecy first).
+            Line::Text { text, .. }
+                if prompt == Some(Prompt::Password) || matches!(self.stage, Stage::User(_)) =>
+            {
+                self.on_password(ts, text.chars().count(), prompt, out)
+            }
+            Line::Text { text, truncated } => self.on_text(ts, &text, truncated, prompt, out),
+        }
+    }
+
+    /// A complete non-empty line of server output. `client_idle`: the client
+    /// has not typed anything on its current line.
+    pub fn on_server_line(&mut self, line: &[u8], client_idle: bool, out: &mut Vec<TelnetEvent>) {
+        if client_idle {
+            // Output went on past the prompt without an answer.
+            self.prompt = None;
+        }
+        if self.pending() {
+            if is_failure_text(line) {
+                self.finish(LoginOutcome::Failure, out);
+            } else if is_motd_text(line) {
+                self.saw_motd = true;
+            }
+        }
+    }
+
+    /// The server's output so far ends with `tail` (its current line), which
+    /// changed since the last call.
+    pub fn on_server_tail(&mut self, ts: Timestamp, tail: &[u8], out: &mut Vec<TelnetEvent>) {
+        let pending = self.pending();
+        match classify_prompt(tail) {
+            Some(Prompt::User) => {
+                if pending {
+                    self.finish(LoginOutcome::Failure, out);
+                }
+                self.prompt = Some(Prompt::User);
+            }
+            Some(Prompt::Password) => self.on_password_prompt(ts, out),
+            Some(Prompt::Shell) => {
+                if pending {
+                    self.finish(LoginOutcome::Success, out);
+                } else {
+                    self.prompt = Some(Prompt::Shell);
+                }
+            }
+            None if pending => {
+                if is_failure_text(tail) {
+                    self.finish(LoginOutcome::Failure, out);
+                } else if self.saw_motd && !trim_end(tail).is_empty() {
+                    self.finish(LoginOutcome::Success, out);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Server output was lost: what it prompted for is unknown.
+    pub fn on_server_gap(&mut self) {
+        self.prompt = None;
+    }
+
+    /// End of the connection: an attempt without an answer is reported as such.
+    pub fn on_close(&mut self, out: &mut Vec<TelnetEvent>) {
+        self.finish(LoginOutcome::Unknown, out);
+        self.prompt = None;
+    }
+
+    fn pending(&self) -> bool {
+        matches!(self.stage, Stage::User(_) | Stage::Password { .. })
+    }
+
+    fn new_attempt(&self, ts: Timestamp, password_len: Option<usize>) -> Attempt {
+        let (user, user_source) = match &self.hint {
+            Some((name, source)) => (Some(name.clone()), *source),
+            None => (None, UserSource::Unknown),
+        };
+        Attempt {
+            user,
+            user_source,
+            started: ts,
+            password_len,
+        }
+    }
+
+    fn on_password(
+        &mut self,
+        ts: Timestamp,
+        len: usize,
+        prompt: Option<Prompt>,
+        out: &mut Vec<TelnetEvent>,
+    ) {
+        match std::mem::replace(&mut self.stage, Stage::Idle) {
+            Stage::User(mut attempt) => {
+                attempt.password_len = Some(len);
+                self.stage = Stage::Password {
+                    attempt,
+                    before_prompt: prompt != Some(Prompt::Password),
+                };
+            }
+            Stage::Shell => {
+                self.stage = Stage::Shell;
+                self.counters.shell_secret_lines += 1;
+            }
+            previous @ Stage::Password { .. } => {
+                self.stage = previous;
+                self.finish(LoginOutcome::Unknown, out);
+                self.stage = Stage::Password {
+                    attempt: self.new_attempt(ts, Some(len)),
+                    before_prompt: false,
+                };
+            }
+            Stage::Idle => {
+                self.saw_motd = false;
+                self.stage = Stage::Password {
+                    attempt: self.new_attempt(ts, Some(len)),
+                    before_prompt: false,
+                };
+            }
+        }
+    }
+
+    fn on_text(
+        &mut self,
+        ts: Timestamp,
+        text: &str,
+        truncated: bool,
+        prompt: Option<Prompt>,
+        out: &mut Vec<TelnetEvent>,
+    ) {
+        if prompt == Some(Prompt::User) {
+            let name = text.trim();
+            if name.is_empty() {
+                return;
+            }
+            self.finish(LoginOutcome::Unknown, out);
+            self.saw_motd = false;
+            self.stage = Stage::User(Attempt {
+                user: Some(capped_text(name.as_bytes(), self.limits.max_user_bytes)),
+                user_source: UserSource::Typed,
+                started: ts,
+                password_len: None,
+            });
+            return;
+        }
+        match self.stage {
+            Stage::Shell => self.shell_command(text, truncated, out),
+            Stage::Idle if prompt == Some(Prompt::Shell) => {
+                // A shell offered without any login (e.g. `telnetd -l /bin/sh`).
+                self.stage = Stage::Shell;
+                self.shell_command(text, truncated, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_password_prompt(&mut self, ts: Timestamp, out: &mut Vec<TelnetEvent>) {
+        match &mut self.stage {
+            Stage::Password {
+                before_prompt: before @ true,
+                ..
+            } => {
+                // The typed-ahead password answers this prompt.
+                *before = false;
+            }
+            Stage::Password { attempt, .. } => {
+                // Asked again after a password: that one was wrong (Cisco-style).
+                let (user, user_source) = (attempt.user.clone(), attempt.user_source);
+                self.finish(LoginOutcome::Failure, out);
+                self.stage = Stage::User(Attempt {
+                    user,
+                    user_source,
+                    started: ts,
+                    password_len: None,
+                });
+                self.prompt = Some(Prompt::Password);
+            }
+            _ => self.prompt = Some(Prompt::Password),
+        }
+    }
+
+    fn shell_command(&mut self, text: &str, truncated: bool, out: &mut Vec<TelnetEvent>) {
+        let line = text.trim();
+        if line.is_empty() {
+            return;
+        }
+        if self.shell_commands >= self.limits.max_shell_commands {
+            self.counters.shell_commands_dropped += 1;
+            return;
+        }
+        self.shell_commands += 1;
+        let kept = capped_text(line.as_bytes(), self.limits.max_shell_command_bytes);
+        out.push(TelnetEvent::ShellCommand {
+            truncated: truncated || kept.len() < line.len(),
+            line: kept,
+        });
+    }
+
+    /// Reports the attempt in progress, if any, with `outcome`.
+    fn finish(&mut self, outcome: LoginOutcome, out: &mut Vec<TelnetEvent>) {
+        match std::mem::replace(&mut self.stage, Stage::Idle) {
+            Stage::User(attempt) | Stage::Password { attempt, .. } => {
+                out.push(TelnetEvent::LoginAttempt(LoginAttempt {
+                    user: attempt.user,
+                    user_source: attempt.user_source,
+                    has_password: attempt.password_len.is_some(),
+                    password_len: attempt.password_len.unwrap_or(0),
+                    outcome,
+                    started: attempt.started,
+                }));
+                self.saw_motd = false;
+                if outcome == LoginOutcome::Success {
+                    self.stage = Stage::Shell;
+                }
+            }
+            other => self.stage = other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_prompts() {
+        for tail in [
+            &b"ipcam-25 login: "[..],
+            b"rtr-ax3000 login: ",
+            b"Username:",
+            b"User Name: ",
+            b"user:",
+            b"LOGIN:  ",
+        ] {
+            assert_eq!(classify_prompt(tail), Some(Prompt::User), "{tail:?}");
+        }
+        // "Last login:" cut at a segment boundary is no prompt.
+        assert_eq!(classify_prompt(b"Last login:"), None);
+    }
+
+    #[test]
+    fn password_and_shell_prompts() {
+        assert_eq!(classify_prompt(b"Password: "), Some(Prompt::Password));
+        assert_eq!(classify_prompt(b"password:"), Some(Prompt::Password));
+        for tail in [
+            &b"$ "[..],
+            b"ipcam-25# ",
+            b"C:\\Users\\Administrator>",
+            b"router> ",
+            b"% ",
+            b"root@box:~# ",
+        ] {
+            assert_eq!(classify_prompt(tail), Some(Prompt::Shell), "{tail:?}");
+        }
+        for tail in [
+            &b""[..],
+            b"   ",
+            b"Enter the new date: (mm-dd-yy) ",
+            b"Login incorrect",
+            b"uptime",
+        ] {
+            assert_eq!(classify_prompt(tail), None, "{tail:?}");
+        }
+        let long = [b'x'; MAX_PROMPT_BYTES + 1];
+        let mut long = long.to_vec();
+        long.push(b'#');
+        assert_eq!(classify_prompt(&long), None);
+    }
+
+    #[test]
+    fn failure_and_motd_texts() {
+        for line in [
+            &b"Login incorrect"[..],
+            b"Login failed.",
+            b"% Access denied",
+            b"Authentication failed",
+            b"password INCORRECT",
+            b"Logon failure: unknown user name or bad password.",
+        ] {
+            assert!(is_failure_text(line), "{line:?}");
+        }
+        assert!(!is_failure_text(
+            b"RTR-AX3000 firmware 3.0.4 -- authorised access only"
+        ));
+        assert!(is_motd_text(
+            b"Last login: Mon Nov 23 14:29:13 UTC 2026 from 10.77.0.3 on pts/0"
+        ));
+        assert!(is_motd_text(b"Welcome to Microsoft Telnet Service "));
+    }
+
+    fn tracker() -> LoginTracker {
+        LoginTracker::new(LoginLimits {
+            max_user_bytes: 8,
+            max_shell_commands: 2,
+            max_shell_command_bytes: 6,
+        })
+    }
+
+    fn text(s: &str) -> Line {
+        Line::Text {
+            text: s.into(),
+            truncated: false,
+        }
+    }
+
+    fn attempt(user: Option<&str>, len: Option<usize>, outcome: LoginOutcome) -> TelnetEvent {
+        TelnetEvent::LoginAttempt(LoginAttempt {
+            user: user.map(Into::into),
+            user_source: if user.is_some() {
+                UserSource::Typed
+            } else {
+                UserSource::Unknown
+            },
+            has_password: len.is_some(),
+            password_len: len.unwrap_or(0),
+            outcome,
+            started: Timestamp(1),
+        })
+    }
+
+    #[test]
+    fn user_password_failure_then_success() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.on_server_tail(ts, b"box login: ", &mut out);
+        assert!(!t.secret_next_line());
+        t.on_client_line(ts, text("root"), &mut out);
+        assert!(t.secret_next_line());
+        t.on_server_tail(ts, b"Password: ", &mut out);
+        t.on_client_line(ts, Line::Secret { len: 5 }, &mut out);
+        t.on_server_line(b"Login incorrect", true, &mut out);
+        assert_eq!(
+            out,
+            vec![attempt(Some("root"), Some(5), LoginOutcome::Failure)]
+        );
+        out.clear();
+        t.on_server_tail(ts, b"box login: ", &mut out);
+        t.on_client_line(ts, text("root"), &mut out);
+        t.on_server_tail(ts, b"Password: ", &mut out);
+        t.on_client_line(ts, Line::Secret { len: 6 }, &mut out);
+        t.on_server_tail(ts, b"# ", &mut out);
+        assert_eq!(
+            out,
+            vec![attempt(Some("root"), Some(6), LoginOutcome::Success)]
+        );
+        out.clear();
+        // Shell commands: first two kept, capped at 6 bytes.
+        t.on_client_line(ts, text("enable"), &mut out);
+        t.on_client_line(ts, text(""), &mut out);
+        t.on_client_line(ts, text("/bin/busybox MIRAI"), &mut out);
+        t.on_client_line(ts, text("sh"), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                TelnetEvent::ShellCommand {
+                    line: "enable".into(),
+                    truncated: false
+                },
+                TelnetEvent::ShellCommand {
+                    line: "/bin/b".into(),
+                    truncated: true
+                },
+            ]
+        );
+        assert_eq!(t.counters().shell_commands_dropped, 1);
+    }
+
+    #[test]
+    fn reprompt_for_login_is_a_failure_and_user_is_capped() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.on_server_tail(ts, b"login: ", &mut out);
+        t.on_client_line(ts, text("averylongname"), &mut out);
+        t.on_server_tail(ts, b"Password: ", &mut out);
+        t.on_client_line(ts, Line::Secret { len: 3 }, &mut out);
+        t.on_server_tail(ts, b"login: ", &mut out);
+        assert_eq!(
+            out,
+            vec![attempt(Some("averylon"), Some(3), LoginOutcome::Failure)]
+        );
+    }
+
+    #[test]
+    fn password_reprompt_is_a_failure_unless_typed_ahead() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        // Typed ahead: user and password sent before the password prompt.
+        t.on_server_tail(ts, b"login: ", &mut out);
+        t.on_client_line(ts, text("admin"), &mut out);
+        assert!(t.secret_next_line());
+        t.on_client_line(ts, Line::Secret { len: 6 }, &mut out);
+        t.on_server_tail(ts, b"Password: ", &mut out);
+        assert!(out.is_empty());
+        // The same prompt again is a failure; the next password is a new attempt.
+        t.on_server_tail(ts, b"Password: ", &mut out);
+        assert_eq!(
+            out,
+            vec![attempt(Some("admin"), Some(6), LoginOutcome::Failure)]
+        );
+        out.clear();
+        t.on_client_line(ts, Line::Secret { len: 4 }, &mut out);
+        t.on_server_tail(ts, b"router>", &mut out);
+        assert_eq!(
+            out,
+            vec![attempt(Some("admin"), Some(4), LoginOutcome::Success)]
+        );
+    }
+
+    #[test]
+    fn text_line_after_user_is_treated_as_password() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.on_server_tail(ts, b"login: ", &mut out);
+        t.on_client_line(ts, text("root"), &mut out);
+        t.on_client_line(ts, text("hunter2"), &mut out);
+        t.on_close(&mut out);
+        assert_eq!(
+            out,
+            vec![attempt(Some("root"), Some(7), LoginOutcome::Unknown)]
+        );
+        assert!(!format!("{out:?}{t:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn motd_then_prompt_like_output_is_success() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.on_server_tail(ts, b"login: ", &mut out);
+        t.on_client_line(ts, text("op"), &mut out);
+        t.on_server_tail(ts, b"Password: ", &mut out);
+        t.on_client_line(ts, Line::Secret { len: 2 }, &mut out);
+        t.on_server_line(b"Welcome to BoxOS", true, &mut out);
+        assert!(out.is_empty());
+        t.on_server_tail(ts, b"box:~ ", &mut out);
+        assert_eq!(
+            out,
+            vec![attempt(Some("op"), Some(2), LoginOutcome::Success)]
+        );
+    }
+
+    #[test]
+    fn password_prompt_without_user_uses_hint() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.set_hint("administrator", UserSource::EnvironUser);
+        t.on_server_tail(ts, b"password: ", &mut out);
+        assert!(t.secret_next_line());
+        t.on_client_line(ts, Line::Secret { len: 7 }, &mut out);
+        t.on_server_tail(ts, b"C:\\Users\\Administrator>", &mut out);
+        assert_eq!(
+            out,
+            vec![TelnetEvent::LoginAttempt(LoginAttempt {
+                user: Some("administ".into()),
+                user_source: UserSource::EnvironUser,
+                has_password: true,
+                password_len: 7,
+                outcome: LoginOutcome::Success,
+                started: ts,
+            })]
+        );
+    }
+
+    #[test]
+    fn unanswered_attempt_is_unknown_at_close_and_on_new_user() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.on_server_tail(ts, b"login: ", &mut out);
+        t.on_client_line(ts, text("a"), &mut out);
+        // Server re-prompts for login before asking a password: failure without password.
+        t.on_server_tail(ts, b"login: ", &mut out);
+        t.on_client_line(ts, text("b"), &mut out);
+        t.on_close(&mut out);
+        assert_eq!(
+            out,
+            vec![
+                attempt(Some("a"), None, LoginOutcome::Failure),
+                attempt(Some("b"), None, LoginOutcome::Unknown)
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_without_prompt_are_ignored_and_stale_prompts_cleared() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.on_client_line(ts, text("user"), &mut out);
+        t.on_server_tail(ts, b"login: ", &mut out);
+        t.on_server_line(b"login: ", true, &mut out);
+        t.on_server_line(b"timed out", true, &mut out);
+        t.on_client_line(ts, text("late"), &mut out);
+        t.on_close(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn shell_without_login_and_su_password_not_recorded() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        let ts = Timestamp(1);
+        t.on_server_tail(ts, b"/ # ", &mut out);
+        t.on_client_line(ts, text("su"), &mut out);
+        t.on_server_tail(ts, b"Password: ", &mut out);
+        assert!(t.secret_next_line());
+        t.on_client_line(ts, Line::Secret { len: 8 }, &mut out);
+        assert_eq!(
+            out,
+            vec![TelnetEvent::ShellCommand {
+                line: "su".into(),
+                truncated: false
+            }]
+        );
+        assert_eq!(t.counters().shell_secret_lines, 1);
+    }
+}
