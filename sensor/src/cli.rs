@@ -81,6 +81,9 @@ pub struct EngineArgs {
     /// Memory for out-of-order TCP data across all streams.
     #[arg(long, default_value = "64M", value_parser = parse_bytes)]
     pub reassembly_memcap: usize,
+    /// Memory for protocol parser sessions; flows beyond it are left unparsed (counted).
+    #[arg(long, default_value = "64M", value_parser = parse_bytes)]
+    pub app_memcap: usize,
     /// Rows in the top-talkers table.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -97,6 +100,7 @@ impl EngineArgs {
                 reassembly_memcap_bytes: self.reassembly_memcap,
                 ..FlowConfig::default()
             },
+            app_memcap_bytes: self.app_memcap,
             top_talkers: self.top,
             ..PipelineConfig::default()
         }

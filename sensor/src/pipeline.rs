@@ -5,39 +5,81 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next};
+use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
 use crate::decode::{Decoded, Decoder};
 use crate::flow::{
     CloseReason, Direction, FlowConfig, FlowHandler, FlowInfo, FlowTable, StreamEvent,
 };
+use crate::proto::counts::ProtoCounts;
+use crate::proto::dispatch::{AppEvent, AppEventSink, AppLimits, AppProto, Dispatcher, FlowApp};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary, Talkers};
 
 /// Settings of a pipeline run.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct PipelineConfig {
     pub flows: FlowConfig,
     pub defrag: DefragLimits,
+    /// Memory for protocol sessions (parsers' per-flow state).
+    pub app_memcap_bytes: usize,
     /// Rows in the top-talkers table.
     pub top_talkers: usize,
 }
 
-/// Per-flow state the pipeline keeps. Protocol sessions will live here.
-#[derive(Debug, Default)]
-pub struct FlowState;
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            flows: FlowConfig::default(),
+            defrag: DefragLimits::default(),
+            app_memcap_bytes: 64 << 20,
+            top_talkers: 10,
+        }
+    }
+}
 
-/// Consumer of the flow table's output.
+/// What the pipeline does with parser events: counts them (and, later, rules,
+/// profiles and logs consume them here too).
 #[derive(Debug, Default)]
+struct EventSink {
+    protocols: ProtoCounts,
+}
+
+impl AppEventSink for EventSink {
+    fn on_detect(&mut self, _: &FlowInfo, proto: AppProto) {
+        self.protocols.on_detect(proto);
+    }
+
+    fn on_event(&mut self, _: &FlowInfo, _: Timestamp, _: Direction, event: AppEvent<'_>) {
+        self.protocols.on_event(event);
+    }
+}
+
+/// Consumer of the flow table's output: protocol sessions and talkers.
 struct Consumers {
+    dispatcher: Dispatcher,
+    sink: EventSink,
     talkers: Talkers,
 }
 
-impl FlowHandler<FlowState> for Consumers {
-    fn on_stream(&mut self, _: &FlowInfo, _: &mut FlowState, _: Direction, _: StreamEvent<'_>) {}
+impl FlowHandler<FlowApp> for Consumers {
+    fn on_stream(
+        &mut self,
+        info: &FlowInfo,
+        app: &mut FlowApp,
+        dir: Direction,
+        ev: StreamEvent<'_>,
+    ) {
+        self.dispatcher
+            .on_stream(info, app, dir, ev, &mut self.sink);
+    }
 
-    fn on_datagram(&mut self, _: &FlowInfo, _: &mut FlowState, _: Direction, _: &[u8]) {}
+    fn on_datagram(&mut self, info: &FlowInfo, app: &mut FlowApp, dir: Direction, payload: &[u8]) {
+        self.dispatcher
+            .on_datagram(info, &mut app.session, dir, payload, &mut self.sink);
+    }
 
-    fn on_close(&mut self, info: &FlowInfo, _: &mut FlowState, _: CloseReason) {
+    fn on_close(&mut self, info: &FlowInfo, app: &mut FlowApp, _: CloseReason) {
+        self.dispatcher.on_close(info, app, &mut self.sink);
         self.talkers.add_flow(info);
     }
 }
@@ -46,7 +88,7 @@ impl FlowHandler<FlowState> for Consumers {
 pub struct Pipeline {
     cfg: PipelineConfig,
     decoder: Decoder,
-    flows: FlowTable<FlowState>,
+    flows: FlowTable<FlowApp>,
     consumers: Consumers,
     packets: u64,
     bytes: u64,
@@ -62,7 +104,11 @@ impl Pipeline {
             cfg,
             decoder: Decoder::new(cfg.defrag),
             flows: FlowTable::new(cfg.flows),
-            consumers: Consumers::default(),
+            consumers: Consumers {
+                dispatcher: Dispatcher::new(AppLimits::default(), cfg.app_memcap_bytes),
+                sink: EventSink::default(),
+                talkers: Talkers::default(),
+            },
             packets: 0,
             bytes: 0,
             captured_bytes: 0,
@@ -112,6 +158,8 @@ impl Pipeline {
             decode: DecodeSummary::new(&self.decoder.stats, self.decoder.defrag_stats()),
             flows: FlowSummary::new(fs),
             reassembly: fs.reassembly,
+            protocols: self.consumers.sink.protocols.clone(),
+            sessions: self.consumers.dispatcher.budget,
             top_talkers: self.consumers.talkers.top(self.cfg.top_talkers),
             untracked_talker_bytes: self.consumers.talkers.untracked_bytes(),
             kernel,

@@ -11,6 +11,8 @@ use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::decode::defrag::DefragStats;
 use crate::flow::{FlowInfo, FlowStats, FlowTransport, ReassemblyStats};
+use crate::proto::counts::ProtoCounts;
+use crate::proto::dispatch::SessionBudget;
 
 /// Distinct addresses tracked for the top-talkers table; traffic of addresses
 /// beyond this is counted in `untracked_bytes` instead.
@@ -139,6 +141,7 @@ pub struct FlowSummary {
     pub closed: u64,
     pub reused: u64,
     pub evicted: u64,
+    pub clock_jumps: u64,
 }
 
 impl FlowSummary {
@@ -156,6 +159,7 @@ impl FlowSummary {
             closed: stats.closed,
             reused: stats.reused,
             evicted: stats.evicted,
+            clock_jumps: stats.clock_jumps,
         }
     }
 }
@@ -182,6 +186,10 @@ pub struct Summary {
     pub decode: DecodeSummary,
     pub flows: FlowSummary,
     pub reassembly: ReassemblyStats,
+    /// Messages and anomalies per application protocol.
+    pub protocols: ProtoCounts,
+    /// Memory of the protocol sessions, and flows left unparsed for lack of it.
+    pub sessions: SessionBudget,
     pub top_talkers: Vec<TopTalker>,
     pub untracked_talker_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,6 +219,15 @@ impl Span {
             _ => 0.0,
         }
     }
+}
+
+/// ", anomalies: a 2, b 1" for a non-empty count map.
+fn counts_suffix(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    format!("; anomalies: {}", items.join(", "))
 }
 
 fn human_bytes(n: u64) -> String {
@@ -275,6 +292,41 @@ impl Summary {
             r.gaps,
             human_bytes(r.gap_bytes),
             r.overlap_conflicts
+        );
+        let p = &self.protocols;
+        let _ = writeln!(
+            s,
+            "http          {} flows, {} requests, {} responses{}",
+            p.http.flows,
+            p.http.requests,
+            p.http.responses,
+            counts_suffix(&p.http.anomalies)
+        );
+        let _ = writeln!(
+            s,
+            "mqtt          {} flows, {} messages, {} CONNECT with password{}",
+            p.mqtt.flows,
+            p.mqtt.messages,
+            p.mqtt.connect_with_password,
+            counts_suffix(&p.mqtt.anomalies)
+        );
+        let _ = writeln!(
+            s,
+            "coap          {} flows, {} messages, {} observe, {} block-wise{}",
+            p.coap.flows,
+            p.coap.messages,
+            p.coap.observe,
+            p.coap.block,
+            counts_suffix(&p.coap.anomalies)
+        );
+        let _ = writeln!(
+            s,
+            "telnet        {} flows, logins: {} succeeded, {} failed, {} undecided{}",
+            p.telnet.flows,
+            p.telnet.logins.success,
+            p.telnet.logins.failure,
+            p.telnet.logins.unknown,
+            counts_suffix(&p.telnet.anomalies)
         );
         if let Some(k) = &self.kernel {
             let _ = writeln!(

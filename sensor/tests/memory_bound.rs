@@ -7,8 +7,9 @@ mod common;
 
 use spanwatch::synth::{Mode, SynthConfig, write_pcap};
 
-const FLOW_MEMCAP_MIB: u64 = 48;
+const FLOW_MEMCAP_MIB: u64 = 32;
 const REASSEMBLY_MEMCAP_MIB: u64 = 16;
+const APP_MEMCAP_MIB: u64 = 16;
 
 #[test]
 fn million_distinct_flows_stay_under_the_memory_cap() {
@@ -31,6 +32,7 @@ fn million_distinct_flows_stay_under_the_memory_cap() {
 
     let flow_cap = format!("{FLOW_MEMCAP_MIB}M");
     let reassembly_cap = format!("{REASSEMBLY_MEMCAP_MIB}M");
+    let app_cap = format!("{APP_MEMCAP_MIB}M");
     let (out, json) = common::replay_json(
         &[&pcap],
         &[
@@ -38,6 +40,8 @@ fn million_distinct_flows_stay_under_the_memory_cap() {
             &flow_cap,
             "--reassembly-memcap",
             &reassembly_cap,
+            "--app-memcap",
+            &app_cap,
         ],
     );
     assert!(
@@ -63,7 +67,7 @@ fn million_distinct_flows_stay_under_the_memory_cap() {
         assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
         usage.ru_maxrss as u64
     };
-    let cap_kib = (FLOW_MEMCAP_MIB + REASSEMBLY_MEMCAP_MIB) * 1024;
+    let cap_kib = (FLOW_MEMCAP_MIB + REASSEMBLY_MEMCAP_MIB + APP_MEMCAP_MIB) * 1024;
     eprintln!("peak RSS {peak_kib} KiB for a cap of {cap_kib} KiB");
     assert!(
         peak_kib < cap_kib,

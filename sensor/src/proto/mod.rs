@@ -2,6 +2,8 @@
 //! (bytes to typed messages), session state (per flow) and events.
 
 pub mod coap;
+pub mod counts;
+pub mod dispatch;
 pub mod http;
 pub mod mqtt;
 pub mod telnet;
