@@ -87,6 +87,9 @@ pub struct EngineArgs {
     /// Rows in the top-talkers table.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Skip protocol parsing: decode, flows and TCP reassembly only.
+    #[arg(long)]
+    pub no_parsers: bool,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +104,7 @@ impl EngineArgs {
                 ..FlowConfig::default()
             },
             app_memcap_bytes: self.app_memcap,
+            parse_protocols: !self.no_parsers,
             top_talkers: self.top,
             ..PipelineConfig::default()
         }
@@ -115,6 +119,9 @@ pub struct ReplayArgs {
     /// Do not show a progress bar (it is only shown when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Write one JSON Lines log per protocol (http.jsonl, mqtt.jsonl, coap.jsonl, telnet.jsonl) here.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -261,6 +268,9 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let mut source = MergedSource::open(&args.files)?;
     let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     let mut pipeline = Pipeline::new(args.engine.pipeline_config());
+    if let Some(dir) = &args.log_dir {
+        pipeline.log_to(dir).map_err(log_error)?;
+    }
 
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
@@ -290,8 +300,16 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
         pipeline.warn(warning.to_string());
     }
     pipeline.finish();
+    pipeline.finish_logs().map_err(log_error)?;
     print_summary(&pipeline.summary(&inputs, None), args.engine.json)?;
     Ok(ExitCode::from(exit::OK))
+}
+
+fn log_error(e: crate::proto::log::LogError) -> CliError {
+    CliError {
+        code: exit::FAILURE,
+        message: e.to_string(),
+    }
 }
 
 /// Set `stop` on SIGINT or SIGTERM (a small runtime on its own thread).

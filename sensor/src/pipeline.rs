@@ -13,6 +13,7 @@ use crate::flow::{
 };
 use crate::proto::counts::ProtoCounts;
 use crate::proto::dispatch::{AppEvent, AppEventSink, AppLimits, AppProto, Dispatcher, FlowApp};
+use crate::proto::log::{LogContext, LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary, Talkers};
 
 /// Settings of a pipeline run.
@@ -22,6 +23,8 @@ pub struct PipelineConfig {
     pub defrag: DefragLimits,
     /// Memory for protocol sessions (parsers' per-flow state).
     pub app_memcap_bytes: usize,
+    /// Parse the application protocols (off: flows and reassembly only).
+    pub parse_protocols: bool,
     /// Rows in the top-talkers table.
     pub top_talkers: usize,
 }
@@ -32,16 +35,20 @@ impl Default for PipelineConfig {
             flows: FlowConfig::default(),
             defrag: DefragLimits::default(),
             app_memcap_bytes: 64 << 20,
+            parse_protocols: true,
             top_talkers: 10,
         }
     }
 }
 
-/// What the pipeline does with parser events: counts them (and, later, rules,
-/// profiles and logs consume them here too).
-#[derive(Debug, Default)]
+/// What the pipeline does with parser events: counts them and, when asked,
+/// writes the per-protocol logs.
+#[derive(Default)]
 struct EventSink {
     protocols: ProtoCounts,
+    logs: Option<ProtocolLogs>,
+    /// The first log write failure; logging stops there.
+    log_error: Option<LogError>,
 }
 
 impl AppEventSink for EventSink {
@@ -49,13 +56,27 @@ impl AppEventSink for EventSink {
         self.protocols.on_detect(proto);
     }
 
-    fn on_event(&mut self, _: &FlowInfo, _: Timestamp, _: Direction, event: AppEvent<'_>) {
+    fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
         self.protocols.on_event(event);
+        if let Some(logs) = self.logs.as_mut() {
+            let ctx = LogContext { ts, flow, dir };
+            let written = match event {
+                AppEvent::Http(e) => logs.http(&ctx, e),
+                AppEvent::Mqtt(e) => logs.mqtt(&ctx, e),
+                AppEvent::Coap(e) => logs.coap(&ctx, e),
+                AppEvent::Telnet(e) => logs.telnet(&ctx, e),
+            };
+            if let Err(e) = written {
+                self.log_error = Some(e);
+                self.logs = None;
+            }
+        }
     }
 }
 
 /// Consumer of the flow table's output: protocol sessions and talkers.
 struct Consumers {
+    parse_protocols: bool,
     dispatcher: Dispatcher,
     sink: EventSink,
     talkers: Talkers,
@@ -69,11 +90,17 @@ impl FlowHandler<FlowApp> for Consumers {
         dir: Direction,
         ev: StreamEvent<'_>,
     ) {
+        if !self.parse_protocols {
+            return;
+        }
         self.dispatcher
             .on_stream(info, app, dir, ev, &mut self.sink);
     }
 
     fn on_datagram(&mut self, info: &FlowInfo, app: &mut FlowApp, dir: Direction, payload: &[u8]) {
+        if !self.parse_protocols {
+            return;
+        }
         self.dispatcher
             .on_datagram(info, &mut app.session, dir, payload, &mut self.sink);
     }
@@ -105,6 +132,7 @@ impl Pipeline {
             decoder: Decoder::new(cfg.defrag),
             flows: FlowTable::new(cfg.flows),
             consumers: Consumers {
+                parse_protocols: cfg.parse_protocols,
                 dispatcher: Dispatcher::new(AppLimits::default(), cfg.app_memcap_bytes),
                 sink: EventSink::default(),
                 talkers: Talkers::default(),
@@ -127,6 +155,25 @@ impl Pipeline {
         if let Decoded::Packet(pkt) = self.decoder.decode(frame) {
             self.flows.process(&pkt, &mut self.consumers);
         }
+    }
+
+    /// Write per-protocol JSON Lines logs (http.jsonl, mqtt.jsonl, ...) into `dir`.
+    pub fn log_to(&mut self, dir: &std::path::Path) -> Result<(), LogError> {
+        self.consumers.sink.logs = Some(ProtocolLogs::create(dir)?);
+        Ok(())
+    }
+
+    /// Flush the protocol logs: lines written per file.
+    pub fn finish_logs(&mut self) -> Result<Option<LogCounts>, LogError> {
+        if let Some(e) = self.consumers.sink.log_error.take() {
+            return Err(e);
+        }
+        self.consumers
+            .sink
+            .logs
+            .take()
+            .map(ProtocolLogs::finish)
+            .transpose()
     }
 
     /// Record a problem with the input that did not stop the run.

@@ -29,6 +29,68 @@ fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
     *map.entry(key).or_insert(0) += 1;
 }
 
+/// Counts indexed by a small number (a code or type), without allocation on
+/// the hot path; serialised as a map from the number (as text) to its count,
+/// leaving out zeros, as tshark's counts are keyed.
+#[derive(Clone, Debug)]
+pub struct CodeCounts<const N: usize>([u64; N]);
+
+impl<const N: usize> Default for CodeCounts<N> {
+    fn default() -> Self {
+        CodeCounts([0; N])
+    }
+}
+
+impl<const N: usize> CodeCounts<N> {
+    fn bump(&mut self, code: usize) {
+        if let Some(c) = self.0.get_mut(code) {
+            *c += 1;
+        }
+    }
+}
+
+impl<const N: usize> Serialize for CodeCounts<N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        // Keys in text order, as a BTreeMap<String, _> would give them.
+        let mut keys: Vec<(String, u64)> = self
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect();
+        keys.sort();
+        for (k, n) in keys {
+            map.serialize_entry(&k, &n)?;
+        }
+        map.end()
+    }
+}
+
+/// Counts by name for a few distinct names (HTTP methods): found by comparing
+/// text, allocated only for a new name, bounded in number.
+#[derive(Clone, Debug, Default)]
+pub struct NameCounts(Vec<(String, u64)>);
+
+impl NameCounts {
+    fn bump(&mut self, name: &str) {
+        if let Some((_, c)) = self.0.iter_mut().find(|(n, _)| n == name) {
+            *c += 1;
+        } else if self.0.len() < MAX_LISTED_NAMES {
+            self.0.push((name.to_string(), 1));
+        }
+    }
+}
+
+impl Serialize for NameCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let sorted: BTreeMap<&str, u64> = self.0.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        sorted.serialize(s)
+    }
+}
+
 /// `CamelCase` debug names as `snake_case` keys.
 fn snake(kind: &impl std::fmt::Debug) -> String {
     let name = format!("{kind:?}");
@@ -52,8 +114,8 @@ pub struct HttpCounts {
     pub flows: u64,
     pub requests: u64,
     pub responses: u64,
-    pub methods: BTreeMap<String, u64>,
-    pub status_codes: BTreeMap<String, u64>,
+    pub methods: NameCounts,
+    pub status_codes: CodeCounts<1000>,
     pub basic_auth_users: NameSet,
     pub anomalies: BTreeMap<String, u64>,
 }
@@ -62,12 +124,12 @@ pub struct HttpCounts {
 pub struct MqttCounts {
     pub flows: u64,
     pub messages: u64,
-    pub msgtype: BTreeMap<String, u64>,
-    pub connect_versions: BTreeMap<String, u64>,
+    pub msgtype: CodeCounts<16>,
+    pub connect_versions: CodeCounts<256>,
     pub usernames: NameSet,
     pub connect_with_password: u64,
-    pub connack_return_code_v3: BTreeMap<String, u64>,
-    pub connack_reason_code_v5: BTreeMap<String, u64>,
+    pub connack_return_code_v3: CodeCounts<256>,
+    pub connack_reason_code_v5: CodeCounts<256>,
     pub anomalies: BTreeMap<String, u64>,
 }
 
@@ -75,9 +137,9 @@ pub struct MqttCounts {
 pub struct CoapCounts {
     pub flows: u64,
     pub messages: u64,
-    pub code: BTreeMap<String, u64>,
+    pub code: CodeCounts<256>,
     #[serde(rename = "type")]
-    pub msg_type: BTreeMap<String, u64>,
+    pub msg_type: CodeCounts<4>,
     pub uri_paths: NameSet,
     pub observe: u64,
     pub block: u64,
@@ -148,14 +210,14 @@ impl ProtoCounts {
         match ev {
             http::HttpEvent::Request(r) => {
                 c.requests += 1;
-                bump(&mut c.methods, r.method.as_str().to_string());
+                c.methods.bump(r.method.as_str());
                 if let http::Auth::Basic { user, .. } = &r.auth {
                     c.basic_auth_users.add(user);
                 }
             }
             http::HttpEvent::Response(r) => {
                 c.responses += 1;
-                bump(&mut c.status_codes, r.status.to_string());
+                c.status_codes.bump(usize::from(r.status));
             }
             http::HttpEvent::Anomaly(a) => bump(&mut c.anomalies, snake(&a.kind)),
             http::HttpEvent::Body(_) | http::HttpEvent::Tunnel(_) => {}
@@ -166,11 +228,11 @@ impl ProtoCounts {
         let c = &mut self.mqtt;
         if let Some(t) = ev.msg_type() {
             c.messages += 1;
-            bump(&mut c.msgtype, t.to_string());
+            c.msgtype.bump(usize::from(t));
         }
         match ev {
             mqtt::MqttEvent::Connect(connect) => {
-                bump(&mut c.connect_versions, connect.protocol_level.to_string());
+                c.connect_versions.bump(usize::from(connect.protocol_level));
                 if let Some(user) = &connect.username {
                     c.usernames.add(user);
                 }
@@ -180,10 +242,10 @@ impl ProtoCounts {
             }
             mqtt::MqttEvent::Connack(ack) => match ack.code {
                 mqtt::ConnackCode::V3(_) => {
-                    bump(&mut c.connack_return_code_v3, ack.code.raw().to_string())
+                    c.connack_return_code_v3.bump(usize::from(ack.code.raw()))
                 }
                 mqtt::ConnackCode::V5(_) => {
-                    bump(&mut c.connack_reason_code_v5, ack.code.raw().to_string())
+                    c.connack_reason_code_v5.bump(usize::from(ack.code.raw()))
                 }
             },
             mqtt::MqttEvent::Anomaly(a) => bump(&mut c.anomalies, a.kind.as_str().to_string()),
@@ -196,8 +258,8 @@ impl ProtoCounts {
         match ev {
             coap::CoapEvent::Message(m) => {
                 c.messages += 1;
-                bump(&mut c.code, m.code.number().to_string());
-                bump(&mut c.msg_type, (m.msg_type as u8).to_string());
+                c.code.bump(usize::from(m.code.number()));
+                c.msg_type.bump(m.msg_type as usize);
                 if let Some(path) = &m.uri_path {
                     c.uri_paths.add(path);
                 }

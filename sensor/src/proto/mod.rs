@@ -5,6 +5,7 @@ pub mod coap;
 pub mod counts;
 pub mod dispatch;
 pub mod http;
+pub mod log;
 pub mod mqtt;
 pub mod telnet;
 
