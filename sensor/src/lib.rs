@@ -3,9 +3,11 @@
 //! The packet path is `capture` → `decode` → `flow` (with TCP reassembly) →
 //! protocol parsers; `pipeline` wires the stages and `summary` reports on them.
 
+pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod detect;
 pub mod flow;
 pub mod pipeline;
 pub mod proto;

@@ -1,0 +1,1 @@
+//! Alerts: EVE JSON records, deduplication and rate limiting, sinks.

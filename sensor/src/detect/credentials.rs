@@ -1,0 +1,1 @@
+//! Known default credentials, recognised by keyed digest (passwords are never kept).

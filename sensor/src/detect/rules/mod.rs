@@ -1,0 +1,1 @@
+//! Declarative rules: loading, validation, evaluation, and their test cases.
