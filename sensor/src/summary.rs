@@ -385,6 +385,7 @@ mod tests {
             packets: [1, 1],
             bytes: [up, down],
             tcp_state: None,
+            established: false,
         }
     }
 

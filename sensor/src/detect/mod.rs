@@ -2,4 +2,5 @@
 
 pub mod credentials;
 pub mod event;
+pub mod normalize;
 pub mod rules;

@@ -151,6 +151,8 @@ pub struct FlowInfo {
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub tcp_state: Option<TcpState>,
+    /// The TCP handshake completed (or data flowed) at some point.
+    pub established: bool,
 }
 
 impl FlowInfo {
@@ -167,6 +169,19 @@ impl FlowInfo {
 /// TCP, datagrams for UDP, and the end of each flow. `T` is the per-flow state
 /// the handler keeps (protocol sessions), stored in the flow.
 pub trait FlowHandler<T> {
+    /// Every packet of a flow, after the flow's state was updated with it;
+    /// `established_before` tells whether the TCP connection was established
+    /// before this packet (a RST then is not a refused connection attempt).
+    fn on_packet(
+        &mut self,
+        _info: &FlowInfo,
+        _app: &mut T,
+        _dir: Direction,
+        _pkt: &Packet<'_>,
+        _established_before: bool,
+    ) {
+    }
+
     fn on_stream(&mut self, info: &FlowInfo, app: &mut T, dir: Direction, ev: StreamEvent<'_>);
     fn on_datagram(&mut self, info: &FlowInfo, app: &mut T, dir: Direction, payload: &[u8]);
     fn on_close(&mut self, info: &FlowInfo, app: &mut T, reason: CloseReason);
@@ -434,10 +449,12 @@ impl<T: Default> FlowTable<T> {
             info.last_ts = info.last_ts.max(pkt.ts);
             info.packets[dir.index()] += 1;
             info.bytes[dir.index()] += u64::from(pkt.wire_len);
+            let established_before = info.established;
             match (&pkt.transport, flow.tcp.as_mut()) {
                 (Transport::Tcp(seg), Some(tcp)) => {
                     let was_closed = info.tcp_state == Some(TcpState::Closed);
                     track_tcp(info, tcp, dir, seg);
+                    info.established |= info.tcp_state == Some(TcpState::Established);
                     if !was_closed && info.tcp_state == Some(TcpState::Closed) {
                         // The deadline just got shorter: queue it, the old entry
                         // is skipped when it comes up.
@@ -450,6 +467,7 @@ impl<T: Default> FlowTable<T> {
                     let stream_cfg = self.cfg.reassembly;
                     let app = &mut flow.app;
                     let info = &flow.info;
+                    handler.on_packet(info, app, dir, pkt, established_before);
                     let (this, other) = split_streams(&mut tcp.streams, dir);
                     let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
                     this.segment(
@@ -467,9 +485,10 @@ impl<T: Default> FlowTable<T> {
                     }
                 }
                 (Transport::Udp { payload, .. }, _) => {
+                    handler.on_packet(&flow.info, &mut flow.app, dir, pkt, established_before);
                     handler.on_datagram(&flow.info, &mut flow.app, dir, payload);
                 }
-                _ => {}
+                _ => handler.on_packet(&flow.info, &mut flow.app, dir, pkt, established_before),
             }
         }
     }
@@ -508,6 +527,7 @@ impl<T: Default> FlowTable<T> {
             packets: [0, 0],
             bytes: [0, 0],
             tcp_state: tcp.then_some(TcpState::New),
+            established: false,
         };
         self.next_id += 1;
         let slot = match self.free.pop() {

@@ -1484,6 +1484,7 @@ mod tests {
             packets: [0; 2],
             bytes: [0; 2],
             tcp_state: None,
+            established: false,
         }
     }
 

@@ -8,6 +8,9 @@
 //! account the lab created. The namespaces have no route out: the only link
 //! is the veth pair between them. Needs root.
 
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -218,6 +221,11 @@ impl Lab {
     /// The lab's private temporary directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The client end of the veth pair (where tcpdump and `spanwatch live` capture).
+    pub fn client_interface(&self) -> &str {
+        &self.veth_client
     }
 
     fn spawn(&mut self, ns: String, what: &str, program: &str, args: &[&str]) -> ProcId {
