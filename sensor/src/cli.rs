@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::alert::{
+    AlertConfig, AlertError, Alerter, ExecConfig, ExecSink, FileSink, StdoutSink, WebhookConfig,
+    WebhookSink,
+};
 use crate::capture::{CaptureError, LiveConfig, LiveSource, MergedSource};
+use crate::detect::default_ruleset;
+use crate::detect::detector::Detector;
+use crate::detect::rules::{RuleError, RuleSet, check_dir};
 use crate::flow::FlowConfig;
 use crate::pipeline::{self, Pipeline, PipelineConfig};
 use crate::summary::{KernelStats, Summary};
@@ -31,6 +38,10 @@ pub mod exit {
     pub const INPUT: u8 = 3;
     /// Live capture could not start or failed (no such interface, permissions, bad BPF).
     pub const CAPTURE: u8 = 4;
+    /// A rule file, credential dictionary or alert output is invalid or cannot be opened.
+    pub const CONFIG: u8 = 5;
+    /// `rules check`: a rule's own test case failed.
+    pub const RULE_TEST: u8 = 6;
 }
 
 const AFTER_HELP: &str = "\
@@ -45,7 +56,9 @@ Exit codes:
   1  unexpected failure
   2  bad command line
   3  an input file cannot be read or is not a pcap/pcapng capture
-  4  live capture could not start or failed";
+  4  live capture could not start or failed
+  5  a rule file, credential dictionary or alert output is invalid or cannot be opened
+  6  rules check: a rule's own test case failed";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,6 +80,9 @@ pub enum Command {
     /// Capture from a network interface and print the summary periodically and on SIGINT/SIGTERM.
     #[command(after_help = "Example:\n  spanwatch live -i eth1 --bpf 'tcp or udp' --duration 60")]
     Live(LiveArgs),
+    /// Validate rules and run each rule's own test cases.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Write a deterministic synthetic IoT capture (HTTP, MQTT, CoAP, Telnet) for benchmarks and tests.
     #[command(after_help = "Example:\n  spanwatch synth --out mix.pcap --packets 1000000 --seed 1")]
     Synth(SynthArgs),
@@ -90,12 +106,63 @@ pub struct EngineArgs {
     /// Skip protocol parsing: decode, flows and TCP reassembly only.
     #[arg(long)]
     pub no_parsers: bool,
+    /// Rules directory (*.rules.toml and default-credentials.toml); default: the built-in ruleset.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Do not run the rules.
+    #[arg(long, conflicts_with = "rules")]
+    pub no_rules: bool,
+    /// Write alerts as EVE JSON Lines to PATH (appended; `-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
+    /// Also POST each alert (EVE JSON) to this http:// URL (bounded queue and retries; never blocks capture).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Also run this program for each alert, the EVE JSON on its stdin (with a timeout), e.g. a script that isolates a device.
+    #[arg(long, value_name = "PROGRAM")]
+    pub exec: Option<PathBuf>,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
 impl EngineArgs {
+    /// The detector these arguments ask for (None with `--no-rules`).
+    fn detector(&self) -> Result<Option<Detector>, CliError> {
+        if self.no_rules {
+            return Ok(None);
+        }
+        let rules = match &self.rules {
+            Some(dir) => RuleSet::load_dir(dir),
+            None => default_ruleset(),
+        }
+        .map_err(|e| CliError {
+            code: exit::CONFIG,
+            message: rule_error_text(&e),
+        })?;
+        let mut alerter = Alerter::new(AlertConfig::default());
+        let sink_error = |e: AlertError| CliError {
+            code: exit::CONFIG,
+            message: e.to_string(),
+        };
+        match self.alerts.as_deref() {
+            Some(p) if p == Path::new("-") => alerter.add_sink(Box::new(StdoutSink::new())),
+            Some(p) => alerter.add_sink(Box::new(FileSink::open(p).map_err(sink_error)?)),
+            None => {}
+        }
+        if let Some(url) = &self.webhook {
+            let sink = WebhookSink::new(WebhookConfig::new(url.clone())).map_err(sink_error)?;
+            alerter.add_sink(Box::new(sink));
+        }
+        if let Some(program) = &self.exec {
+            let argv = vec![program.display().to_string()];
+            alerter.add_sink(Box::new(
+                ExecSink::new(ExecConfig::new(argv)).map_err(sink_error)?,
+            ));
+        }
+        Ok(Some(Detector::new(rules, alerter)))
+    }
+
     fn pipeline_config(&self) -> PipelineConfig {
         PipelineConfig {
             flows: FlowConfig {
@@ -109,6 +176,16 @@ impl EngineArgs {
             ..PipelineConfig::default()
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load every *.rules.toml of DIR (default: the repository's rules/), validate it and run its test cases.
+    #[command(after_help = "Example:\n  spanwatch rules check rules/")]
+    Check {
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +326,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Replay(args) => replay(args),
         Command::Live(args) => live(args),
         Command::Synth(args) => synth_cmd(args),
+        Command::Rules(RulesCommand::Check { dir }) => rules_check(&dir),
     }
 }
 
@@ -268,6 +346,9 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let mut source = MergedSource::open(&args.files)?;
     let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     let mut pipeline = Pipeline::new(args.engine.pipeline_config());
+    if let Some(detector) = args.engine.detector()? {
+        pipeline.detect_with(detector);
+    }
     if let Some(dir) = &args.log_dir {
         pipeline.log_to(dir).map_err(log_error)?;
     }
@@ -301,8 +382,35 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     }
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
+    pipeline.flush_alerts().map_err(alert_error)?;
     print_summary(&pipeline.summary(&inputs, None), args.engine.json)?;
     Ok(ExitCode::from(exit::OK))
+}
+
+fn alert_error(e: AlertError) -> CliError {
+    CliError {
+        code: exit::FAILURE,
+        message: e.to_string(),
+    }
+}
+
+/// Every problem of a rule error, one per line.
+fn rule_error_text(e: &RuleError) -> String {
+    let lines: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
+    lines.join("\n")
+}
+
+fn rules_check(dir: &Path) -> Result<ExitCode, CliError> {
+    let report = check_dir(dir).map_err(|e| CliError {
+        code: exit::CONFIG,
+        message: rule_error_text(&e),
+    })?;
+    print!("{report}");
+    Ok(ExitCode::from(if report.passed() {
+        exit::OK
+    } else {
+        exit::RULE_TEST
+    }))
 }
 
 fn log_error(e: crate::proto::log::LogError) -> CliError {
@@ -365,6 +473,9 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     );
     let inputs = vec![format!("live:{}", args.interface)];
     let mut pipeline = Pipeline::new(args.engine.pipeline_config());
+    if let Some(detector) = args.engine.detector()? {
+        pipeline.detect_with(detector);
+    }
     let interval = match args.stats_interval {
         0 => Duration::MAX,
         secs => Duration::from_secs(secs),
@@ -381,6 +492,7 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
         return Err(e);
     }
     pipeline.finish();
+    pipeline.flush_alerts().map_err(alert_error)?;
     let kernel = pipeline::kernel_stats(&mut source);
     print_summary(&pipeline.summary(&inputs, kernel), json)?;
     Ok(ExitCode::from(exit::OK))

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::alert::AlertError;
 use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
-use crate::decode::{Decoded, Decoder};
+use crate::decode::{Decoded, Decoder, Packet};
+use crate::detect::detector::Detector;
+use crate::detect::rules::RuleSet;
 use crate::flow::{
     CloseReason, Direction, FlowConfig, FlowHandler, FlowInfo, FlowTable, StreamEvent,
 };
@@ -49,15 +52,28 @@ struct EventSink {
     logs: Option<ProtocolLogs>,
     /// The first log write failure; logging stops there.
     log_error: Option<LogError>,
+    detector: Option<Detector>,
 }
 
 impl AppEventSink for EventSink {
-    fn on_detect(&mut self, _: &FlowInfo, proto: AppProto) {
+    fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
         self.protocols.on_detect(proto);
+        if let Some(d) = self.detector.as_mut() {
+            d.detect(flow, proto);
+        }
+    }
+
+    fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
+        if let Some(d) = self.detector.as_mut() {
+            d.close(flow, proto);
+        }
     }
 
     fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
         self.protocols.on_event(event);
+        if let Some(d) = self.detector.as_mut() {
+            d.event(flow, ts, dir, event);
+        }
         if let Some(logs) = self.logs.as_mut() {
             let ctx = LogContext { ts, flow, dir };
             let written = match event {
@@ -83,6 +99,19 @@ struct Consumers {
 }
 
 impl FlowHandler<FlowApp> for Consumers {
+    fn on_packet(
+        &mut self,
+        info: &FlowInfo,
+        _: &mut FlowApp,
+        dir: Direction,
+        pkt: &Packet<'_>,
+        established_before: bool,
+    ) {
+        if let Some(d) = self.sink.detector.as_mut() {
+            d.packet(info, dir, pkt, established_before);
+        }
+    }
+
     fn on_stream(
         &mut self,
         info: &FlowInfo,
@@ -176,6 +205,26 @@ impl Pipeline {
             .transpose()
     }
 
+    /// Run the rules on what the pipeline sees, raising alerts through `detector`.
+    pub fn detect_with(&mut self, detector: Detector) {
+        self.consumers.sink.detector = Some(detector);
+    }
+
+    /// Replace the rules of a running detection (SIGHUP).
+    pub fn reload_rules(&mut self, rules: RuleSet) {
+        if let Some(d) = self.consumers.sink.detector.as_mut() {
+            d.reload(rules);
+        }
+    }
+
+    /// Flush the alert sinks (end of input or shutdown): nothing raised is lost.
+    pub fn flush_alerts(&mut self) -> Result<(), AlertError> {
+        match self.consumers.sink.detector.as_mut() {
+            Some(d) => d.flush(),
+            None => Ok(()),
+        }
+    }
+
     /// Record a problem with the input that did not stop the run.
     pub fn warn(&mut self, warning: String) {
         self.warnings.push(warning);
@@ -207,6 +256,7 @@ impl Pipeline {
             reassembly: fs.reassembly,
             protocols: self.consumers.sink.protocols.clone(),
             sessions: self.consumers.dispatcher.budget,
+            detection: self.consumers.sink.detector.as_ref().map(Detector::summary),
             top_talkers: self.consumers.talkers.top(self.cfg.top_talkers),
             untracked_talker_bytes: self.consumers.talkers.untracked_bytes(),
             kernel,

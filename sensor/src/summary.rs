@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::decode::defrag::DefragStats;
+use crate::detect::detector::DetectionSummary;
 use crate::flow::{FlowInfo, FlowStats, FlowTransport, ReassemblyStats};
 use crate::proto::counts::ProtoCounts;
 use crate::proto::dispatch::SessionBudget;
@@ -190,6 +191,9 @@ pub struct Summary {
     pub protocols: ProtoCounts,
     /// Memory of the protocol sessions, and flows left unparsed for lack of it.
     pub sessions: SessionBudget,
+    /// Rules evaluated and alerts raised, when detection ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionSummary>,
     pub top_talkers: Vec<TopTalker>,
     pub untracked_talker_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -328,6 +332,30 @@ impl Summary {
             p.telnet.logins.unknown,
             counts_suffix(&p.telnet.anomalies)
         );
+        if let Some(d) = &self.detection {
+            let a = &d.alerts;
+            let _ = writeln!(
+                s,
+                "alerts        {} emitted from {} rules ({} deduplicated, {} rate-limited)",
+                a.emitted, d.rules, a.deduped, a.rate_limited
+            );
+            if !a.signatures.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  {:>4} {:>6} {:>10}  signature",
+                    "sev", "count", "suppressed"
+                );
+                let mut sigs: Vec<_> = a.signatures.iter().collect();
+                sigs.sort_by_key(|g| (g.severity, std::cmp::Reverse(g.emitted)));
+                for g in sigs {
+                    let _ = writeln!(
+                        s,
+                        "  {:>4} {:>6} {:>10}  {} [{}]",
+                        g.severity, g.emitted, g.suppressed, g.signature, g.signature_id
+                    );
+                }
+            }
+        }
         if let Some(k) = &self.kernel {
             let _ = writeln!(
                 s,

@@ -1,6 +1,26 @@
 //! Detection: the rule engine over normalised events, and (later) the model.
 
 pub mod credentials;
+pub mod detector;
 pub mod event;
 pub mod normalize;
 pub mod rules;
+
+use std::path::Path;
+
+use credentials::Dictionary;
+use rules::{RuleError, RuleSet};
+
+/// The default ruleset and credential dictionary, built into the binary
+/// (the files of the repository's `rules/` directory).
+pub fn default_ruleset() -> Result<RuleSet, RuleError> {
+    let rules = RuleSet::from_sources([(
+        "iot-default.rules.toml",
+        include_str!("../../../rules/iot-default.rules.toml"),
+    )])?;
+    let dictionary = Dictionary::parse(
+        Path::new(credentials::DEFAULT_FILE_NAME),
+        include_str!("../../../rules/default-credentials.toml"),
+    )?;
+    Ok(rules.with_dictionary(dictionary))
+}

@@ -169,12 +169,16 @@ impl Normalizer {
                 match &r.auth {
                     http::Auth::None => {}
                     http::Auth::Basic {
-                        user, has_password, ..
+                        user,
+                        has_password,
+                        credential,
+                        ..
                     } => {
                         ev = ev
                             .with("auth_scheme", "basic")
                             .with("user", user.as_str())
                             .with("has_password", *has_password);
+                        ev.credential = *credential;
                     }
                     http::Auth::Digest { user } => {
                         ev = ev.with("auth_scheme", "digest");
@@ -242,6 +246,7 @@ impl Normalizer {
                 if let Some(w) = &c.will {
                     ev = ev.with("will_topic", w.topic.as_str());
                 }
+                ev.credential = c.credential;
                 if let Some(n) = self.notes(flow.id) {
                     n.client_id = Some(c.client_id.clone());
                 }
@@ -383,6 +388,7 @@ fn telnet_event(flow: &FlowInfo, ts: Timestamp, e: &telnet::TelnetEvent, out: &m
             if let Some(u) = &l.user {
                 ev = ev.with("user", u.as_str());
             }
+            ev.credential = l.credential;
             out.push(ev);
         }
         telnet::TelnetEvent::ShellCommand { line, .. } => out.push(

@@ -155,6 +155,8 @@ pub trait AppEventSink {
     /// A flow was recognised as `proto`.
     fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto);
     fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>);
+    /// The flow ended; `proto` is what it was recognised as, if anything.
+    fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>);
 }
 
 /// Parser limits, one per protocol.
@@ -299,9 +301,11 @@ impl Dispatcher {
             Feed::Close,
             sink,
         );
-        if let Some(proto) = app.proto() {
+        let proto = app.proto();
+        if let Some(proto) = proto {
             self.budget.used_bytes = self.budget.used_bytes.saturating_sub(session_cost(proto));
         }
+        sink.on_close(flow, proto);
         *app = AppSession::Opaque;
     }
 

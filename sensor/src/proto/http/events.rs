@@ -2,12 +2,14 @@
 //!
 //! Every string is owned and capped in length (see
 //! [`HttpLimits`](super::HttpLimits)); no event ever holds a password: Basic
-//! credentials keep only the user name, a presence flag and the password's
-//! length (RFC 7617 §2), and `userinfo` in a request target loses its password
-//! part before it is stored (RFC 9110 §4.2.4).
+//! credentials keep only the user name, a presence flag, the password's
+//! length (RFC 7617 §2) and the keyed credential digest, and `userinfo` in a
+//! request target loses its password part before it is stored (RFC 9110
+//! §4.2.4).
 
 #![forbid(unsafe_code)]
 
+use crate::detect::event::CredentialDigest;
 use crate::flow::Direction;
 
 /// Longest extension method name kept in [`Method::Unknown`], in bytes.
@@ -117,6 +119,10 @@ pub enum Auth {
         user: String,
         has_password: bool,
         password_len: usize,
+        /// [`crate::detect::credentials::digest`] of the whole user-id and the
+        /// password (empty included). Always `Some` for Basic; an `Option` like
+        /// the other protocols' logins. Debug-redacted, never logged.
+        credential: Option<CredentialDigest>,
     },
     /// RFC 7616: the `username` parameter, when present (capped).
     Digest { user: Option<String> },

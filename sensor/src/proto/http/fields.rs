@@ -12,6 +12,8 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
+use crate::detect::credentials::CredentialHasher;
+
 use super::events::Auth;
 
 /// Longest authentication scheme name kept in [`Auth::Other`], in bytes.
@@ -282,8 +284,9 @@ pub enum AuthError {
 /// `credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`).
 ///
 /// For Basic (RFC 7617 §2) the user-id is everything before the first `:` of
-/// the decoded `user-pass`; the password bytes are counted as they are
-/// decoded and never stored anywhere.
+/// the decoded `user-pass`; the password bytes are counted and fed to the
+/// credential digest (with the whole user-id) as they are decoded, and never
+/// stored anywhere.
 pub fn parse_authorization(value: &[u8], max_user: usize) -> (Auth, Option<AuthError>) {
     let value = trim_ows(value);
     let scheme_len = value.iter().take_while(|&&b| is_tchar(b)).count();
@@ -316,13 +319,19 @@ fn basic_credentials(token68: &[u8], max_user: usize) -> Result<Auth, AuthError>
     let mut user = Vec::new();
     let mut in_password = false;
     let mut password_len = 0usize;
+    let mut credential = CredentialHasher::new();
     decode_base64(token68, |b| {
         if in_password {
             password_len += 1;
+            credential.update(&[b]);
         } else if b == b':' {
             in_password = true;
-        } else if user.len() < max_user {
-            user.push(b);
+            credential.end_user();
+        } else {
+            credential.update(&[b]);
+            if user.len() < max_user {
+                user.push(b);
+            }
         }
     })
     .map_err(AuthError::Base64)?;
@@ -333,6 +342,7 @@ fn basic_credentials(token68: &[u8], max_user: usize) -> Result<Auth, AuthError>
         user: String::from_utf8_lossy(&user).into_owned(),
         has_password: password_len > 0,
         password_len,
+        credential: Some(credential.finish()),
     })
 }
 
@@ -439,6 +449,7 @@ pub fn redacted_line(line: &[u8], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::credentials::digest;
 
     fn b64(input: &str) -> Result<Vec<u8>, Base64Error> {
         let mut out = Vec::new();
@@ -479,8 +490,14 @@ mod tests {
                 user: "Aladdin".into(),
                 has_password: true,
                 password_len: "open sesame".len(),
+                credential: Some(digest("Aladdin", "open sesame")),
             }
         );
+        let Auth::Basic { credential, .. } = auth else {
+            panic!("{auth:?}")
+        };
+        assert_ne!(credential, Some(digest("Aladdin", "open sesam")));
+        assert_ne!(credential, Some(digest("aladdin", "open sesame")));
     }
 
     #[test]
@@ -494,6 +511,7 @@ mod tests {
                 user: "test".into(),
                 has_password: true,
                 password_len: "S3cr:3t:Pw".len(),
+                credential: Some(digest("test", "S3cr:3t:Pw")),
             }
         );
         let debug = format!("{auth:?}");
@@ -512,11 +530,19 @@ mod tests {
             Auth::Basic {
                 user: "admin".into(),
                 has_password: false,
-                password_len: 0
+                password_len: 0,
+                // An empty password is still a credential (Mirai tries admin
+                // with an empty password).
+                credential: Some(digest("admin", "")),
             }
         );
+        // The user name kept is capped; the digest is over the whole user-id.
         let (auth, _) = parse_authorization(b"Basic YWRtaW46", 3);
         assert!(matches!(auth, Auth::Basic { ref user, .. } if user == "adm"));
+        assert!(matches!(
+            auth,
+            Auth::Basic { credential: Some(d), .. } if d == digest("admin", "")
+        ));
     }
 
     #[test]

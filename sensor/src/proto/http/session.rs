@@ -1040,7 +1040,10 @@ impl HttpSession {
                     Direction::ToServer => is_request_line(line),
                     Direction::ToClient => is_status_line(line),
                 };
-                if starts && line.len() <= max_head {
+                // The bytes before the LF (a CR included) are held to the
+                // same bound as a partial line above, so whether the line is
+                // taken does not depend on where the stream was split.
+                if starts && lf <= max_head {
                     break true;
                 }
             }
@@ -1633,6 +1636,29 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
     }
 
     #[test]
+    fn resync_on_a_max_head_line_does_not_depend_on_the_split() {
+        // Found by the fuzz target: after an invalid status line, a status
+        // line of exactly max_head_bytes plus its CR was taken as a message
+        // start when it arrived whole (then reported HeadTooLarge) but
+        // dropped as too long when it arrived byte by byte.
+        let limits = HttpLimits {
+            max_head_bytes: 32,
+            ..HttpLimits::default()
+        };
+        let mut stream = b"\x9c\r\nHTTP/1.1 200 ".to_vec();
+        stream.resize(3 + 32, b'O');
+        stream.extend_from_slice(b"\r\n\r\n");
+        let whole = run_with(limits.clone(), &[(S2C, &stream)], true);
+        let pieces: Vec<(Direction, &[u8])> = stream.chunks(1).map(|c| (S2C, c)).collect();
+        let bytewise = run_with(limits, &pieces, true);
+        assert_eq!(
+            anomalies(&whole),
+            [(AnomalyKind::InvalidStatusLine, AnomalyEffect::Resync)]
+        );
+        assert_eq!(whole, bytewise);
+    }
+
+    #[test]
     fn invalid_content_length_stops_the_direction() {
         for cl in [
             &b"Content-Length: 5\r\nContent-Length: 6"[..],
@@ -1680,12 +1706,39 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
                 user: "test".into(),
                 has_password: true,
                 password_len: 10,
+                credential: Some(crate::detect::credentials::digest("test", "S3cr:3t:Pw")),
             }
         );
         assert_eq!(requests(&events)[1].uri, "http://bob@h/");
         let debug = format!("{events:?}");
         for secret in ["S3cr", "3t:Pw", "Hunter2x", "dGVzdDpTM2NyOjN0OlB3"] {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+    }
+
+    #[test]
+    fn basic_auth_credential_digest_from_captures() {
+        use crate::detect::credentials::digest;
+        // Authorization values of http-basic-auth-port2082-304.pcap,
+        // http-basic-auth-password-with-colon-port8000.pcap (two spaces
+        // after "Basic") and http-401-challenge-then-basic-auth.pcap, with
+        // tshark's decoded `http.authbasic` as (user, password).
+        for (value, user, password) in [
+            (
+                "Basic dXNlcnJycnI6cGFzc3dvcmRkZGRk",
+                "userrrrr",
+                "passworddddd",
+            ),
+            ("Basic  dGVzdDoxOjM0", "test", "1:34"),
+            ("Basic YWRtaW46cGFzc3dvcmQxMjM=", "admin", "password123"),
+        ] {
+            let head = format!("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: {value}\r\n\r\n");
+            let events = run(&[(C2S, head.as_bytes())]);
+            let Auth::Basic { credential, .. } = &requests(&events)[0].auth else {
+                panic!("{events:?}")
+            };
+            assert_eq!(*credential, Some(digest(user, password)), "{value}");
+            assert_ne!(*credential, Some(digest(user, "wrong")), "{value}");
         }
     }
 

@@ -2,9 +2,12 @@
 //!
 //! Events own their data (strings capped by [`super::MqttLimits`]) so they can
 //! outlive the bytes they came from. Passwords never appear: a CONNECT event
-//! carries only whether a password was present and its length.
+//! carries only whether a password was present, its length and the keyed
+//! credential digest of (user name, password).
 
 #![forbid(unsafe_code)]
+
+use crate::detect::event::CredentialDigest;
 
 use super::parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 use super::properties::{Properties, PropertyValue};
@@ -92,6 +95,10 @@ pub struct ConnectEvent {
     pub has_password: bool,
     /// Length of the password field; the bytes are never kept.
     pub password_len: u16,
+    /// [`crate::detect::credentials::digest`] of the User Name (empty when
+    /// absent) and the Password, when a Password was present. Its Debug
+    /// output is redacted; it is never logged.
+    pub credential: Option<CredentialDigest>,
     pub keep_alive_secs: u16,
     /// Clean Session (3.x) / Clean Start (5.0) flag.
     pub clean_start: bool,

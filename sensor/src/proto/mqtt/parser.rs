@@ -19,6 +19,8 @@
 
 use std::fmt;
 
+use crate::detect::credentials::{self, CredentialDigest};
+
 use super::events::AnomalyKind;
 use super::properties::{Properties, PropertyContext, parse_properties};
 use super::wire::{MqttStr, ReadFail, ReadResult, Reader, Status, VbiTooLong, decode_vbi};
@@ -426,7 +428,7 @@ pub enum Packet<'a> {
 }
 
 /// CONNECT (5.0 §3.1, 3.1.1 §3.1). The password is never kept: only its
-/// length.
+/// length and the credential digest of (user name, password).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connect<'a> {
     pub protocol_name: MqttStr<'a>,
@@ -443,6 +445,9 @@ pub struct Connect<'a> {
     /// Length of the Password field when the Password Flag is set and the
     /// field is present.
     pub password_len: Option<u16>,
+    /// [`credentials::digest`] of the User Name (empty when absent, which
+    /// 5.0 §3.1.2.9 allows) and the Password, when a Password is present.
+    pub credential: Option<CredentialDigest>,
 }
 
 impl Connect<'_> {
@@ -1014,6 +1019,7 @@ fn parse_connect<'a>(
         will: None,
         username: None,
         password_len: None,
+        credential: None,
     };
     // The payload fields after the Client Identifier are read leniently: a
     // truncated one is recorded and the fields before it are kept.
@@ -1066,9 +1072,11 @@ fn parse_connect_tail<'a>(
         c.username = Some(user);
     }
     if c.has_password_flag() {
-        // Only the length is kept; the bytes are skipped.
+        // Only the length and the credential digest are kept.
         let password = r.binary("password").map_err(name)?;
         c.password_len = Some(u16::try_from(password.len()).unwrap_or(u16::MAX));
+        let user = c.username.as_ref().map_or(&b""[..], |u| u.as_bytes());
+        c.credential = Some(credentials::digest(user, password));
     }
     Ok(())
 }
@@ -1547,6 +1555,35 @@ mod tests {
         assert!(c.will.is_none());
     }
 
+    // The same frame: tshark -e mqtt.username -e mqtt.passwd gives "user"
+    // and "pass"; the CONNECT carries the digest of exactly that pair.
+    #[test]
+    fn connect_credential_digest_from_capture() {
+        let bytes = hex(
+            "102b00044d51545404c2003c00136d79766f69636569736d7970617373706f7274000475736572000470617373",
+        );
+        let (p, _) = parse(&bytes, ProtocolVersion::V3_1_1);
+        let Ok(Packet::Connect(c)) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(c.credential, Some(credentials::digest("user", "pass")));
+        assert_ne!(c.credential, Some(credentials::digest("user", "pas")));
+        assert_ne!(c.credential, Some(credentials::digest("user", "Pass")));
+        assert_ne!(c.credential, Some(credentials::digest("", "pass")));
+        // No Password field (flags 0x02): no digest.
+        let (p, _) = parse(
+            &hex("100d00044d51545404020000000161"),
+            ProtocolVersion::V3_1_1,
+        );
+        assert!(matches!(
+            p,
+            Ok(Packet::Connect(Connect {
+                credential: None,
+                ..
+            }))
+        ));
+    }
+
     // mqtt31-mqisdp-publish-qos2.pcap frame 4: "MQIsdp", version 3.
     #[test]
     fn connect_31_mqisdp() {
@@ -1642,6 +1679,8 @@ mod tests {
         assert_eq!(will.payload_len, 11);
         assert_eq!(c.username.and_then(|u| u.as_str()), Some("user"));
         assert_eq!(c.password_len, Some(4));
+        // tshark mqtt.passwd: "pass".
+        assert_eq!(c.credential, Some(credentials::digest("user", "pass")));
     }
 
     // Frame 8 of the same capture: PUBLISH QoS 1 id 1 with 67 bytes of
@@ -1763,6 +1802,8 @@ mod tests {
         assert_eq!(kinds(&v), vec![AnomalyKind::PasswordWithoutUsername]);
         let Ok(Packet::Connect(c)) = p else { panic!() };
         assert_eq!(c.password_len, Some(2));
+        // No user name: the digest is over an empty one and "xx".
+        assert_eq!(c.credential, Some(credentials::digest("", "xx")));
         // Empty client id without Clean Session [MQTT-3.1.3-7].
         let (_, v) = parse(&connect(0x00, &hex("0000")), ProtocolVersion::V3_1_1);
         assert_eq!(kinds(&v), vec![AnomalyKind::InvalidClientId]);

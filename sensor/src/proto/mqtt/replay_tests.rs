@@ -476,3 +476,49 @@ fn large_payload_handshakes_match() {
     let flows = file("mqtt311-publish-100k-payloads.pcap");
     assert_eq!(anomalies(&flows), Vec::<AnomalyKind>::new());
 }
+
+/// The credential digest of every CONNECT with a Password is the digest of
+/// the (user name, password) that tshark reads from the capture
+/// (`-Y mqtt.msgtype==1 -T fields -e mqtt.username -e mqtt.passwd`): "user" /
+/// "pass" in 20 files, two pairs in the synthetic file, none elsewhere.
+#[test]
+fn connect_credentials_match_tshark() {
+    use crate::detect::credentials::digest;
+    const SYNTHETIC: &str = "mqtt-synthetic-v31-v311-v5-wildcards-oversize-topic.pcap";
+    const WITHOUT_PASSWORD: [&str; 8] = [
+        "mqtt-mixed-sessions-missing-connect-and-http.pcap",
+        "mqtt-pingreq-pingresp-only.pcap",
+        "mqtt31-sessions-keepalive-pings.pcap",
+        "mqtt311-all-packet-types-big-payloads.pcap",
+        "mqtt311-publish-100k-payloads.pcap",
+        "mqtt5-connect-auth-method-refused-connack-140.pcap",
+        "mqtt5-malformed-excessive-property-length.pcap",
+        "mqtt5-midstream-no-connect-split-connack.pcap",
+    ];
+    let mut with_user_pass = 0;
+    for name in mqtt_files() {
+        let mut got: Vec<[u8; 32]> = file(&name)
+            .iter()
+            .flatten()
+            .filter_map(|e| match e {
+                MqttEvent::Connect(c) => c.credential.map(|d| d.0),
+                _ => None,
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<[u8; 32]> = if name == SYNTHETIC {
+            vec![
+                digest("admin", "secret123").0,
+                digest("modern_user", "mqtt5pass").0,
+            ]
+        } else if WITHOUT_PASSWORD.contains(&name.as_str()) {
+            vec![]
+        } else {
+            with_user_pass += 1;
+            vec![digest("user", "pass").0]
+        };
+        want.sort();
+        assert_eq!(got, want, "{name}");
+    }
+    assert_eq!(with_user_pass, 20);
+}

@@ -919,6 +919,7 @@ impl MqttSession {
             username: c.username.as_ref().map(|u| self.text(u)),
             has_password: c.password_len.is_some(),
             password_len: c.password_len.unwrap_or_default(),
+            credential: c.credential,
             keep_alive_secs: c.keep_alive,
             clean_start: c.clean_start(),
             will: c.will.as_ref().map(|w| WillEvent {
@@ -1265,6 +1266,7 @@ fn topic_alias_maximum(p: &super::properties::Properties<'_>) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::credentials::digest;
 
     const C: Direction = Direction::ToServer;
     const S: Direction = Direction::ToClient;
@@ -1398,6 +1400,9 @@ mod tests {
         assert_eq!(c.username.as_deref(), Some("alice"));
         assert!(c.has_password);
         assert_eq!(c.password_len, 8);
+        // connect_311() sends user "alice", password "s3cr3tPW".
+        assert_eq!(c.credential, Some(digest("alice", "s3cr3tPW")));
+        assert_ne!(c.credential, Some(digest("alice", "s3cr3tPw")));
         let MqttEvent::Subscribe(sub) = &ev[2] else {
             panic!()
         };

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 
+use crate::detect::credentials::digest;
+
 use super::events::{AnomalyKind, LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
 use super::parser::{TelnetOption, TokenError, Verb};
 use super::session::{TelnetLimits, TelnetSession};
@@ -127,17 +129,20 @@ fn split_data(events: &[TelnetEvent]) -> (Vec<TelnetEvent>, usize) {
     (rest, total)
 }
 
+/// The attempt expected for a typed user and the password line the client
+/// sent (readable in the segment bytes); the credential is its digest.
 fn attempt(
     user: &str,
-    password_len: Option<usize>,
+    password: Option<&str>,
     outcome: LoginOutcome,
     started: i64,
 ) -> LoginAttempt {
     LoginAttempt {
         user: Some(user.into()),
         user_source: UserSource::Typed,
-        has_password: password_len.is_some(),
-        password_len: password_len.unwrap_or(0),
+        has_password: password.is_some(),
+        password_len: password.map_or(0, |p| p.chars().count()),
+        credential: password.map(|p| digest(user, p)),
         outcome,
         started: Timestamp(started),
     }
@@ -159,7 +164,7 @@ fn busybox_mirai_login_success_and_commands() {
     let events = replay(LAB_MIRAI_SUCCESS);
     assert_eq!(
         logins(&events),
-        vec![attempt("root", Some(6), LoginOutcome::Success, 2)]
+        vec![attempt("root", Some("xc3511"), LoginOutcome::Success, 2)]
     );
     assert_eq!(
         commands(&events),
@@ -192,7 +197,7 @@ fn busybox_login_incorrect() {
     let events = replay(LAB_MIRAI_FAILURE);
     assert_eq!(
         logins(&events),
-        vec![attempt("root", Some(5), LoginOutcome::Failure, 3)]
+        vec![attempt("root", Some("vizxv"), LoginOutcome::Failure, 3)]
     );
     assert_eq!(commands(&events), Vec::<String>::new());
     assert_eq!(
@@ -219,6 +224,16 @@ fn hydra_brute_force_three_failures() {
             (Some("root".into()), 8, LoginOutcome::Failure),
         ]
     );
+    // Each attempt carries the digest of the pair hydra sent.
+    let credentials: Vec<_> = logins(&events).iter().map(|a| a.credential).collect();
+    assert_eq!(
+        credentials,
+        vec![
+            Some(digest("admin", "123456")),
+            Some(digest("admin", "12345")),
+            Some(digest("root", "password")),
+        ]
+    );
     assert_eq!(anomalies(&events), vec![]);
     // tshark: 3 WILL, 2 WONT, 2 DO, 2 DONT.
     assert_eq!(
@@ -235,7 +250,12 @@ fn inetutils_pam_linemode_success() {
     let events = replay(LAB_INETUTILS_SUCCESS);
     assert_eq!(
         logins(&events),
-        vec![attempt("admin", Some(10), LoginOutcome::Success, 11)]
+        vec![attempt(
+            "admin",
+            Some("Adm1n!2024"),
+            LoginOutcome::Success,
+            11
+        )]
     );
     assert_eq!(
         commands(&events),
@@ -272,7 +292,7 @@ fn inetutils_failure_then_unanswered_attempt() {
     assert_eq!(
         logins(&events),
         vec![
-            attempt("root", Some(5), LoginOutcome::Failure, 9),
+            attempt("root", Some("vizxv"), LoginOutcome::Failure, 9),
             attempt("exit", None, LoginOutcome::Unknown, 16),
         ]
     );
@@ -309,6 +329,8 @@ fn microsoft_telnet_logins() {
                 user_source: UserSource::EnvironUser,
                 has_password: true,
                 password_len: 7,
+                // NEW-ENVIRON USER "administrator", password line "penguin".
+                credential: Some(digest("administrator", "penguin")),
                 outcome: LoginOutcome::Success,
                 started: Timestamp(password_at),
             }]

@@ -1,11 +1,12 @@
 //! Events a Telnet session produces. They own their data (capped strings) and
-//! never carry a password: a login attempt has only `has_password` and the
-//! password's length.
+//! never carry a password: a login attempt has only `has_password`, the
+//! password's length and the keyed credential digest of (user, password).
 #![forbid(unsafe_code)]
 
 use thiserror::Error;
 
 use crate::capture::Timestamp;
+use crate::detect::event::CredentialDigest;
 use crate::flow::Direction;
 
 use super::parser::{Command, TelnetOption, TokenError, Verb};
@@ -71,6 +72,10 @@ pub struct LoginAttempt {
     pub has_password: bool,
     /// Characters in the password line after editing (0 without a password).
     pub password_len: usize,
+    /// [`crate::detect::credentials::digest`] of the user name and the
+    /// password line, when both exist and neither was cut at its bound
+    /// (`max_user_bytes`, `max_line_bytes`). Debug-redacted, never logged.
+    pub credential: Option<CredentialDigest>,
     /// What the server answered.
     pub outcome: LoginOutcome,
     /// When the attempt started (the user or password line was completed).

@@ -8,7 +8,8 @@
 //! - a *user prompt* (`login:`, `Username:`, `User Name:`, `user:`) makes the
 //!   client's next line the user name;
 //! - a *password prompt* (`Password:`) makes the client's next line a
-//!   password — counted, never stored;
+//!   password — counted and turned into a credential digest with the user
+//!   name, never stored;
 //! - with a user or password given, a failure text (`Login incorrect`,
 //!   `Login failed`, `incorrect`, `Access denied`, `Authentication failed`, ...)
 //!   or a new user prompt is a failure; a shell prompt (output ending in `$`,
@@ -23,9 +24,10 @@
 #![forbid(unsafe_code)]
 
 use crate::capture::Timestamp;
+use crate::detect::event::CredentialDigest;
 
 use super::events::{LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
-use super::nvt::Line;
+use super::nvt::{Line, SecretLine};
 use super::subneg::capped_text;
 
 /// User prompts, matched case-insensitively at the end of the output.
@@ -142,8 +144,40 @@ pub struct LoginCounters {
 struct Attempt {
     user: Option<String>,
     user_source: UserSource,
+    /// `user` was cut at `max_user_bytes`: no credential digest then.
+    user_cut: bool,
     started: Timestamp,
     password_len: Option<usize>,
+    credential: Option<CredentialDigest>,
+}
+
+impl Attempt {
+    /// The user name a credential digest is computed over: the whole name.
+    fn digest_user(&self) -> Option<&str> {
+        self.user.as_deref().filter(|_| !self.user_cut)
+    }
+
+    /// Records the password line: its length, and the credential digest when
+    /// the whole user name and the whole password are known.
+    fn set_password(&mut self, len: usize, password: &SecretLine) {
+        self.password_len = Some(len);
+        self.credential = self.digest_user().and_then(|user| password.digest(user));
+    }
+}
+
+/// A user name announced by option, kept for the next attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Hint {
+    name: String,
+    source: UserSource,
+    cut: bool,
+}
+
+/// `name` capped at `max` bytes, and whether that cut it.
+fn capped_user(name: &str, max: usize) -> (String, bool) {
+    let kept = capped_text(name.as_bytes(), max);
+    let cut = kept.len() < name.len();
+    (kept, cut)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,7 +201,7 @@ enum Stage {
 pub struct LoginTracker {
     stage: Stage,
     prompt: Option<Prompt>,
-    hint: Option<(String, UserSource)>,
+    hint: Option<Hint>,
     saw_motd: bool,
     shell_commands: usize,
     counters: LoginCounters,
@@ -201,27 +235,30 @@ impl LoginTracker {
 
     /// A user name announced by option (NEW-ENVIRON USER, AUTHENTICATION NAME).
     pub fn set_hint(&mut self, name: &str, source: UserSource) {
-        let name = capped_text(name.as_bytes(), self.limits.max_user_bytes);
+        let (name, cut) = capped_user(name, self.limits.max_user_bytes);
         if let Stage::User(attempt) | Stage::Password { attempt, .. } = &mut self.stage {
             if attempt.user.is_none() {
                 attempt.user = Some(name.clone());
                 attempt.user_source = source;
+                attempt.user_cut = cut;
             }
         }
-        self.hint = Some((name, source));
+        self.hint = Some(Hint { name, source, cut });
     }
 
     /// A line the client completed.
     pub fn on_client_line(&mut self, ts: Timestamp, line: Line, out: &mut Vec<TelnetEvent>) {
         let prompt = self.prompt.take();
         match line {
-            Line::Secret { len } => self.on_password(ts, len, prompt, out),
+            Line::Secret { len, password } => self.on_password(ts, len, &password, prompt, out),
             // Typed before the password prompt arrived, or after a user name:
             // still a password (secrecy first).
-            Line::Text { text, .. }
+            Line::Text { text, truncated }
                 if prompt == Some(Prompt::Password) || matches!(self.stage, Stage::User(_)) =>
             {
-                self.on_password(ts, text.chars().count(), prompt, out)
+                let len = text.chars().count();
+                let password = SecretLine::new(text.into_bytes(), !truncated);
+                self.on_password(ts, len, &password, prompt, out)
             }
             Line::Text { text, truncated } => self.on_text(ts, &text, truncated, prompt, out),
         }
@@ -288,29 +325,36 @@ impl LoginTracker {
         matches!(self.stage, Stage::User(_) | Stage::Password { .. })
     }
 
-    fn new_attempt(&self, ts: Timestamp, password_len: Option<usize>) -> Attempt {
-        let (user, user_source) = match &self.hint {
-            Some((name, source)) => (Some(name.clone()), *source),
-            None => (None, UserSource::Unknown),
+    /// An attempt whose password comes first, its user name (if any) from
+    /// the hint.
+    fn new_attempt(&self, ts: Timestamp, len: usize, password: &SecretLine) -> Attempt {
+        let (user, user_source, user_cut) = match &self.hint {
+            Some(h) => (Some(h.name.clone()), h.source, h.cut),
+            None => (None, UserSource::Unknown, false),
         };
-        Attempt {
+        let mut attempt = Attempt {
             user,
             user_source,
+            user_cut,
             started: ts,
-            password_len,
-        }
+            password_len: None,
+            credential: None,
+        };
+        attempt.set_password(len, password);
+        attempt
     }
 
     fn on_password(
         &mut self,
         ts: Timestamp,
         len: usize,
+        password: &SecretLine,
         prompt: Option<Prompt>,
         out: &mut Vec<TelnetEvent>,
     ) {
         match std::mem::replace(&mut self.stage, Stage::Idle) {
             Stage::User(mut attempt) => {
-                attempt.password_len = Some(len);
+                attempt.set_password(len, password);
                 self.stage = Stage::Password {
                     attempt,
                     before_prompt: prompt != Some(Prompt::Password),
@@ -324,14 +368,14 @@ impl LoginTracker {
                 self.stage = previous;
                 self.finish(LoginOutcome::Unknown, out);
                 self.stage = Stage::Password {
-                    attempt: self.new_attempt(ts, Some(len)),
+                    attempt: self.new_attempt(ts, len, password),
                     before_prompt: false,
                 };
             }
             Stage::Idle => {
                 self.saw_motd = false;
                 self.stage = Stage::Password {
-                    attempt: self.new_attempt(ts, Some(len)),
+                    attempt: self.new_attempt(ts, len, password),
                     before_prompt: false,
                 };
             }
@@ -353,11 +397,14 @@ impl LoginTracker {
             }
             self.finish(LoginOutcome::Unknown, out);
             self.saw_motd = false;
+            let (user, cut) = capped_user(name, self.limits.max_user_bytes);
             self.stage = Stage::User(Attempt {
-                user: Some(capped_text(name.as_bytes(), self.limits.max_user_bytes)),
+                user: Some(user),
                 user_source: UserSource::Typed,
+                user_cut: cut || truncated,
                 started: ts,
                 password_len: None,
+                credential: None,
             });
             return;
         }
@@ -383,14 +430,16 @@ impl LoginTracker {
             }
             Stage::Password { attempt, .. } => {
                 // Asked again after a password: that one was wrong (Cisco-style).
-                let (user, user_source) = (attempt.user.clone(), attempt.user_source);
-                self.finish(LoginOutcome::Failure, out);
-                self.stage = Stage::User(Attempt {
-                    user,
-                    user_source,
+                let next = Attempt {
+                    user: attempt.user.clone(),
+                    user_source: attempt.user_source,
+                    user_cut: attempt.user_cut,
                     started: ts,
                     password_len: None,
-                });
+                    credential: None,
+                };
+                self.finish(LoginOutcome::Failure, out);
+                self.stage = Stage::User(next);
                 self.prompt = Some(Prompt::Password);
             }
             _ => self.prompt = Some(Prompt::Password),
@@ -423,6 +472,7 @@ impl LoginTracker {
                     user_source: attempt.user_source,
                     has_password: attempt.password_len.is_some(),
                     password_len: attempt.password_len.unwrap_or(0),
+                    credential: attempt.credential,
                     outcome,
                     started: attempt.started,
                 }));
@@ -439,6 +489,7 @@ impl LoginTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::credentials::digest;
 
     #[test]
     fn user_prompts() {
@@ -521,7 +572,17 @@ mod tests {
         }
     }
 
-    fn attempt(user: Option<&str>, len: Option<usize>, outcome: LoginOutcome) -> TelnetEvent {
+    /// A password line as the assembler seals it.
+    fn secret(password: &str) -> Line {
+        Line::Secret {
+            len: password.chars().count(),
+            password: SecretLine::new(password.into(), true),
+        }
+    }
+
+    /// The attempt expected for a typed user and password; the credential is
+    /// the digest of exactly that pair.
+    fn attempt(user: Option<&str>, password: Option<&str>, outcome: LoginOutcome) -> TelnetEvent {
         TelnetEvent::LoginAttempt(LoginAttempt {
             user: user.map(Into::into),
             user_source: if user.is_some() {
@@ -529,8 +590,9 @@ mod tests {
             } else {
                 UserSource::Unknown
             },
-            has_password: len.is_some(),
-            password_len: len.unwrap_or(0),
+            has_password: password.is_some(),
+            password_len: password.map_or(0, |p| p.chars().count()),
+            credential: user.zip(password).map(|(u, p)| digest(u, p)),
             outcome,
             started: Timestamp(1),
         })
@@ -546,21 +608,25 @@ mod tests {
         t.on_client_line(ts, text("root"), &mut out);
         assert!(t.secret_next_line());
         t.on_server_tail(ts, b"Password: ", &mut out);
-        t.on_client_line(ts, Line::Secret { len: 5 }, &mut out);
+        t.on_client_line(ts, secret("guess"), &mut out);
         t.on_server_line(b"Login incorrect", true, &mut out);
         assert_eq!(
             out,
-            vec![attempt(Some("root"), Some(5), LoginOutcome::Failure)]
+            vec![attempt(Some("root"), Some("guess"), LoginOutcome::Failure)]
         );
+        let TelnetEvent::LoginAttempt(a) = &out[0] else {
+            panic!()
+        };
+        assert_ne!(a.credential, Some(digest("root", "xc3511")));
         out.clear();
         t.on_server_tail(ts, b"box login: ", &mut out);
         t.on_client_line(ts, text("root"), &mut out);
         t.on_server_tail(ts, b"Password: ", &mut out);
-        t.on_client_line(ts, Line::Secret { len: 6 }, &mut out);
+        t.on_client_line(ts, secret("xc3511"), &mut out);
         t.on_server_tail(ts, b"# ", &mut out);
         assert_eq!(
             out,
-            vec![attempt(Some("root"), Some(6), LoginOutcome::Success)]
+            vec![attempt(Some("root"), Some("xc3511"), LoginOutcome::Success)]
         );
         out.clear();
         // Shell commands: first two kept, capped at 6 bytes.
@@ -592,11 +658,20 @@ mod tests {
         t.on_server_tail(ts, b"login: ", &mut out);
         t.on_client_line(ts, text("averylongname"), &mut out);
         t.on_server_tail(ts, b"Password: ", &mut out);
-        t.on_client_line(ts, Line::Secret { len: 3 }, &mut out);
+        t.on_client_line(ts, secret("pw!"), &mut out);
         t.on_server_tail(ts, b"login: ", &mut out);
+        // The user name was cut: no digest (it would be one of "averylon").
         assert_eq!(
             out,
-            vec![attempt(Some("averylon"), Some(3), LoginOutcome::Failure)]
+            vec![TelnetEvent::LoginAttempt(LoginAttempt {
+                user: Some("averylon".into()),
+                user_source: UserSource::Typed,
+                has_password: true,
+                password_len: 3,
+                credential: None,
+                outcome: LoginOutcome::Failure,
+                started: ts,
+            })]
         );
     }
 
@@ -609,21 +684,26 @@ mod tests {
         t.on_server_tail(ts, b"login: ", &mut out);
         t.on_client_line(ts, text("admin"), &mut out);
         assert!(t.secret_next_line());
-        t.on_client_line(ts, Line::Secret { len: 6 }, &mut out);
+        t.on_client_line(ts, secret("123456"), &mut out);
         t.on_server_tail(ts, b"Password: ", &mut out);
         assert!(out.is_empty());
         // The same prompt again is a failure; the next password is a new attempt.
         t.on_server_tail(ts, b"Password: ", &mut out);
         assert_eq!(
             out,
-            vec![attempt(Some("admin"), Some(6), LoginOutcome::Failure)]
+            vec![attempt(
+                Some("admin"),
+                Some("123456"),
+                LoginOutcome::Failure
+            )]
         );
         out.clear();
-        t.on_client_line(ts, Line::Secret { len: 4 }, &mut out);
+        // The second password is digested with the same user.
+        t.on_client_line(ts, secret("1234"), &mut out);
         t.on_server_tail(ts, b"router>", &mut out);
         assert_eq!(
             out,
-            vec![attempt(Some("admin"), Some(4), LoginOutcome::Success)]
+            vec![attempt(Some("admin"), Some("1234"), LoginOutcome::Success)]
         );
     }
 
@@ -638,7 +718,11 @@ mod tests {
         t.on_close(&mut out);
         assert_eq!(
             out,
-            vec![attempt(Some("root"), Some(7), LoginOutcome::Unknown)]
+            vec![attempt(
+                Some("root"),
+                Some("hunter2"),
+                LoginOutcome::Unknown
+            )]
         );
         assert!(!format!("{out:?}{t:?}").contains("hunter2"));
     }
@@ -651,13 +735,13 @@ mod tests {
         t.on_server_tail(ts, b"login: ", &mut out);
         t.on_client_line(ts, text("op"), &mut out);
         t.on_server_tail(ts, b"Password: ", &mut out);
-        t.on_client_line(ts, Line::Secret { len: 2 }, &mut out);
+        t.on_client_line(ts, secret("op"), &mut out);
         t.on_server_line(b"Welcome to BoxOS", true, &mut out);
         assert!(out.is_empty());
         t.on_server_tail(ts, b"box:~ ", &mut out);
         assert_eq!(
             out,
-            vec![attempt(Some("op"), Some(2), LoginOutcome::Success)]
+            vec![attempt(Some("op"), Some("op"), LoginOutcome::Success)]
         );
     }
 
@@ -669,7 +753,7 @@ mod tests {
         t.set_hint("administrator", UserSource::EnvironUser);
         t.on_server_tail(ts, b"password: ", &mut out);
         assert!(t.secret_next_line());
-        t.on_client_line(ts, Line::Secret { len: 7 }, &mut out);
+        t.on_client_line(ts, secret("penguin"), &mut out);
         t.on_server_tail(ts, b"C:\\Users\\Administrator>", &mut out);
         assert_eq!(
             out,
@@ -678,10 +762,23 @@ mod tests {
                 user_source: UserSource::EnvironUser,
                 has_password: true,
                 password_len: 7,
+                // "administrator" was cut at 8 bytes: no digest.
+                credential: None,
                 outcome: LoginOutcome::Success,
                 started: ts,
             })]
         );
+        // A whole hinted name gives the digest of (hint, password).
+        let mut t = tracker();
+        let mut out = Vec::new();
+        t.set_hint("admin", UserSource::EnvironUser);
+        t.on_server_tail(ts, b"password: ", &mut out);
+        t.on_client_line(ts, secret("admin"), &mut out);
+        t.on_close(&mut out);
+        let TelnetEvent::LoginAttempt(a) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(a.credential, Some(digest("admin", "admin")));
     }
 
     #[test]
@@ -727,7 +824,7 @@ mod tests {
         t.on_client_line(ts, text("su"), &mut out);
         t.on_server_tail(ts, b"Password: ", &mut out);
         assert!(t.secret_next_line());
-        t.on_client_line(ts, Line::Secret { len: 8 }, &mut out);
+        t.on_client_line(ts, secret("rootpass"), &mut out);
         assert_eq!(
             out,
             vec![TelnetEvent::ShellCommand {

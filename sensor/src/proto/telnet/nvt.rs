@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::detect::credentials::{self, CredentialDigest};
+
 /// NUL.
 pub const NUL: u8 = 0x00;
 /// ^C (ETX): interrupt, abandons the line being typed.
@@ -118,14 +120,57 @@ impl AnsiFilter {
     }
 }
 
+/// The bytes of a line typed where a password was expected, held only until
+/// the login tracker has turned them into a credential digest: they cannot be
+/// read back, Debug shows nothing, and they are overwritten when dropped
+/// (best effort: memory the buffer left while it grew is not scrubbed).
+#[derive(PartialEq, Eq)]
+pub struct SecretLine {
+    bytes: Vec<u8>,
+    complete: bool,
+}
+
+impl SecretLine {
+    /// `complete`: no byte was dropped at the line bound.
+    pub fn new(bytes: Vec<u8>, complete: bool) -> Self {
+        SecretLine { bytes, complete }
+    }
+
+    /// The line was not cut at the assembler's bound.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// [`credentials::digest`] of `user` and this password; `None` when the
+    /// line was cut (the digest of a prefix would name another password).
+    pub fn digest(&self, user: &str) -> Option<CredentialDigest> {
+        self.complete
+            .then(|| credentials::digest(user, &self.bytes))
+    }
+}
+
+impl Drop for SecretLine {
+    fn drop(&mut self) {
+        self.bytes.fill(0);
+    }
+}
+
+impl fmt::Debug for SecretLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretLine(..)")
+    }
+}
+
 /// A completed client line.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum Line {
-    /// A line typed where a password was expected: only its length in
-    /// characters is known (its bytes were never stored).
+    /// A line typed where a password was expected: its length in characters,
+    /// and its bytes sealed for the credential digest.
     Secret {
         /// Characters typed after editing.
         len: usize,
+        /// The password, readable only as a digest.
+        password: SecretLine,
     },
     /// An ordinary line.
     Text {
@@ -139,7 +184,10 @@ pub enum Line {
 impl fmt::Debug for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Line::Secret { len } => f.debug_struct("Secret").field("len", len).finish(),
+            Line::Secret { len, .. } => f
+                .debug_struct("Secret")
+                .field("len", len)
+                .finish_non_exhaustive(),
             Line::Text { text, truncated } => f
                 .debug_struct("Text")
                 .field("text", text)
@@ -151,8 +199,8 @@ impl fmt::Debug for Line {
 
 /// Assembles the lines a client types, with editing, bounded.
 ///
-/// Whether a line is secret is decided by its first byte: a secret line only
-/// counts characters and never stores them.
+/// Whether a line is secret is decided by its first byte: a secret line's
+/// bytes are handed over sealed in a [`SecretLine`] and wiped from the buffer.
 pub struct LineAssembler {
     buf: Vec<u8>,
     max: usize,
@@ -221,6 +269,7 @@ impl LineAssembler {
                 let line = if self.secret {
                     Line::Secret {
                         len: self.secret_len,
+                        password: SecretLine::new(std::mem::take(&mut self.buf), !self.truncated),
                     }
                 } else {
                     Line::Text {
@@ -252,7 +301,8 @@ impl LineAssembler {
                 }
                 if self.secret {
                     self.secret_len = self.secret_len.saturating_add(1);
-                } else if self.buf.len() < self.max {
+                }
+                if self.buf.len() < self.max {
                     self.buf.push(b);
                 } else {
                     self.truncated = true;
@@ -266,12 +316,13 @@ impl LineAssembler {
     pub fn erase_char(&mut self) {
         if self.secret {
             self.secret_len = self.secret_len.saturating_sub(1);
-            return;
         }
-        // Remove UTF-8 continuation bytes, then the lead byte.
-        while let Some(&last) = self.buf.last() {
+        // Remove UTF-8 continuation bytes, then the lead byte (zeroed first:
+        // it may be part of a password).
+        while let Some(last) = self.buf.last_mut() {
+            let byte = std::mem::take(last);
             self.buf.pop();
-            if last & 0xc0 != 0x80 {
+            if byte & 0xc0 != 0x80 {
                 break;
             }
         }
@@ -279,7 +330,7 @@ impl LineAssembler {
 
     /// Erase Line (^U, `IAC EL`): empties the line, keeping its secrecy.
     pub fn erase_line(&mut self) {
-        self.buf.clear();
+        self.wipe();
         self.secret_len = 0;
     }
 
@@ -291,8 +342,14 @@ impl LineAssembler {
         self.ansi = AnsiFilter::default();
     }
 
-    fn clear(&mut self) {
+    /// Empties the buffer, overwriting what a password line left in it.
+    fn wipe(&mut self) {
+        self.buf.fill(0);
         self.buf.clear();
+    }
+
+    fn clear(&mut self) {
+        self.wipe();
         self.started = false;
         self.secret = false;
         self.secret_len = 0;
@@ -385,6 +442,13 @@ mod tests {
         }
     }
 
+    fn secret(len: usize, password: &str) -> Line {
+        Line::Secret {
+            len,
+            password: SecretLine::new(password.into(), true),
+        }
+    }
+
     #[test]
     fn cr_lf_cr_nul_and_bare_lf_end_lines() {
         // RFC 854: CR LF is end of line, CR NUL a bare carriage return.
@@ -427,21 +491,49 @@ mod tests {
     }
 
     #[test]
-    fn secret_lines_count_characters_only() {
-        assert_eq!(lines(b"xc3511\r\0", true), vec![Line::Secret { len: 6 }]);
+    fn secret_lines_are_sealed_after_editing() {
+        assert_eq!(lines(b"xc3511\r\0", true), vec![secret(6, "xc3511")]);
         assert_eq!(
             lines(b"pass\x7f\x7fss\x08\r\n", true),
-            vec![Line::Secret { len: 3 }]
+            vec![secret(3, "pas")]
         );
+        assert_eq!(lines(b"junk\x15vizxv\r\n", true), vec![secret(5, "vizxv")]);
         // An empty password line is a secret of length 0.
-        assert_eq!(lines(b"\r\n", true), vec![Line::Secret { len: 0 }]);
+        assert_eq!(lines(b"\r\n", true), vec![secret(0, "")]);
         // Secrecy is fixed by the first byte of the line.
         let mut asm = LineAssembler::new(16);
         assert_eq!(asm.push(b'a', true), None);
         assert_eq!(asm.push(b'b', false), None);
-        assert_eq!(asm.push(CR, false), Some(Line::Secret { len: 2 }));
+        assert_eq!(asm.push(CR, false), Some(secret(2, "ab")));
         assert_eq!(asm.push(b'c', false), None);
         assert_eq!(asm.push(LF, true), Some(text("c")));
+    }
+
+    #[test]
+    fn secret_line_digest_only_when_complete() {
+        let Some(Line::Secret { len, password }) = lines(b"xc3511\r", true).pop() else {
+            panic!()
+        };
+        assert_eq!(len, 6);
+        assert!(password.is_complete());
+        assert_eq!(
+            password.digest("root"),
+            Some(credentials::digest("root", "xc3511"))
+        );
+        assert_ne!(
+            password.digest("root"),
+            Some(credentials::digest("root", "xc351"))
+        );
+        assert_eq!(format!("{password:?}"), "SecretLine(..)");
+        // Longer than the bound: length counted, no digest of a prefix.
+        let mut input = vec![b'p'; 20];
+        input.push(CR);
+        let Some(Line::Secret { len, password }) = lines(&input, true).pop() else {
+            panic!()
+        };
+        assert_eq!(len, 20);
+        assert!(!password.is_complete());
+        assert_eq!(password.digest("root"), None);
     }
 
     #[test]
@@ -485,6 +577,15 @@ mod tests {
         }
         assert!(!format!("{asm:?}").contains("hunter2"));
         assert!(!format!("{asm:?}").contains("104")); // no byte values either
+        let line = b"\rhunter2\r"
+            .iter()
+            .filter_map(|&b| asm.push(b, true))
+            .last();
+        let debug = format!("{line:?}");
+        assert!(
+            debug.contains("Secret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
     }
 
     fn server_lines(input: &[u8]) -> (Vec<String>, String) {

@@ -267,13 +267,11 @@ impl TextState {
                 for &byte in bytes {
                     let secret = self.login.secret_next_line();
                     if let Some(line) = self.client_line.push(byte, secret) {
-                        if matches!(
-                            line,
-                            Line::Text {
-                                truncated: true,
-                                ..
-                            }
-                        ) {
+                        let cut = match &line {
+                            Line::Text { truncated, .. } => *truncated,
+                            Line::Secret { password, .. } => !password.is_complete(),
+                        };
+                        if cut {
                             self.stats.lines_truncated += 1;
                         }
                         self.login.on_client_line(ts, line, out);
@@ -365,6 +363,7 @@ impl TextState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::credentials::digest;
     use crate::proto::telnet::events::{LoginAttempt, LoginOutcome};
     use crate::proto::telnet::parser::{DO, IAC, SB, SE, TokenError, Verb, WILL};
     use crate::proto::telnet::subneg::{EnvVar, EnvVarKind, EnvironDetail, TerminalTypeDetail};
@@ -418,17 +417,20 @@ mod tests {
             .collect()
     }
 
+    /// The attempt expected for a typed user and password line; the
+    /// credential is the digest of exactly that pair.
     fn typed(
         user: &str,
-        password_len: Option<usize>,
+        password: Option<&str>,
         outcome: LoginOutcome,
         started: i64,
     ) -> LoginAttempt {
         LoginAttempt {
             user: Some(user.into()),
             user_source: UserSource::Typed,
-            has_password: password_len.is_some(),
-            password_len: password_len.unwrap_or(0),
+            has_password: password.is_some(),
+            password_len: password.map_or(0, |p| p.chars().count()),
+            credential: password.map(|p| digest(user, p)),
             outcome,
             started: Timestamp(started),
         }
@@ -503,6 +505,11 @@ mod tests {
             ),
             (Some("root"), 6, LoginOutcome::Success)
         );
+        // The digests are of the edited lines: "guess", then "xc3512" with
+        // two BS and "11", i.e. "xc3511".
+        assert_eq!(attempts[0].credential, Some(digest("root", "guess")));
+        assert_eq!(attempts[1].credential, Some(digest("root", "xc3511")));
+        assert_ne!(attempts[1].credential, Some(digest("root", "xc3512")));
         assert!(
             attempts
                 .iter()
@@ -556,7 +563,7 @@ mod tests {
         ]);
         assert_eq!(
             logins(&events),
-            vec![typed("admin", Some(7), LoginOutcome::Success, 1)]
+            vec![typed("admin", Some("s3cr3t!"), LoginOutcome::Success, 1)]
         );
         assert_eq!(commands(&events), vec!["uptime"]);
         assert!(!format!("{events:?}").contains("s3cr3t"));
@@ -665,6 +672,7 @@ mod tests {
                 user_source: UserSource::AuthenticationName,
                 has_password: true,
                 password_len: 2,
+                credential: Some(digest("alice", "pw")),
                 outcome: LoginOutcome::Failure,
                 started: Timestamp(2),
             }]
@@ -685,7 +693,7 @@ mod tests {
         ]);
         assert_eq!(
             logins(&events),
-            vec![typed("root", Some(2), LoginOutcome::Failure, 1)]
+            vec![typed("root", Some("pw"), LoginOutcome::Failure, 1)]
         );
     }
 

@@ -1,0 +1,1183 @@
+//! Rule evaluation: each event against the rules of its kind, with per-rule
+//! group state in packet time and bounded memory.
+//!
+//! Window semantics (all times are event timestamps):
+//! * `threshold` fires when `count` matching events of a group fall within
+//!   `within_secs` of each other, both ends inclusive (an event exactly
+//!   `within_secs` after the oldest still counts). The group's window is
+//!   emptied when it fires, so a sustained flood fires once per `count` events
+//!   (suppression limits it further).
+//! * `distinct` fires when `count` distinct values of its field were seen in
+//!   the group within `within_secs` (each value's last sighting counts); it
+//!   then empties the group's window too.
+//! * `sequence` fires when its condition holds within `within_secs` after its
+//!   `after_rule` fired (suppressed or not) for the same group; each firing of
+//!   the earlier rule arms it once. An event never arms a sequence it also
+//!   triggers: arming happens after all rules saw the event.
+//! * `concurrent` fires when an event's key value is held open by a session
+//!   from another source address; a `closed_by` event from the same source
+//!   endpoint closes that session.
+//! * An event earlier than its group's newest one (out-of-order capture)
+//!   counts as if at the newest time, so windows never run backwards.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::condition::{FieldVal, lookup};
+use super::lru::Lru;
+use super::parse::{MAX_WINDOW_COUNT, Window};
+use super::{Rule, RuleSet};
+use crate::capture::Timestamp;
+use crate::detect::credentials::Dictionary;
+use crate::detect::event::{RuleEvent, Value};
+
+/// Default of [`EngineLimits::max_groups_per_rule`].
+pub const DEFAULT_MAX_GROUPS_PER_RULE: usize = 10_000;
+/// Default of [`EngineLimits::max_entries_per_group`]: enough for the
+/// largest `count` a rule may have, so the default never caps a window.
+pub const DEFAULT_MAX_ENTRIES_PER_GROUP: usize = MAX_WINDOW_COUNT as usize;
+/// Longest value (in characters) copied into an alert's evidence.
+pub const MAX_DETAIL_CHARS: usize = 256;
+/// Most distinct values listed in the evidence of a `distinct` firing.
+pub const MAX_DETAIL_VALUES: usize = 16;
+
+/// Bounds of the engine's state. Group keys come from packets, so an
+/// attacker chooses how many there are; both bounds evict the least recently
+/// used and count it in [`EngineStats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineLimits {
+    /// Groups (window, sequence, suppression or concurrent-key state) kept
+    /// per rule.
+    pub max_groups_per_rule: usize,
+    /// Entries inside one group: timestamps of a `threshold`, values of a
+    /// `distinct`, open sessions of a `concurrent` key. A threshold whose
+    /// `count` exceeds it can never fire.
+    pub max_entries_per_group: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
+            max_entries_per_group: DEFAULT_MAX_ENTRIES_PER_GROUP,
+        }
+    }
+}
+
+/// Counters of the engine since it was created (kept across reloads).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Events given to [`Engine::on_event`].
+    pub events: u64,
+    /// Matches written out.
+    pub matches: u64,
+    /// Firings held back by a rule's `suppress`.
+    pub suppressed: u64,
+    /// Live group state dropped to make room ([`EngineLimits::max_groups_per_rule`]):
+    /// a window, sequence, suppression or open session was forgotten early.
+    pub evictions: u64,
+    /// Group state dropped to make room after its window or suppression had
+    /// already passed: no information lost.
+    pub expired: u64,
+    /// Entries dropped inside a group ([`EngineLimits::max_entries_per_group`]).
+    pub entry_evictions: u64,
+    /// Calls of [`Engine::reload`].
+    pub reloads: u64,
+}
+
+/// What made a rule fire. Never holds a password: events carry none (only a
+/// digest, which is not copied here).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Matching events in the window (`threshold`).
+    pub count: Option<u64>,
+    /// Distinct values in the window (`distinct`).
+    pub distinct: Option<u64>,
+    /// The window's length.
+    pub window_secs: Option<u64>,
+    /// The event's `user` field, when it has one.
+    pub user: Option<String>,
+    /// `(name, value)` pairs: the event fields the rule reads and groups by,
+    /// then what the window adds (distinct values, the earlier rule, the
+    /// other source of a concurrent session). Values are at most
+    /// [`MAX_DETAIL_CHARS`] characters.
+    pub detail: Vec<(String, String)>,
+}
+
+/// A rule fired on an event.
+#[derive(Clone, Debug)]
+pub struct RuleMatch {
+    pub rule: Arc<Rule>,
+    /// The event that completed the match.
+    pub event: RuleEvent,
+    pub evidence: Evidence,
+}
+
+/// One component of a group key: a field value, owned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum KeyPart {
+    Absent,
+    Str(Box<str>),
+    Int(i64),
+    Bool(bool),
+    Ip(IpAddr),
+    Mac([u8; 6]),
+}
+
+impl KeyPart {
+    /// Lists cannot key a group (rejected at load); they read as absent.
+    fn of(v: Option<FieldVal<'_>>) -> KeyPart {
+        match v {
+            None | Some(FieldVal::List(_)) => KeyPart::Absent,
+            Some(FieldVal::Str(s)) => KeyPart::Str(s.into()),
+            Some(FieldVal::Int(n)) => KeyPart::Int(n),
+            Some(FieldVal::Bool(b)) => KeyPart::Bool(b),
+            Some(FieldVal::Ip(ip)) => KeyPart::Ip(ip),
+            Some(FieldVal::Mac(m)) => KeyPart::Mac(m),
+        }
+    }
+
+    /// Whether this is `v`, without allocating.
+    fn is(&self, v: FieldVal<'_>) -> bool {
+        match (self, v) {
+            (KeyPart::Str(a), FieldVal::Str(b)) => **a == *b,
+            (KeyPart::Int(a), FieldVal::Int(b)) => *a == b,
+            (KeyPart::Bool(a), FieldVal::Bool(b)) => *a == b,
+            (KeyPart::Ip(a), FieldVal::Ip(b)) => *a == b,
+            (KeyPart::Mac(a), FieldVal::Mac(b)) => *a == b,
+            _ => false,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            KeyPart::Absent => String::new(),
+            KeyPart::Str(s) => bounded(s),
+            KeyPart::Int(n) => n.to_string(),
+            KeyPart::Bool(b) => b.to_string(),
+            KeyPart::Ip(ip) => ip.to_string(),
+            KeyPart::Mac(m) => mac(m),
+        }
+    }
+}
+
+type GroupKey = Box<[KeyPart]>;
+
+fn group_key(ev: &RuleEvent, names: &[&'static str]) -> GroupKey {
+    names.iter().map(|n| KeyPart::of(lookup(ev, n))).collect()
+}
+
+fn bounded(s: &str) -> String {
+    match s.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((end, _)) => s.get(..end).unwrap_or_default().to_string(),
+        None => s.to_string(),
+    }
+}
+
+fn mac(m: &[u8; 6]) -> String {
+    let mut out = String::with_capacity(17);
+    for (i, b) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn render(v: FieldVal<'_>) -> String {
+    match v {
+        FieldVal::List(items) => bounded(&items.join(",")),
+        other => KeyPart::of(Some(other)).render(),
+    }
+}
+
+fn nanos(secs: u64) -> u64 {
+    secs.saturating_mul(1_000_000_000)
+}
+
+/// State of one rule.
+enum WindowState {
+    Event,
+    Threshold(Lru<GroupKey, VecDeque<Timestamp>>),
+    /// Values with the time each was last seen.
+    Distinct(Lru<GroupKey, Vec<(KeyPart, Timestamp)>>),
+    /// When the earlier rule last fired, per group.
+    Sequence(Lru<GroupKey, Timestamp>),
+    /// Open sessions (source endpoints) per key value.
+    Concurrent(Lru<KeyPart, Vec<(IpAddr, u16)>>),
+}
+
+struct RuleState {
+    window: WindowState,
+    /// Until when each key is quiet (`None`: for ever).
+    suppress: Option<Lru<GroupKey, Option<Timestamp>>>,
+}
+
+impl RuleState {
+    fn new(rule: &Rule, limits: &EngineLimits) -> Self {
+        let groups = limits.max_groups_per_rule;
+        let window = match &rule.window {
+            Window::Event => WindowState::Event,
+            Window::Threshold { .. } => WindowState::Threshold(Lru::new(groups)),
+            Window::Distinct { .. } => WindowState::Distinct(Lru::new(groups)),
+            Window::Sequence { .. } => WindowState::Sequence(Lru::new(groups)),
+            Window::Concurrent { .. } => WindowState::Concurrent(Lru::new(groups)),
+        };
+        RuleState {
+            window,
+            suppress: rule.suppress.as_ref().map(|_| Lru::new(groups)),
+        }
+    }
+}
+
+/// Counts a state entry dropped to make room: expired if `stale`, evicted
+/// otherwise.
+fn account<K, V>(stats: &mut EngineStats, dropped: Option<(K, V)>, stale: impl FnOnce(&V) -> bool) {
+    if let Some((_, v)) = dropped {
+        if stale(&v) {
+            stats.expired += 1;
+        } else {
+            stats.evictions += 1;
+        }
+    }
+}
+
+/// What a window adds to the evidence of a firing.
+#[derive(Default)]
+struct Fired {
+    count: Option<u64>,
+    distinct: Option<u64>,
+    window_secs: Option<u64>,
+    extra: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct KindRules {
+    /// Rules evaluated on this kind.
+    eval: Vec<usize>,
+    /// `concurrent` rules this kind closes sessions of.
+    close: Vec<usize>,
+}
+
+/// Evaluates events against a [`RuleSet`].
+pub struct Engine {
+    rules: Vec<Arc<Rule>>,
+    dictionary: Arc<Dictionary>,
+    limits: EngineLimits,
+    index: std::collections::HashMap<&'static str, KindRules, foldhash::fast::RandomState>,
+    states: Vec<RuleState>,
+    /// Per rule, the `sequence` rules that follow it.
+    dependents: Vec<Vec<usize>>,
+    /// Sequence rules to arm once the current event is done (reused).
+    pending: Vec<usize>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet, limits: EngineLimits) -> Self {
+        let mut engine = Engine {
+            rules: Vec::new(),
+            dictionary: Arc::new(Dictionary::empty()),
+            limits,
+            index: Default::default(),
+            states: Vec::new(),
+            dependents: Vec::new(),
+            pending: Vec::new(),
+            stats: EngineStats::default(),
+        };
+        engine.install(rules);
+        engine
+    }
+
+    fn install(&mut self, set: RuleSet) {
+        self.rules = set.rules;
+        self.dictionary = set.dictionary;
+        self.index.clear();
+        self.states = self
+            .rules
+            .iter()
+            .map(|r| RuleState::new(r, &self.limits))
+            .collect();
+        self.dependents = vec![Vec::new(); self.rules.len()];
+        for (i, rule) in self.rules.iter().enumerate() {
+            self.index.entry(rule.event).or_default().eval.push(i);
+            match &rule.window {
+                Window::Concurrent { closed_by, .. } => {
+                    self.index.entry(closed_by).or_default().close.push(i);
+                }
+                Window::Sequence { after_rule, .. } => {
+                    if let Some(a) = self.rules.iter().position(|r| r.id == *after_rule) {
+                        self.dependents[a].push(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.pending.clear();
+    }
+
+    /// Replaces the rules (SIGHUP): all window, sequence and suppression
+    /// state starts over; the counters are kept.
+    pub fn reload(&mut self, rules: RuleSet) {
+        self.install(rules);
+        self.stats.reloads += 1;
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    pub fn rules(&self) -> &[Arc<Rule>] {
+        &self.rules
+    }
+
+    pub fn limits(&self) -> EngineLimits {
+        self.limits
+    }
+
+    /// Groups currently held, over all rules (window and suppression state).
+    pub fn groups(&self) -> usize {
+        self.states
+            .iter()
+            .map(|s| {
+                let window = match &s.window {
+                    WindowState::Event => 0,
+                    WindowState::Threshold(g) => g.len(),
+                    WindowState::Distinct(g) => g.len(),
+                    WindowState::Sequence(g) => g.len(),
+                    WindowState::Concurrent(g) => g.len(),
+                };
+                window + s.suppress.as_ref().map_or(0, Lru::len)
+            })
+            .sum()
+    }
+
+    /// Evaluates `ev` against the rules of its kind and appends what fires
+    /// to `out`. An event no rule's condition matches allocates nothing.
+    pub fn on_event(&mut self, ev: &RuleEvent, out: &mut Vec<RuleMatch>) {
+        self.stats.events += 1;
+        let Some(kind) = self.index.get(ev.kind) else {
+            return;
+        };
+        for &ri in &kind.close {
+            if let (Window::Concurrent { key, .. }, WindowState::Concurrent(open)) =
+                (&self.rules[ri].window, &mut self.states[ri].window)
+            {
+                close_session(open, ev, key);
+            }
+        }
+        for &ri in &kind.eval {
+            let rule = &self.rules[ri];
+            if !rule.condition.eval(ev, &self.dictionary) {
+                continue;
+            }
+            let state = &mut self.states[ri];
+            let Some(fired) = advance(rule, &mut state.window, ev, &self.limits, &mut self.stats)
+            else {
+                continue;
+            };
+            self.pending.extend_from_slice(&self.dependents[ri]);
+            if let (Some(sup), Some(quiet)) = (&rule.suppress, &mut state.suppress)
+                && is_suppressed(sup.per.as_ref(), sup.secs, quiet, ev, &mut self.stats)
+            {
+                self.stats.suppressed += 1;
+                continue;
+            }
+            self.stats.matches += 1;
+            out.push(RuleMatch {
+                rule: Arc::clone(rule),
+                event: ev.clone(),
+                evidence: evidence(rule, ev, fired),
+            });
+        }
+        while let Some(di) = self.pending.pop() {
+            if let (
+                Window::Sequence {
+                    group_by,
+                    within_secs,
+                    ..
+                },
+                WindowState::Sequence(armed),
+            ) = (&self.rules[di].window, &mut self.states[di].window)
+            {
+                let within = nanos(*within_secs);
+                let (at, dropped) = armed.get_or_insert_with(group_key(ev, group_by), || ev.ts);
+                *at = ev.ts;
+                account(&mut self.stats, dropped, |t| ev.ts.nanos_since(*t) > within);
+            }
+        }
+    }
+}
+
+fn close_session(open: &mut Lru<KeyPart, Vec<(IpAddr, u16)>>, ev: &RuleEvent, key: &str) {
+    let Some(v) = lookup(ev, key) else {
+        return;
+    };
+    let part = KeyPart::of(Some(v));
+    let now_empty = match open.get_mut(&part) {
+        Some(sessions) => {
+            sessions.retain(|s| *s != ev.src);
+            sessions.is_empty()
+        }
+        None => false,
+    };
+    if now_empty {
+        open.remove(&part);
+    }
+}
+
+/// Whether a firing for `ev` falls in a quiet period; if not, starts one.
+fn is_suppressed(
+    per: &[&'static str],
+    secs: Option<u64>,
+    quiet: &mut Lru<GroupKey, Option<Timestamp>>,
+    ev: &RuleEvent,
+    stats: &mut EngineStats,
+) -> bool {
+    let key = group_key(ev, per);
+    if let Some(until) = quiet.get_mut(&key) {
+        match until {
+            None => return true,
+            Some(t) if ev.ts < *t => return true,
+            Some(_) => {}
+        }
+    }
+    let until = secs.map(|s| ev.ts.saturating_add_secs(s));
+    let (slot, dropped) = quiet.get_or_insert_with(key, || until);
+    *slot = until;
+    account(stats, dropped, |u| u.is_some_and(|t| t <= ev.ts));
+    false
+}
+
+/// Feeds a matching event to the rule's window; `Some` when the rule fires.
+fn advance(
+    rule: &Rule,
+    state: &mut WindowState,
+    ev: &RuleEvent,
+    limits: &EngineLimits,
+    stats: &mut EngineStats,
+) -> Option<Fired> {
+    match (&rule.window, state) {
+        (Window::Event, WindowState::Event) => Some(Fired::default()),
+        (
+            Window::Threshold {
+                count,
+                within_secs,
+                group_by,
+            },
+            WindowState::Threshold(groups),
+        ) => {
+            let within = nanos(*within_secs);
+            let (times, dropped) =
+                groups.get_or_insert_with(group_key(ev, group_by), VecDeque::new);
+            let now = times.back().map_or(ev.ts, |&last| last.max(ev.ts));
+            while times.front().is_some_and(|&t| now.nanos_since(t) > within) {
+                times.pop_front();
+            }
+            times.push_back(now);
+            if times.len() > limits.max_entries_per_group {
+                times.pop_front();
+                stats.entry_evictions += 1;
+            }
+            let seen = times.len() as u64;
+            let fired = seen >= u64::from(*count);
+            if fired {
+                times.clear();
+            }
+            account(stats, dropped, |t| {
+                t.back()
+                    .is_none_or(|&last| ev.ts.nanos_since(last) > within)
+            });
+            fired.then(|| Fired {
+                count: Some(seen),
+                window_secs: Some(*within_secs),
+                ..Fired::default()
+            })
+        }
+        (
+            Window::Distinct {
+                field,
+                count,
+                within_secs,
+                group_by,
+            },
+            WindowState::Distinct(groups),
+        ) => {
+            let value = lookup(ev, field)?;
+            let within = nanos(*within_secs);
+            let (values, dropped) = groups.get_or_insert_with(group_key(ev, group_by), Vec::new);
+            let now = values.iter().map(|(_, t)| *t).fold(ev.ts, Timestamp::max);
+            values.retain(|(_, t)| now.nanos_since(*t) <= within);
+            match values.iter_mut().find(|(k, _)| k.is(value)) {
+                Some(entry) => entry.1 = now,
+                None => {
+                    if values.len() >= limits.max_entries_per_group && !values.is_empty() {
+                        // Drop the value seen longest ago.
+                        if let Some(oldest) = values
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, (_, t))| *t)
+                            .map(|(i, _)| i)
+                        {
+                            values.swap_remove(oldest);
+                            stats.entry_evictions += 1;
+                        }
+                    }
+                    values.push((KeyPart::of(Some(value)), now));
+                }
+            }
+            let seen = values.len() as u64;
+            let fired = seen >= u64::from(*count);
+            let result = fired.then(|| {
+                let mut shown: Vec<String> = values
+                    .iter()
+                    .take(MAX_DETAIL_VALUES)
+                    .map(|(k, _)| k.render())
+                    .collect();
+                shown.sort();
+                Fired {
+                    distinct: Some(seen),
+                    window_secs: Some(*within_secs),
+                    extra: vec![
+                        ("distinct_field".to_string(), field.to_string()),
+                        ("distinct_values".to_string(), bounded(&shown.join(","))),
+                    ],
+                    ..Fired::default()
+                }
+            });
+            if fired {
+                values.clear();
+            }
+            account(stats, dropped, |v| {
+                v.iter().all(|(_, t)| ev.ts.nanos_since(*t) > within)
+            });
+            result
+        }
+        (
+            Window::Sequence {
+                after_rule,
+                within_secs,
+                group_by,
+            },
+            WindowState::Sequence(armed),
+        ) => {
+            let key = group_key(ev, group_by);
+            let at = *armed.get_mut(&key)?;
+            armed.remove(&key);
+            let since = ev.ts.nanos_since(at);
+            (since <= nanos(*within_secs)).then(|| Fired {
+                window_secs: Some(*within_secs),
+                extra: vec![
+                    ("after_rule".to_string(), after_rule.to_string()),
+                    (
+                        "after_secs".to_string(),
+                        format!("{:.3}", since as f64 / 1e9),
+                    ),
+                ],
+                ..Fired::default()
+            })
+        }
+        (Window::Concurrent { key, .. }, WindowState::Concurrent(open)) => {
+            let value = lookup(ev, key)?;
+            let (sessions, dropped) = open.get_or_insert_with(KeyPart::of(Some(value)), Vec::new);
+            let other = sessions.iter().find(|s| s.0 != ev.src.0).copied();
+            if !sessions.contains(&ev.src) {
+                if sessions.len() >= limits.max_entries_per_group && !sessions.is_empty() {
+                    sessions.remove(0);
+                    stats.entry_evictions += 1;
+                }
+                sessions.push(ev.src);
+            }
+            account(stats, dropped, |_| false);
+            other.map(|(ip, port)| Fired {
+                extra: vec![
+                    ("other_src_ip".to_string(), ip.to_string()),
+                    ("other_src_port".to_string(), port.to_string()),
+                ],
+                ..Fired::default()
+            })
+        }
+        // States are built from the rules they belong to.
+        _ => None,
+    }
+}
+
+fn evidence(rule: &Rule, ev: &RuleEvent, fired: Fired) -> Evidence {
+    let mut detail: Vec<(String, String)> = rule
+        .detail_fields
+        .iter()
+        .filter_map(|name| lookup(ev, name).map(|v| (name.to_string(), render(v))))
+        .collect();
+    detail.extend(fired.extra);
+    Evidence {
+        count: fired.count,
+        distinct: fired.distinct,
+        window_secs: fired.window_secs,
+        user: match ev.field("user") {
+            Some(Value::Str(u)) => Some(bounded(u)),
+            _ => None,
+        },
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::credentials::digest;
+
+    /// A rule file of one rule on `event` with `body` (conditions, window,
+    /// suppression) and placeholder test cases the engine does not run.
+    fn rule(id: u32, event: &str, body: &str) -> String {
+        format!(
+            r#"
+[[rule]]
+id = {id}
+name = "rule {id}"
+severity = 2
+category = "test"
+event = "{event}"
+{body}
+[[rule.test]]
+events = [ {{ kind = "{event}", src = "10.0.0.1:1", dst = "10.0.0.2:2" }} ]
+expect = 1
+[[rule.test]]
+events = [ {{ kind = "{event}", src = "10.0.0.1:1", dst = "10.0.0.2:2" }} ]
+expect = 0
+"#
+        )
+    }
+
+    fn engine(text: &str) -> Engine {
+        engine_with(text, EngineLimits::default())
+    }
+
+    fn engine_with(text: &str, limits: EngineLimits) -> Engine {
+        Engine::new(
+            RuleSet::from_str("t.rules.toml", text).expect("rules load"),
+            limits,
+        )
+    }
+
+    fn ev(kind: &'static str, src: &str, dst: &str, secs: f64) -> RuleEvent {
+        let (s, d): (std::net::SocketAddr, std::net::SocketAddr) =
+            (src.parse().expect("src"), dst.parse().expect("dst"));
+        RuleEvent {
+            ts: Timestamp((secs * 1e9).round() as i64),
+            kind,
+            proto: "telnet",
+            src: (s.ip(), s.port()),
+            dst: (d.ip(), d.port()),
+            src_mac: None,
+            dst_mac: None,
+            transport: 6,
+            flow_id: 0,
+            fields: Vec::new(),
+            credential: None,
+        }
+    }
+
+    fn login(src: &str, secs: f64, outcome: &str) -> RuleEvent {
+        ev("telnet.login", src, "10.0.0.2:23", secs)
+            .with("user", "root")
+            .with("outcome", outcome)
+    }
+
+    /// Feeds events one by one; the ids that fired on each.
+    fn feed(engine: &mut Engine, events: &[RuleEvent]) -> Vec<Vec<u32>> {
+        events
+            .iter()
+            .map(|e| {
+                let mut out = Vec::new();
+                engine.on_event(e, &mut out);
+                out.iter().map(|m| m.rule.id).collect()
+            })
+            .collect()
+    }
+
+    fn fired(engine: &mut Engine, events: &[RuleEvent]) -> Vec<bool> {
+        feed(engine, events)
+            .iter()
+            .map(|ids| !ids.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn rules_see_only_events_of_their_kind() {
+        let mut e = engine(&rule(1, "telnet.login", ""));
+        let got = feed(
+            &mut e,
+            &[
+                ev("telnet.command", "10.0.0.1:1", "10.0.0.2:23", 0.0).with("line", "sh"),
+                login("10.0.0.1:1", 0.0, "failure"),
+            ],
+        );
+        assert_eq!(got, [vec![], vec![1]]);
+        let s = e.stats();
+        assert_eq!((s.events, s.matches), (2, 1));
+    }
+
+    #[test]
+    fn event_rule_fires_with_evidence_and_no_password() {
+        let text = rule(
+            1,
+            "telnet.login",
+            r#"where = { outcome = "success", has_password = true }"#,
+        );
+        let mut e = engine(&text);
+        let mut event = login("10.0.0.1:1", 1.0, "success");
+        event.credential = Some(digest("root", "hunter2-secret"));
+        let mut out = Vec::new();
+        e.on_event(&event, &mut out);
+        assert_eq!(out.len(), 1);
+        let m = &out[0];
+        assert_eq!(m.rule.id, 1);
+        assert_eq!(m.evidence.user.as_deref(), Some("root"));
+        assert_eq!(m.evidence.count, None);
+        assert_eq!(
+            m.evidence.detail,
+            [("outcome".to_string(), "success".to_string())]
+        );
+        let shown = format!("{:?}", m.evidence);
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    const THRESHOLD: &str = r#"where = { outcome = "failure" }
+threshold = { count = 3, within_secs = 10, group_by = ["src_ip"] }"#;
+
+    #[test]
+    fn threshold_window_includes_its_edge() {
+        // 0, 5 and 10 s: the third is exactly 10 s after the first.
+        let mut e = engine(&rule(1, "telnet.login", THRESHOLD));
+        let a = "10.0.0.1:1";
+        let got = fired(
+            &mut e,
+            &[
+                login(a, 0.0, "failure"),
+                login(a, 5.0, "failure"),
+                login(a, 10.0, "failure"),
+            ],
+        );
+        assert_eq!(got, [false, false, true]);
+    }
+
+    #[test]
+    fn threshold_window_slides_past_its_edge() {
+        // 10 s + 1 ns after the first: the first has left the window; a
+        // fourth at 12 s makes three within 10 s (5, 10.000000001, 12).
+        let mut e = engine(&rule(1, "telnet.login", THRESHOLD));
+        let a = "10.0.0.1:1";
+        let got = fired(
+            &mut e,
+            &[
+                login(a, 0.0, "failure"),
+                login(a, 5.0, "failure"),
+                login(a, 10.000_000_001, "failure"),
+                login(a, 12.0, "failure"),
+            ],
+        );
+        assert_eq!(got, [false, false, false, true]);
+    }
+
+    #[test]
+    fn threshold_counts_per_group_and_restarts_after_firing() {
+        let mut e = engine(&rule(1, "telnet.login", THRESHOLD));
+        let (a, b) = ("10.0.0.1:1", "10.0.0.9:1");
+        let got = fired(
+            &mut e,
+            &[
+                login(a, 0.0, "failure"),
+                login(b, 0.1, "failure"),
+                login(a, 0.2, "failure"),
+                login(b, 0.3, "failure"),
+                login(a, 0.4, "success"),
+                login(a, 0.5, "failure"),
+                login(a, 0.6, "failure"),
+                login(a, 0.7, "failure"),
+                login(a, 0.8, "failure"),
+                login(a, 0.9, "failure"),
+            ],
+        );
+        // a's third failure fires (index 5); then a needs three more (index 8).
+        assert_eq!(
+            got,
+            [
+                false, false, false, false, false, true, false, false, true, false
+            ]
+        );
+        let mut out = Vec::new();
+        let mut e = engine(&rule(1, "telnet.login", THRESHOLD));
+        for t in [0.0, 1.0, 2.0] {
+            e.on_event(&login(a, t, "failure"), &mut out);
+        }
+        let m = out.first().expect("fired");
+        assert_eq!(
+            (m.evidence.count, m.evidence.window_secs),
+            (Some(3), Some(10))
+        );
+        assert!(
+            m.evidence
+                .detail
+                .contains(&("src_ip".to_string(), "10.0.0.1".to_string()))
+        );
+    }
+
+    #[test]
+    fn out_of_order_event_counts_at_the_newest_time() {
+        let mut e = engine(&rule(1, "telnet.login", THRESHOLD));
+        let a = "10.0.0.1:1";
+        // 20 s, then 1 s (earlier: counts as 20 s), then 25 s: three in 5 s.
+        let got = fired(
+            &mut e,
+            &[
+                login(a, 20.0, "failure"),
+                login(a, 1.0, "failure"),
+                login(a, 25.0, "failure"),
+            ],
+        );
+        assert_eq!(got, [false, false, true]);
+    }
+
+    fn syn(src: &str, port: u16, secs: f64) -> RuleEvent {
+        ev("tcp.syn", src, &format!("10.0.0.2:{port}"), secs).with("dst_port", i64::from(port))
+    }
+
+    const DISTINCT: &str =
+        r#"distinct = { field = "dst_port", count = 3, within_secs = 10, group_by = ["src_ip"] }"#;
+
+    #[test]
+    fn distinct_counts_values_not_events() {
+        let mut e = engine(&rule(1, "tcp.syn", DISTINCT));
+        let a = "10.0.0.1:1";
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        for (port, t) in [(22, 0.0), (22, 1.0), (23, 2.0), (23, 3.0), (80, 4.0)] {
+            e.on_event(&syn(a, port, t), &mut out);
+            got.push(out.len());
+        }
+        assert_eq!(got, [0, 0, 0, 0, 1]);
+        let m = &out[0];
+        assert_eq!(m.evidence.distinct, Some(3));
+        assert!(
+            m.evidence
+                .detail
+                .contains(&("distinct_values".to_string(), "22,23,80".to_string()))
+        );
+    }
+
+    #[test]
+    fn distinct_values_expire_after_their_last_sighting() {
+        let a = "10.0.0.1:1";
+        // 22 at 0 s has expired by 11 s.
+        let mut e = engine(&rule(1, "tcp.syn", DISTINCT));
+        assert_eq!(
+            fired(
+                &mut e,
+                &[syn(a, 22, 0.0), syn(a, 23, 5.0), syn(a, 80, 11.0)]
+            ),
+            [false; 3]
+        );
+        // Seen again at 9 s, 22 is still in the window at 15 s, and 23 (5 s)
+        // is exactly on the edge.
+        let mut e = engine(&rule(1, "tcp.syn", DISTINCT));
+        assert_eq!(
+            fired(
+                &mut e,
+                &[
+                    syn(a, 22, 0.0),
+                    syn(a, 23, 5.0),
+                    syn(a, 22, 9.0),
+                    syn(a, 80, 15.0)
+                ]
+            ),
+            [false, false, false, true]
+        );
+        // Another source's ports do not count for this one.
+        let mut e = engine(&rule(1, "tcp.syn", DISTINCT));
+        assert_eq!(
+            fired(
+                &mut e,
+                &[syn(a, 22, 0.0), syn("10.0.0.7:1", 23, 1.0), syn(a, 80, 2.0)]
+            ),
+            [false; 3]
+        );
+    }
+
+    fn sequence_rules(after_body: &str) -> String {
+        rule(1, "telnet.login", after_body)
+            + &rule(
+                2,
+                "telnet.login",
+                r#"where = { outcome = "success" }
+sequence = { after_rule = 1, within_secs = 30, group_by = ["src_ip", "dst_ip"] }"#,
+            )
+    }
+
+    #[test]
+    fn sequence_fires_after_the_earlier_rule_within_its_window() {
+        let brute = r#"where = { outcome = "failure" }
+threshold = { count = 2, within_secs = 60, group_by = ["src_ip"] }"#;
+        let a = "10.0.0.1:1";
+        let mut e = engine(&sequence_rules(brute));
+        let got = feed(
+            &mut e,
+            &[
+                login(a, 0.0, "success"),
+                login(a, 1.0, "failure"),
+                login(a, 2.0, "failure"),
+                login(a, 32.0, "success"),
+                login(a, 33.0, "success"),
+            ],
+        );
+        // Success before the brute force: nothing. Exactly 30 s after it: fires,
+        // once (the arming is used up).
+        assert_eq!(got, [vec![], vec![], vec![1], vec![2], vec![]]);
+
+        let mut e = engine(&sequence_rules(brute));
+        let got = feed(
+            &mut e,
+            &[
+                login(a, 0.0, "failure"),
+                login(a, 1.0, "failure"),
+                login("10.0.0.5:1", 2.0, "success"),
+                login(a, 31.001, "success"),
+            ],
+        );
+        // Another source's success is another group; 30.001 s is too late.
+        assert_eq!(got, [vec![], vec![1], vec![], vec![]]);
+    }
+
+    #[test]
+    fn sequence_is_not_armed_by_the_event_that_triggers_it() {
+        let mut e = engine(&sequence_rules(""));
+        let a = "10.0.0.1:1";
+        let got = feed(
+            &mut e,
+            &[login(a, 0.0, "success"), login(a, 1.0, "success")],
+        );
+        assert_eq!(got, [vec![1], vec![1, 2]]);
+        let mut out = Vec::new();
+        e.on_event(&login(a, 2.0, "success"), &mut out);
+        let seq = out.iter().find(|m| m.rule.id == 2).expect("rule 2 fired");
+        assert!(
+            seq.evidence
+                .detail
+                .contains(&("after_rule".to_string(), "1".to_string()))
+        );
+        assert!(
+            seq.evidence
+                .detail
+                .contains(&("after_secs".to_string(), "1.000".to_string()))
+        );
+    }
+
+    fn connect(src: &str, client_id: &str, secs: f64) -> RuleEvent {
+        ev("mqtt.connect", src, "10.0.0.2:1883", secs).with("client_id", client_id)
+    }
+
+    fn close(src: &str, client_id: &str, secs: f64) -> RuleEvent {
+        ev("mqtt.close", src, "10.0.0.2:1883", secs).with("client_id", client_id)
+    }
+
+    const TAKEOVER: &str = r#"concurrent = { key = "client_id", closed_by = "mqtt.close" }"#;
+
+    #[test]
+    fn concurrent_fires_on_a_second_address_while_open() {
+        let mut e = engine(&rule(1, "mqtt.connect", TAKEOVER));
+        let mut out = Vec::new();
+        e.on_event(&connect("10.0.0.1:1000", "sensor-7", 0.0), &mut out);
+        e.on_event(&connect("10.0.0.1:1001", "sensor-7", 1.0), &mut out);
+        assert!(
+            out.is_empty(),
+            "same address reconnecting is not a takeover"
+        );
+        e.on_event(&connect("10.0.0.1:1002", "other", 1.0), &mut out);
+        assert!(out.is_empty());
+        e.on_event(&connect("10.0.0.66:2000", "sensor-7", 2.0), &mut out);
+        assert_eq!(out.len(), 1);
+        let d = &out[0].evidence.detail;
+        assert!(
+            d.contains(&("client_id".to_string(), "sensor-7".to_string())),
+            "{d:?}"
+        );
+        assert!(
+            d.contains(&("other_src_ip".to_string(), "10.0.0.1".to_string())),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn concurrent_session_closes_only_from_its_own_endpoint() {
+        let mut e = engine(&rule(1, "mqtt.connect", TAKEOVER));
+        let got = fired(
+            &mut e,
+            &[
+                connect("10.0.0.1:1000", "sensor-7", 0.0),
+                close("10.0.0.1:1000", "sensor-7", 1.0),
+                connect("10.0.0.66:2000", "sensor-7", 2.0),
+            ],
+        );
+        assert_eq!(got, [false, false, false]);
+        let mut e = engine(&rule(1, "mqtt.connect", TAKEOVER));
+        let got = fired(
+            &mut e,
+            &[
+                connect("10.0.0.1:1000", "sensor-7", 0.0),
+                close("10.0.0.1:9999", "sensor-7", 1.0),
+                connect("10.0.0.66:2000", "sensor-7", 2.0),
+            ],
+        );
+        assert_eq!(got, [false, false, true]);
+    }
+
+    #[test]
+    fn suppression_for_seconds_per_key() {
+        let body = r#"suppress = { per = ["src_ip"], secs = 60 }"#;
+        let mut e = engine(&rule(1, "telnet.login", body));
+        let (a, b) = ("10.0.0.1:1", "10.0.0.9:1");
+        let got = fired(
+            &mut e,
+            &[
+                login(a, 0.0, "failure"),
+                login(a, 59.9, "failure"),
+                login(b, 59.9, "failure"),
+                login(a, 60.0, "failure"),
+                login(a, 61.0, "failure"),
+            ],
+        );
+        assert_eq!(got, [true, false, true, true, false]);
+        assert_eq!(e.stats().suppressed, 2);
+        assert_eq!(e.stats().matches, 3);
+    }
+
+    #[test]
+    fn suppression_forever_per_device_and_service() {
+        let body = r#"suppress = { per = ["src_ip", "dst_ip", "dst_port"], secs = "forever" }"#;
+        let mut e = engine(&rule(1, "telnet.login", body));
+        let a = "10.0.0.1:1";
+        let other_port = ev("telnet.login", a, "10.0.0.2:2323", 5.0);
+        let got = fired(
+            &mut e,
+            &[
+                login(a, 0.0, "failure"),
+                login(a, 1e6, "failure"),
+                other_port,
+            ],
+        );
+        assert_eq!(got, [true, false, true]);
+    }
+
+    #[test]
+    fn live_groups_evicted_when_full_are_counted() {
+        let limits = EngineLimits {
+            max_groups_per_rule: 2,
+            ..EngineLimits::default()
+        };
+        let body = r#"where = { outcome = "failure" }
+threshold = { count = 2, within_secs = 10, group_by = ["src_ip"] }"#;
+        let mut e = engine_with(&rule(1, "telnet.login", body), limits);
+        let got = fired(
+            &mut e,
+            &[
+                login("10.0.0.1:1", 0.0, "failure"),
+                login("10.0.0.2:1", 0.1, "failure"),
+                login("10.0.0.3:1", 0.2, "failure"),
+                // 10.0.0.1's first failure was evicted: this is its first again.
+                login("10.0.0.1:1", 0.3, "failure"),
+            ],
+        );
+        assert_eq!(got, [false; 4]);
+        let s = e.stats();
+        assert_eq!((s.evictions, s.expired), (2, 0));
+        assert_eq!(e.groups(), 2);
+    }
+
+    #[test]
+    fn stale_groups_dropped_when_full_count_as_expired() {
+        let limits = EngineLimits {
+            max_groups_per_rule: 2,
+            ..EngineLimits::default()
+        };
+        let body = r#"threshold = { count = 2, within_secs = 10, group_by = ["src_ip"] }"#;
+        let mut e = engine_with(&rule(1, "telnet.login", body), limits);
+        fired(
+            &mut e,
+            &[
+                login("10.0.0.1:1", 0.0, "failure"),
+                login("10.0.0.2:1", 0.0, "failure"),
+                login("10.0.0.3:1", 100.0, "failure"),
+            ],
+        );
+        let s = e.stats();
+        assert_eq!((s.evictions, s.expired), (0, 1));
+    }
+
+    #[test]
+    fn entries_per_group_are_bounded_and_counted() {
+        let limits = EngineLimits {
+            max_entries_per_group: 2,
+            ..EngineLimits::default()
+        };
+        let mut e = engine_with(&rule(1, "tcp.syn", DISTINCT), limits);
+        let a = "10.0.0.1:1";
+        let got = fired(&mut e, &[syn(a, 22, 0.0), syn(a, 23, 1.0), syn(a, 80, 2.0)]);
+        // Only two values fit, so three distinct ports are never seen together.
+        assert_eq!(got, [false; 3]);
+        assert_eq!(e.stats().entry_evictions, 1);
+
+        let body = r#"threshold = { count = 3, within_secs = 10 }"#;
+        let mut e = engine_with(&rule(1, "telnet.login", body), limits);
+        let got = fired(
+            &mut e,
+            &[login(a, 0.0, "x"), login(a, 1.0, "x"), login(a, 2.0, "x")],
+        );
+        assert_eq!(got, [false; 3]);
+        assert_eq!(e.stats().entry_evictions, 1);
+    }
+
+    #[test]
+    fn reload_resets_state_and_keeps_counters() {
+        let body = r#"threshold = { count = 2, within_secs = 60 }"#;
+        let mut e = engine(&rule(1, "telnet.login", body));
+        let a = "10.0.0.1:1";
+        assert_eq!(fired(&mut e, &[login(a, 0.0, "failure")]), [false]);
+        e.reload(RuleSet::from_str("t.rules.toml", &rule(1, "telnet.login", body)).expect("rules"));
+        assert_eq!(e.groups(), 0);
+        // The failure before the reload is forgotten.
+        assert_eq!(fired(&mut e, &[login(a, 1.0, "failure")]), [false]);
+        assert_eq!(fired(&mut e, &[login(a, 2.0, "failure")]), [true]);
+        let s = e.stats();
+        assert_eq!((s.events, s.matches, s.reloads), (3, 1, 1));
+        // New rules replace the old ones.
+        e.reload(RuleSet::from_str("t.rules.toml", &rule(9, "telnet.command", "")).expect("rules"));
+        assert_eq!(fired(&mut e, &[login(a, 3.0, "failure")]), [false]);
+        let cmd = ev("telnet.command", a, "10.0.0.2:23", 4.0).with("line", "ls");
+        assert_eq!(feed(&mut e, &[cmd]), [vec![9]]);
+    }
+
+    #[test]
+    fn evidence_values_are_bounded() {
+        let mut e = engine(&rule(
+            1,
+            "telnet.command",
+            r#"where = { line = { exists = true } }"#,
+        ));
+        let long = "A".repeat(MAX_DETAIL_CHARS * 4);
+        let mut out = Vec::new();
+        e.on_event(
+            &ev("telnet.command", "10.0.0.1:1", "10.0.0.2:23", 0.0)
+                .with("line", long.as_str())
+                .with("user", long.as_str()),
+            &mut out,
+        );
+        let m = out.first().expect("fired");
+        assert_eq!(m.evidence.detail[0].1.chars().count(), MAX_DETAIL_CHARS);
+        assert_eq!(
+            m.evidence.user.as_deref().map(str::len),
+            Some(MAX_DETAIL_CHARS)
+        );
+    }
+}
