@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
 use crate::detect::rules::{RuleError, RuleSet, check_dir};
 use crate::flow::FlowConfig;
-use crate::pipeline::{self, Pipeline, PipelineConfig};
+use crate::pipeline::{self, LiveSignals, Pipeline, PipelineConfig};
 use crate::summary::{KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
 
@@ -132,14 +131,7 @@ impl EngineArgs {
         if self.no_rules {
             return Ok(None);
         }
-        let rules = match &self.rules {
-            Some(dir) => RuleSet::load_dir(dir),
-            None => default_ruleset(),
-        }
-        .map_err(|e| CliError {
-            code: exit::CONFIG,
-            message: rule_error_text(&e),
-        })?;
+        let rules = self.ruleset()?;
         let mut alerter = Alerter::new(AlertConfig::default());
         let sink_error = |e: AlertError| CliError {
             code: exit::CONFIG,
@@ -161,6 +153,18 @@ impl EngineArgs {
             ));
         }
         Ok(Some(Detector::new(rules, alerter)))
+    }
+
+    /// The rules: from `--rules DIR`, else the built-in ruleset.
+    fn ruleset(&self) -> Result<RuleSet, CliError> {
+        match &self.rules {
+            Some(dir) => RuleSet::load_dir(dir),
+            None => default_ruleset(),
+        }
+        .map_err(|e| CliError {
+            code: exit::CONFIG,
+            message: rule_error_text(&e),
+        })
     }
 
     fn pipeline_config(&self) -> PipelineConfig {
@@ -420,8 +424,11 @@ fn log_error(e: crate::proto::log::LogError) -> CliError {
     }
 }
 
-/// Set `stop` on SIGINT or SIGTERM (a small runtime on its own thread).
-fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), CliError> {
+/// Set `signals.stop` on SIGINT or SIGTERM and `signals.reload` on SIGHUP (a
+/// small runtime on its own thread).
+fn watch_signals(signals: &LiveSignals) -> Result<(), CliError> {
+    let stop = signals.stop.clone();
+    let reload = signals.reload.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
@@ -430,15 +437,19 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), CliError> {
         .spawn(move || {
             runtime.block_on(async move {
                 use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int)) = (
+                let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
                     signal(SignalKind::terminate()),
                     signal(SignalKind::interrupt()),
+                    signal(SignalKind::hangup()),
                 ) else {
                     return;
                 };
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => break,
+                        _ = int.recv() => break,
+                        _ = hup.recv() => reload.store(true, Ordering::Relaxed),
+                    }
                 }
                 stop.store(true, Ordering::Relaxed);
             });
@@ -447,8 +458,9 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), CliError> {
 }
 
 fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(stop.clone())?;
+    let signals = LiveSignals::default();
+    watch_signals(&signals)?;
+    let stop = signals.stop.clone();
     if let Some(secs) = args.duration {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -487,7 +499,24 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
             report_error.get_or_insert(e);
         }
     };
-    pipeline::run_live(&mut source, &mut pipeline, &stop, interval, &mut report)?;
+    let mut reload = || match args.engine.ruleset() {
+        Ok(rules) => {
+            eprintln!("spanwatch: rules reloaded ({} rules)", rules.len());
+            Some(rules)
+        }
+        Err(e) => {
+            eprintln!("spanwatch: rules not reloaded, the old ones stay: {e}");
+            None
+        }
+    };
+    pipeline::run_live(
+        &mut source,
+        &mut pipeline,
+        &signals,
+        interval,
+        &mut report,
+        &mut reload,
+    )?;
     if let Some(e) = report_error {
         return Err(e);
     }

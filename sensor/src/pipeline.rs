@@ -315,6 +315,15 @@ pub fn run_source(
     }
 }
 
+/// Flags the signal handlers of a live capture set.
+#[derive(Debug, Default)]
+pub struct LiveSignals {
+    /// SIGINT or SIGTERM: print the summary, flush the alerts, stop.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: load the rules again.
+    pub reload: Arc<AtomicBool>,
+}
+
 /// The kernel's counters of a live capture, if it can tell.
 pub fn kernel_stats(source: &mut LiveSource) -> Option<KernelStats> {
     source.stats().ok().map(|s| KernelStats {
@@ -330,14 +339,20 @@ pub fn kernel_stats(source: &mut LiveSource) -> Option<KernelStats> {
 pub fn run_live(
     source: &mut LiveSource,
     pipeline: &mut Pipeline,
-    stop: &Arc<AtomicBool>,
+    signals: &LiveSignals,
     interval: Duration,
     report: &mut dyn FnMut(&Pipeline, Option<KernelStats>),
+    reload: &mut dyn FnMut() -> Option<RuleSet>,
 ) -> Result<(), CaptureError> {
     let mut last_report = Instant::now();
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if signals.stop.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if signals.reload.swap(false, Ordering::Relaxed) {
+            if let Some(rules) = reload() {
+                pipeline.reload_rules(rules);
+            }
         }
         match source.advance()? {
             Next::Frame => {

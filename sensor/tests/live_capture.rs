@@ -1,11 +1,13 @@
 //! `spanwatch live` on a veth link between two network namespaces this test
 //! creates: real HTTP traffic (curl against busybox httpd) crosses the link while
 //! tcpdump and spanwatch capture the same interface. spanwatch must count at
-//! least the packets tcpdump counts. Needs root (network namespaces).
+//! least the packets tcpdump counts, reload its rules on SIGHUP, and on SIGTERM
+//! flush every alert raised so far. Needs root (network namespaces).
 
 mod common;
 mod netlab;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -31,10 +33,23 @@ fn live_counts_at_least_what_tcpdump_counts_on_a_veth_link() {
     lab.wait_listening(httpd, Transport::Tcp, 8080);
     let capture = lab.start_capture("live");
     let iface = lab.client_interface().to_string();
+    let alerts = lab.dir().join("alerts.jsonl");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     let spanwatch = lab.start_client(
         "spanwatch",
         env!("CARGO_BIN_EXE_spanwatch"),
-        &["live", "-i", &iface, "--json", "--stats-interval", "0"],
+        &[
+            "live",
+            "-i",
+            &iface,
+            "--json",
+            "--stats-interval",
+            "0",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ],
     );
     lab.wait_log(spanwatch, "capturing on", Duration::from_secs(20));
 
@@ -47,14 +62,39 @@ fn live_counts_at_least_what_tcpdump_counts_on_a_veth_link() {
             Duration::from_secs(10),
         );
     }
+    // One login with a well-known default credential (a public default pair).
+    lab.client_ok(
+        "curl with a default credential",
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+            "-u",
+            "admin:admin",
+            &url,
+        ],
+        Duration::from_secs(10),
+    );
     std::thread::sleep(Duration::from_millis(500));
+    lab.signal(spanwatch, "HUP");
+    lab.wait_log(spanwatch, "rules reloaded", Duration::from_secs(10));
     lab.stop(spanwatch);
+    let alert_lines = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(
+        alert_lines.contains("\"signature_id\":9100102"),
+        "default-credential alert not flushed on SIGTERM:\n{alert_lines}"
+    );
+    assert!(!alert_lines.contains("admin:admin"));
     let pcap = lab.finish_capture(capture);
 
     // The log holds spanwatch's stderr line, then the JSON summary (stdout).
     let log = lab.log(spanwatch);
     let json_start = log.find("\n{").map_or(0, |i| i + 1);
-    let summary: serde_json::Value = serde_json::from_str(&log[json_start..])
+    let json_end = log.rfind('}').map_or(log.len(), |i| i + 1);
+    let summary: serde_json::Value = serde_json::from_str(&log[json_start..json_end])
         .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"));
     let read = Command::new("tcpdump")
         .args(["-n", "-r"])
@@ -77,7 +117,7 @@ fn live_counts_at_least_what_tcpdump_counts_on_a_veth_link() {
     );
     assert_eq!(
         summary["protocols"]["http"]["requests"].as_u64(),
-        Some(FETCHES as u64)
+        Some(FETCHES as u64 + 1)
     );
     assert!(summary["kernel"]["received"].as_u64().is_some());
 }

@@ -334,6 +334,16 @@ impl Lab {
         }
     }
 
+    /// Send a signal (e.g. "HUP") to one process we started, by its PID.
+    pub fn signal(&mut self, id: ProcId, signal: &str) {
+        let pid = self.procs[id.0].child.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
     /// SIGTERM one process we started, by its PID; wait (bounded) for it to end.
     pub fn stop(&mut self, id: ProcId) {
         let proc = &mut self.procs[id.0];
