@@ -1,5 +1,5 @@
 //! No password seen on the wire appears in anything spanwatch writes: the
-//! summary (text and JSON), stderr, or the per-protocol logs. The passwords are
+//! summary (text and JSON), stderr, the per-protocol logs, or the alerts. The passwords are
 //! found independently: tshark's `mqtt.passwd` and `http.authbasic` fields for
 //! every capture, and the Telnet passwords read by hand from the captures'
 //! TCP streams (tshark has no Telnet password field).
@@ -19,10 +19,11 @@ const TELNET_USERS: &[&str] = &["administrator", "root", "admin"];
 
 /// Passwords short enough to occur in unrelated text (a port, a topic) are
 /// searched as whole JSON string values instead, and so are passwords that
-/// are words of spanwatch's own output (e.g. "password"). A password that is
-/// also a user name (admin/admin) is legitimately printed as the user name,
-/// and a short all-digit one ("1234") cannot be told from a number: both are
-/// left out of the value search.
+/// occur in spanwatch's own output (e.g. "password"). A password that is also
+/// a user name (admin/admin) is legitimately printed as the user name, one
+/// that is a word of spanwatch's own output (the protocol name "mqtt") is
+/// printed as that word, and a short all-digit one ("1234") cannot be told
+/// from a number: these are left out of the value search.
 const MIN_SUBSTRING_LEN: usize = 6;
 
 fn tshark_field(file: &Path, field: &str) -> Vec<String> {
@@ -103,17 +104,26 @@ fn passwords_never_reach_summary_logs_or_stderr() {
             .unwrap();
         vocabulary.push_str(&String::from_utf8_lossy(&out.stdout));
     }
+    // Its words (keys, labels, protocol names such as "mqtt"), for the value search.
+    let words: Vec<&str> = vocabulary
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .collect();
 
     let logs = std::env::temp_dir().join(format!("spanwatch-nopw-{}", std::process::id()));
+    let alerts = logs.with_extension("alerts.jsonl");
     let mut leaks = Vec::new();
     for f in &files {
         let _ = std::fs::remove_dir_all(&logs);
         let mut texts = Vec::new();
         let mut values = Vec::new();
         for json in [true, false] {
+            let _ = std::fs::remove_file(&alerts);
             let mut cmd = common::spanwatch();
             cmd.args(["replay", "--no-progress", "--log-dir"])
                 .arg(&logs)
+                .arg("--alerts")
+                .arg(&alerts)
                 .arg(f);
             if json {
                 cmd.arg("--json");
@@ -122,6 +132,11 @@ fn passwords_never_reach_summary_logs_or_stderr() {
             assert!(out.status.success(), "{}", f.display());
             texts.push(String::from_utf8_lossy(&out.stdout).into_owned());
             texts.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            let alert_lines = std::fs::read_to_string(&alerts).unwrap_or_default();
+            for line in alert_lines.lines() {
+                string_values(&serde_json::from_str(line).unwrap(), &mut values);
+            }
+            texts.push(alert_lines);
             if json {
                 string_values(&serde_json::from_slice(&out.stdout).unwrap(), &mut values);
             }
@@ -136,7 +151,10 @@ fn passwords_never_reach_summary_logs_or_stderr() {
         for pw in &passwords {
             let leaked = if pw.len() >= MIN_SUBSTRING_LEN && !vocabulary.contains(pw.as_str()) {
                 texts.iter().any(|t| t.contains(pw.as_str()))
-            } else if users.contains(pw) || pw.bytes().all(|b| b.is_ascii_digit()) {
+            } else if users.contains(pw)
+                || words.contains(&pw.as_str())
+                || pw.bytes().all(|b| b.is_ascii_digit())
+            {
                 false
             } else {
                 values.iter().any(|v| v == pw)
@@ -151,6 +169,7 @@ fn passwords_never_reach_summary_logs_or_stderr() {
         }
     }
     let _ = std::fs::remove_dir_all(&logs);
+    let _ = std::fs::remove_file(&alerts);
     // The message names the file and the length only, so a failure does not
     // print the password either.
     assert!(leaks.is_empty(), "passwords written:\n{}", leaks.join("\n"));
