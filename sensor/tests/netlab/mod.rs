@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 pub const CLIENT_ADDR: &str = "10.233.0.1";
 /// Address of the server end of the veth pair (daemons listen here).
 pub const SERVER_ADDR: &str = "10.233.0.2";
+/// tcpdump's kernel buffer, in KiB: large, so a busy machine that schedules
+/// tcpdump late does not make the kernel drop packets.
+const CAPTURE_BUFFER_KIB: &str = "65536";
 /// How long a daemon may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a process may take to end after SIGTERM before it gets SIGKILL.
@@ -69,8 +72,14 @@ pub struct ClientRun {
     pub stderr: String,
 }
 
+/// One lab at a time per test binary: the labs' daemons, clients and capture
+/// then have the machine to themselves, and captures stay complete.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Namespaces, link, processes, accounts and files of one test; removed on drop.
 pub struct Lab {
+    /// Held for the lab's lifetime; released after `Drop` has cleaned up.
+    _turn: std::sync::MutexGuard<'static, ()>,
     ns_client: String,
     ns_server: String,
     veth_client: String,
@@ -178,7 +187,11 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("swpl-{tag}-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create lab directory");
+        // A test that panicked while holding the lock poisoned it; its lab was
+        // still cleaned up by Drop, so the next one may go on.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let lab = Lab {
+            _turn: turn,
             ns_client: format!("swpl-{tag}-c-{id}"),
             ns_server: format!("swpl-{tag}-s-{id}"),
             veth_client: format!("{tag}c{id}"),
@@ -410,6 +423,8 @@ impl Lab {
             "-n",
             "-U",
             "--immediate-mode",
+            "-B",
+            CAPTURE_BUFFER_KIB,
             "-Z",
             "root",
             "-w",
