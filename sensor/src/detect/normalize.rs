@@ -8,6 +8,7 @@ use super::event::{RuleEvent, Value};
 use crate::capture::Timestamp;
 use crate::decode::{Packet, Transport};
 use crate::flow::{Direction, FlowInfo};
+use crate::proto::counts::snake;
 use crate::proto::dispatch::{AppEvent, AppProto};
 use crate::proto::log::ContentClass;
 use crate::proto::{coap, http, mqtt, telnet};
@@ -51,24 +52,6 @@ fn from(dir: Direction) -> &'static str {
         Direction::ToServer => "client",
         Direction::ToClient => "server",
     }
-}
-
-/// `CamelCase` debug names as `snake_case`.
-fn snake(kind: &impl std::fmt::Debug) -> String {
-    let name = format!("{kind:?}");
-    let name = name.split(['(', ' ', '{']).next().unwrap_or_default();
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl Normalizer {

@@ -92,7 +92,7 @@ impl Serialize for NameCounts {
 }
 
 /// `CamelCase` debug names as `snake_case` keys.
-fn snake(kind: &impl std::fmt::Debug) -> String {
+pub(crate) fn snake(kind: &impl std::fmt::Debug) -> String {
     let name = format!("{kind:?}");
     let name = name.split(['(', ' ', '{']).next().unwrap_or_default();
     let mut out = String::with_capacity(name.len() + 4);
