@@ -248,6 +248,9 @@ pub struct FlowTable<T> {
     pub stats: FlowStats,
 }
 
+/// Worst case of the index's memory over its entries' size (see `bytes_per_flow`).
+const INDEX_GROWTH_FACTOR: usize = 3;
+
 /// What the allocator adds to each heap allocation, for memory accounting.
 const ALLOCATION_OVERHEAD_BYTES: usize = 16;
 
@@ -256,25 +259,28 @@ pub const MAX_CLOCK_STEP_NANOS: u64 = 3600 * 1_000_000_000;
 
 impl<T: Default> FlowTable<T> {
     /// Bytes one flow costs: the record, its TCP state (counted for every flow,
-    /// with the allocator's header), its index entry (with the hash map's load
-    /// factor), its expiry entry and its free-list slot.
+    /// with the allocator's header), its index entry, its expiry entry and its
+    /// free-list slot. The index grows by doubling, so its entry is counted
+    /// three times over its size with the load factor: rounding up to a power
+    /// of two, plus the old table while it is copied into the new one.
     pub fn bytes_per_flow() -> usize {
         std::mem::size_of::<Option<Flow<T>>>()
             + std::mem::size_of::<TcpStreams>()
             + ALLOCATION_OVERHEAD_BYTES
-            + (std::mem::size_of::<(FlowKey, u32)>() + 1) * 8 / 7
+            + INDEX_GROWTH_FACTOR * (std::mem::size_of::<(FlowKey, u32)>() + 1) * 8 / 7
             + std::mem::size_of::<Deadline>()
             + 2 * std::mem::size_of::<u32>()
     }
 
     pub fn new(cfg: FlowConfig) -> Self {
         let max_flows = (cfg.memcap_bytes / Self::bytes_per_flow()).max(1);
-        // Reserve up front so the table never grows (and never holds two copies
-        // while rehashing); untouched pages cost no resident memory.
+        // The records and the expiry queue are reserved up front (dense, and
+        // untouched pages cost no resident memory); the index grows with the
+        // flows, so that a small working set stays in cache.
         FlowTable {
             cfg,
             max_flows,
-            index: HashMap::with_capacity_and_hasher(max_flows, RandomState::default()),
+            index: HashMap::with_hasher(RandomState::default()),
             slots: Vec::with_capacity(max_flows),
             free: Vec::new(),
             generations: Vec::with_capacity(max_flows),
