@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -375,8 +375,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
             bar.set_position(read);
         }
     };
-    let stop = AtomicBool::new(false);
-    pipeline::run_source(&mut source, &mut pipeline, &mut progress, &stop)?;
+    pipeline::run_source(&mut source, &mut pipeline, &mut progress)?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

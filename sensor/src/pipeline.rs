@@ -286,7 +286,6 @@ pub fn run_source(
     source: &mut dyn FrameSource,
     pipeline: &mut Pipeline,
     progress: Progress<'_>,
-    stop: &AtomicBool,
 ) -> Result<(), CaptureError> {
     loop {
         match source.advance() {
@@ -295,16 +294,10 @@ pub fn run_source(
                 pipeline.process(&frame);
                 if pipeline.packets % PROGRESS_EVERY_FRAMES == 0 {
                     progress(source.bytes_read(), source.total_bytes());
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
                 }
             }
-            Ok(Next::Idle) => {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-            }
+            // Files never idle; a source that does is simply asked again.
+            Ok(Next::Idle) => {}
             Ok(Next::End) => {
                 progress(source.bytes_read(), source.total_bytes());
                 return Ok(());
