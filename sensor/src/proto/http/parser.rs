@@ -474,7 +474,10 @@ fn parse_fields_lenient<'b>(
             push_issue(
                 issues,
                 AnomalyKind::InvalidHeader,
-                format!("control byte in the value of {name_str}"),
+                format!(
+                    "control byte in the value of {}",
+                    escape_capped(name, MAX_DETAIL_BYTES)
+                ),
             );
         }
         let limit = storage.len();
@@ -1092,6 +1095,21 @@ mod tests {
         let (_, _, _, fields, issues) = req(b"GET / HTTP/1.1\r\nX-A: a\x01b\r\n\r\n").unwrap();
         assert_eq!(fields, [("X-A".to_owned(), b"a\x01b".to_vec())]);
         assert_eq!(kinds(&issues), [AnomalyKind::InvalidHeader]);
+    }
+
+    #[test]
+    fn control_byte_detail_caps_a_long_field_name() {
+        // Found by the fuzz target: the detail quoted the whole field name,
+        // as long as the head allows (64 KiB by default).
+        let name = "N".repeat(300);
+        let head = format!("GET / HTTP/1.1\r\n{name}: a\x01b\r\n\r\n");
+        let (.., issues) = req(head.as_bytes()).unwrap();
+        let expected = format!(
+            "control byte in the value of {}...",
+            "N".repeat(MAX_DETAIL_BYTES)
+        );
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].detail, expected);
     }
 
     #[test]

@@ -550,6 +550,10 @@ impl HttpSession {
             return Some(Step::Consumed(0));
         }
         let (line, line_len) = line?;
+        if line_len > self.limits.max_head_bytes {
+            // Left to the head size check, as while the line is arriving.
+            return None;
+        }
         if dir == Direction::ToServer {
             match classify_request_line(line) {
                 RequestLineShape::Full => {}
@@ -1656,6 +1660,30 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
             [(AnomalyKind::InvalidStatusLine, AnomalyEffect::Resync)]
         );
         assert_eq!(whole, bytewise);
+    }
+
+    #[test]
+    fn request_line_longer_than_max_head_does_not_depend_on_the_split() {
+        // Found by the fuzz target: a simple request line (RFC 1945 §4.1)
+        // longer than max_head_bytes was accepted when its LF arrived in
+        // the same call, but reported HeadTooLarge when it arrived in
+        // pieces.
+        let limits = HttpLimits {
+            max_head_bytes: 32,
+            ..HttpLimits::default()
+        };
+        let mut stream = b"GET /".to_vec();
+        stream.resize(40, b'x');
+        stream.extend_from_slice(b"\r\n");
+        let whole = run_with(limits.clone(), &[(C2S, &stream)], true);
+        let pieces: Vec<(Direction, &[u8])> = stream.chunks(2).map(|c| (C2S, c)).collect();
+        let split = run_with(limits, &pieces, true);
+        assert!(requests(&whole).is_empty(), "{whole:?}");
+        assert_eq!(
+            anomalies(&whole)[0],
+            (AnomalyKind::HeadTooLarge, AnomalyEffect::Resync)
+        );
+        assert_eq!(whole, split);
     }
 
     #[test]
