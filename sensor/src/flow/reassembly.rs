@@ -117,21 +117,6 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Bytes delivered so far.
-    pub fn delivered(&self) -> u64 {
-        self.delivered
-    }
-
-    /// Bytes buffered out of order.
-    pub fn buffered(&self) -> usize {
-        self.pending_bytes
-    }
-
-    /// True once every byte up to the FIN has been delivered.
-    pub fn finished(&self) -> bool {
-        self.fin_at.is_some_and(|f| f <= self.delivered)
-    }
-
     /// The peer's SYN (or SYN-ACK) fixes this direction's initial sequence number.
     pub fn on_syn(&mut self, seq: u32) {
         if self.next_seq.is_none() {

@@ -303,11 +303,6 @@ impl<T: Default> FlowTable<T> {
         self.index.len()
     }
 
-    /// Bytes of out-of-order TCP data buffered right now.
-    pub fn reassembly_bytes(&self) -> usize {
-        self.budget.used_bytes
-    }
-
     fn timeout_secs(&self, protocol: u8, state: Option<TcpState>) -> u64 {
         match (FlowTransport::of(protocol), state) {
             (FlowTransport::Tcp, Some(TcpState::New)) => self.cfg.tcp_new_timeout_secs,
