@@ -22,6 +22,7 @@ use crate::detect::credentials::digest;
 
 use super::events::{AnomalyKind, LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
 use super::parser::{TelnetOption, TokenError, Verb};
+use super::session::tests::{anomalies, commands, logins};
 use super::session::{TelnetLimits, TelnetSession};
 use super::subneg::{SubnegDetail, TerminalTypeDetail};
 
@@ -66,36 +67,6 @@ fn replay_bytewise(vector: &[(Direction, &str)]) -> Vec<TelnetEvent> {
     }
     session.on_close(Timestamp(i64::MAX), &mut out);
     out
-}
-
-fn logins(events: &[TelnetEvent]) -> Vec<LoginAttempt> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TelnetEvent::LoginAttempt(a) => Some(a.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn commands(events: &[TelnetEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TelnetEvent::ShellCommand { line, .. } => Some(line.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn anomalies(events: &[TelnetEvent]) -> Vec<AnomalyKind> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TelnetEvent::Anomaly(a) => Some(a.kind.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// tshark-style `telnet.cmd` counts: the command byte of every negotiation

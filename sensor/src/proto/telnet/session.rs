@@ -361,7 +361,7 @@ impl TextState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::detect::credentials::digest;
     use crate::proto::telnet::events::{LoginAttempt, LoginOutcome};
@@ -387,7 +387,7 @@ mod tests {
         out
     }
 
-    fn logins(events: &[TelnetEvent]) -> Vec<LoginAttempt> {
+    pub(in crate::proto::telnet) fn logins(events: &[TelnetEvent]) -> Vec<LoginAttempt> {
         events
             .iter()
             .filter_map(|e| match e {
@@ -397,7 +397,7 @@ mod tests {
             .collect()
     }
 
-    fn commands(events: &[TelnetEvent]) -> Vec<String> {
+    pub(in crate::proto::telnet) fn commands(events: &[TelnetEvent]) -> Vec<String> {
         events
             .iter()
             .filter_map(|e| match e {
@@ -407,7 +407,7 @@ mod tests {
             .collect()
     }
 
-    fn anomalies(events: &[TelnetEvent]) -> Vec<AnomalyKind> {
+    pub(in crate::proto::telnet) fn anomalies(events: &[TelnetEvent]) -> Vec<AnomalyKind> {
         events
             .iter()
             .filter_map(|e| match e {
