@@ -19,7 +19,7 @@ pub struct NameSet(BTreeSet<String>);
 
 impl NameSet {
     fn add(&mut self, name: &str) {
-        if self.0.len() < MAX_LISTED_NAMES || self.0.contains(name) {
+        if self.0.len() < MAX_LISTED_NAMES && !self.0.contains(name) {
             self.0.insert(name.to_string());
         }
     }
@@ -27,6 +27,16 @@ impl NameSet {
 
 fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
     *map.entry(key).or_insert(0) += 1;
+}
+
+/// [`bump`] for a name given as `&str`: allocated only the first time.
+fn bump_name(map: &mut BTreeMap<String, u64>, name: &str) {
+    match map.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(name.to_owned(), 1);
+        }
+    }
 }
 
 /// Counts indexed by a small number (a code or type), without allocation on
@@ -248,7 +258,7 @@ impl ProtoCounts {
                     c.connack_reason_code_v5.bump(usize::from(ack.code.raw()))
                 }
             },
-            mqtt::MqttEvent::Anomaly(a) => bump(&mut c.anomalies, a.kind.as_str().to_string()),
+            mqtt::MqttEvent::Anomaly(a) => bump_name(&mut c.anomalies, a.kind.as_str()),
             _ => {}
         }
     }
@@ -270,7 +280,7 @@ impl ProtoCounts {
                     c.block += 1;
                 }
             }
-            coap::CoapEvent::Anomaly(a) => bump(&mut c.anomalies, a.kind.as_str().to_string()),
+            coap::CoapEvent::Anomaly(a) => bump_name(&mut c.anomalies, a.kind.as_str()),
             _ => {}
         }
     }

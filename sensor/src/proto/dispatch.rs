@@ -86,6 +86,35 @@ impl Pending {
     }
 }
 
+/// The protocols whose probe matched, in probe order (at most the three TCP
+/// protocols), without allocating.
+#[derive(Clone, Copy, Debug, Default)]
+struct Matched {
+    protos: [Option<AppProto>; 3],
+    len: usize,
+}
+
+impl Matched {
+    fn push(&mut self, proto: AppProto) {
+        if let Some(slot) = self.protos.get_mut(self.len) {
+            *slot = Some(proto);
+            self.len += 1;
+        }
+    }
+
+    fn first(&self) -> Option<AppProto> {
+        self.protos[0]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn contains(&self, proto: &AppProto) -> bool {
+        self.protos.contains(&Some(*proto))
+    }
+}
+
 /// Per-flow application state.
 #[derive(Debug, Default)]
 pub enum AppSession {
@@ -317,9 +346,10 @@ impl Dispatcher {
         data: &[u8],
         sink: &mut dyn AppEventSink,
     ) {
-        let first = match &state.session {
-            AppSession::Probing(p) => p.first_bytes(dir, data),
-            _ => data.to_vec(),
+        // The usual first call has all the bytes in `data`: probe it in place.
+        let first: std::borrow::Cow<'_, [u8]> = match &state.session {
+            AppSession::Probing(p) => p.first_bytes(dir, data).into(),
+            _ => data.into(),
         };
         let probe_all = |as_dir: Direction| {
             [
@@ -328,12 +358,12 @@ impl Dispatcher {
                 (AppProto::Http, http::probe(&first, as_dir)),
             ]
         };
-        let matches = |probes: &[(AppProto, Probe)]| -> Vec<AppProto> {
-            probes
-                .iter()
-                .filter(|(_, p)| *p == Probe::Match)
-                .map(|(proto, _)| *proto)
-                .collect()
+        let matches = |probes: &[(AppProto, Probe)]| -> Matched {
+            let mut m = Matched::default();
+            for (proto, _) in probes.iter().filter(|(_, p)| *p == Probe::Match) {
+                m.push(*proto);
+            }
+            m
         };
         let mut probes = probe_all(dir);
         let mut matched = matches(&probes);
@@ -358,7 +388,7 @@ impl Dispatcher {
             AppSession::Probing(p) => p.bytes[dir.index()] + data.len(),
             _ => data.len(),
         };
-        let choice = if let Some(&only) = matched.first() {
+        let choice = if let Some(only) = matched.first() {
             Some(hint.filter(|h| matched.contains(h)).unwrap_or(only))
         } else if undecided && seen < PROBE_MAX_BYTES {
             None
