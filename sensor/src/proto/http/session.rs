@@ -27,7 +27,7 @@
 
 use std::collections::VecDeque;
 
-use httparse::EMPTY_HEADER;
+use httparse::{EMPTY_HEADER, Header};
 use serde::Deserialize;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
@@ -46,6 +46,12 @@ use super::parser::{
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
+
+/// Header field slots a head is parsed with first. Most heads have far
+/// fewer fields, and filling all [`MAX_HEADERS_HARD_CAP`] slots for every
+/// head cost more than parsing it; a head with more fields than this is
+/// parsed again with `HttpLimits::max_headers` slots.
+const SMALL_HEADER_STORAGE: usize = 32;
 
 /// Bounds on what one HTTP flow may make the session hold or emit.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -649,10 +655,37 @@ impl HttpSession {
     }
 
     fn request_head(&mut self, head: &[u8], out: &mut Vec<HttpEvent>) {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
-        let storage = storage
-            .get_mut(..self.header_storage_len())
+        let limit = self.header_storage_len();
+        let mut small = [EMPTY_HEADER; SMALL_HEADER_STORAGE];
+        let storage = small
+            .get_mut(..limit.min(SMALL_HEADER_STORAGE))
             .unwrap_or_default();
+        if !self.request_head_in(head, storage, limit, out) {
+            self.request_head_full(head, limit, out);
+        }
+    }
+
+    /// [`Self::request_head`] for a head with more fields than the small
+    /// storage holds.
+    #[cold]
+    #[inline(never)]
+    fn request_head_full(&mut self, head: &[u8], limit: usize, out: &mut Vec<HttpEvent>) {
+        let mut full = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
+        let storage = full.get_mut(..limit).unwrap_or_default();
+        self.request_head_in(head, storage, limit, out);
+    }
+
+    /// Parses a request head with `storage` for its fields. Returns `false`,
+    /// having emitted nothing, when the fields do not fit in `storage` but
+    /// may fit in `limit` slots: the caller then retries with more storage.
+    fn request_head_in<'b>(
+        &mut self,
+        head: &'b [u8],
+        storage: &mut [Header<'b>],
+        limit: usize,
+        out: &mut Vec<HttpEvent>,
+    ) -> bool {
+        let storage_len = storage.len();
         let parsed = match parse_request_head(head, storage) {
             Ok(h) => Ok((
                 Some((h.method, h.target, h.version)),
@@ -676,11 +709,13 @@ impl HttpSession {
         };
         match parsed {
             Ok((line, fields, issues)) => self.on_request(line, &fields, issues, out),
+            Err(_) if storage_len < limit => return false,
             Err(n) => {
                 self.too_many_headers(Direction::ToServer, n, out);
                 self.lost_request(out);
             }
         }
+        true
     }
 
     fn too_many_headers(&mut self, dir: Direction, limit: usize, out: &mut Vec<HttpEvent>) {
@@ -790,10 +825,36 @@ impl HttpSession {
     }
 
     fn response_head(&mut self, head: &[u8], out: &mut Vec<HttpEvent>) {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
-        let storage = storage
-            .get_mut(..self.header_storage_len())
+        let limit = self.header_storage_len();
+        let mut small = [EMPTY_HEADER; SMALL_HEADER_STORAGE];
+        let storage = small
+            .get_mut(..limit.min(SMALL_HEADER_STORAGE))
             .unwrap_or_default();
+        if !self.response_head_in(head, storage, limit, out) {
+            self.response_head_full(head, limit, out);
+        }
+    }
+
+    /// [`Self::response_head`] for a head with more fields than the small
+    /// storage holds.
+    #[cold]
+    #[inline(never)]
+    fn response_head_full(&mut self, head: &[u8], limit: usize, out: &mut Vec<HttpEvent>) {
+        let mut full = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
+        let storage = full.get_mut(..limit).unwrap_or_default();
+        self.response_head_in(head, storage, limit, out);
+    }
+
+    /// Parses a response head with `storage` for its fields; `false` as for
+    /// [`Self::request_head_in`].
+    fn response_head_in<'b>(
+        &mut self,
+        head: &'b [u8],
+        storage: &mut [Header<'b>],
+        limit: usize,
+        out: &mut Vec<HttpEvent>,
+    ) -> bool {
+        let storage_len = storage.len();
         let parsed = parse_response_head(head, storage).map(|h| {
             let fields = summarize_fields(head, h.headers);
             (h.version, h.status, h.reason, fields, h.issues)
@@ -802,6 +863,7 @@ impl HttpSession {
             Ok((version, status, reason, fields, issues)) => {
                 self.on_response(version, status, reason, &fields, issues, out);
             }
+            Err(HeadError::TooManyHeaders(_)) if storage_len < limit => return false,
             Err(HeadError::TooManyHeaders(n)) => {
                 self.pending.pop_front();
                 self.too_many_headers(Direction::ToClient, n, out);
@@ -819,6 +881,7 @@ impl HttpSession {
                 self.enter_resync(Direction::ToClient, true);
             }
         }
+        true
     }
 
     fn on_response(
@@ -1925,6 +1988,59 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
             anomalies(&events),
             [(AnomalyKind::TooManyHeaders, AnomalyEffect::Resync)]
         );
+    }
+
+    #[test]
+    fn heads_with_more_fields_than_the_first_storage() {
+        // 40 fields, more than SMALL_HEADER_STORAGE and fewer than
+        // max_headers (100); the framing field comes last.
+        let head = |start: &str, bad_line: bool, fields: usize| {
+            let mut h = format!("{start}\r\n");
+            if bad_line {
+                h.push_str("no colon here\r\n");
+            }
+            for i in 0..fields {
+                h.push_str(&format!("X-F{i}: v\r\n"));
+            }
+            h.push_str("Host: h\r\nContent-Length: 2\r\n\r\nok");
+            h.into_bytes()
+        };
+        for bad_line in [false, true] {
+            let request = head("POST /a HTTP/1.1", bad_line, 40);
+            let response = head("HTTP/1.1 200 OK", bad_line, 40);
+            let events = run(&[(C2S, &request), (S2C, &response)]);
+            assert_eq!(methods(&events), ["POST"], "{events:?}");
+            assert_eq!(statuses(&events), [200]);
+            let b = bodies(&events);
+            assert_eq!((b[0].dir, b[0].total_len), (C2S, 2));
+            assert_eq!((b[1].dir, b[1].total_len), (S2C, 2));
+            let expected = if bad_line {
+                vec![(AnomalyKind::InvalidHeader, AnomalyEffect::Continue); 2]
+            } else {
+                vec![]
+            };
+            assert_eq!(anomalies(&events), expected);
+        }
+        // Over max_headers: reported with the configured limit.
+        for bad_line in [false, true] {
+            let request = head("POST /a HTTP/1.1", bad_line, 120);
+            let response = head("HTTP/1.1 200 OK", bad_line, 120);
+            let events = run(&[(C2S, &request), (S2C, &response)]);
+            let details: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    HttpEvent::Anomaly(a) => Some((a.kind, a.detail.as_str())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                details,
+                [
+                    (AnomalyKind::TooManyHeaders, "more than 100 header fields"),
+                    (AnomalyKind::TooManyHeaders, "more than 100 header fields"),
+                ]
+            );
+        }
     }
 
     #[test]
