@@ -5,7 +5,7 @@
 //! are parsed in place when a whole message arrives in one call; only a
 //! partial head (bounded by [`HttpLimits::max_head_bytes`]) or a partial line
 //! is ever buffered. Body bytes are counted, never buffered: only the first
-//! [`BODY_HEAD_BYTES`] are kept for content sniffing.
+//! [`BODY_HEAD_BYTES`](super::BODY_HEAD_BYTES) are kept for content sniffing.
 //!
 //! Pairing (RFC 9112 §9.3: responses come in the order of the requests): a
 //! bounded FIFO of the methods of requests not yet answered, so that a
@@ -32,8 +32,8 @@ use serde::Deserialize;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::events::{
-    AnomalyEffect, AnomalyKind, Auth, BODY_HEAD_BYTES, HttpAnomaly, HttpBody, HttpEvent,
-    HttpRequest, HttpResponse, Method, TunnelKind, Version,
+    AnomalyEffect, AnomalyKind, Auth, BodyHead, HttpAnomaly, HttpBody, HttpEvent, HttpRequest,
+    HttpResponse, Method, TunnelKind, Version,
 };
 use super::fields::{capped_lossy, parse_authorization, redact_userinfo, redacted_line};
 use super::parser::{
@@ -138,16 +138,14 @@ enum Framing {
 #[derive(Debug, Default)]
 struct Seen {
     total: u64,
-    head: Vec<u8>,
+    head: BodyHead,
     gap: bool,
 }
 
 impl Seen {
     fn track(&mut self, data: &[u8]) {
         self.total = self.total.saturating_add(data.len() as u64);
-        let room = BODY_HEAD_BYTES.saturating_sub(self.head.len());
-        self.head
-            .extend_from_slice(data.get(..room).unwrap_or(data));
+        self.head.extend(data);
     }
 
     fn skip(&mut self, missing: u64) {
@@ -1224,6 +1222,7 @@ impl HttpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::http::BODY_HEAD_BYTES;
     use Direction::{ToClient as S2C, ToServer as C2S};
 
     fn t() -> Timestamp {
@@ -1327,7 +1326,7 @@ mod tests {
                 HttpEvent::Body(HttpBody {
                     dir: S2C,
                     total_len: 51,
-                    head: b"Hello World! My content includes a trailing CRLF.\r\n".to_vec(),
+                    head: BodyHead::new(b"Hello World! My content includes a trailing CRLF.\r\n"),
                     complete: true,
                 }),
             ]
@@ -1380,7 +1379,7 @@ HTTP/1.0 200 OK\r\n\r\nuntil close";
         );
         let b: Vec<_> = bodies(&events)
             .iter()
-            .map(|b| (b.dir, b.total_len, b.head.clone(), b.complete))
+            .map(|b| (b.dir, b.total_len, b.head.to_vec(), b.complete))
             .collect();
         assert_eq!(
             b,
@@ -1880,7 +1879,7 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
             ),
         ]);
         assert_eq!(statuses(&events), [2]);
-        assert_eq!(bodies(&events)[0].head, b"toto");
+        assert_eq!(bodies(&events)[0].head.as_bytes(), b"toto");
         assert_eq!(
             anomalies(&events),
             [(AnomalyKind::InvalidStatusCode, AnomalyEffect::Continue)]
@@ -2076,7 +2075,7 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
             &HttpBody {
                 dir: C2S,
                 total_len: 10,
-                head: b"abcde".to_vec(),
+                head: BodyHead::new(b"abcde"),
                 complete: false
             }
         );
