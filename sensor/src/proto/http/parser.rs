@@ -683,27 +683,33 @@ pub fn summarize_fields<'b>(head: &'b [u8], headers: &[Header<'b>]) -> FieldSumm
     for h in headers {
         let name = h.name.as_bytes();
         let first = |slot: Option<&'b [u8]>| slot.or(Some(h.value));
-        if name.eq_ignore_ascii_case(b"host") {
-            s.host = first(s.host);
-            s.host_count += 1;
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
-            s.user_agent = first(s.user_agent);
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            s.content_type = first(s.content_type);
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            s.content_length = s.content_length.with_field(h.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            s.transfer_encoding
+        // The names that matter have distinct lengths but two (10 bytes): one
+        // jump on the length, then at most two comparisons per field, each
+        // trying the usual spelling before the case-insensitive match.
+        let is = |usual: &[u8]| name == usual || name.eq_ignore_ascii_case(usual);
+        match name.len() {
+            4 if is(b"Host") => {
+                s.host = first(s.host);
+                s.host_count += 1;
+            }
+            10 if is(b"User-Agent") => s.user_agent = first(s.user_agent),
+            12 if is(b"Content-Type") => s.content_type = first(s.content_type),
+            14 if is(b"Content-Length") => {
+                s.content_length = s.content_length.with_field(h.value);
+            }
+            17 if is(b"Transfer-Encoding") => s
+                .transfer_encoding
                 .get_or_insert_with(TransferEncoding::default)
-                .add_field(h.value);
-        } else if name.eq_ignore_ascii_case(b"authorization") {
-            s.authorization = first(s.authorization);
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            s.upgrade = first(s.upgrade);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            s.connection_upgrade |= list_contains(h.value, b"upgrade");
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            s.expect_continue |= list_contains(h.value, b"100-continue");
+                .add_field(h.value),
+            13 if is(b"Authorization") => s.authorization = first(s.authorization),
+            7 if is(b"Upgrade") => s.upgrade = first(s.upgrade),
+            10 if is(b"Connection") => {
+                s.connection_upgrade |= list_contains(h.value, b"upgrade");
+            }
+            6 if is(b"Expect") => {
+                s.expect_continue |= list_contains(h.value, b"100-continue");
+            }
+            _ => {}
         }
     }
     if let Some(te) = s.transfer_encoding.as_mut() {
@@ -970,6 +976,41 @@ mod tests {
             ),
             Ok(BodyFraming::Length(51))
         );
+    }
+
+    #[test]
+    fn field_names_match_in_any_case_rfc9110_5_1() {
+        let spellings = [
+            "GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\nContent-Type: t\r\n\
+Content-Length: 5\r\nAuthorization: Bearer x\r\nUpgrade: ws\r\n\
+Connection: Upgrade\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHOST: h\r\nuser-agent: ua\r\ncontent-TYPE: t\r\n\
+CONTENT-LENGTH: 5\r\nauthorization: Bearer x\r\nuPgRaDe: ws\r\n\
+connection: Upgrade\r\nEXPECT: 100-continue\r\ntransfer-encoding: chunked\r\n\r\n",
+        ];
+        for head in spellings {
+            let (s, _) = summary_of(head.as_bytes());
+            assert_eq!(
+                (s.host, s.host_count, s.user_agent, s.content_type),
+                (Some(&b"h"[..]), 1, Some(&b"ua"[..]), Some(&b"t"[..])),
+                "{head}"
+            );
+            assert_eq!(s.content_length, ContentLength::Valid(5));
+            assert_eq!(s.authorization, Some(&b"Bearer x"[..]));
+            assert_eq!(s.upgrade, Some(&b"ws"[..]));
+            assert!(s.connection_upgrade && s.expect_continue);
+            assert!(s.transfer_encoding.is_some_and(|te| te.chunked_final));
+        }
+        // Names of the same lengths that are none of these.
+        let (s, _) = summary_of(
+            b"GET / HTTP/1.1\r\nHosT: a\r\nDate: d\r\nKeep-Alive: k\r\nAccept: a\r\n\
+Content-Types: x\r\nContent-Lengt: 1\r\nX-Authorization: y\r\n\r\n",
+        );
+        assert_eq!((s.host, s.host_count), (Some(&b"a"[..]), 1));
+        assert_eq!((s.user_agent, s.content_type), (None, None));
+        assert_eq!(s.content_length, ContentLength::Absent);
+        assert_eq!(s.authorization, None);
+        assert!(!s.connection_upgrade && !s.expect_continue);
     }
 
     #[test]
