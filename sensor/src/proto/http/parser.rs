@@ -16,7 +16,9 @@
 
 #![forbid(unsafe_code)]
 
-use httparse::{Header, Status};
+use std::mem::MaybeUninit;
+
+use httparse::{Header, ParserConfig, Status};
 use thiserror::Error;
 
 use super::events::{AnomalyKind, MAX_METHOD_BYTES, Method, Version};
@@ -311,18 +313,8 @@ pub fn parse_request_head<'b, 'h>(
     let mut req = httparse::Request::new(storage);
     let strict = req.parse(head);
     if let Ok(Status::Complete(_)) = strict {
-        if let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) {
-            return Ok(RequestHead {
-                method,
-                target: target.as_bytes(),
-                version: if minor == 0 {
-                    Version::Http10
-                } else {
-                    Version::Http11
-                },
-                headers: req.headers,
-                issues: Vec::new(),
-            });
+        if let Some(parsed) = strict_request_head(&mut req) {
+            return Ok(parsed);
         }
     }
     if strict == Err(httparse::Error::TooManyHeaders) {
@@ -350,6 +342,49 @@ pub fn parse_request_head<'b, 'h>(
     })
 }
 
+/// The head the strict parser (`httparse`) accepts at the start of `bytes`,
+/// which may go on past it (a body, the next message), and its length.
+///
+/// This is the head [`find_head_end`] would delimit, parsed as
+/// [`parse_request_head`] would parse it: in a head the strict parser
+/// accepts, every LF ends a non-empty line up to the empty line that ends
+/// the head, so the first LF followed by an empty line is that one. `None`
+/// when the strict parser does not accept a complete head (incomplete,
+/// malformed, or more fields than `storage` holds): delimit the head and use
+/// [`parse_request_head`], which also handles what the lenient path forgives.
+///
+/// `storage` needs no initialisation (only the strict parser writes it), so
+/// a caller can offer the full field limit at no cost.
+pub fn parse_strict_request_head<'b, 'h>(
+    bytes: &'b [u8],
+    storage: &'h mut [MaybeUninit<Header<'b>>],
+) -> Option<(usize, RequestHead<'b, 'h>)> {
+    let mut req = httparse::Request::new(&mut []);
+    let Ok(Status::Complete(len)) = req.parse_with_uninit_headers(bytes, storage) else {
+        return None;
+    };
+    strict_request_head(&mut req).map(|parsed| (len, parsed))
+}
+
+/// The head of a request `httparse` parsed completely.
+fn strict_request_head<'b, 'h>(req: &mut httparse::Request<'h, 'b>) -> Option<RequestHead<'b, 'h>> {
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return None;
+    };
+    let headers: &'h mut [Header<'b>] = std::mem::take(&mut req.headers);
+    Some(RequestHead {
+        method,
+        target: target.as_bytes(),
+        version: if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        headers,
+        issues: Vec::new(),
+    })
+}
+
 /// Parses a complete response head (as delimited by [`find_head_end`]).
 /// `storage.len()` is the header field limit.
 pub fn parse_response_head<'b, 'h>(
@@ -360,20 +395,8 @@ pub fn parse_response_head<'b, 'h>(
     let mut resp = httparse::Response::new(storage);
     let strict = resp.parse(head);
     if let Ok(Status::Complete(_)) = strict {
-        if let (Some(minor), Some(status), Some(reason)) = (resp.version, resp.code, resp.reason) {
-            let mut issues = Vec::new();
-            check_status_range(status, &mut issues);
-            return Ok(ResponseHead {
-                version: if minor == 0 {
-                    Version::Http10
-                } else {
-                    Version::Http11
-                },
-                status,
-                reason: reason.as_bytes(),
-                headers: resp.headers,
-                issues,
-            });
+        if let Some(parsed) = strict_response_head(&mut resp) {
+            return Ok(parsed);
         }
     }
     if strict == Err(httparse::Error::TooManyHeaders) {
@@ -395,6 +418,44 @@ pub fn parse_response_head<'b, 'h>(
         version,
         status,
         reason,
+        headers,
+        issues,
+    })
+}
+
+/// [`parse_strict_request_head`] for a response head: the same reasoning,
+/// with [`parse_response_head`] as the fallback.
+pub fn parse_strict_response_head<'b, 'h>(
+    bytes: &'b [u8],
+    storage: &'h mut [MaybeUninit<Header<'b>>],
+) -> Option<(usize, ResponseHead<'b, 'h>)> {
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed =
+        ParserConfig::default().parse_response_with_uninit_headers(&mut resp, bytes, storage);
+    let Ok(Status::Complete(len)) = parsed else {
+        return None;
+    };
+    strict_response_head(&mut resp).map(|parsed| (len, parsed))
+}
+
+/// The head of a response `httparse` parsed completely.
+fn strict_response_head<'b, 'h>(
+    resp: &mut httparse::Response<'h, 'b>,
+) -> Option<ResponseHead<'b, 'h>> {
+    let (Some(minor), Some(status), Some(reason)) = (resp.version, resp.code, resp.reason) else {
+        return None;
+    };
+    let mut issues = Vec::new();
+    check_status_range(status, &mut issues);
+    let headers: &'h mut [Header<'b>] = std::mem::take(&mut resp.headers);
+    Some(ResponseHead {
+        version: if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        status,
+        reason: reason.as_bytes(),
         headers,
         issues,
     })

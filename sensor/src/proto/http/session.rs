@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 use httparse::{EMPTY_HEADER, Header};
 use serde::Deserialize;
@@ -40,14 +41,16 @@ use super::parser::{
     BodyFraming, FieldSummary, HeadEnd, HeadError, HeadIssue, MAX_DETAIL_BYTES,
     MAX_HEADERS_HARD_CAP, RequestLineShape, RequestStart, classify_request_line,
     fields_after_start_line, find_head_end, find_lf, is_request_line, is_status_line,
-    leading_empty_lines, parse_request_head, parse_response_head, prefix_ci, request_framing,
-    request_start, response_framing, split_first_line, summarize_fields,
+    leading_empty_lines, parse_request_head, parse_response_head, parse_strict_request_head,
+    parse_strict_response_head, prefix_ci, request_framing, request_start, response_framing,
+    split_first_line, summarize_fields,
 };
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
 
-/// Header field slots a head is parsed with first. Most heads have far
+/// Header field slots a head the strict parser rejected is parsed with
+/// first (the lenient path needs initialised slots). Most heads have far
 /// fewer fields, and filling all [`MAX_HEADERS_HARD_CAP`] slots for every
 /// head cost more than parsing it; a head with more fields than this is
 /// parsed again with `HttpLimits::max_headers` slots.
@@ -444,6 +447,15 @@ impl HttpSession {
                 return step;
             }
         }
+        // First look at this head (nothing scanned yet): most heads are
+        // well-formed, and when one is also whole the strict parser delimits
+        // it too. (About half arrive split over segments; trying those costs
+        // one partial parse, less than the scans it saves on the others.)
+        if self.half(dir).scan_from == 0 {
+            if let Some(end) = self.strict_head(dir, rest, out) {
+                return Step::Consumed(end);
+            }
+        }
         let max_head = self.limits.max_head_bytes;
         let half = self.half(dir);
         match find_head_end(rest, half.scan_from) {
@@ -451,9 +463,11 @@ impl HttpSession {
                 half.scan_from = 0;
                 half.line_checked = false;
                 let head = rest.get(..end).unwrap_or_default();
-                match dir {
-                    Direction::ToServer => self.request_head(head, out),
-                    Direction::ToClient => self.response_head(head, out),
+                if self.strict_head(dir, head, out).is_none() {
+                    match dir {
+                        Direction::ToServer => self.request_head(head, out),
+                        Direction::ToClient => self.response_head(head, out),
+                    }
                 }
                 Step::Consumed(end)
             }
@@ -473,6 +487,50 @@ impl HttpSession {
                     self.lost_request(out);
                 }
                 Step::Consumed(0)
+            }
+        }
+    }
+
+    /// Handles the head at the start of `rest` when the strict parser accepts
+    /// it whole within `max_head_bytes` (see [`parse_strict_request_head`]):
+    /// the same head, parsed the same way, as [`find_head_end`] and
+    /// [`Self::request_head`] / [`Self::response_head`] would. Used on the
+    /// bytes at hand when a head is first seen (no separate scan for its
+    /// end), and on a delimited head (no header storage to initialise).
+    /// Returns the head's length, or `None` having done nothing: the caller
+    /// then takes the general path, which also forgives malformed heads.
+    fn strict_head(
+        &mut self,
+        dir: Direction,
+        rest: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) -> Option<usize> {
+        let max_head = self.limits.max_head_bytes;
+        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS_HARD_CAP];
+        let storage = slots
+            .get_mut(..self.header_storage_len())
+            .unwrap_or_default();
+        match dir {
+            Direction::ToServer => {
+                let (end, h) = parse_strict_request_head(rest, storage)?;
+                let head = rest.get(..end).filter(|_| end <= max_head)?;
+                self.client.line_checked = false;
+                let fields = summarize_fields(head, h.headers);
+                self.on_request(
+                    Some((h.method, h.target, h.version)),
+                    &fields,
+                    h.issues,
+                    out,
+                );
+                Some(end)
+            }
+            Direction::ToClient => {
+                let (end, h) = parse_strict_response_head(rest, storage)?;
+                let head = rest.get(..end).filter(|_| end <= max_head)?;
+                self.server.line_checked = false;
+                let fields = summarize_fields(head, h.headers);
+                self.on_response(h.version, h.status, h.reason, &fields, h.issues, out);
+                Some(end)
             }
         }
     }
@@ -2256,6 +2314,57 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
                 assert!(s.pending.len() <= limits.max_pending_requests);
             }
             s.on_close(t(), &mut out);
+        }
+    }
+    /// Whole streams take the strict single-pass path for every well-formed
+    /// head; a byte at a time they never do (the first byte already starts
+    /// the scan for the head's end). Both must give the same events, also on
+    /// damaged streams that mix both paths.
+    #[test]
+    fn whole_and_byte_at_a_time_agree_on_mutated_streams() {
+        let mut state = 0x1234_5678_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let client = [
+            CLIENT,
+            b"GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWRtaW46cGFzcw==\r\n\
+Content-Length: 3\r\n\r\nabcPOST /y HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n\
+3\r\nabc\r\n0\r\n\r\n",
+        ]
+        .concat();
+        let server = [
+            SERVER,
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/html\r\nContent-Length: 4\r\n\r\n\
+nopeHTTP/1.1 200 OK\r\n\r\n",
+        ]
+        .concat();
+        let bytes = |d: &[u8]| d.iter().map(|&b| vec![b]).collect::<Vec<_>>();
+        for round in 0..1500 {
+            let (mut client, mut server) = (client.clone(), server.clone());
+            for _ in 0..(round % 5) {
+                for stream in [&mut client, &mut server] {
+                    let i = next() as usize % stream.len();
+                    stream[i] = match next() % 4 {
+                        0 => b'\n',
+                        1 => b'\r',
+                        2 => b' ',
+                        _ => next() as u8,
+                    };
+                }
+            }
+            let whole = run(&[(C2S, &client), (S2C, &server)]);
+            let bytewise = feed_split(&[(C2S, bytes(&client)), (S2C, bytes(&server))]);
+            assert_eq!(
+                whole,
+                bytewise,
+                "round {round}: {:?} / {:?}",
+                String::from_utf8_lossy(&client),
+                String::from_utf8_lossy(&server)
+            );
         }
     }
 }
