@@ -52,18 +52,25 @@ pub enum Method {
 impl Method {
     /// Maps a method token to its variant (exact, case-sensitive match).
     pub fn from_token(token: &str) -> Self {
-        match token {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "DELETE" => Method::Delete,
-            "CONNECT" => Method::Connect,
-            "OPTIONS" => Method::Options,
-            "TRACE" => Method::Trace,
-            "PATCH" => Method::Patch,
-            other => Method::Unknown(cap_str(other, MAX_METHOD_BYTES)),
-        }
+        Self::standard(token.as_bytes())
+            .unwrap_or_else(|| Method::Unknown(cap_str(token, MAX_METHOD_BYTES)))
+    }
+
+    /// The variant of a standard method token (exact, case-sensitive match),
+    /// `None` for an extension method; allocates nothing.
+    pub fn standard(token: &[u8]) -> Option<Self> {
+        Some(match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"CONNECT" => Method::Connect,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            _ => return None,
+        })
     }
 
     /// The method name as sent.
@@ -352,6 +359,9 @@ mod tests {
         assert_eq!(Method::from_token("QUERY"), Method::Unknown("QUERY".into()));
         assert_eq!(Method::from_token("PATCH").as_str(), "PATCH");
         assert_eq!(Method::from_token("M-SEARCH").as_str(), "M-SEARCH");
+        assert_eq!(Method::standard(b"PUT"), Some(Method::Put));
+        assert_eq!(Method::standard(b"put"), None);
+        assert_eq!(Method::standard(b"M-SEARCH"), None);
     }
 
     #[test]

@@ -245,10 +245,7 @@ fn probe_request(bytes: &[u8], exhausted: bool) -> Probe {
         return Probe::NoMatch;
     }
     let method = bytes.get(..method_len).unwrap_or_default();
-    let known = !matches!(
-        Method::from_token(std::str::from_utf8(method).unwrap_or_default()),
-        Method::Unknown(_)
-    );
+    let known = Method::standard(method).is_some();
     let undecided = if !exhausted {
         Probe::NeedMore
     } else if known {
