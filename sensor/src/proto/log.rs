@@ -1443,7 +1443,7 @@ mod tests {
     use crate::decode::{Decoded, Decoder};
     use crate::flow::{CloseReason, FlowConfig, FlowHandler, FlowTable, StreamEvent};
     use crate::proto::coap::{CoapLimits, CoapSession};
-    use crate::proto::http::{HttpBody, HttpLimits, HttpSession};
+    use crate::proto::http::{BodyHead, HttpBody, HttpLimits, HttpSession};
     use crate::proto::mqtt::{MqttLimits, MqttSession};
     use crate::proto::telnet::{TelnetLimits, TelnetSession};
 
@@ -1699,7 +1699,7 @@ mod tests {
         let cut = HttpEvent::Body(HttpBody {
             dir: S2C,
             total_len: 3,
-            head: b"\x1f\x8b\x08".to_vec(),
+            head: BodyHead::new(b"\x1f\x8b\x08"),
             complete: false,
         });
         let close_ctx = LogContext {

@@ -52,18 +52,25 @@ pub enum Method {
 impl Method {
     /// Maps a method token to its variant (exact, case-sensitive match).
     pub fn from_token(token: &str) -> Self {
-        match token {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "DELETE" => Method::Delete,
-            "CONNECT" => Method::Connect,
-            "OPTIONS" => Method::Options,
-            "TRACE" => Method::Trace,
-            "PATCH" => Method::Patch,
-            other => Method::Unknown(cap_str(other, MAX_METHOD_BYTES)),
-        }
+        Self::standard(token.as_bytes())
+            .unwrap_or_else(|| Method::Unknown(cap_str(token, MAX_METHOD_BYTES)))
+    }
+
+    /// The variant of a standard method token (exact, case-sensitive match),
+    /// `None` for an extension method; allocates nothing.
+    pub fn standard(token: &[u8]) -> Option<Self> {
+        Some(match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"CONNECT" => Method::Connect,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            _ => return None,
+        })
     }
 
     /// The method name as sent.
@@ -168,6 +175,78 @@ pub struct HttpResponse {
 /// Number of leading body bytes kept for content sniffing (e.g. `\x7fELF`).
 pub const BODY_HEAD_BYTES: usize = 64;
 
+/// The first bytes of a body (at most [`BODY_HEAD_BYTES`]), held inline so
+/// that tracking a body and emitting its event allocate nothing. Reads as a
+/// byte slice (`Deref<Target = [u8]>`).
+#[derive(Clone, Copy)]
+pub struct BodyHead {
+    bytes: [u8; BODY_HEAD_BYTES],
+    len: usize,
+}
+
+impl BodyHead {
+    /// The first [`BODY_HEAD_BYTES`] of `bytes`.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut head = BodyHead::default();
+        head.extend(bytes);
+        head
+    }
+
+    /// Appends as much of `data` as there is room for.
+    pub fn extend(&mut self, data: &[u8]) {
+        let Some(room) = self.bytes.get_mut(self.len..) else {
+            return;
+        };
+        let n = room.len().min(data.len());
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), data.get(..n)) {
+            dst.copy_from_slice(src);
+            self.len += n;
+        }
+    }
+
+    /// The bytes kept.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl Default for BodyHead {
+    fn default() -> Self {
+        BodyHead {
+            bytes: [0; BODY_HEAD_BYTES],
+            len: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for BodyHead {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl From<&[u8]> for BodyHead {
+    fn from(bytes: &[u8]) -> Self {
+        BodyHead::new(bytes)
+    }
+}
+
+impl PartialEq for BodyHead {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for BodyHead {}
+
+impl std::fmt::Debug for BodyHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_bytes().fmt(f)
+    }
+}
+
 /// End of one message body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpBody {
@@ -176,7 +255,7 @@ pub struct HttpBody {
     /// capture gaps are counted.
     pub total_len: u64,
     /// First bytes of the body (at most [`BODY_HEAD_BYTES`]).
-    pub head: Vec<u8>,
+    pub head: BodyHead,
     /// The body ended where its framing said it would (or at the close for a
     /// close-delimited body) and no bytes of it were missing.
     pub complete: bool,
@@ -280,12 +359,29 @@ mod tests {
         assert_eq!(Method::from_token("QUERY"), Method::Unknown("QUERY".into()));
         assert_eq!(Method::from_token("PATCH").as_str(), "PATCH");
         assert_eq!(Method::from_token("M-SEARCH").as_str(), "M-SEARCH");
+        assert_eq!(Method::standard(b"PUT"), Some(Method::Put));
+        assert_eq!(Method::standard(b"put"), None);
+        assert_eq!(Method::standard(b"M-SEARCH"), None);
     }
 
     #[test]
     fn unknown_method_is_capped() {
         let long = "X".repeat(MAX_METHOD_BYTES + 10);
         assert_eq!(Method::from_token(&long).as_str().len(), MAX_METHOD_BYTES);
+    }
+
+    #[test]
+    fn body_head_keeps_the_first_bytes_only() {
+        let mut head = BodyHead::new(b"abc");
+        assert_eq!(head.as_bytes(), b"abc");
+        head.extend(&[b'x'; BODY_HEAD_BYTES]);
+        assert_eq!(head.len(), BODY_HEAD_BYTES);
+        assert_eq!(&head[..4], b"abcx");
+        head.extend(b"more");
+        assert_eq!(head.len(), BODY_HEAD_BYTES);
+        assert_eq!(BodyHead::new(&[7; 100])[..], [7; BODY_HEAD_BYTES]);
+        assert_eq!(BodyHead::default().as_bytes(), b"");
+        assert_eq!(format!("{:?}", BodyHead::new(b"\x01\x02")), "[1, 2]");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod parser;
 pub mod session;
 
 pub use events::{
-    AnomalyEffect, AnomalyKind, Auth, BODY_HEAD_BYTES, HttpAnomaly, HttpBody, HttpEvent,
+    AnomalyEffect, AnomalyKind, Auth, BODY_HEAD_BYTES, BodyHead, HttpAnomaly, HttpBody, HttpEvent,
     HttpRequest, HttpResponse, Method, TunnelKind, Version,
 };
 pub use parser::probe;

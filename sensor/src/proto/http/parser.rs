@@ -16,7 +16,9 @@
 
 #![forbid(unsafe_code)]
 
-use httparse::{Header, Status};
+use std::mem::MaybeUninit;
+
+use httparse::{Header, ParserConfig, Status};
 use thiserror::Error;
 
 use super::events::{AnomalyKind, MAX_METHOD_BYTES, Method, Version};
@@ -69,14 +71,41 @@ pub enum HeadEnd {
     Partial { resume: usize },
 }
 
+/// Position of the first LF in `bytes`.
+///
+/// Heads are scanned line by line for their end, so this runs over every
+/// head byte: it tests eight bytes at a time (the "has zero byte" bit trick
+/// on `word ^ 0x0a0a...`), which is several times faster than a byte loop.
+pub fn find_lf(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const LFS: u64 = ONES * b'\n' as u64;
+    let mut words = bytes.chunks_exact(8);
+    let mut base = 0;
+    for word in &mut words {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(word);
+        let x = u64::from_le_bytes(le) ^ LFS;
+        // The lowest set high bit marks the first zero byte of `x` (borrows
+        // only create false hits above a true one).
+        let hits = x.wrapping_sub(ONES) & !x & HIGHS;
+        if hits != 0 {
+            return Some(base + hits.trailing_zeros() as usize / 8);
+        }
+        base += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| base + i)
+}
+
 /// Finds the empty line that ends a head (RFC 9112 §2.1), accepting a bare
 /// LF as line terminator (§2.2). `from` is a previous `Partial::resume`.
 pub fn find_head_end(buf: &[u8], from: usize) -> HeadEnd {
     let mut i = from;
-    while let Some(offset) = buf
-        .get(i..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-    {
+    while let Some(offset) = buf.get(i..).and_then(find_lf) {
         let lf = i + offset;
         match (buf.get(lf + 1), buf.get(lf + 2)) {
             (Some(b'\n'), _) => return HeadEnd::Complete(lf + 2),
@@ -101,7 +130,7 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
 /// The first line of `buf` without its terminator, and its length including
 /// the LF; `None` while no LF has arrived.
 pub fn split_first_line(buf: &[u8]) -> Option<(&[u8], usize)> {
-    let lf = buf.iter().position(|&b| b == b'\n')?;
+    let lf = find_lf(buf)?;
     let line = buf.get(..lf).unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     Some((line, lf + 1))
@@ -216,10 +245,7 @@ fn probe_request(bytes: &[u8], exhausted: bool) -> Probe {
         return Probe::NoMatch;
     }
     let method = bytes.get(..method_len).unwrap_or_default();
-    let known = !matches!(
-        Method::from_token(std::str::from_utf8(method).unwrap_or_default()),
-        Method::Unknown(_)
-    );
+    let known = Method::standard(method).is_some();
     let undecided = if !exhausted {
         Probe::NeedMore
     } else if known {
@@ -284,18 +310,8 @@ pub fn parse_request_head<'b, 'h>(
     let mut req = httparse::Request::new(storage);
     let strict = req.parse(head);
     if let Ok(Status::Complete(_)) = strict {
-        if let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) {
-            return Ok(RequestHead {
-                method,
-                target: target.as_bytes(),
-                version: if minor == 0 {
-                    Version::Http10
-                } else {
-                    Version::Http11
-                },
-                headers: req.headers,
-                issues: Vec::new(),
-            });
+        if let Some(parsed) = strict_request_head(&mut req) {
+            return Ok(parsed);
         }
     }
     if strict == Err(httparse::Error::TooManyHeaders) {
@@ -323,6 +339,49 @@ pub fn parse_request_head<'b, 'h>(
     })
 }
 
+/// The head the strict parser (`httparse`) accepts at the start of `bytes`,
+/// which may go on past it (a body, the next message), and its length.
+///
+/// This is the head [`find_head_end`] would delimit, parsed as
+/// [`parse_request_head`] would parse it: in a head the strict parser
+/// accepts, every LF ends a non-empty line up to the empty line that ends
+/// the head, so the first LF followed by an empty line is that one. `None`
+/// when the strict parser does not accept a complete head (incomplete,
+/// malformed, or more fields than `storage` holds): delimit the head and use
+/// [`parse_request_head`], which also handles what the lenient path forgives.
+///
+/// `storage` needs no initialisation (only the strict parser writes it), so
+/// a caller can offer the full field limit at no cost.
+pub fn parse_strict_request_head<'b, 'h>(
+    bytes: &'b [u8],
+    storage: &'h mut [MaybeUninit<Header<'b>>],
+) -> Option<(usize, RequestHead<'b, 'h>)> {
+    let mut req = httparse::Request::new(&mut []);
+    let Ok(Status::Complete(len)) = req.parse_with_uninit_headers(bytes, storage) else {
+        return None;
+    };
+    strict_request_head(&mut req).map(|parsed| (len, parsed))
+}
+
+/// The head of a request `httparse` parsed completely.
+fn strict_request_head<'b, 'h>(req: &mut httparse::Request<'h, 'b>) -> Option<RequestHead<'b, 'h>> {
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return None;
+    };
+    let headers: &'h mut [Header<'b>] = std::mem::take(&mut req.headers);
+    Some(RequestHead {
+        method,
+        target: target.as_bytes(),
+        version: if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        headers,
+        issues: Vec::new(),
+    })
+}
+
 /// Parses a complete response head (as delimited by [`find_head_end`]).
 /// `storage.len()` is the header field limit.
 pub fn parse_response_head<'b, 'h>(
@@ -333,20 +392,8 @@ pub fn parse_response_head<'b, 'h>(
     let mut resp = httparse::Response::new(storage);
     let strict = resp.parse(head);
     if let Ok(Status::Complete(_)) = strict {
-        if let (Some(minor), Some(status), Some(reason)) = (resp.version, resp.code, resp.reason) {
-            let mut issues = Vec::new();
-            check_status_range(status, &mut issues);
-            return Ok(ResponseHead {
-                version: if minor == 0 {
-                    Version::Http10
-                } else {
-                    Version::Http11
-                },
-                status,
-                reason: reason.as_bytes(),
-                headers: resp.headers,
-                issues,
-            });
+        if let Some(parsed) = strict_response_head(&mut resp) {
+            return Ok(parsed);
         }
     }
     if strict == Err(httparse::Error::TooManyHeaders) {
@@ -368,6 +415,44 @@ pub fn parse_response_head<'b, 'h>(
         version,
         status,
         reason,
+        headers,
+        issues,
+    })
+}
+
+/// [`parse_strict_request_head`] for a response head: the same reasoning,
+/// with [`parse_response_head`] as the fallback.
+pub fn parse_strict_response_head<'b, 'h>(
+    bytes: &'b [u8],
+    storage: &'h mut [MaybeUninit<Header<'b>>],
+) -> Option<(usize, ResponseHead<'b, 'h>)> {
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed =
+        ParserConfig::default().parse_response_with_uninit_headers(&mut resp, bytes, storage);
+    let Ok(Status::Complete(len)) = parsed else {
+        return None;
+    };
+    strict_response_head(&mut resp).map(|parsed| (len, parsed))
+}
+
+/// The head of a response `httparse` parsed completely.
+fn strict_response_head<'b, 'h>(
+    resp: &mut httparse::Response<'h, 'b>,
+) -> Option<ResponseHead<'b, 'h>> {
+    let (Some(minor), Some(status), Some(reason)) = (resp.version, resp.code, resp.reason) else {
+        return None;
+    };
+    let mut issues = Vec::new();
+    check_status_range(status, &mut issues);
+    let headers: &'h mut [Header<'b>] = std::mem::take(&mut resp.headers);
+    Some(ResponseHead {
+        version: if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        status,
+        reason: reason.as_bytes(),
         headers,
         issues,
     })
@@ -656,27 +741,33 @@ pub fn summarize_fields<'b>(head: &'b [u8], headers: &[Header<'b>]) -> FieldSumm
     for h in headers {
         let name = h.name.as_bytes();
         let first = |slot: Option<&'b [u8]>| slot.or(Some(h.value));
-        if name.eq_ignore_ascii_case(b"host") {
-            s.host = first(s.host);
-            s.host_count += 1;
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
-            s.user_agent = first(s.user_agent);
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            s.content_type = first(s.content_type);
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            s.content_length = s.content_length.with_field(h.value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            s.transfer_encoding
+        // The names that matter have distinct lengths but two (10 bytes): one
+        // jump on the length, then at most two comparisons per field, each
+        // trying the usual spelling before the case-insensitive match.
+        let is = |usual: &[u8]| name == usual || name.eq_ignore_ascii_case(usual);
+        match name.len() {
+            4 if is(b"Host") => {
+                s.host = first(s.host);
+                s.host_count += 1;
+            }
+            10 if is(b"User-Agent") => s.user_agent = first(s.user_agent),
+            12 if is(b"Content-Type") => s.content_type = first(s.content_type),
+            14 if is(b"Content-Length") => {
+                s.content_length = s.content_length.with_field(h.value);
+            }
+            17 if is(b"Transfer-Encoding") => s
+                .transfer_encoding
                 .get_or_insert_with(TransferEncoding::default)
-                .add_field(h.value);
-        } else if name.eq_ignore_ascii_case(b"authorization") {
-            s.authorization = first(s.authorization);
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            s.upgrade = first(s.upgrade);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            s.connection_upgrade |= list_contains(h.value, b"upgrade");
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            s.expect_continue |= list_contains(h.value, b"100-continue");
+                .add_field(h.value),
+            13 if is(b"Authorization") => s.authorization = first(s.authorization),
+            7 if is(b"Upgrade") => s.upgrade = first(s.upgrade),
+            10 if is(b"Connection") => {
+                s.connection_upgrade |= list_contains(h.value, b"upgrade");
+            }
+            6 if is(b"Expect") => {
+                s.expect_continue |= list_contains(h.value, b"100-continue");
+            }
+            _ => {}
         }
     }
     if let Some(te) = s.transfer_encoding.as_mut() {
@@ -856,6 +947,29 @@ mod tests {
     }
 
     #[test]
+    fn find_lf_agrees_with_a_byte_scan() {
+        let mut bytes = [b'a'; 40];
+        assert_eq!(find_lf(&bytes), None);
+        assert_eq!(find_lf(&[]), None);
+        for at in 0..bytes.len() {
+            bytes[at] = b'\n';
+            // A second LF later, and bytes next to 0x0a, must not confuse it.
+            bytes[(at + 9) % 40] = b'\n';
+            bytes[(at + 1) % 40] = 0x0b;
+            for start in 0..=at {
+                let expected = bytes[start..].iter().position(|&b| b == b'\n');
+                assert_eq!(find_lf(&bytes[start..]), expected, "{at} {start}");
+            }
+            bytes = [b'a'; 40];
+        }
+        for b in 0..=255u8 {
+            let word = [b, b ^ 0x0a, 0x0a ^ 0x80, 0x8a, 0x09, 0x0b, b, 0xff];
+            let expected = word.iter().position(|&x| x == b'\n');
+            assert_eq!(find_lf(&word), expected, "{word:?}");
+        }
+    }
+
+    #[test]
     fn rfc9110_3_9_example_request() {
         let head = b"GET /hello.txt HTTP/1.1\r\nUser-Agent: curl/7.64.1\r\nHost: www.example.com\r\nAccept-Language: en, mi\r\n\r\n";
         assert_eq!(find_head_end(head, 0), HeadEnd::Complete(head.len()));
@@ -920,6 +1034,41 @@ mod tests {
             ),
             Ok(BodyFraming::Length(51))
         );
+    }
+
+    #[test]
+    fn field_names_match_in_any_case_rfc9110_5_1() {
+        let spellings = [
+            "GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\nContent-Type: t\r\n\
+Content-Length: 5\r\nAuthorization: Bearer x\r\nUpgrade: ws\r\n\
+Connection: Upgrade\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHOST: h\r\nuser-agent: ua\r\ncontent-TYPE: t\r\n\
+CONTENT-LENGTH: 5\r\nauthorization: Bearer x\r\nuPgRaDe: ws\r\n\
+connection: Upgrade\r\nEXPECT: 100-continue\r\ntransfer-encoding: chunked\r\n\r\n",
+        ];
+        for head in spellings {
+            let (s, _) = summary_of(head.as_bytes());
+            assert_eq!(
+                (s.host, s.host_count, s.user_agent, s.content_type),
+                (Some(&b"h"[..]), 1, Some(&b"ua"[..]), Some(&b"t"[..])),
+                "{head}"
+            );
+            assert_eq!(s.content_length, ContentLength::Valid(5));
+            assert_eq!(s.authorization, Some(&b"Bearer x"[..]));
+            assert_eq!(s.upgrade, Some(&b"ws"[..]));
+            assert!(s.connection_upgrade && s.expect_continue);
+            assert!(s.transfer_encoding.is_some_and(|te| te.chunked_final));
+        }
+        // Names of the same lengths that are none of these.
+        let (s, _) = summary_of(
+            b"GET / HTTP/1.1\r\nHosT: a\r\nDate: d\r\nKeep-Alive: k\r\nAccept: a\r\n\
+Content-Types: x\r\nContent-Lengt: 1\r\nX-Authorization: y\r\n\r\n",
+        );
+        assert_eq!((s.host, s.host_count), (Some(&b"a"[..]), 1));
+        assert_eq!((s.user_agent, s.content_type), (None, None));
+        assert_eq!(s.content_length, ContentLength::Absent);
+        assert_eq!(s.authorization, None);
+        assert!(!s.connection_upgrade && !s.expect_continue);
     }
 
     #[test]

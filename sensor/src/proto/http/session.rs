@@ -5,7 +5,7 @@
 //! are parsed in place when a whole message arrives in one call; only a
 //! partial head (bounded by [`HttpLimits::max_head_bytes`]) or a partial line
 //! is ever buffered. Body bytes are counted, never buffered: only the first
-//! [`BODY_HEAD_BYTES`] are kept for content sniffing.
+//! [`BODY_HEAD_BYTES`](super::BODY_HEAD_BYTES) are kept for content sniffing.
 //!
 //! Pairing (RFC 9112 §9.3: responses come in the order of the requests): a
 //! bounded FIFO of the methods of requests not yet answered, so that a
@@ -26,26 +26,35 @@
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
-use httparse::EMPTY_HEADER;
+use httparse::{EMPTY_HEADER, Header};
 use serde::Deserialize;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::events::{
-    AnomalyEffect, AnomalyKind, Auth, BODY_HEAD_BYTES, HttpAnomaly, HttpBody, HttpEvent,
-    HttpRequest, HttpResponse, Method, TunnelKind, Version,
+    AnomalyEffect, AnomalyKind, Auth, BodyHead, HttpAnomaly, HttpBody, HttpEvent, HttpRequest,
+    HttpResponse, Method, TunnelKind, Version,
 };
 use super::fields::{capped_lossy, parse_authorization, redact_userinfo, redacted_line};
 use super::parser::{
     BodyFraming, FieldSummary, HeadEnd, HeadError, HeadIssue, MAX_DETAIL_BYTES,
     MAX_HEADERS_HARD_CAP, RequestLineShape, RequestStart, classify_request_line,
-    fields_after_start_line, find_head_end, is_request_line, is_status_line, leading_empty_lines,
-    parse_request_head, parse_response_head, prefix_ci, request_framing, request_start,
-    response_framing, split_first_line, summarize_fields,
+    fields_after_start_line, find_head_end, find_lf, is_request_line, is_status_line,
+    leading_empty_lines, parse_request_head, parse_response_head, parse_strict_request_head,
+    parse_strict_response_head, prefix_ci, request_framing, request_start, response_framing,
+    split_first_line, summarize_fields,
 };
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
+
+/// Header field slots a head the strict parser rejected is parsed with
+/// first (the lenient path needs initialised slots). Most heads have far
+/// fewer fields, and filling all [`MAX_HEADERS_HARD_CAP`] slots for every
+/// head cost more than parsing it; a head with more fields than this is
+/// parsed again with `HttpLimits::max_headers` slots.
+const SMALL_HEADER_STORAGE: usize = 32;
 
 /// Bounds on what one HTTP flow may make the session hold or emit.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -132,16 +141,14 @@ enum Framing {
 #[derive(Debug, Default)]
 struct Seen {
     total: u64,
-    head: Vec<u8>,
+    head: BodyHead,
     gap: bool,
 }
 
 impl Seen {
     fn track(&mut self, data: &[u8]) {
         self.total = self.total.saturating_add(data.len() as u64);
-        let room = BODY_HEAD_BYTES.saturating_sub(self.head.len());
-        self.head
-            .extend_from_slice(data.get(..room).unwrap_or(data));
+        self.head.extend(data);
     }
 
     fn skip(&mut self, missing: u64) {
@@ -440,6 +447,15 @@ impl HttpSession {
                 return step;
             }
         }
+        // First look at this head (nothing scanned yet): most heads are
+        // well-formed, and when one is also whole the strict parser delimits
+        // it too. (About half arrive split over segments; trying those costs
+        // one partial parse, less than the scans it saves on the others.)
+        if self.half(dir).scan_from == 0 {
+            if let Some(end) = self.strict_head(dir, rest, out) {
+                return Step::Consumed(end);
+            }
+        }
         let max_head = self.limits.max_head_bytes;
         let half = self.half(dir);
         match find_head_end(rest, half.scan_from) {
@@ -447,9 +463,11 @@ impl HttpSession {
                 half.scan_from = 0;
                 half.line_checked = false;
                 let head = rest.get(..end).unwrap_or_default();
-                match dir {
-                    Direction::ToServer => self.request_head(head, out),
-                    Direction::ToClient => self.response_head(head, out),
+                if self.strict_head(dir, head, out).is_none() {
+                    match dir {
+                        Direction::ToServer => self.request_head(head, out),
+                        Direction::ToClient => self.response_head(head, out),
+                    }
                 }
                 Step::Consumed(end)
             }
@@ -469,6 +487,50 @@ impl HttpSession {
                     self.lost_request(out);
                 }
                 Step::Consumed(0)
+            }
+        }
+    }
+
+    /// Handles the head at the start of `rest` when the strict parser accepts
+    /// it whole within `max_head_bytes` (see [`parse_strict_request_head`]):
+    /// the same head, parsed the same way, as [`find_head_end`] and
+    /// [`Self::request_head`] / [`Self::response_head`] would. Used on the
+    /// bytes at hand when a head is first seen (no separate scan for its
+    /// end), and on a delimited head (no header storage to initialise).
+    /// Returns the head's length, or `None` having done nothing: the caller
+    /// then takes the general path, which also forgives malformed heads.
+    fn strict_head(
+        &mut self,
+        dir: Direction,
+        rest: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) -> Option<usize> {
+        let max_head = self.limits.max_head_bytes;
+        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS_HARD_CAP];
+        let storage = slots
+            .get_mut(..self.header_storage_len())
+            .unwrap_or_default();
+        match dir {
+            Direction::ToServer => {
+                let (end, h) = parse_strict_request_head(rest, storage)?;
+                let head = rest.get(..end).filter(|_| end <= max_head)?;
+                self.client.line_checked = false;
+                let fields = summarize_fields(head, h.headers);
+                self.on_request(
+                    Some((h.method, h.target, h.version)),
+                    &fields,
+                    h.issues,
+                    out,
+                );
+                Some(end)
+            }
+            Direction::ToClient => {
+                let (end, h) = parse_strict_response_head(rest, storage)?;
+                let head = rest.get(..end).filter(|_| end <= max_head)?;
+                self.server.line_checked = false;
+                let fields = summarize_fields(head, h.headers);
+                self.on_response(h.version, h.status, h.reason, &fields, h.issues, out);
+                Some(end)
             }
         }
     }
@@ -506,10 +568,7 @@ impl HttpSession {
         // Resume the search for the end of the first line where the last
         // call stopped, so that a line arriving byte by byte is scanned once.
         let scan_from = self.half(dir).scan_from;
-        let line = match rest
-            .get(scan_from..)
-            .and_then(|t| t.iter().position(|&b| b == b'\n'))
-        {
+        let line = match rest.get(scan_from..).and_then(find_lf) {
             Some(i) => split_first_line(rest.get(..=scan_from + i).unwrap_or_default()),
             None => {
                 self.half(dir).scan_from = rest.len();
@@ -649,10 +708,37 @@ impl HttpSession {
     }
 
     fn request_head(&mut self, head: &[u8], out: &mut Vec<HttpEvent>) {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
-        let storage = storage
-            .get_mut(..self.header_storage_len())
+        let limit = self.header_storage_len();
+        let mut small = [EMPTY_HEADER; SMALL_HEADER_STORAGE];
+        let storage = small
+            .get_mut(..limit.min(SMALL_HEADER_STORAGE))
             .unwrap_or_default();
+        if !self.request_head_in(head, storage, limit, out) {
+            self.request_head_full(head, limit, out);
+        }
+    }
+
+    /// [`Self::request_head`] for a head with more fields than the small
+    /// storage holds.
+    #[cold]
+    #[inline(never)]
+    fn request_head_full(&mut self, head: &[u8], limit: usize, out: &mut Vec<HttpEvent>) {
+        let mut full = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
+        let storage = full.get_mut(..limit).unwrap_or_default();
+        self.request_head_in(head, storage, limit, out);
+    }
+
+    /// Parses a request head with `storage` for its fields. Returns `false`,
+    /// having emitted nothing, when the fields do not fit in `storage` but
+    /// may fit in `limit` slots: the caller then retries with more storage.
+    fn request_head_in<'b>(
+        &mut self,
+        head: &'b [u8],
+        storage: &mut [Header<'b>],
+        limit: usize,
+        out: &mut Vec<HttpEvent>,
+    ) -> bool {
+        let storage_len = storage.len();
         let parsed = match parse_request_head(head, storage) {
             Ok(h) => Ok((
                 Some((h.method, h.target, h.version)),
@@ -676,11 +762,13 @@ impl HttpSession {
         };
         match parsed {
             Ok((line, fields, issues)) => self.on_request(line, &fields, issues, out),
+            Err(_) if storage_len < limit => return false,
             Err(n) => {
                 self.too_many_headers(Direction::ToServer, n, out);
                 self.lost_request(out);
             }
         }
+        true
     }
 
     fn too_many_headers(&mut self, dir: Direction, limit: usize, out: &mut Vec<HttpEvent>) {
@@ -790,10 +878,36 @@ impl HttpSession {
     }
 
     fn response_head(&mut self, head: &[u8], out: &mut Vec<HttpEvent>) {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
-        let storage = storage
-            .get_mut(..self.header_storage_len())
+        let limit = self.header_storage_len();
+        let mut small = [EMPTY_HEADER; SMALL_HEADER_STORAGE];
+        let storage = small
+            .get_mut(..limit.min(SMALL_HEADER_STORAGE))
             .unwrap_or_default();
+        if !self.response_head_in(head, storage, limit, out) {
+            self.response_head_full(head, limit, out);
+        }
+    }
+
+    /// [`Self::response_head`] for a head with more fields than the small
+    /// storage holds.
+    #[cold]
+    #[inline(never)]
+    fn response_head_full(&mut self, head: &[u8], limit: usize, out: &mut Vec<HttpEvent>) {
+        let mut full = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
+        let storage = full.get_mut(..limit).unwrap_or_default();
+        self.response_head_in(head, storage, limit, out);
+    }
+
+    /// Parses a response head with `storage` for its fields; `false` as for
+    /// [`Self::request_head_in`].
+    fn response_head_in<'b>(
+        &mut self,
+        head: &'b [u8],
+        storage: &mut [Header<'b>],
+        limit: usize,
+        out: &mut Vec<HttpEvent>,
+    ) -> bool {
+        let storage_len = storage.len();
         let parsed = parse_response_head(head, storage).map(|h| {
             let fields = summarize_fields(head, h.headers);
             (h.version, h.status, h.reason, fields, h.issues)
@@ -802,6 +916,7 @@ impl HttpSession {
             Ok((version, status, reason, fields, issues)) => {
                 self.on_response(version, status, reason, &fields, issues, out);
             }
+            Err(HeadError::TooManyHeaders(_)) if storage_len < limit => return false,
             Err(HeadError::TooManyHeaders(n)) => {
                 self.pending.pop_front();
                 self.too_many_headers(Direction::ToClient, n, out);
@@ -819,6 +934,7 @@ impl HttpSession {
                 self.enter_resync(Direction::ToClient, true);
             }
         }
+        true
     }
 
     fn on_response(
@@ -1025,7 +1141,7 @@ impl HttpSession {
             let tail = rest.get(pos..).unwrap_or_default();
             let lf = tail
                 .get(search_from..)
-                .and_then(|t| t.iter().position(|&b| b == b'\n'))
+                .and_then(find_lf)
                 .map(|i| search_from + i);
             search_from = 0;
             let Some(lf) = lf else {
@@ -1161,6 +1277,7 @@ impl HttpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::http::BODY_HEAD_BYTES;
     use Direction::{ToClient as S2C, ToServer as C2S};
 
     fn t() -> Timestamp {
@@ -1264,7 +1381,7 @@ mod tests {
                 HttpEvent::Body(HttpBody {
                     dir: S2C,
                     total_len: 51,
-                    head: b"Hello World! My content includes a trailing CRLF.\r\n".to_vec(),
+                    head: BodyHead::new(b"Hello World! My content includes a trailing CRLF.\r\n"),
                     complete: true,
                 }),
             ]
@@ -1317,7 +1434,7 @@ HTTP/1.0 200 OK\r\n\r\nuntil close";
         );
         let b: Vec<_> = bodies(&events)
             .iter()
-            .map(|b| (b.dir, b.total_len, b.head.clone(), b.complete))
+            .map(|b| (b.dir, b.total_len, b.head.to_vec(), b.complete))
             .collect();
         assert_eq!(
             b,
@@ -1817,7 +1934,7 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
             ),
         ]);
         assert_eq!(statuses(&events), [2]);
-        assert_eq!(bodies(&events)[0].head, b"toto");
+        assert_eq!(bodies(&events)[0].head.as_bytes(), b"toto");
         assert_eq!(
             anomalies(&events),
             [(AnomalyKind::InvalidStatusCode, AnomalyEffect::Continue)]
@@ -1928,6 +2045,59 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
     }
 
     #[test]
+    fn heads_with_more_fields_than_the_first_storage() {
+        // 40 fields, more than SMALL_HEADER_STORAGE and fewer than
+        // max_headers (100); the framing field comes last.
+        let head = |start: &str, bad_line: bool, fields: usize| {
+            let mut h = format!("{start}\r\n");
+            if bad_line {
+                h.push_str("no colon here\r\n");
+            }
+            for i in 0..fields {
+                h.push_str(&format!("X-F{i}: v\r\n"));
+            }
+            h.push_str("Host: h\r\nContent-Length: 2\r\n\r\nok");
+            h.into_bytes()
+        };
+        for bad_line in [false, true] {
+            let request = head("POST /a HTTP/1.1", bad_line, 40);
+            let response = head("HTTP/1.1 200 OK", bad_line, 40);
+            let events = run(&[(C2S, &request), (S2C, &response)]);
+            assert_eq!(methods(&events), ["POST"], "{events:?}");
+            assert_eq!(statuses(&events), [200]);
+            let b = bodies(&events);
+            assert_eq!((b[0].dir, b[0].total_len), (C2S, 2));
+            assert_eq!((b[1].dir, b[1].total_len), (S2C, 2));
+            let expected = if bad_line {
+                vec![(AnomalyKind::InvalidHeader, AnomalyEffect::Continue); 2]
+            } else {
+                vec![]
+            };
+            assert_eq!(anomalies(&events), expected);
+        }
+        // Over max_headers: reported with the configured limit.
+        for bad_line in [false, true] {
+            let request = head("POST /a HTTP/1.1", bad_line, 120);
+            let response = head("HTTP/1.1 200 OK", bad_line, 120);
+            let events = run(&[(C2S, &request), (S2C, &response)]);
+            let details: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    HttpEvent::Anomaly(a) => Some((a.kind, a.detail.as_str())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                details,
+                [
+                    (AnomalyKind::TooManyHeaders, "more than 100 header fields"),
+                    (AnomalyKind::TooManyHeaders, "more than 100 header fields"),
+                ]
+            );
+        }
+    }
+
+    #[test]
     fn pipeline_limit() {
         let limits = HttpLimits {
             max_pending_requests: 2,
@@ -1960,7 +2130,7 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
             &HttpBody {
                 dir: C2S,
                 total_len: 10,
-                head: b"abcde".to_vec(),
+                head: BodyHead::new(b"abcde"),
                 complete: false
             }
         );
@@ -2144,6 +2314,57 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
                 assert!(s.pending.len() <= limits.max_pending_requests);
             }
             s.on_close(t(), &mut out);
+        }
+    }
+    /// Whole streams take the strict single-pass path for every well-formed
+    /// head; a byte at a time they never do (the first byte already starts
+    /// the scan for the head's end). Both must give the same events, also on
+    /// damaged streams that mix both paths.
+    #[test]
+    fn whole_and_byte_at_a_time_agree_on_mutated_streams() {
+        let mut state = 0x1234_5678_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let client = [
+            CLIENT,
+            b"GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWRtaW46cGFzcw==\r\n\
+Content-Length: 3\r\n\r\nabcPOST /y HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n\
+3\r\nabc\r\n0\r\n\r\n",
+        ]
+        .concat();
+        let server = [
+            SERVER,
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/html\r\nContent-Length: 4\r\n\r\n\
+nopeHTTP/1.1 200 OK\r\n\r\n",
+        ]
+        .concat();
+        let bytes = |d: &[u8]| d.iter().map(|&b| vec![b]).collect::<Vec<_>>();
+        for round in 0..1500 {
+            let (mut client, mut server) = (client.clone(), server.clone());
+            for _ in 0..(round % 5) {
+                for stream in [&mut client, &mut server] {
+                    let i = next() as usize % stream.len();
+                    stream[i] = match next() % 4 {
+                        0 => b'\n',
+                        1 => b'\r',
+                        2 => b' ',
+                        _ => next() as u8,
+                    };
+                }
+            }
+            let whole = run(&[(C2S, &client), (S2C, &server)]);
+            let bytewise = feed_split(&[(C2S, bytes(&client)), (S2C, bytes(&server))]);
+            assert_eq!(
+                whole,
+                bytewise,
+                "round {round}: {:?} / {:?}",
+                String::from_utf8_lossy(&client),
+                String::from_utf8_lossy(&server)
+            );
         }
     }
 }
