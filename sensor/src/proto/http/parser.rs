@@ -71,41 +71,11 @@ pub enum HeadEnd {
     Partial { resume: usize },
 }
 
-/// Position of the first LF in `bytes`.
-///
-/// Heads are scanned line by line for their end, so this runs over every
-/// head byte: it tests eight bytes at a time (the "has zero byte" bit trick
-/// on `word ^ 0x0a0a...`), which is several times faster than a byte loop.
-pub fn find_lf(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const LFS: u64 = ONES * b'\n' as u64;
-    let mut words = bytes.chunks_exact(8);
-    let mut base = 0;
-    for word in &mut words {
-        let mut le = [0u8; 8];
-        le.copy_from_slice(word);
-        let x = u64::from_le_bytes(le) ^ LFS;
-        // The lowest set high bit marks the first zero byte of `x` (borrows
-        // only create false hits above a true one).
-        let hits = x.wrapping_sub(ONES) & !x & HIGHS;
-        if hits != 0 {
-            return Some(base + hits.trailing_zeros() as usize / 8);
-        }
-        base += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| base + i)
-}
-
 /// Finds the empty line that ends a head (RFC 9112 §2.1), accepting a bare
 /// LF as line terminator (§2.2). `from` is a previous `Partial::resume`.
 pub fn find_head_end(buf: &[u8], from: usize) -> HeadEnd {
     let mut i = from;
-    while let Some(offset) = buf.get(i..).and_then(find_lf) {
+    while let Some(offset) = buf.get(i..).and_then(|rest| memchr::memchr(b'\n', rest)) {
         let lf = i + offset;
         match (buf.get(lf + 1), buf.get(lf + 2)) {
             (Some(b'\n'), _) => return HeadEnd::Complete(lf + 2),
@@ -130,7 +100,7 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
 /// The first line of `buf` without its terminator, and its length including
 /// the LF; `None` while no LF has arrived.
 pub fn split_first_line(buf: &[u8]) -> Option<(&[u8], usize)> {
-    let lf = find_lf(buf)?;
+    let lf = memchr::memchr(b'\n', buf)?;
     let line = buf.get(..lf).unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     Some((line, lf + 1))
@@ -944,29 +914,6 @@ mod tests {
 
     fn kinds(issues: &[HeadIssue]) -> Vec<AnomalyKind> {
         issues.iter().map(|i| i.kind).collect()
-    }
-
-    #[test]
-    fn find_lf_agrees_with_a_byte_scan() {
-        let mut bytes = [b'a'; 40];
-        assert_eq!(find_lf(&bytes), None);
-        assert_eq!(find_lf(&[]), None);
-        for at in 0..bytes.len() {
-            bytes[at] = b'\n';
-            // A second LF later, and bytes next to 0x0a, must not confuse it.
-            bytes[(at + 9) % 40] = b'\n';
-            bytes[(at + 1) % 40] = 0x0b;
-            for start in 0..=at {
-                let expected = bytes[start..].iter().position(|&b| b == b'\n');
-                assert_eq!(find_lf(&bytes[start..]), expected, "{at} {start}");
-            }
-            bytes = [b'a'; 40];
-        }
-        for b in 0..=255u8 {
-            let word = [b, b ^ 0x0a, 0x0a ^ 0x80, 0x8a, 0x09, 0x0b, b, 0xff];
-            let expected = word.iter().position(|&x| x == b'\n');
-            assert_eq!(find_lf(&word), expected, "{word:?}");
-        }
     }
 
     #[test]

@@ -40,10 +40,10 @@ use super::fields::{capped_lossy, parse_authorization, redact_userinfo, redacted
 use super::parser::{
     BodyFraming, FieldSummary, HeadEnd, HeadError, HeadIssue, MAX_DETAIL_BYTES,
     MAX_HEADERS_HARD_CAP, RequestLineShape, RequestStart, classify_request_line,
-    fields_after_start_line, find_head_end, find_lf, is_request_line, is_status_line,
-    leading_empty_lines, parse_request_head, parse_response_head, parse_strict_request_head,
-    parse_strict_response_head, prefix_ci, request_framing, request_start, response_framing,
-    split_first_line, summarize_fields,
+    fields_after_start_line, find_head_end, is_request_line, is_status_line, leading_empty_lines,
+    parse_request_head, parse_response_head, parse_strict_request_head, parse_strict_response_head,
+    prefix_ci, request_framing, request_start, response_framing, split_first_line,
+    summarize_fields,
 };
 use crate::capture::Timestamp;
 use crate::flow::Direction;
@@ -568,7 +568,7 @@ impl HttpSession {
         // Resume the search for the end of the first line where the last
         // call stopped, so that a line arriving byte by byte is scanned once.
         let scan_from = self.half(dir).scan_from;
-        let line = match rest.get(scan_from..).and_then(find_lf) {
+        let line = match rest.get(scan_from..).and_then(|t| memchr::memchr(b'\n', t)) {
             Some(i) => split_first_line(rest.get(..=scan_from + i).unwrap_or_default()),
             None => {
                 self.half(dir).scan_from = rest.len();
@@ -1141,7 +1141,7 @@ impl HttpSession {
             let tail = rest.get(pos..).unwrap_or_default();
             let lf = tail
                 .get(search_from..)
-                .and_then(find_lf)
+                .and_then(|t| memchr::memchr(b'\n', t))
                 .map(|i| search_from + i);
             search_from = 0;
             let Some(lf) = lf else {
