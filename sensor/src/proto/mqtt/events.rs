@@ -1,7 +1,9 @@
 //! Events the MQTT session emits: one per control packet, plus anomalies.
 //!
 //! Events own their data (strings capped by [`super::MqttLimits`]) so they can
-//! outlive the bytes they came from. Passwords never appear: a CONNECT event
+//! outlive the bytes they came from; short strings and the payload head are
+//! held in place ([`Text`], [`PayloadHead`]) rather than each in its own heap
+//! allocation. Passwords never appear: a CONNECT event
 //! carries only whether a password was present, its length and the keyed
 //! credential digest of (user name, password).
 
@@ -11,7 +13,20 @@ use crate::detect::event::CredentialDigest;
 
 use super::parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 use super::properties::{Properties, PropertyValue};
+use super::session::DEFAULT_PAYLOAD_HEAD_BYTES;
+use super::text::{InlineBytes, InlineStr};
 use super::wire::MqttStr;
+
+/// Bytes of a [`Text`] held in place (the type is then 48 bytes); longer
+/// strings go to the heap.
+pub const TEXT_INLINE_BYTES: usize = 46;
+
+/// A capped string in an event: topic, client id, user name, filter.
+pub type Text = InlineStr<TEXT_INLINE_BYTES>;
+
+/// The first payload bytes of a PUBLISH; the default number of them
+/// ([`DEFAULT_PAYLOAD_HEAD_BYTES`]) is held in place.
+pub type PayloadHead = InlineBytes<DEFAULT_PAYLOAD_HEAD_BYTES>;
 
 /// Everything the session reports.
 ///
@@ -89,9 +104,9 @@ pub struct ConnectEvent {
     /// Protocol Level byte as sent (tshark `mqtt.ver`), e.g. 3, 4, 5, or 0x84
     /// for a mosquitto bridge.
     pub protocol_level: u8,
-    pub protocol_name: String,
-    pub client_id: String,
-    pub username: Option<String>,
+    pub protocol_name: Text,
+    pub client_id: Text,
+    pub username: Option<Text>,
     pub has_password: bool,
     /// Length of the password field; the bytes are never kept.
     pub password_len: u16,
@@ -109,7 +124,7 @@ pub struct ConnectEvent {
 /// The Will Message announced in a CONNECT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WillEvent {
-    pub topic: String,
+    pub topic: Text,
     pub qos: Qos,
     pub retain: bool,
     pub payload_len: u16,
@@ -150,7 +165,7 @@ impl ConnackCode {
 pub struct PublishEvent {
     /// Topic Name (capped). For a 5.0 PUBLISH that names its topic only by a
     /// Topic Alias, the topic the alias was bound to earlier on this flow.
-    pub topic: String,
+    pub topic: Text,
     /// Length of the Topic Name on the wire.
     pub topic_len: usize,
     pub qos: Qos,
@@ -159,7 +174,7 @@ pub struct PublishEvent {
     pub packet_id: Option<u16>,
     pub payload_len: u32,
     /// The first bytes of the payload (capped), for content rules.
-    pub payload_head: Vec<u8>,
+    pub payload_head: PayloadHead,
     pub properties: Option<Box<PropertySummary>>,
 }
 
@@ -175,7 +190,7 @@ pub struct AckEvent {
 /// One Topic Filter of a SUBSCRIBE with its options (MQTT 5.0 §3.8.3.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriptionFilter {
-    pub filter: String,
+    pub filter: Text,
     /// Requested (maximum) QoS.
     pub qos: Qos,
     pub no_local: bool,
@@ -208,7 +223,7 @@ pub struct SubackEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnsubscribeEvent {
     pub packet_id: u16,
-    pub filters: Vec<String>,
+    pub filters: Vec<Text>,
     pub filter_count: usize,
     pub properties: Option<Box<PropertySummary>>,
 }
