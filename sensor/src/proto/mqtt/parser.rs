@@ -598,10 +598,18 @@ impl<'a> Iterator for FilterIter<'a> {
 /// characters. Emptiness is checked by the caller (5.0 allows an empty name
 /// with a Topic Alias).
 pub fn check_topic_name(name: &[u8]) -> Result<(), &'static str> {
-    if name.iter().any(|&b| b == b'+' || b == b'#') {
+    if has_wildcard(name) {
         return Err("wildcard character in topic name");
     }
     Ok(())
+}
+
+/// Whether `bytes` hold `+` or `#`. One pass without early exit, so it
+/// vectorises: names and filters are short and nearly always clean.
+fn has_wildcard(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(false, |found, &b| found | (b == b'+') | (b == b'#'))
 }
 
 /// Whether a 5.0 Topic Filter names a Shared Subscription (§4.8.2).
@@ -628,7 +636,7 @@ pub fn check_topic_filter(filter: &[u8], version: ProtocolVersion) -> Result<(),
         if share.is_empty() {
             return Err("empty share name");
         }
-        if share.iter().any(|&b| b == b'+' || b == b'#') {
+        if has_wildcard(share) {
             return Err("wildcard in share name");
         }
         rest = after.get(slash + 1..).unwrap_or_default();
@@ -636,13 +644,16 @@ pub fn check_topic_filter(filter: &[u8], version: ProtocolVersion) -> Result<(),
             return Err("shared subscription without a topic filter");
         }
     }
-    let levels = rest.split(|&b| b == b'/').count();
-    for (i, level) in rest.split(|&b| b == b'/').enumerate() {
+    if !has_wildcard(rest) {
+        return Ok(());
+    }
+    let mut levels = rest.split(|&b| b == b'/').peekable();
+    while let Some(level) = levels.next() {
         if level.contains(&b'#') {
             if level != b"#" {
                 return Err("'#' not alone in its level");
             }
-            if i + 1 != levels {
+            if levels.peek().is_some() {
                 return Err("'#' not the last level");
             }
         }
@@ -704,12 +715,14 @@ fn malformed(packet: PacketType, fail: ReadFail) -> PacketError {
     }
 }
 
+#[inline]
 fn check_str(s: &MqttStr<'_>, what: &'static str, violations: &mut Vec<Violation>) {
     if !s.is_well_formed() {
         violations.push(Violation::new(AnomalyKind::InvalidUtf8, what));
     }
 }
 
+#[inline]
 fn expect_end(r: &Reader<'_>, violations: &mut Vec<Violation>) {
     if !r.at_end() {
         violations.push(Violation::with_value(
@@ -720,6 +733,7 @@ fn expect_end(r: &Reader<'_>, violations: &mut Vec<Violation>) {
     }
 }
 
+#[inline]
 fn check_packet_id(id: u16, violations: &mut Vec<Violation>) {
     // 5.0 §2.2.1 / 3.1.1 §2.3.1: Packet Identifiers are non-zero.
     if id == 0 {
@@ -740,6 +754,7 @@ fn check_reason(packet: PacketType, code: u8, violations: &mut Vec<Violation>) {
     }
 }
 
+#[inline]
 fn check_header(
     h: &FixedHeader,
     version: Option<ProtocolVersion>,
@@ -2208,6 +2223,16 @@ mod tests {
         }
         // In 3.1.1 "$share/g" is an ordinary filter.
         assert_eq!(check_topic_filter(b"$share/g", v3), Ok(()));
+        // The first level that breaks a rule names the rule; '#' is judged
+        // before '+' within a level.
+        for (bad, why) in [
+            ("a/+b/#c", "'+' not alone in its level"),
+            ("#/a", "'#' not the last level"),
+            ("a/b+#/c", "'#' not alone in its level"),
+            ("a/#/+x", "'#' not the last level"),
+        ] {
+            assert_eq!(check_topic_filter(bad.as_bytes(), v3), Err(why), "{bad}");
+        }
     }
 
     #[test]
