@@ -13,20 +13,29 @@ use crate::detect::event::CredentialDigest;
 
 use super::parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 use super::properties::{Properties, PropertyValue};
-use super::session::DEFAULT_PAYLOAD_HEAD_BYTES;
 use super::text::{InlineBytes, InlineStr};
 use super::wire::MqttStr;
 
-/// Bytes of a [`Text`] held in place (the type is then 48 bytes); longer
+/// Bytes of a [`Text`] held in place (the type is then 32 bytes); longer
 /// strings go to the heap.
-pub const TEXT_INLINE_BYTES: usize = 46;
+pub const TEXT_INLINE_BYTES: usize = 30;
+
+/// Bytes of a [`PayloadHead`] held in place (the type is then 64 bytes);
+/// longer heads go to the heap.
+pub const PAYLOAD_HEAD_INLINE_BYTES: usize = 62;
+
+/// Largest [`MqttEvent`]: events are moved into the caller's buffer one by
+/// one, and up to this size the move is a few register copies rather than a
+/// call to `memcpy`. The inline sizes above are chosen to fit.
+pub const MAX_EVENT_BYTES: usize = 128;
 
 /// A capped string in an event: topic, client id, user name, filter.
 pub type Text = InlineStr<TEXT_INLINE_BYTES>;
 
-/// The first payload bytes of a PUBLISH; the default number of them
-/// ([`DEFAULT_PAYLOAD_HEAD_BYTES`]) is held in place.
-pub type PayloadHead = InlineBytes<DEFAULT_PAYLOAD_HEAD_BYTES>;
+/// The first payload bytes of a PUBLISH.
+pub type PayloadHead = InlineBytes<PAYLOAD_HEAD_INLINE_BYTES>;
+
+const _: () = assert!(std::mem::size_of::<MqttEvent>() <= MAX_EVENT_BYTES);
 
 /// Everything the session reports.
 ///

@@ -27,8 +27,9 @@ mod replay_tests;
 
 pub use events::{
     AckEvent, AnomalyKind, AuthEvent, ConnackCode, ConnackEvent, ConnectEvent, DisconnectEvent,
-    MqttAnomaly, MqttEvent, PayloadHead, PropertySummary, PublishEvent, SubackEvent,
-    SubscribeEvent, SubscriptionFilter, Text, UnsubackEvent, UnsubscribeEvent, WillEvent,
+    MAX_EVENT_BYTES, MqttAnomaly, MqttEvent, PAYLOAD_HEAD_INLINE_BYTES, PayloadHead,
+    PropertySummary, PublishEvent, SubackEvent, SubscribeEvent, SubscriptionFilter,
+    TEXT_INLINE_BYTES, Text, UnsubackEvent, UnsubscribeEvent, WillEvent,
 };
 pub use parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 pub use probe::probe;
