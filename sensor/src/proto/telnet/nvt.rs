@@ -56,7 +56,18 @@ pub struct AnsiFilter {
     len: u16,
 }
 
+/// A byte [`ServerText`] keeps as it is outside escape sequences: not a
+/// control character, not DEL.
+fn is_printable(byte: u8) -> bool {
+    byte >= 0x20 && byte != DEL
+}
+
 impl AnsiFilter {
+    /// Outside any escape sequence: every byte but ESC is text.
+    pub fn is_normal(&self) -> bool {
+        self.state == AnsiState::Normal
+    }
+
     /// True when `byte` is text, false when it belongs to an escape sequence.
     pub fn is_text(&mut self, byte: u8) -> bool {
         match self.state {
@@ -407,6 +418,42 @@ impl ServerText {
         }
     }
 
+    /// Feeds a run of server output, as [`ServerText::push`] on each byte
+    /// would. Outside escape sequences, runs of printable bytes are appended
+    /// at once.
+    pub fn push_slice<F: FnMut(&[u8])>(&mut self, bytes: &[u8], on_line: &mut F) {
+        let mut rest = bytes;
+        while let Some((&first, tail)) = rest.split_first() {
+            if self.ansi.is_normal() && is_printable(first) {
+                let run = rest
+                    .iter()
+                    .position(|&b| !is_printable(b))
+                    .unwrap_or(rest.len());
+                let (text, after) = rest.split_at(run);
+                self.append(text);
+                rest = after;
+            } else {
+                self.push(first, on_line);
+                rest = tail;
+            }
+        }
+    }
+
+    /// Appends printable bytes, dropping the older half of the line each
+    /// time it is full (as byte-wise pushes do).
+    fn append(&mut self, mut text: &[u8]) {
+        while !text.is_empty() {
+            if self.line.len() >= self.max {
+                self.line.drain(..self.max / 2);
+            }
+            let room = self.max.saturating_sub(self.line.len()).max(1);
+            let (now, later) = text.split_at(room.min(text.len()));
+            self.line.extend_from_slice(now);
+            text = later;
+        }
+        self.changed = true;
+    }
+
     /// Whether the current line changed since the last call (so a prompt
     /// check runs once per new output, not again for a negotiation-only segment).
     pub fn take_changed(&mut self) -> bool {
@@ -659,5 +706,40 @@ mod tests {
         }
         assert!(f.is_text(b'1'));
         assert!(f.is_text(b'z'));
+    }
+
+    // push_slice is push on every byte: same lines, same current line, same
+    // change flag, across escape sequences, edits and the line bound.
+    #[test]
+    fn server_text_slices_match_bytewise_pushes() {
+        let inputs: [&[u8]; 6] = [
+            b"\r\nBusyBox v1.35.0\r\n\r\n~ # ",
+            b"abcdefghijklmnopqrstuvwxyz0123456789 long line past the bound\r\nnext",
+            b"ipcam-25# \x1b[6n\x1b]0;title\x07pro\x08mpt\x7f> ",
+            b"\x1b[1;32mgreen\x1b[0m \xc3\xa9t\xc3\xa9\tx\x01y\ru",
+            b"",
+            b"\x1b(Bx\x1b]unterminated\r\nafter",
+        ];
+        for max in [2, 7, 16, 256] {
+            for input in inputs {
+                for cut in 0..=input.len() {
+                    let mut one = ServerText::new(max);
+                    let mut one_lines = Vec::new();
+                    for &b in input {
+                        one.push(b, &mut |l: &[u8]| one_lines.push(l.to_vec()));
+                    }
+                    let mut two = ServerText::new(max);
+                    let mut two_lines = Vec::new();
+                    let (a, b) = input.split_at(cut);
+                    two.push_slice(a, &mut |l: &[u8]| two_lines.push(l.to_vec()));
+                    let changed_a = two.take_changed();
+                    two.push_slice(b, &mut |l: &[u8]| two_lines.push(l.to_vec()));
+                    let changed = changed_a | two.take_changed();
+                    assert_eq!(one_lines, two_lines, "{input:?} max {max} cut {cut}");
+                    assert_eq!(one.tail(), two.tail(), "{input:?} max {max} cut {cut}");
+                    assert_eq!(one.take_changed(), changed, "{input:?} max {max}");
+                }
+            }
+        }
     }
 }

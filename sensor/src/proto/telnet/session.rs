@@ -281,11 +281,9 @@ impl TextState {
             Direction::ToClient => {
                 let client_idle = self.client_line.is_idle();
                 let login = &mut self.login;
-                for &byte in bytes {
-                    self.server_text.push(byte, &mut |line| {
-                        login.on_server_line(line, client_idle, out);
-                    });
-                }
+                self.server_text.push_slice(bytes, &mut |line| {
+                    login.on_server_line(line, client_idle, out);
+                });
             }
         }
     }
