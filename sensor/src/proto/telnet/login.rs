@@ -93,19 +93,22 @@ pub fn is_motd_text(line: &[u8]) -> bool {
     contains_any_ignore_case(line, &MOTD_TEXTS, &MOTD_FIRST_BYTES)
 }
 
-/// The bytes, in either case, that start one of [`FAILURE_TEXTS`].
-const FAILURE_FIRST_BYTES: [bool; 256] = first_bytes(&FAILURE_TEXTS);
-/// The bytes, in either case, that start one of [`MOTD_TEXTS`].
-const MOTD_FIRST_BYTES: [bool; 256] = first_bytes(&MOTD_TEXTS);
+/// For each byte, the [`FAILURE_TEXTS`] that start with it (either case).
+const FAILURE_FIRST_BYTES: [u8; 256] = first_bytes(&FAILURE_TEXTS);
+/// For each byte, the [`MOTD_TEXTS`] that start with it (either case).
+const MOTD_FIRST_BYTES: [u8; 256] = first_bytes(&MOTD_TEXTS);
 
-/// A table of the first bytes (both ASCII cases) of the non-empty `needles`.
-const fn first_bytes(needles: &[&[u8]]) -> [bool; 256] {
-    let mut table = [false; 256];
+/// For each byte value, a bit set of the non-empty `needles` whose first
+/// byte it is, in either ASCII case. At most eight needles (checked when the
+/// tables are built, at compile time).
+const fn first_bytes(needles: &[&[u8]]) -> [u8; 256] {
+    assert!(needles.len() <= 8, "a needle set is a u8 bit set");
+    let mut table = [0u8; 256];
     let mut i = 0;
     while i < needles.len() {
         if let [first, ..] = needles[i] {
-            table[first.to_ascii_lowercase() as usize] = true;
-            table[first.to_ascii_uppercase() as usize] = true;
+            table[first.to_ascii_lowercase() as usize] |= 1 << i;
+            table[first.to_ascii_uppercase() as usize] |= 1 << i;
         }
         i += 1;
     }
@@ -113,16 +116,21 @@ const fn first_bytes(needles: &[&[u8]]) -> [bool; 256] {
 }
 
 /// Whether `text` contains one of `needles`, ASCII case-insensitively.
-/// `first` is [`first_bytes`] of `needles`: the text is read once, and only
-/// at a byte that can start a needle are the needles compared.
-fn contains_any_ignore_case(text: &[u8], needles: &[&[u8]], first: &[bool; 256]) -> bool {
+/// `first` is [`first_bytes`] of `needles`: the text is read once, and at
+/// each byte only the needles starting with it are compared.
+fn contains_any_ignore_case(text: &[u8], needles: &[&[u8]], first: &[u8; 256]) -> bool {
     text.iter().enumerate().any(|(i, &b)| {
-        first[usize::from(b)]
-            && text.get(i..).is_some_and(|rest| {
-                needles
-                    .iter()
-                    .any(|n| !n.is_empty() && starts_with_ignore_case(rest, n))
-            })
+        let mut set = first[usize::from(b)];
+        while set != 0 {
+            let n = set.trailing_zeros() as usize;
+            set &= set - 1;
+            if let (Some(rest), Some(needle)) = (text.get(i..), needles.get(n))
+                && starts_with_ignore_case(rest, needle)
+            {
+                return true;
+            }
+        }
+        false
     })
 }
 

@@ -323,6 +323,43 @@ impl LineAssembler {
         }
     }
 
+    /// Feeds the leading run of printable bytes of `bytes` (see
+    /// [`LineAssembler::push`]) and returns how many it took: none when
+    /// `bytes` starts with a byte that needs [`LineAssembler::push`] (a line
+    /// end, an edit, a control byte) or while an escape sequence is open.
+    /// Such a run ends no line, so the caller pushes the byte after it.
+    pub fn push_run(&mut self, bytes: &[u8], secret_if_new: bool) -> usize {
+        if !self.ansi.is_normal() {
+            return 0;
+        }
+        let run = bytes
+            .iter()
+            .position(|&b| !is_printable(b))
+            .unwrap_or(bytes.len());
+        let Some(text) = bytes.get(..run).filter(|t| !t.is_empty()) else {
+            return 0;
+        };
+        // What push does for each of these bytes, at once.
+        self.after_cr = false;
+        if self.discard {
+            return run;
+        }
+        if !self.started {
+            self.started = true;
+            self.secret = secret_if_new;
+        }
+        if self.secret {
+            self.secret_len = self.secret_len.saturating_add(run);
+        }
+        let room = self.max.saturating_sub(self.buf.len());
+        let kept = text.get(..room).unwrap_or(text);
+        self.buf.extend_from_slice(kept);
+        if kept.len() < run {
+            self.truncated = true;
+        }
+        run
+    }
+
     /// Erase Character (BS, DEL, `IAC EC`): removes the last character.
     pub fn erase_char(&mut self) {
         if self.secret {
@@ -738,6 +775,49 @@ mod tests {
                     assert_eq!(one_lines, two_lines, "{input:?} max {max} cut {cut}");
                     assert_eq!(one.tail(), two.tail(), "{input:?} max {max} cut {cut}");
                     assert_eq!(one.take_changed(), changed, "{input:?} max {max}");
+                }
+            }
+        }
+    }
+
+    // push_run then push on the rest is push on every byte: same lines
+    // (text, secret length and digest, truncation) at any split.
+    #[test]
+    fn line_runs_match_bytewise_pushes() {
+        let inputs: [&[u8]; 5] = [
+            b"admin\r\ns3cr3t!\r\nuptime\r\n",
+            b"rooz\x7ft\r\0xc3512\x08\x0811\r\0",
+            b"a very long line past the bound\r\nnext\x15again\x03x\n",
+            b"\x1b[Aup\x1b]t\x07\xc3\xa9\tx\ry",
+            b"\nafter lf\r",
+        ];
+        let digest = |l: &Line| match l {
+            Line::Secret { len, password } => (Some(*len), password.digest("u"), None),
+            Line::Text { text, truncated } => (None, None, Some((text.clone(), *truncated))),
+        };
+        for max in [1, 4, 16] {
+            for input in inputs {
+                for secret in [false, true] {
+                    let mut one = LineAssembler::new(max);
+                    let a: Vec<_> = input
+                        .iter()
+                        .filter_map(|&b| one.push(b, secret))
+                        .map(|l| digest(&l))
+                        .collect();
+                    let mut two = LineAssembler::new(max);
+                    let mut b = Vec::new();
+                    let mut rest = input;
+                    while let Some((&first, tail)) = rest.split_first() {
+                        let n = two.push_run(rest, secret);
+                        if n > 0 {
+                            rest = rest.get(n..).unwrap_or_default();
+                            continue;
+                        }
+                        b.extend(two.push(first, secret).map(|l| digest(&l)));
+                        rest = tail;
+                    }
+                    assert_eq!(a, b, "{input:?} max {max} secret {secret}");
+                    assert_eq!(one.is_idle(), two.is_idle());
                 }
             }
         }
