@@ -326,6 +326,14 @@ impl Violation {
     }
 }
 
+/// Record a broken rule. Out of line and cold: well-formed packets, nearly
+/// all of them, then run through compact code.
+#[cold]
+#[inline(never)]
+pub(crate) fn violation(violations: &mut Vec<Violation>, v: Violation) {
+    violations.push(v);
+}
+
 /// The stream cannot be framed any further.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -718,18 +726,21 @@ fn malformed(packet: PacketType, fail: ReadFail) -> PacketError {
 #[inline]
 fn check_str(s: &MqttStr<'_>, what: &'static str, violations: &mut Vec<Violation>) {
     if !s.is_well_formed() {
-        violations.push(Violation::new(AnomalyKind::InvalidUtf8, what));
+        violation(violations, Violation::new(AnomalyKind::InvalidUtf8, what));
     }
 }
 
 #[inline]
 fn expect_end(r: &Reader<'_>, violations: &mut Vec<Violation>) {
     if !r.at_end() {
-        violations.push(Violation::with_value(
-            AnomalyKind::MalformedPacket,
-            "unexpected bytes after the packet's fields",
-            u32::try_from(r.remaining()).unwrap_or(u32::MAX),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::MalformedPacket,
+                "unexpected bytes after the packet's fields",
+                u32::try_from(r.remaining()).unwrap_or(u32::MAX),
+            ),
+        );
     }
 }
 
@@ -737,20 +748,23 @@ fn expect_end(r: &Reader<'_>, violations: &mut Vec<Violation>) {
 fn check_packet_id(id: u16, violations: &mut Vec<Violation>) {
     // 5.0 §2.2.1 / 3.1.1 §2.3.1: Packet Identifiers are non-zero.
     if id == 0 {
-        violations.push(Violation::new(
-            AnomalyKind::ZeroPacketId,
-            "packet identifier 0",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::ZeroPacketId, "packet identifier 0"),
+        );
     }
 }
 
 fn check_reason(packet: PacketType, code: u8, violations: &mut Vec<Violation>) {
     if !reason_code_allowed(packet, code) {
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidReasonCode,
-            "reason code not defined for this packet",
-            u32::from(code),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidReasonCode,
+                "reason code not defined for this packet",
+                u32::from(code),
+            ),
+        );
     }
 }
 
@@ -761,17 +775,23 @@ fn check_header(
     violations: &mut Vec<Violation>,
 ) {
     if !h.minimal_length {
-        violations.push(Violation::new(
-            AnomalyKind::NonMinimalLength,
-            "remaining length not minimally encoded",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::NonMinimalLength,
+                "remaining length not minimally encoded",
+            ),
+        );
     }
     if !h.flags_valid(version) {
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidFixedHeaderFlags,
-            "fixed header flags not as the packet type requires",
-            u32::from(h.flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidFixedHeaderFlags,
+                "fixed header flags not as the packet type requires",
+                u32::from(h.flags),
+            ),
+        );
     }
 }
 
@@ -867,18 +887,21 @@ pub fn parse_publish<'a>(
     let qos = h.publish_qos();
     let dup = h.flags & 0x08 != 0;
     if qos == Qos::Reserved {
-        violations.push(Violation::new(
-            AnomalyKind::InvalidQos,
-            "PUBLISH with QoS 3",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidQos, "PUBLISH with QoS 3"),
+        );
     }
     if qos == Qos::AtMostOnce && dup {
         // [MQTT-3.3.1-2]: DUP must be 0 for QoS 0 messages.
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidFixedHeaderFlags,
-            "DUP set on a QoS 0 PUBLISH",
-            u32::from(h.flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidFixedHeaderFlags,
+                "DUP set on a QoS 0 PUBLISH",
+                u32::from(h.flags),
+            ),
+        );
     }
     let topic = match r.string("topic name") {
         Ok(t) => t,
@@ -886,15 +909,21 @@ pub fn parse_publish<'a>(
     };
     check_str(&topic, "topic name", violations);
     if let Err(what) = check_topic_name(topic.as_bytes()) {
-        violations.push(Violation::new(AnomalyKind::InvalidTopicName, what));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidTopicName, what),
+        );
     }
     let packet_id = if qos == Qos::AtMostOnce {
         None
     } else if r.remaining() < 2 {
-        violations.push(Violation::new(
-            AnomalyKind::MissingPacketId,
-            "QoS > 0 PUBLISH without a packet identifier",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::MissingPacketId,
+                "QoS > 0 PUBLISH without a packet identifier",
+            ),
+        );
         None
     } else {
         match r.u16("packet identifier") {
@@ -915,10 +944,10 @@ pub fn parse_publish<'a>(
     };
     // [MQTT-4.7.3-1]; 5.0 §3.3.2.3.4 allows an empty name with a Topic Alias.
     if topic.is_empty() && properties.topic_alias().is_none() {
-        violations.push(Violation::new(
-            AnomalyKind::InvalidTopicName,
-            "empty topic name",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidTopicName, "empty topic name"),
+        );
     }
     let header_end = r.pos();
     let payload_len = limit.saturating_sub(header_end);
@@ -953,17 +982,21 @@ fn parse_connect<'a>(
     let version = ProtocolVersion::from_connect_level(level);
     check_header(h, version, violations);
     match version {
-        None => violations.push(Violation::with_value(
-            AnomalyKind::UnsupportedProtocolVersion,
-            "unknown protocol level",
-            u32::from(level),
-        )),
-        Some(v) if name.as_bytes() != v.protocol_name().as_bytes() => {
-            violations.push(Violation::new(
+        None => violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::UnsupportedProtocolVersion,
+                "unknown protocol level",
+                u32::from(level),
+            ),
+        ),
+        Some(v) if name.as_bytes() != v.protocol_name().as_bytes() => violation(
+            violations,
+            Violation::new(
                 AnomalyKind::InvalidProtocolName,
                 "protocol name does not match the protocol level",
-            ))
-        }
+            ),
+        ),
         Some(_) => {}
     }
     // Unknown levels are read with the 3.1.1 layout.
@@ -975,26 +1008,38 @@ fn parse_connect<'a>(
     let password_flag = flags & 0x40 != 0;
     let username_flag = flags & 0x80 != 0;
     if flags & 0x01 != 0 {
-        violations.push(Violation::new(
-            AnomalyKind::ReservedBitsSet,
-            "CONNECT flags reserved bit 0 set",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ReservedBitsSet,
+                "CONNECT flags reserved bit 0 set",
+            ),
+        );
     }
     if will_qos == Qos::Reserved {
-        violations.push(Violation::new(AnomalyKind::InvalidQos, "Will QoS 3"));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidQos, "Will QoS 3"),
+        );
     }
     if !will_flag && (will_qos != Qos::AtMostOnce || will_retain) {
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidConnectFlags,
-            "Will QoS or Will Retain set without the Will Flag",
-            u32::from(flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidConnectFlags,
+                "Will QoS or Will Retain set without the Will Flag",
+                u32::from(flags),
+            ),
+        );
     }
     if password_flag && !username_flag && !layout.is_v5() {
-        violations.push(Violation::new(
-            AnomalyKind::PasswordWithoutUsername,
-            "Password Flag set without User Name Flag",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::PasswordWithoutUsername,
+                "Password Flag set without User Name Flag",
+            ),
+        );
     }
     let keep_alive = r.u16("keep alive")?;
     let properties = if layout.is_v5() {
@@ -1009,17 +1054,23 @@ fn parse_connect<'a>(
         ProtocolVersion::V3_1
             if client_id.is_empty() || client_id.len() > MQTT31_MAX_CLIENT_ID_LEN =>
         {
-            violations.push(Violation::with_value(
-                AnomalyKind::InvalidClientId,
-                "MQTT 3.1 client identifier must be 1 to 23 characters",
-                u32::try_from(client_id.len()).unwrap_or(u32::MAX),
-            ));
+            violation(
+                violations,
+                Violation::with_value(
+                    AnomalyKind::InvalidClientId,
+                    "MQTT 3.1 client identifier must be 1 to 23 characters",
+                    u32::try_from(client_id.len()).unwrap_or(u32::MAX),
+                ),
+            );
         }
         ProtocolVersion::V3_1_1 if client_id.is_empty() && flags & 0x02 == 0 => {
-            violations.push(Violation::new(
-                AnomalyKind::InvalidClientId,
-                "empty client identifier without Clean Session",
-            ));
+            violation(
+                violations,
+                Violation::new(
+                    AnomalyKind::InvalidClientId,
+                    "empty client identifier without Clean Session",
+                ),
+            );
         }
         _ => {}
     }
@@ -1039,7 +1090,10 @@ fn parse_connect<'a>(
     // The payload fields after the Client Identifier are read leniently: a
     // truncated one is recorded and the fields before it are kept.
     if let Err(what) = parse_connect_tail(r, &mut connect, layout, violations) {
-        violations.push(Violation::new(AnomalyKind::MalformedPacket, what));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::MalformedPacket, what),
+        );
         return Ok(connect);
     }
     expect_end(r, violations);
@@ -1065,12 +1119,15 @@ fn parse_connect_tail<'a>(
         let topic = r.string("will topic").map_err(name)?;
         check_str(&topic, "will topic", violations);
         if topic.is_empty() {
-            violations.push(Violation::new(
-                AnomalyKind::InvalidTopicName,
-                "empty will topic",
-            ));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::InvalidTopicName, "empty will topic"),
+            );
         } else if let Err(what) = check_topic_name(topic.as_bytes()) {
-            violations.push(Violation::new(AnomalyKind::InvalidTopicName, what));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::InvalidTopicName, what),
+            );
         }
         let payload = r.binary("will payload").map_err(name)?;
         c.will = Some(Will {
@@ -1107,31 +1164,40 @@ fn parse_connack<'a>(
     // and bits 7-1 are reserved [MQTT-3.2.2-1].
     let session_present = version != ProtocolVersion::V3_1 && flags & 0x01 != 0;
     if version != ProtocolVersion::V3_1 && flags & 0xFE != 0 {
-        violations.push(Violation::with_value(
-            AnomalyKind::ReservedBitsSet,
-            "CONNACK flags reserved bits set",
-            u32::from(flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::ReservedBitsSet,
+                "CONNACK flags reserved bits set",
+                u32::from(flags),
+            ),
+        );
     }
     let properties = if version.is_v5() {
         check_reason(PacketType::Connack, code, violations);
         parse_properties(r, PropertyContext::Connack, violations)?
     } else {
         if code > 5 {
-            violations.push(Violation::with_value(
-                AnomalyKind::InvalidReasonCode,
-                "reserved CONNACK return code",
-                u32::from(code),
-            ));
+            violation(
+                violations,
+                Violation::with_value(
+                    AnomalyKind::InvalidReasonCode,
+                    "reserved CONNACK return code",
+                    u32::from(code),
+                ),
+            );
         }
         Properties::empty()
     };
     // [MQTT-3.2.2-4] (3.1.1), [MQTT-3.2.2-6] (5.0).
     if session_present && code != 0 {
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "Session Present set on a refused connection",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "Session Present set on a refused connection",
+            ),
+        );
     }
     expect_end(r, violations);
     Ok(Connack {
@@ -1200,10 +1266,13 @@ fn parse_subscribe<'a>(
     let filters = parse_filters(r, version, true, violations);
     if filters.is_empty() {
         // [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0).
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "SUBSCRIBE without topic filters",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "SUBSCRIBE without topic filters",
+            ),
+        );
     }
     Ok(Subscribe {
         packet_id,
@@ -1227,10 +1296,13 @@ fn parse_unsubscribe<'a>(
     let filters = parse_filters(r, version, false, violations);
     if filters.is_empty() {
         // [MQTT-3.10.3-2].
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "UNSUBSCRIBE without topic filters",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "UNSUBSCRIBE without topic filters",
+            ),
+        );
     }
     Ok(Unsubscribe {
         packet_id,
@@ -1253,20 +1325,23 @@ fn parse_filters<'a>(
     let mut count = 0;
     while !r.at_end() {
         let Ok(filter) = r.string("topic filter") else {
-            violations.push(Violation::new(
-                AnomalyKind::MalformedPacket,
-                "truncated topic filter",
-            ));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::MalformedPacket, "truncated topic filter"),
+            );
             break;
         };
         let options = if with_options {
             match r.u8("subscription options") {
                 Ok(o) => Some(o),
                 Err(_) => {
-                    violations.push(Violation::new(
-                        AnomalyKind::MalformedPacket,
-                        "topic filter without its options byte",
-                    ));
+                    violation(
+                        violations,
+                        Violation::new(
+                            AnomalyKind::MalformedPacket,
+                            "topic filter without its options byte",
+                        ),
+                    );
                     break;
                 }
             }
@@ -1275,7 +1350,10 @@ fn parse_filters<'a>(
         };
         check_str(&filter, "topic filter", violations);
         if let Err(what) = check_topic_filter(filter.as_bytes(), version) {
-            violations.push(Violation::new(AnomalyKind::InvalidTopicFilter, what));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::InvalidTopicFilter, what),
+            );
         }
         if let Some(o) = options {
             check_subscription_options(o, filter.as_bytes(), version, violations);
@@ -1300,32 +1378,38 @@ fn check_subscription_options(
     violations: &mut Vec<Violation>,
 ) {
     if Qos::from_bits(options) == Qos::Reserved {
-        violations.push(Violation::new(
-            AnomalyKind::InvalidQos,
-            "subscription QoS 3",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidQos, "subscription QoS 3"),
+        );
     }
     let reserved = if version.is_v5() { 0xC0 } else { 0xFC };
     if options & reserved != 0 {
-        violations.push(Violation::with_value(
-            AnomalyKind::ReservedBitsSet,
-            "subscription options reserved bits set",
-            u32::from(options),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::ReservedBitsSet,
+                "subscription options reserved bits set",
+                u32::from(options),
+            ),
+        );
     }
     if version.is_v5() {
         if (options >> 4) & 0x03 == 3 {
-            violations.push(Violation::new(
-                AnomalyKind::ProtocolViolation,
-                "Retain Handling 3",
-            ));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::ProtocolViolation, "Retain Handling 3"),
+            );
         }
         // [MQTT-3.8.3-4]: No Local on a Shared Subscription.
         if options & 0x04 != 0 && is_shared_filter(filter) {
-            violations.push(Violation::new(
-                AnomalyKind::ProtocolViolation,
-                "No Local set on a shared subscription",
-            ));
+            violation(
+                violations,
+                Violation::new(
+                    AnomalyKind::ProtocolViolation,
+                    "No Local set on a shared subscription",
+                ),
+            );
         }
     }
 }
@@ -1354,10 +1438,13 @@ fn parse_suback<'a>(
     };
     let codes = r.take(r.remaining(), "reason codes")?;
     if codes.is_empty() {
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "acknowledgement without return codes",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "acknowledgement without return codes",
+            ),
+        );
     }
     for &c in codes {
         let ok = if version.is_v5() {
@@ -1366,11 +1453,14 @@ fn parse_suback<'a>(
             SUBACK_V3_CODES.contains(&c)
         };
         if !ok {
-            violations.push(Violation::with_value(
-                AnomalyKind::InvalidReasonCode,
-                "return code not defined for this packet",
-                u32::from(c),
-            ));
+            violation(
+                violations,
+                Violation::with_value(
+                    AnomalyKind::InvalidReasonCode,
+                    "return code not defined for this packet",
+                    u32::from(c),
+                ),
+            );
         }
     }
     Ok(SubAck {

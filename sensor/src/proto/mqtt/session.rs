@@ -445,6 +445,7 @@ impl MqttSession {
     /// plausible packet chain starts (see [`chain_plausible`]); bytes before
     /// it are dropped. On success the held bytes are left in the buffer to
     /// be parsed as the next packet(s).
+    #[cold]
     fn try_resync(&mut self, i: usize, dir: Direction) -> bool {
         let st = &mut self.dirs[i];
         let mut offset = 0;
@@ -473,6 +474,7 @@ impl MqttSession {
         found
     }
 
+    #[cold]
     fn lose_sync(&mut self, i: usize, discarded: u64) {
         let st = &mut self.dirs[i];
         st.buf.clear();
@@ -609,6 +611,7 @@ impl MqttSession {
     }
 
     /// Report a packet whose body was not decoded.
+    #[cold]
     fn unparsed(&mut self, dir: Direction, h: &FixedHeader, out: &mut Vec<MqttEvent>) {
         out.push(MqttEvent::Unparsed {
             msg_type: h.packet_type.code(),
@@ -617,6 +620,7 @@ impl MqttSession {
         self.common_checks(dir, h.packet_type, out);
     }
 
+    #[cold]
     fn packet_error(&mut self, e: PacketError, out: &mut Vec<MqttEvent>) {
         let (kind, msg_type) = match e {
             PacketError::Malformed { packet, .. } => (AnomalyKind::MalformedPacket, packet.code()),
@@ -1229,6 +1233,7 @@ impl MqttSession {
     }
 
     /// Emit an anomaly unless the session's budget is spent.
+    #[cold]
     fn anomaly(
         &mut self,
         out: &mut Vec<MqttEvent>,
