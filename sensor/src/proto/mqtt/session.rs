@@ -23,7 +23,7 @@ use super::events::{
 use super::parser::{
     Ack, Connect, ConnectReturnCode, FixedHeader, FrameError, Packet, PacketError, PacketType,
     ProtocolVersion, Publish, Qos, ReasonCode, Violation, infer_version, parse_fixed_header,
-    parse_packet, parse_publish, peek_connect_level,
+    parse_packet, parse_publish, parse_publish_clean, peek_connect_level,
 };
 use super::probe::chain_plausible;
 use super::properties::{PropertyId, PropertyValue};
@@ -545,6 +545,12 @@ impl MqttSession {
     ) -> Option<usize> {
         let want = self.limits.payload_head_bytes;
         self.violations.clear();
+        if let Some(version @ (ProtocolVersion::V3_1 | ProtocolVersion::V3_1_1)) = self.version
+            && let Some(p) = parse_publish_clean(h, prefix, want)
+        {
+            self.on_publish(dir, h, &p, version, out);
+            return None;
+        }
         let (result, version) = match self.version {
             Some(v) => (parse_publish(h, prefix, v, want, &mut self.violations), v),
             // Without a CONNECT: read it as 5.0 if its properties decode
