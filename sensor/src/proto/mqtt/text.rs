@@ -138,8 +138,7 @@ impl<const N: usize> InlineStr<N> {
     /// `bytes` as a string held in place, when they are ASCII (so valid
     /// UTF-8, every byte a character) and fit.
     pub fn from_ascii(bytes: &[u8]) -> Option<Self> {
-        // One pass without early exit, so it vectorises.
-        if bytes.iter().fold(0, |acc, &b| acc | b) >= 0x80 {
+        if !bytes.is_ascii() {
             return None;
         }
         let (len, buf) = inline(bytes)?;
