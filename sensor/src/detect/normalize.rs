@@ -231,7 +231,7 @@ impl Normalizer {
                 }
                 ev.credential = c.credential;
                 if let Some(n) = self.notes(flow.id) {
-                    n.client_id = Some(c.client_id.clone());
+                    n.client_id = Some(c.client_id.to_string());
                 }
                 out.push(ev);
             }
@@ -256,7 +256,7 @@ impl Normalizer {
                         "filters",
                         s.filters
                             .iter()
-                            .map(|f| f.filter.clone())
+                            .map(|f| f.filter.to_string())
                             .collect::<Vec<_>>(),
                     ),
             ),

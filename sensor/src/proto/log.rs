@@ -867,7 +867,7 @@ fn mqtt_record(ev: &MqttEvent) -> MqttRecord<'_> {
         }
         MqttEvent::Unsubscribe(u) => {
             p.packet_id = Some(u.packet_id);
-            p.filters = Some(u.filters.iter().map(String::as_str).collect());
+            p.filters = Some(u.filters.iter().map(|f| f.as_str()).collect());
             p.filter_count = Some(u.filter_count);
             p.properties = mqtt_properties(u.properties.as_deref());
         }

@@ -1,7 +1,9 @@
 //! Events the MQTT session emits: one per control packet, plus anomalies.
 //!
 //! Events own their data (strings capped by [`super::MqttLimits`]) so they can
-//! outlive the bytes they came from. Passwords never appear: a CONNECT event
+//! outlive the bytes they came from; short strings and the payload head are
+//! held in place ([`Text`], [`PayloadHead`]) rather than each in its own heap
+//! allocation. Passwords never appear: a CONNECT event
 //! carries only whether a password was present, its length and the keyed
 //! credential digest of (user name, password).
 
@@ -11,7 +13,29 @@ use crate::detect::event::CredentialDigest;
 
 use super::parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 use super::properties::{Properties, PropertyValue};
+use super::text::{InlineBytes, InlineStr};
 use super::wire::MqttStr;
+
+/// Bytes of a [`Text`] held in place (the type is then 32 bytes); longer
+/// strings go to the heap.
+pub const TEXT_INLINE_BYTES: usize = 30;
+
+/// Bytes of a [`PayloadHead`] held in place (the type is then 64 bytes);
+/// longer heads go to the heap.
+pub const PAYLOAD_HEAD_INLINE_BYTES: usize = 62;
+
+/// Largest [`MqttEvent`]: events are moved into the caller's buffer one by
+/// one, and up to this size the move is a few register copies rather than a
+/// call to `memcpy`. The inline sizes above are chosen to fit.
+pub const MAX_EVENT_BYTES: usize = 128;
+
+/// A capped string in an event: topic, client id, user name, filter.
+pub type Text = InlineStr<TEXT_INLINE_BYTES>;
+
+/// The first payload bytes of a PUBLISH.
+pub type PayloadHead = InlineBytes<PAYLOAD_HEAD_INLINE_BYTES>;
+
+const _: () = assert!(std::mem::size_of::<MqttEvent>() <= MAX_EVENT_BYTES);
 
 /// Everything the session reports.
 ///
@@ -89,9 +113,9 @@ pub struct ConnectEvent {
     /// Protocol Level byte as sent (tshark `mqtt.ver`), e.g. 3, 4, 5, or 0x84
     /// for a mosquitto bridge.
     pub protocol_level: u8,
-    pub protocol_name: String,
-    pub client_id: String,
-    pub username: Option<String>,
+    pub protocol_name: Text,
+    pub client_id: Text,
+    pub username: Option<Text>,
     pub has_password: bool,
     /// Length of the password field; the bytes are never kept.
     pub password_len: u16,
@@ -109,7 +133,7 @@ pub struct ConnectEvent {
 /// The Will Message announced in a CONNECT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WillEvent {
-    pub topic: String,
+    pub topic: Text,
     pub qos: Qos,
     pub retain: bool,
     pub payload_len: u16,
@@ -150,7 +174,7 @@ impl ConnackCode {
 pub struct PublishEvent {
     /// Topic Name (capped). For a 5.0 PUBLISH that names its topic only by a
     /// Topic Alias, the topic the alias was bound to earlier on this flow.
-    pub topic: String,
+    pub topic: Text,
     /// Length of the Topic Name on the wire.
     pub topic_len: usize,
     pub qos: Qos,
@@ -159,7 +183,7 @@ pub struct PublishEvent {
     pub packet_id: Option<u16>,
     pub payload_len: u32,
     /// The first bytes of the payload (capped), for content rules.
-    pub payload_head: Vec<u8>,
+    pub payload_head: PayloadHead,
     pub properties: Option<Box<PropertySummary>>,
 }
 
@@ -175,7 +199,7 @@ pub struct AckEvent {
 /// One Topic Filter of a SUBSCRIBE with its options (MQTT 5.0 §3.8.3.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriptionFilter {
-    pub filter: String,
+    pub filter: Text,
     /// Requested (maximum) QoS.
     pub qos: Qos,
     pub no_local: bool,
@@ -208,7 +232,7 @@ pub struct SubackEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnsubscribeEvent {
     pub packet_id: u16,
-    pub filters: Vec<String>,
+    pub filters: Vec<Text>,
     pub filter_count: usize,
     pub properties: Option<Box<PropertySummary>>,
 }

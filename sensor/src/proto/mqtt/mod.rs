@@ -9,7 +9,8 @@
 //! Layout: [`wire`] (data representation, §1.5), [`properties`] (5.0
 //! §2.2.2), [`parser`] (control packets, no flow knowledge), [`probe`]
 //! (content-based detection), [`session`] (per-flow state and events),
-//! [`events`] (what the session reports).
+//! [`events`] (what the session reports), [`text`] (the inline strings
+//! events carry).
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod parser;
 pub mod probe;
 pub mod properties;
 pub mod session;
+pub mod text;
 pub mod wire;
 
 #[cfg(test)]
@@ -25,8 +27,9 @@ mod replay_tests;
 
 pub use events::{
     AckEvent, AnomalyKind, AuthEvent, ConnackCode, ConnackEvent, ConnectEvent, DisconnectEvent,
-    MqttAnomaly, MqttEvent, PropertySummary, PublishEvent, SubackEvent, SubscribeEvent,
-    SubscriptionFilter, UnsubackEvent, UnsubscribeEvent, WillEvent,
+    MAX_EVENT_BYTES, MqttAnomaly, MqttEvent, PAYLOAD_HEAD_INLINE_BYTES, PayloadHead,
+    PropertySummary, PublishEvent, SubackEvent, SubscribeEvent, SubscriptionFilter,
+    TEXT_INLINE_BYTES, Text, UnsubackEvent, UnsubscribeEvent, WillEvent,
 };
 pub use parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 pub use probe::probe;

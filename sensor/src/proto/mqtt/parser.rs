@@ -326,6 +326,14 @@ impl Violation {
     }
 }
 
+/// Record a broken rule. Out of line and cold: well-formed packets, nearly
+/// all of them, then run through compact code.
+#[cold]
+#[inline(never)]
+pub(crate) fn violation(violations: &mut Vec<Violation>, v: Violation) {
+    violations.push(v);
+}
+
 /// The stream cannot be framed any further.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -598,10 +606,18 @@ impl<'a> Iterator for FilterIter<'a> {
 /// characters. Emptiness is checked by the caller (5.0 allows an empty name
 /// with a Topic Alias).
 pub fn check_topic_name(name: &[u8]) -> Result<(), &'static str> {
-    if name.iter().any(|&b| b == b'+' || b == b'#') {
+    if has_wildcard(name) {
         return Err("wildcard character in topic name");
     }
     Ok(())
+}
+
+/// Whether `bytes` hold `+` or `#`. One pass without early exit, so it
+/// vectorises: names and filters are short and nearly always clean.
+fn has_wildcard(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(false, |found, &b| found | (b == b'+') | (b == b'#'))
 }
 
 /// Whether a 5.0 Topic Filter names a Shared Subscription (§4.8.2).
@@ -628,7 +644,7 @@ pub fn check_topic_filter(filter: &[u8], version: ProtocolVersion) -> Result<(),
         if share.is_empty() {
             return Err("empty share name");
         }
-        if share.iter().any(|&b| b == b'+' || b == b'#') {
+        if has_wildcard(share) {
             return Err("wildcard in share name");
         }
         rest = after.get(slash + 1..).unwrap_or_default();
@@ -636,13 +652,16 @@ pub fn check_topic_filter(filter: &[u8], version: ProtocolVersion) -> Result<(),
             return Err("shared subscription without a topic filter");
         }
     }
-    let levels = rest.split(|&b| b == b'/').count();
-    for (i, level) in rest.split(|&b| b == b'/').enumerate() {
+    if !has_wildcard(rest) {
+        return Ok(());
+    }
+    let mut levels = rest.split(|&b| b == b'/').peekable();
+    while let Some(level) = levels.next() {
         if level.contains(&b'#') {
             if level != b"#" {
                 return Err("'#' not alone in its level");
             }
-            if i + 1 != levels {
+            if levels.peek().is_some() {
                 return Err("'#' not the last level");
             }
         }
@@ -704,59 +723,75 @@ fn malformed(packet: PacketType, fail: ReadFail) -> PacketError {
     }
 }
 
+#[inline]
 fn check_str(s: &MqttStr<'_>, what: &'static str, violations: &mut Vec<Violation>) {
     if !s.is_well_formed() {
-        violations.push(Violation::new(AnomalyKind::InvalidUtf8, what));
+        violation(violations, Violation::new(AnomalyKind::InvalidUtf8, what));
     }
 }
 
+#[inline]
 fn expect_end(r: &Reader<'_>, violations: &mut Vec<Violation>) {
     if !r.at_end() {
-        violations.push(Violation::with_value(
-            AnomalyKind::MalformedPacket,
-            "unexpected bytes after the packet's fields",
-            u32::try_from(r.remaining()).unwrap_or(u32::MAX),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::MalformedPacket,
+                "unexpected bytes after the packet's fields",
+                u32::try_from(r.remaining()).unwrap_or(u32::MAX),
+            ),
+        );
     }
 }
 
+#[inline]
 fn check_packet_id(id: u16, violations: &mut Vec<Violation>) {
     // 5.0 §2.2.1 / 3.1.1 §2.3.1: Packet Identifiers are non-zero.
     if id == 0 {
-        violations.push(Violation::new(
-            AnomalyKind::ZeroPacketId,
-            "packet identifier 0",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::ZeroPacketId, "packet identifier 0"),
+        );
     }
 }
 
 fn check_reason(packet: PacketType, code: u8, violations: &mut Vec<Violation>) {
     if !reason_code_allowed(packet, code) {
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidReasonCode,
-            "reason code not defined for this packet",
-            u32::from(code),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidReasonCode,
+                "reason code not defined for this packet",
+                u32::from(code),
+            ),
+        );
     }
 }
 
+#[inline]
 fn check_header(
     h: &FixedHeader,
     version: Option<ProtocolVersion>,
     violations: &mut Vec<Violation>,
 ) {
     if !h.minimal_length {
-        violations.push(Violation::new(
-            AnomalyKind::NonMinimalLength,
-            "remaining length not minimally encoded",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::NonMinimalLength,
+                "remaining length not minimally encoded",
+            ),
+        );
     }
     if !h.flags_valid(version) {
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidFixedHeaderFlags,
-            "fixed header flags not as the packet type requires",
-            u32::from(h.flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidFixedHeaderFlags,
+                "fixed header flags not as the packet type requires",
+                u32::from(h.flags),
+            ),
+        );
     }
 }
 
@@ -852,18 +887,21 @@ pub fn parse_publish<'a>(
     let qos = h.publish_qos();
     let dup = h.flags & 0x08 != 0;
     if qos == Qos::Reserved {
-        violations.push(Violation::new(
-            AnomalyKind::InvalidQos,
-            "PUBLISH with QoS 3",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidQos, "PUBLISH with QoS 3"),
+        );
     }
     if qos == Qos::AtMostOnce && dup {
         // [MQTT-3.3.1-2]: DUP must be 0 for QoS 0 messages.
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidFixedHeaderFlags,
-            "DUP set on a QoS 0 PUBLISH",
-            u32::from(h.flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidFixedHeaderFlags,
+                "DUP set on a QoS 0 PUBLISH",
+                u32::from(h.flags),
+            ),
+        );
     }
     let topic = match r.string("topic name") {
         Ok(t) => t,
@@ -871,15 +909,21 @@ pub fn parse_publish<'a>(
     };
     check_str(&topic, "topic name", violations);
     if let Err(what) = check_topic_name(topic.as_bytes()) {
-        violations.push(Violation::new(AnomalyKind::InvalidTopicName, what));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidTopicName, what),
+        );
     }
     let packet_id = if qos == Qos::AtMostOnce {
         None
     } else if r.remaining() < 2 {
-        violations.push(Violation::new(
-            AnomalyKind::MissingPacketId,
-            "QoS > 0 PUBLISH without a packet identifier",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::MissingPacketId,
+                "QoS > 0 PUBLISH without a packet identifier",
+            ),
+        );
         None
     } else {
         match r.u16("packet identifier") {
@@ -900,10 +944,10 @@ pub fn parse_publish<'a>(
     };
     // [MQTT-4.7.3-1]; 5.0 §3.3.2.3.4 allows an empty name with a Topic Alias.
     if topic.is_empty() && properties.topic_alias().is_none() {
-        violations.push(Violation::new(
-            AnomalyKind::InvalidTopicName,
-            "empty topic name",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidTopicName, "empty topic name"),
+        );
     }
     let header_end = r.pos();
     let payload_len = limit.saturating_sub(header_end);
@@ -928,6 +972,62 @@ pub fn parse_publish<'a>(
     }))
 }
 
+/// A 3.x PUBLISH that breaks none of the rules [`parse_publish`] checks,
+/// decoded without keeping track of them: the ordinary telemetry message.
+/// `None` when the packet needs a closer look (a rule may be broken, a
+/// field is not ASCII, or bytes are still to come); [`parse_publish`] then
+/// says what it is. For a packet it accepts, the result is exactly what
+/// [`parse_publish`] returns for it, with no violation.
+pub fn parse_publish_clean<'a>(
+    h: &FixedHeader,
+    prefix: &'a [u8],
+    want_payload: usize,
+) -> Option<Publish<'a>> {
+    let qos = h.publish_qos();
+    let dup = h.flags & 0x08 != 0;
+    if !h.minimal_length || qos == Qos::Reserved || (qos == Qos::AtMostOnce && dup) {
+        return None;
+    }
+    let limit = usize::try_from(h.remaining_len).unwrap_or(usize::MAX);
+    let prefix = prefix.get(..limit).unwrap_or(prefix);
+    let (len, rest) = prefix.split_first_chunk::<2>()?;
+    let topic = rest.get(..usize::from(u16::from_be_bytes(*len)))?;
+    // Non-empty, ASCII without NUL (so well-formed UTF-8), no wildcard.
+    let clean = topic.iter().fold(true, |ok, &b| {
+        ok & (b.wrapping_sub(1) < 0x7F) & (b != b'+') & (b != b'#')
+    });
+    if topic.is_empty() || !clean {
+        return None;
+    }
+    let mut header_end = 2 + topic.len();
+    let packet_id = if qos == Qos::AtMostOnce {
+        None
+    } else {
+        let id = u16::from_be_bytes(*prefix.get(header_end..)?.first_chunk::<2>()?);
+        if id == 0 {
+            return None;
+        }
+        header_end += 2;
+        Some(id)
+    };
+    let payload_len = limit.saturating_sub(header_end);
+    let available = prefix.len().saturating_sub(header_end);
+    if available < payload_len.min(want_payload) {
+        return None;
+    }
+    let payload_head = prefix.get(header_end..header_end + available.min(want_payload))?;
+    Some(Publish {
+        dup,
+        qos,
+        retain: h.flags & 0x01 != 0,
+        topic: MqttStr::new(topic),
+        packet_id,
+        properties: Properties::empty(),
+        payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+        payload_head,
+    })
+}
+
 fn parse_connect<'a>(
     h: &FixedHeader,
     r: &mut Reader<'a>,
@@ -938,17 +1038,21 @@ fn parse_connect<'a>(
     let version = ProtocolVersion::from_connect_level(level);
     check_header(h, version, violations);
     match version {
-        None => violations.push(Violation::with_value(
-            AnomalyKind::UnsupportedProtocolVersion,
-            "unknown protocol level",
-            u32::from(level),
-        )),
-        Some(v) if name.as_bytes() != v.protocol_name().as_bytes() => {
-            violations.push(Violation::new(
+        None => violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::UnsupportedProtocolVersion,
+                "unknown protocol level",
+                u32::from(level),
+            ),
+        ),
+        Some(v) if name.as_bytes() != v.protocol_name().as_bytes() => violation(
+            violations,
+            Violation::new(
                 AnomalyKind::InvalidProtocolName,
                 "protocol name does not match the protocol level",
-            ))
-        }
+            ),
+        ),
         Some(_) => {}
     }
     // Unknown levels are read with the 3.1.1 layout.
@@ -960,26 +1064,38 @@ fn parse_connect<'a>(
     let password_flag = flags & 0x40 != 0;
     let username_flag = flags & 0x80 != 0;
     if flags & 0x01 != 0 {
-        violations.push(Violation::new(
-            AnomalyKind::ReservedBitsSet,
-            "CONNECT flags reserved bit 0 set",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ReservedBitsSet,
+                "CONNECT flags reserved bit 0 set",
+            ),
+        );
     }
     if will_qos == Qos::Reserved {
-        violations.push(Violation::new(AnomalyKind::InvalidQos, "Will QoS 3"));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidQos, "Will QoS 3"),
+        );
     }
     if !will_flag && (will_qos != Qos::AtMostOnce || will_retain) {
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidConnectFlags,
-            "Will QoS or Will Retain set without the Will Flag",
-            u32::from(flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidConnectFlags,
+                "Will QoS or Will Retain set without the Will Flag",
+                u32::from(flags),
+            ),
+        );
     }
     if password_flag && !username_flag && !layout.is_v5() {
-        violations.push(Violation::new(
-            AnomalyKind::PasswordWithoutUsername,
-            "Password Flag set without User Name Flag",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::PasswordWithoutUsername,
+                "Password Flag set without User Name Flag",
+            ),
+        );
     }
     let keep_alive = r.u16("keep alive")?;
     let properties = if layout.is_v5() {
@@ -994,17 +1110,23 @@ fn parse_connect<'a>(
         ProtocolVersion::V3_1
             if client_id.is_empty() || client_id.len() > MQTT31_MAX_CLIENT_ID_LEN =>
         {
-            violations.push(Violation::with_value(
-                AnomalyKind::InvalidClientId,
-                "MQTT 3.1 client identifier must be 1 to 23 characters",
-                u32::try_from(client_id.len()).unwrap_or(u32::MAX),
-            ));
+            violation(
+                violations,
+                Violation::with_value(
+                    AnomalyKind::InvalidClientId,
+                    "MQTT 3.1 client identifier must be 1 to 23 characters",
+                    u32::try_from(client_id.len()).unwrap_or(u32::MAX),
+                ),
+            );
         }
         ProtocolVersion::V3_1_1 if client_id.is_empty() && flags & 0x02 == 0 => {
-            violations.push(Violation::new(
-                AnomalyKind::InvalidClientId,
-                "empty client identifier without Clean Session",
-            ));
+            violation(
+                violations,
+                Violation::new(
+                    AnomalyKind::InvalidClientId,
+                    "empty client identifier without Clean Session",
+                ),
+            );
         }
         _ => {}
     }
@@ -1024,7 +1146,10 @@ fn parse_connect<'a>(
     // The payload fields after the Client Identifier are read leniently: a
     // truncated one is recorded and the fields before it are kept.
     if let Err(what) = parse_connect_tail(r, &mut connect, layout, violations) {
-        violations.push(Violation::new(AnomalyKind::MalformedPacket, what));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::MalformedPacket, what),
+        );
         return Ok(connect);
     }
     expect_end(r, violations);
@@ -1050,12 +1175,15 @@ fn parse_connect_tail<'a>(
         let topic = r.string("will topic").map_err(name)?;
         check_str(&topic, "will topic", violations);
         if topic.is_empty() {
-            violations.push(Violation::new(
-                AnomalyKind::InvalidTopicName,
-                "empty will topic",
-            ));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::InvalidTopicName, "empty will topic"),
+            );
         } else if let Err(what) = check_topic_name(topic.as_bytes()) {
-            violations.push(Violation::new(AnomalyKind::InvalidTopicName, what));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::InvalidTopicName, what),
+            );
         }
         let payload = r.binary("will payload").map_err(name)?;
         c.will = Some(Will {
@@ -1092,31 +1220,40 @@ fn parse_connack<'a>(
     // and bits 7-1 are reserved [MQTT-3.2.2-1].
     let session_present = version != ProtocolVersion::V3_1 && flags & 0x01 != 0;
     if version != ProtocolVersion::V3_1 && flags & 0xFE != 0 {
-        violations.push(Violation::with_value(
-            AnomalyKind::ReservedBitsSet,
-            "CONNACK flags reserved bits set",
-            u32::from(flags),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::ReservedBitsSet,
+                "CONNACK flags reserved bits set",
+                u32::from(flags),
+            ),
+        );
     }
     let properties = if version.is_v5() {
         check_reason(PacketType::Connack, code, violations);
         parse_properties(r, PropertyContext::Connack, violations)?
     } else {
         if code > 5 {
-            violations.push(Violation::with_value(
-                AnomalyKind::InvalidReasonCode,
-                "reserved CONNACK return code",
-                u32::from(code),
-            ));
+            violation(
+                violations,
+                Violation::with_value(
+                    AnomalyKind::InvalidReasonCode,
+                    "reserved CONNACK return code",
+                    u32::from(code),
+                ),
+            );
         }
         Properties::empty()
     };
     // [MQTT-3.2.2-4] (3.1.1), [MQTT-3.2.2-6] (5.0).
     if session_present && code != 0 {
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "Session Present set on a refused connection",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "Session Present set on a refused connection",
+            ),
+        );
     }
     expect_end(r, violations);
     Ok(Connack {
@@ -1185,10 +1322,13 @@ fn parse_subscribe<'a>(
     let filters = parse_filters(r, version, true, violations);
     if filters.is_empty() {
         // [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0).
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "SUBSCRIBE without topic filters",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "SUBSCRIBE without topic filters",
+            ),
+        );
     }
     Ok(Subscribe {
         packet_id,
@@ -1212,10 +1352,13 @@ fn parse_unsubscribe<'a>(
     let filters = parse_filters(r, version, false, violations);
     if filters.is_empty() {
         // [MQTT-3.10.3-2].
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "UNSUBSCRIBE without topic filters",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "UNSUBSCRIBE without topic filters",
+            ),
+        );
     }
     Ok(Unsubscribe {
         packet_id,
@@ -1238,20 +1381,23 @@ fn parse_filters<'a>(
     let mut count = 0;
     while !r.at_end() {
         let Ok(filter) = r.string("topic filter") else {
-            violations.push(Violation::new(
-                AnomalyKind::MalformedPacket,
-                "truncated topic filter",
-            ));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::MalformedPacket, "truncated topic filter"),
+            );
             break;
         };
         let options = if with_options {
             match r.u8("subscription options") {
                 Ok(o) => Some(o),
                 Err(_) => {
-                    violations.push(Violation::new(
-                        AnomalyKind::MalformedPacket,
-                        "topic filter without its options byte",
-                    ));
+                    violation(
+                        violations,
+                        Violation::new(
+                            AnomalyKind::MalformedPacket,
+                            "topic filter without its options byte",
+                        ),
+                    );
                     break;
                 }
             }
@@ -1260,7 +1406,10 @@ fn parse_filters<'a>(
         };
         check_str(&filter, "topic filter", violations);
         if let Err(what) = check_topic_filter(filter.as_bytes(), version) {
-            violations.push(Violation::new(AnomalyKind::InvalidTopicFilter, what));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::InvalidTopicFilter, what),
+            );
         }
         if let Some(o) = options {
             check_subscription_options(o, filter.as_bytes(), version, violations);
@@ -1285,32 +1434,38 @@ fn check_subscription_options(
     violations: &mut Vec<Violation>,
 ) {
     if Qos::from_bits(options) == Qos::Reserved {
-        violations.push(Violation::new(
-            AnomalyKind::InvalidQos,
-            "subscription QoS 3",
-        ));
+        violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidQos, "subscription QoS 3"),
+        );
     }
     let reserved = if version.is_v5() { 0xC0 } else { 0xFC };
     if options & reserved != 0 {
-        violations.push(Violation::with_value(
-            AnomalyKind::ReservedBitsSet,
-            "subscription options reserved bits set",
-            u32::from(options),
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::ReservedBitsSet,
+                "subscription options reserved bits set",
+                u32::from(options),
+            ),
+        );
     }
     if version.is_v5() {
         if (options >> 4) & 0x03 == 3 {
-            violations.push(Violation::new(
-                AnomalyKind::ProtocolViolation,
-                "Retain Handling 3",
-            ));
+            violation(
+                violations,
+                Violation::new(AnomalyKind::ProtocolViolation, "Retain Handling 3"),
+            );
         }
         // [MQTT-3.8.3-4]: No Local on a Shared Subscription.
         if options & 0x04 != 0 && is_shared_filter(filter) {
-            violations.push(Violation::new(
-                AnomalyKind::ProtocolViolation,
-                "No Local set on a shared subscription",
-            ));
+            violation(
+                violations,
+                Violation::new(
+                    AnomalyKind::ProtocolViolation,
+                    "No Local set on a shared subscription",
+                ),
+            );
         }
     }
 }
@@ -1339,10 +1494,13 @@ fn parse_suback<'a>(
     };
     let codes = r.take(r.remaining(), "reason codes")?;
     if codes.is_empty() {
-        violations.push(Violation::new(
-            AnomalyKind::ProtocolViolation,
-            "acknowledgement without return codes",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::ProtocolViolation,
+                "acknowledgement without return codes",
+            ),
+        );
     }
     for &c in codes {
         let ok = if version.is_v5() {
@@ -1351,11 +1509,14 @@ fn parse_suback<'a>(
             SUBACK_V3_CODES.contains(&c)
         };
         if !ok {
-            violations.push(Violation::with_value(
-                AnomalyKind::InvalidReasonCode,
-                "return code not defined for this packet",
-                u32::from(c),
-            ));
+            violation(
+                violations,
+                Violation::with_value(
+                    AnomalyKind::InvalidReasonCode,
+                    "return code not defined for this packet",
+                    u32::from(c),
+                ),
+            );
         }
     }
     Ok(SubAck {
@@ -2161,6 +2322,77 @@ mod tests {
         assert_eq!(kinds(&v), vec![AnomalyKind::InvalidFixedHeaderFlags]);
     }
 
+    // The clean-PUBLISH path accepts ordinary packets and, whenever it
+    // does, gives what parse_publish gives with no violation; anything else
+    // it leaves to parse_publish. Packets are varied over flags, topic
+    // bytes, packet identifier, payload length and how much has arrived.
+    #[test]
+    fn clean_publish_path_agrees_with_parse_publish() {
+        let topics: [&[u8]; 9] = [
+            b"site/cam-0007/telemetry",
+            b"t",
+            b"",
+            b"a/+/b",
+            b"a/#",
+            b"a\0b",
+            "caf\u{e9}".as_bytes(),
+            &[0xC3, 0x28],
+            b"\x7f/x",
+        ];
+        let mut accepted = 0;
+        for flags in 0..16u8 {
+            for topic in topics {
+                for id in [None, Some(0u16), Some(1), Some(0x1234)] {
+                    for payload in [0usize, 1, 5, 64, 70] {
+                        let mut body = Vec::new();
+                        body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+                        body.extend_from_slice(topic);
+                        if let Some(id) = id {
+                            body.extend_from_slice(&id.to_be_bytes());
+                        }
+                        body.extend(std::iter::repeat_n(0x5a, payload));
+                        // One Remaining Length byte.
+                        let Some(len) = u8::try_from(body.len()).ok().filter(|&l| l < 0x80) else {
+                            continue;
+                        };
+                        let mut packet = vec![0x30 | flags, len];
+                        packet.extend_from_slice(&body);
+                        let Ok(Status::Done(h)) = parse_fixed_header(&packet) else {
+                            panic!("{packet:02x?}")
+                        };
+                        for cut in [body.len(), body.len() / 2, 3, 0] {
+                            let prefix = &body[..cut.min(body.len())];
+                            for want in [0usize, 4, 64] {
+                                let Some(fast) = parse_publish_clean(&h, prefix, want) else {
+                                    continue;
+                                };
+                                accepted += 1;
+                                for v in [ProtocolVersion::V3_1, ProtocolVersion::V3_1_1] {
+                                    let mut violations = Vec::new();
+                                    let slow = parse_publish(&h, prefix, v, want, &mut violations);
+                                    assert_eq!(
+                                        slow,
+                                        Ok(Status::Done(fast.clone())),
+                                        "{packet:02x?}"
+                                    );
+                                    assert_eq!(violations, vec![], "{packet:02x?} cut {cut}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 500, "{accepted}");
+        // A non-minimal Remaining Length is left to parse_publish.
+        let Ok(Status::Done(mut h)) = parse_fixed_header(&hex("3003000174")) else {
+            panic!()
+        };
+        assert!(parse_publish_clean(&h, &hex("000174"), 64).is_some());
+        h.minimal_length = false;
+        assert_eq!(parse_publish_clean(&h, &hex("000174"), 64), None);
+    }
+
     // 5.0 §4.7.1 and 3.1.1 §4.7.1 examples.
     #[test]
     fn topic_filter_examples() {
@@ -2208,6 +2440,16 @@ mod tests {
         }
         // In 3.1.1 "$share/g" is an ordinary filter.
         assert_eq!(check_topic_filter(b"$share/g", v3), Ok(()));
+        // The first level that breaks a rule names the rule; '#' is judged
+        // before '+' within a level.
+        for (bad, why) in [
+            ("a/+b/#c", "'+' not alone in its level"),
+            ("#/a", "'#' not the last level"),
+            ("a/b+#/c", "'#' not alone in its level"),
+            ("a/#/+x", "'#' not the last level"),
+        ] {
+            assert_eq!(check_topic_filter(bad.as_bytes(), v3), Err(why), "{bad}");
+        }
     }
 
     #[test]

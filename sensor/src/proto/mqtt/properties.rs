@@ -12,7 +12,7 @@
 #![forbid(unsafe_code)]
 
 use super::events::AnomalyKind;
-use super::parser::{Violation, check_topic_name};
+use super::parser::{Violation, check_topic_name, violation};
 use super::wire::{MqttStr, ReadFail, ReadResult, Reader};
 
 /// Most properties decoded from one block; a block with more is cut there
@@ -409,10 +409,13 @@ pub(crate) fn parse_properties<'a>(
     let start = r.pos();
     let len = r.vbi("property length")?;
     if !len.minimal {
-        violations.push(Violation::new(
-            AnomalyKind::NonMinimalLength,
-            "property length not minimally encoded",
-        ));
+        violation(
+            violations,
+            Violation::new(
+                AnomalyKind::NonMinimalLength,
+                "property length not minimally encoded",
+            ),
+        );
     }
     let n = usize::try_from(len.value).unwrap_or(usize::MAX);
     if n > r.remaining() {
@@ -443,27 +446,36 @@ fn check_block(
     let mut valid = 0;
     while !br.at_end() {
         if count >= MAX_PROPERTIES_PER_BLOCK {
-            violations.push(Violation::new(
-                AnomalyKind::MalformedPacket,
-                "too many properties in one block",
-            ));
+            violation(
+                violations,
+                Violation::new(
+                    AnomalyKind::MalformedPacket,
+                    "too many properties in one block",
+                ),
+            );
             break;
         }
         let prop = match read_property(&mut br) {
             Ok(Ok(p)) => p,
             Ok(Err(id)) => {
-                violations.push(Violation::with_value(
-                    AnomalyKind::UnknownProperty,
-                    "unknown property identifier",
-                    id,
-                ));
+                violation(
+                    violations,
+                    Violation::with_value(
+                        AnomalyKind::UnknownProperty,
+                        "unknown property identifier",
+                        id,
+                    ),
+                );
                 break;
             }
             Err(_) => {
-                violations.push(Violation::new(
-                    AnomalyKind::MalformedPacket,
-                    "property runs past its property block",
-                ));
+                violation(
+                    violations,
+                    Violation::new(
+                        AnomalyKind::MalformedPacket,
+                        "property runs past its property block",
+                    ),
+                );
                 break;
             }
         };
@@ -483,19 +495,25 @@ fn check_property(
     use PropertyId::*;
     let code = prop.id.code();
     if !prop.id.allowed_in(ctx) {
-        violations.push(Violation::with_value(
-            AnomalyKind::PropertyNotAllowed,
-            "property not allowed in this packet",
-            code,
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::PropertyNotAllowed,
+                "property not allowed in this packet",
+                code,
+            ),
+        );
     }
     let bit = 1u64 << (code & 63);
     if *seen & bit != 0 && !prop.id.may_repeat(ctx) {
-        violations.push(Violation::with_value(
-            AnomalyKind::DuplicateProperty,
-            "property included more than once",
-            code,
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::DuplicateProperty,
+                "property included more than once",
+                code,
+            ),
+        );
     }
     *seen |= bit;
     match (prop.id, prop.value) {
@@ -511,38 +529,43 @@ fn check_property(
             | SubscriptionIdentifierAvailable
             | SharedSubscriptionAvailable,
             PropertyValue::Byte(b),
-        ) if b > 1 => violations.push(Violation::with_value(
-            AnomalyKind::InvalidPropertyValue,
-            "byte property must be 0 or 1",
-            code,
-        )),
+        ) if b > 1 => violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidPropertyValue,
+                "byte property must be 0 or 1",
+                code,
+            ),
+        ),
         // "It is a Protocol Error to include ... value 0" (§3.1.2.11.3,
         // §3.1.2.11.4).
         (ReceiveMaximum, PropertyValue::TwoByte(0))
-        | (MaximumPacketSize, PropertyValue::FourByte(0)) => violations.push(
+        | (MaximumPacketSize, PropertyValue::FourByte(0)) => violation(
+            violations,
             Violation::with_value(AnomalyKind::InvalidPropertyValue, "property value 0", code),
         ),
         // [MQTT-3.3.2-8]: a Topic Alias of 0 is a Protocol Error.
-        (TopicAlias, PropertyValue::TwoByte(0)) => violations.push(Violation::new(
-            AnomalyKind::InvalidTopicAlias,
-            "topic alias 0",
-        )),
+        (TopicAlias, PropertyValue::TwoByte(0)) => violation(
+            violations,
+            Violation::new(AnomalyKind::InvalidTopicAlias, "topic alias 0"),
+        ),
         // §3.3.2.3.8: Subscription Identifier 1..268,435,455.
-        (SubscriptionIdentifier, PropertyValue::VarInt(0)) => {
-            violations.push(Violation::with_value(
+        (SubscriptionIdentifier, PropertyValue::VarInt(0)) => violation(
+            violations,
+            Violation::with_value(
                 AnomalyKind::InvalidPropertyValue,
                 "subscription identifier 0",
                 code,
-            ))
-        }
+            ),
+        ),
         (_, PropertyValue::Utf8(s)) => {
             check_utf8(&s, violations, code);
             // [MQTT-3.3.2-14]: the Response Topic must not contain wildcards.
             if prop.id == ResponseTopic && check_topic_name(s.as_bytes()).is_err() {
-                violations.push(Violation::new(
-                    AnomalyKind::InvalidTopicName,
-                    "wildcard in response topic",
-                ));
+                violation(
+                    violations,
+                    Violation::new(AnomalyKind::InvalidTopicName, "wildcard in response topic"),
+                );
             }
         }
         (_, PropertyValue::Pair(k, v)) => {
@@ -555,11 +578,14 @@ fn check_property(
 
 fn check_utf8(s: &MqttStr<'_>, violations: &mut Vec<Violation>, code: u32) {
     if !s.is_well_formed() {
-        violations.push(Violation::with_value(
-            AnomalyKind::InvalidUtf8,
-            "property string not well-formed UTF-8",
-            code,
-        ));
+        violation(
+            violations,
+            Violation::with_value(
+                AnomalyKind::InvalidUtf8,
+                "property string not well-formed UTF-8",
+                code,
+            ),
+        );
     }
 }
 

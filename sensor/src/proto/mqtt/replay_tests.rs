@@ -207,7 +207,7 @@ fn summarise(flows: &[Vec<MqttEvent>]) -> Summary {
                     .entry(c.protocol_level.to_string())
                     .or_default() += 1;
                 if let Some(u) = &c.username {
-                    s.usernames.insert(u.clone());
+                    s.usernames.insert(u.to_string());
                 }
                 s.connect_with_password += u64::from(c.has_password);
             }
@@ -220,16 +220,16 @@ fn summarise(flows: &[Vec<MqttEvent>]) -> Summary {
             }
             MqttEvent::Subscribe(sub) => {
                 for f in sub.filters.iter().filter(|f| wild(&f.filter)) {
-                    s.wildcard_topic_filters.insert(f.filter.clone());
+                    s.wildcard_topic_filters.insert(f.filter.to_string());
                 }
             }
             MqttEvent::Unsubscribe(u) => {
                 for f in u.filters.iter().filter(|f| wild(f)) {
-                    s.wildcard_topic_filters.insert(f.clone());
+                    s.wildcard_topic_filters.insert(f.to_string());
                 }
             }
             MqttEvent::Publish(p) if wild(&p.topic) => {
-                s.wildcard_topic_filters.insert(p.topic.clone());
+                s.wildcard_topic_filters.insert(p.topic.to_string());
             }
             _ => {}
         }

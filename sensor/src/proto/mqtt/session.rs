@@ -17,13 +17,13 @@
 
 use super::events::{
     AckEvent, AnomalyKind, AuthEvent, ConnackCode, ConnackEvent, ConnectEvent, DisconnectEvent,
-    MqttAnomaly, MqttEvent, PropertySummary, PublishEvent, SubackEvent, SubscribeEvent,
-    SubscriptionFilter, UnsubackEvent, UnsubscribeEvent, WillEvent,
+    MqttAnomaly, MqttEvent, PayloadHead, PropertySummary, PublishEvent, SubackEvent,
+    SubscribeEvent, SubscriptionFilter, Text, UnsubackEvent, UnsubscribeEvent, WillEvent,
 };
 use super::parser::{
     Ack, Connect, ConnectReturnCode, FixedHeader, FrameError, Packet, PacketError, PacketType,
     ProtocolVersion, Publish, Qos, ReasonCode, Violation, infer_version, parse_fixed_header,
-    parse_packet, parse_publish, peek_connect_level,
+    parse_packet, parse_publish, parse_publish_clean, peek_connect_level,
 };
 use super::probe::chain_plausible;
 use super::properties::{PropertyId, PropertyValue};
@@ -184,7 +184,7 @@ struct DirState {
     /// QoS > 0 PUBLISHes this direction sent, awaiting their handshake.
     inflight: IdTable<Due>,
     /// Topic Aliases this direction set, with the topic each stands for.
-    aliases: Vec<(u16, String)>,
+    aliases: Vec<(u16, Text)>,
     /// Highest Topic Alias this direction may use, as the peer announced
     /// (5.0 §3.1.2.11.5, §3.2.2.3.8); `None` until the peer's CONNECT /
     /// CONNACK was seen.
@@ -445,6 +445,7 @@ impl MqttSession {
     /// plausible packet chain starts (see [`chain_plausible`]); bytes before
     /// it are dropped. On success the held bytes are left in the buffer to
     /// be parsed as the next packet(s).
+    #[cold]
     fn try_resync(&mut self, i: usize, dir: Direction) -> bool {
         let st = &mut self.dirs[i];
         let mut offset = 0;
@@ -473,6 +474,7 @@ impl MqttSession {
         found
     }
 
+    #[cold]
     fn lose_sync(&mut self, i: usize, discarded: u64) {
         let st = &mut self.dirs[i];
         st.buf.clear();
@@ -543,6 +545,12 @@ impl MqttSession {
     ) -> Option<usize> {
         let want = self.limits.payload_head_bytes;
         self.violations.clear();
+        if let Some(version @ (ProtocolVersion::V3_1 | ProtocolVersion::V3_1_1)) = self.version
+            && let Some(p) = parse_publish_clean(h, prefix, want)
+        {
+            self.on_publish(dir, h, &p, version, out);
+            return None;
+        }
         let (result, version) = match self.version {
             Some(v) => (parse_publish(h, prefix, v, want, &mut self.violations), v),
             // Without a CONNECT: read it as 5.0 if its properties decode
@@ -609,6 +617,7 @@ impl MqttSession {
     }
 
     /// Report a packet whose body was not decoded.
+    #[cold]
     fn unparsed(&mut self, dir: Direction, h: &FixedHeader, out: &mut Vec<MqttEvent>) {
         out.push(MqttEvent::Unparsed {
             msg_type: h.packet_type.code(),
@@ -617,6 +626,7 @@ impl MqttSession {
         self.common_checks(dir, h.packet_type, out);
     }
 
+    #[cold]
     fn packet_error(&mut self, e: PacketError, out: &mut Vec<MqttEvent>) {
         let (kind, msg_type) = match e {
             PacketError::Malformed { packet, .. } => (AnomalyKind::MalformedPacket, packet.code()),
@@ -626,7 +636,15 @@ impl MqttSession {
         self.flush_violations(msg_type, out);
     }
 
+    #[inline]
     fn flush_violations(&mut self, msg_type: u8, out: &mut Vec<MqttEvent>) {
+        if !self.violations.is_empty() {
+            self.report_violations(msg_type, out);
+        }
+    }
+
+    #[cold]
+    fn report_violations(&mut self, msg_type: u8, out: &mut Vec<MqttEvent>) {
         let violations = std::mem::take(&mut self.violations);
         for v in &violations {
             let detail = match v.value {
@@ -701,11 +719,20 @@ impl MqttSession {
         }
     }
 
-    fn text(&self, s: &MqttStr<'_>) -> String {
-        s.to_capped_string(self.limits.max_text_bytes)
+    /// A string for an event, capped at `max_text_bytes`.
+    fn text(&self, s: &MqttStr<'_>) -> Text {
+        let max = self.limits.max_text_bytes;
+        // An ASCII prefix is cut anywhere and needs no UTF-8 decoding; it is
+        // also what the lossy conversion of the whole string starts with.
+        let head = s.as_bytes().get(..max).unwrap_or(s.as_bytes());
+        Text::from_ascii(head).unwrap_or_else(|| Text::new(&s.capped(max)))
     }
 
+    #[inline]
     fn summary(&self, p: &super::properties::Properties<'_>) -> Option<Box<PropertySummary>> {
+        if p.is_empty() {
+            return None;
+        }
         PropertySummary::from_properties(p, self.limits.max_text_bytes)
     }
 
@@ -955,7 +982,7 @@ impl MqttSession {
             dup: p.dup,
             packet_id: p.packet_id,
             payload_len: p.payload_len,
-            payload_head: head.to_vec(),
+            payload_head: PayloadHead::new(head),
             properties: self.summary(&p.properties),
         }));
         self.common_checks(dir, h.packet_type, out);
@@ -1007,7 +1034,7 @@ impl MqttSession {
 
     /// The topic an event should carry, and a Topic Alias problem if any
     /// (5.0 §3.3.2.3.4).
-    fn resolve_topic(&mut self, dir: Direction, p: &Publish<'_>) -> (String, Option<String>) {
+    fn resolve_topic(&mut self, dir: Direction, p: &Publish<'_>) -> (Text, Option<String>) {
         let topic = self.text(&p.topic);
         let Some(alias) = p.properties.topic_alias() else {
             return (topic, None);
@@ -1212,6 +1239,7 @@ impl MqttSession {
     }
 
     /// Emit an anomaly unless the session's budget is spent.
+    #[cold]
     fn anomaly(
         &mut self,
         out: &mut Vec<MqttEvent>,

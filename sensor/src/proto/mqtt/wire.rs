@@ -10,6 +10,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
+
 /// A Variable Byte Integer uses at most four bytes (MQTT 5.0 §1.5.5,
 /// MQTT 3.1.1 §2.2.3).
 pub const MAX_VBI_BYTES: usize = 4;
@@ -107,22 +109,42 @@ impl<'a> MqttStr<'a> {
     /// [MQTT-1.5.4-2]; MQTT 3.1.1 §1.5.3 [MQTT-1.5.3-1], [MQTT-1.5.3-2]).
     /// Rust's decoder already rejects the UTF-16 surrogate range.
     pub fn is_well_formed(&self) -> bool {
-        !self.0.contains(&0) && self.as_str().is_some()
+        // Nearly every string on the wire is ASCII: one pass (without early
+        // exit, so it vectorises) settles it.
+        let ascii_without_nul = self
+            .0
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(1) < 0x7F));
+        ascii_without_nul || (!self.0.contains(&0) && self.as_str().is_some())
+    }
+
+    /// At most `max_bytes` bytes of the string, invalid sequences replaced,
+    /// cut on a character boundary. Borrowed when the string is valid UTF-8.
+    pub fn capped(&self, max_bytes: usize) -> Cow<'a, str> {
+        match self.as_str() {
+            Some(s) => Cow::Borrowed(cut(s, max_bytes)),
+            None => Cow::Owned(cut(&String::from_utf8_lossy(self.0), max_bytes).to_owned()),
+        }
     }
 
     /// An owned copy of at most `max_bytes` bytes, invalid sequences replaced,
     /// cut on a character boundary.
     pub fn to_capped_string(&self, max_bytes: usize) -> String {
-        let lossy = String::from_utf8_lossy(self.0);
-        if lossy.len() <= max_bytes {
-            return lossy.into_owned();
-        }
-        let mut end = max_bytes;
-        while end > 0 && !lossy.is_char_boundary(end) {
-            end -= 1;
-        }
-        lossy.get(..end).unwrap_or_default().to_owned()
+        self.capped(max_bytes).into_owned()
     }
+}
+
+/// The longest prefix of `s` of at most `max_bytes` bytes that ends on a
+/// character boundary.
+fn cut(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut end = max_bytes;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
 }
 
 /// Why a read failed.
@@ -353,6 +375,11 @@ mod tests {
         assert!(!MqttStr::new(&[0xC3, 0x28]).is_well_formed());
         // U+D800 encoded as ED A0 80 is not UTF-8 [MQTT-1.5.4-1].
         assert!(!MqttStr::new(&[0xED, 0xA0, 0x80]).is_well_formed());
+        assert!(!MqttStr::new(b"\0").is_well_formed());
+        assert!(!MqttStr::new("é\0".as_bytes()).is_well_formed());
+        assert!(MqttStr::new(b"").is_well_formed());
+        assert!(MqttStr::new(b"a/b\x7f").is_well_formed());
+        assert!(MqttStr::new("a/é".as_bytes()).is_well_formed());
     }
 
     #[test]
@@ -361,6 +388,13 @@ mod tests {
         assert_eq!(s.to_capped_string(2), "a");
         assert_eq!(s.to_capped_string(3), "aé");
         assert_eq!(MqttStr::new(b"abcdef").to_capped_string(4), "abcd");
+        // Invalid sequences are replaced before the cut: "a", U+FFFD (3
+        // bytes), "b".
+        let bad = MqttStr::new(&[b'a', 0xC3, b'b']);
+        assert_eq!(bad.to_capped_string(10), "a\u{FFFD}b");
+        assert_eq!(bad.to_capped_string(3), "a");
+        assert_eq!(bad.to_capped_string(4), "a\u{FFFD}");
+        assert!(matches!(s.capped(3), Cow::Borrowed("aé")));
     }
 
     #[test]

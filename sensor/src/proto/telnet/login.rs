@@ -85,12 +85,53 @@ pub fn classify_prompt(tail: &[u8]) -> Option<Prompt> {
 
 /// True when a line of server output reports a failed login.
 pub fn is_failure_text(line: &[u8]) -> bool {
-    FAILURE_TEXTS.iter().any(|t| contains_ignore_case(line, t))
+    contains_any_ignore_case(line, &FAILURE_TEXTS, &FAILURE_FIRST_BYTES)
 }
 
 /// True when a line of server output is typical of a successful login.
 pub fn is_motd_text(line: &[u8]) -> bool {
-    MOTD_TEXTS.iter().any(|t| contains_ignore_case(line, t))
+    contains_any_ignore_case(line, &MOTD_TEXTS, &MOTD_FIRST_BYTES)
+}
+
+/// For each byte, the [`FAILURE_TEXTS`] that start with it (either case).
+const FAILURE_FIRST_BYTES: [u8; 256] = first_bytes(&FAILURE_TEXTS);
+/// For each byte, the [`MOTD_TEXTS`] that start with it (either case).
+const MOTD_FIRST_BYTES: [u8; 256] = first_bytes(&MOTD_TEXTS);
+
+/// For each byte value, a bit set of the non-empty `needles` whose first
+/// byte it is, in either ASCII case. At most eight needles (checked when the
+/// tables are built, at compile time).
+const fn first_bytes(needles: &[&[u8]]) -> [u8; 256] {
+    assert!(needles.len() <= 8, "a needle set is a u8 bit set");
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < needles.len() {
+        if let [first, ..] = needles[i] {
+            table[first.to_ascii_lowercase() as usize] |= 1 << i;
+            table[first.to_ascii_uppercase() as usize] |= 1 << i;
+        }
+        i += 1;
+    }
+    table
+}
+
+/// Whether `text` contains one of `needles`, ASCII case-insensitively.
+/// `first` is [`first_bytes`] of `needles`: the text is read once, and at
+/// each byte only the needles starting with it are compared.
+fn contains_any_ignore_case(text: &[u8], needles: &[&[u8]], first: &[u8; 256]) -> bool {
+    text.iter().enumerate().any(|(i, &b)| {
+        let mut set = first[usize::from(b)];
+        while set != 0 {
+            let n = set.trailing_zeros() as usize;
+            set &= set - 1;
+            if let (Some(rest), Some(needle)) = (text.get(i..), needles.get(n))
+                && starts_with_ignore_case(rest, needle)
+            {
+                return true;
+            }
+        }
+        false
+    })
 }
 
 fn trim_end(text: &[u8]) -> &[u8] {
@@ -111,13 +152,6 @@ fn ends_with_ignore_case(text: &[u8], suffix: &[u8]) -> bool {
 fn starts_with_ignore_case(text: &[u8], prefix: &[u8]) -> bool {
     text.get(..prefix.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
-}
-
-fn contains_ignore_case(text: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && text
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Bounds of the recognizer.
@@ -555,6 +589,44 @@ mod tests {
             b"Last login: Mon Nov 23 14:29:13 UTC 2026 from 10.77.0.3 on pts/0"
         ));
         assert!(is_motd_text(b"Welcome to Microsoft Telnet Service "));
+    }
+
+    // The one-pass search finds exactly what searching for each text in
+    // turn finds, wherever the text sits and whatever its case.
+    #[test]
+    fn failure_and_motd_search_matches_a_plain_substring_search() {
+        let plain = |line: &[u8], needles: &[&[u8]]| {
+            needles
+                .iter()
+                .any(|n| line.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)))
+        };
+        let mut lines: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"i".to_vec(),
+            b"incorrec".to_vec(),
+            b"xINCORRECT".to_vec(),
+            b"lAsT lOgIn".to_vec(),
+            b"access denie".to_vec(),
+            b"welcom\xe9".to_vec(),
+            b"\xffbad password\x00".to_vec(),
+        ];
+        for t in FAILURE_TEXTS.iter().chain(MOTD_TEXTS.iter()) {
+            for at in [0, 3] {
+                let mut line = vec![b'a'; at];
+                line.extend(t.iter().map(u8::to_ascii_uppercase));
+                lines.push(line.clone());
+                line.pop();
+                lines.push(line);
+            }
+        }
+        for line in &lines {
+            assert_eq!(
+                is_failure_text(line),
+                plain(line, &FAILURE_TEXTS),
+                "{line:?}"
+            );
+            assert_eq!(is_motd_text(line), plain(line, &MOTD_TEXTS), "{line:?}");
+        }
     }
 
     fn tracker() -> LoginTracker {

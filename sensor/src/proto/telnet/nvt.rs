@@ -56,7 +56,18 @@ pub struct AnsiFilter {
     len: u16,
 }
 
+/// A byte [`ServerText`] keeps as it is outside escape sequences: not a
+/// control character, not DEL.
+fn is_printable(byte: u8) -> bool {
+    byte >= 0x20 && byte != DEL
+}
+
 impl AnsiFilter {
+    /// Outside any escape sequence: every byte but ESC is text.
+    pub fn is_normal(&self) -> bool {
+        self.state == AnsiState::Normal
+    }
+
     /// True when `byte` is text, false when it belongs to an escape sequence.
     pub fn is_text(&mut self, byte: u8) -> bool {
         match self.state {
@@ -312,6 +323,43 @@ impl LineAssembler {
         }
     }
 
+    /// Feeds the leading run of printable bytes of `bytes` (see
+    /// [`LineAssembler::push`]) and returns how many it took: none when
+    /// `bytes` starts with a byte that needs [`LineAssembler::push`] (a line
+    /// end, an edit, a control byte) or while an escape sequence is open.
+    /// Such a run ends no line, so the caller pushes the byte after it.
+    pub fn push_run(&mut self, bytes: &[u8], secret_if_new: bool) -> usize {
+        if !self.ansi.is_normal() {
+            return 0;
+        }
+        let run = bytes
+            .iter()
+            .position(|&b| !is_printable(b))
+            .unwrap_or(bytes.len());
+        let Some(text) = bytes.get(..run).filter(|t| !t.is_empty()) else {
+            return 0;
+        };
+        // What push does for each of these bytes, at once.
+        self.after_cr = false;
+        if self.discard {
+            return run;
+        }
+        if !self.started {
+            self.started = true;
+            self.secret = secret_if_new;
+        }
+        if self.secret {
+            self.secret_len = self.secret_len.saturating_add(run);
+        }
+        let room = self.max.saturating_sub(self.buf.len());
+        let kept = text.get(..room).unwrap_or(text);
+        self.buf.extend_from_slice(kept);
+        if kept.len() < run {
+            self.truncated = true;
+        }
+        run
+    }
+
     /// Erase Character (BS, DEL, `IAC EC`): removes the last character.
     pub fn erase_char(&mut self) {
         if self.secret {
@@ -405,6 +453,42 @@ impl ServerText {
                 self.changed = true;
             }
         }
+    }
+
+    /// Feeds a run of server output, as [`ServerText::push`] on each byte
+    /// would. Outside escape sequences, runs of printable bytes are appended
+    /// at once.
+    pub fn push_slice<F: FnMut(&[u8])>(&mut self, bytes: &[u8], on_line: &mut F) {
+        let mut rest = bytes;
+        while let Some((&first, tail)) = rest.split_first() {
+            if self.ansi.is_normal() && is_printable(first) {
+                let run = rest
+                    .iter()
+                    .position(|&b| !is_printable(b))
+                    .unwrap_or(rest.len());
+                let (text, after) = rest.split_at(run);
+                self.append(text);
+                rest = after;
+            } else {
+                self.push(first, on_line);
+                rest = tail;
+            }
+        }
+    }
+
+    /// Appends printable bytes, dropping the older half of the line each
+    /// time it is full (as byte-wise pushes do).
+    fn append(&mut self, mut text: &[u8]) {
+        while !text.is_empty() {
+            if self.line.len() >= self.max {
+                self.line.drain(..self.max / 2);
+            }
+            let room = self.max.saturating_sub(self.line.len()).max(1);
+            let (now, later) = text.split_at(room.min(text.len()));
+            self.line.extend_from_slice(now);
+            text = later;
+        }
+        self.changed = true;
     }
 
     /// Whether the current line changed since the last call (so a prompt
@@ -659,5 +743,83 @@ mod tests {
         }
         assert!(f.is_text(b'1'));
         assert!(f.is_text(b'z'));
+    }
+
+    // push_slice is push on every byte: same lines, same current line, same
+    // change flag, across escape sequences, edits and the line bound.
+    #[test]
+    fn server_text_slices_match_bytewise_pushes() {
+        let inputs: [&[u8]; 6] = [
+            b"\r\nBusyBox v1.35.0\r\n\r\n~ # ",
+            b"abcdefghijklmnopqrstuvwxyz0123456789 long line past the bound\r\nnext",
+            b"ipcam-25# \x1b[6n\x1b]0;title\x07pro\x08mpt\x7f> ",
+            b"\x1b[1;32mgreen\x1b[0m \xc3\xa9t\xc3\xa9\tx\x01y\ru",
+            b"",
+            b"\x1b(Bx\x1b]unterminated\r\nafter",
+        ];
+        for max in [2, 7, 16, 256] {
+            for input in inputs {
+                for cut in 0..=input.len() {
+                    let mut one = ServerText::new(max);
+                    let mut one_lines = Vec::new();
+                    for &b in input {
+                        one.push(b, &mut |l: &[u8]| one_lines.push(l.to_vec()));
+                    }
+                    let mut two = ServerText::new(max);
+                    let mut two_lines = Vec::new();
+                    let (a, b) = input.split_at(cut);
+                    two.push_slice(a, &mut |l: &[u8]| two_lines.push(l.to_vec()));
+                    let changed_a = two.take_changed();
+                    two.push_slice(b, &mut |l: &[u8]| two_lines.push(l.to_vec()));
+                    let changed = changed_a | two.take_changed();
+                    assert_eq!(one_lines, two_lines, "{input:?} max {max} cut {cut}");
+                    assert_eq!(one.tail(), two.tail(), "{input:?} max {max} cut {cut}");
+                    assert_eq!(one.take_changed(), changed, "{input:?} max {max}");
+                }
+            }
+        }
+    }
+
+    // push_run then push on the rest is push on every byte: same lines
+    // (text, secret length and digest, truncation) at any split.
+    #[test]
+    fn line_runs_match_bytewise_pushes() {
+        let inputs: [&[u8]; 5] = [
+            b"admin\r\ns3cr3t!\r\nuptime\r\n",
+            b"rooz\x7ft\r\0xc3512\x08\x0811\r\0",
+            b"a very long line past the bound\r\nnext\x15again\x03x\n",
+            b"\x1b[Aup\x1b]t\x07\xc3\xa9\tx\ry",
+            b"\nafter lf\r",
+        ];
+        let digest = |l: &Line| match l {
+            Line::Secret { len, password } => (Some(*len), password.digest("u"), None),
+            Line::Text { text, truncated } => (None, None, Some((text.clone(), *truncated))),
+        };
+        for max in [1, 4, 16] {
+            for input in inputs {
+                for secret in [false, true] {
+                    let mut one = LineAssembler::new(max);
+                    let a: Vec<_> = input
+                        .iter()
+                        .filter_map(|&b| one.push(b, secret))
+                        .map(|l| digest(&l))
+                        .collect();
+                    let mut two = LineAssembler::new(max);
+                    let mut b = Vec::new();
+                    let mut rest = input;
+                    while let Some((&first, tail)) = rest.split_first() {
+                        let n = two.push_run(rest, secret);
+                        if n > 0 {
+                            rest = rest.get(n..).unwrap_or_default();
+                            continue;
+                        }
+                        b.extend(two.push(first, secret).map(|l| digest(&l)));
+                        rest = tail;
+                    }
+                    assert_eq!(a, b, "{input:?} max {max} secret {secret}");
+                    assert_eq!(one.is_idle(), two.is_idle());
+                }
+            }
+        }
     }
 }

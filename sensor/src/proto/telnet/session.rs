@@ -264,8 +264,15 @@ impl TextState {
     fn data(&mut self, ts: Timestamp, dir: Direction, bytes: &[u8], out: &mut Vec<TelnetEvent>) {
         match dir {
             Direction::ToServer => {
-                for &byte in bytes {
+                let mut rest = bytes;
+                while let Some((&byte, tail)) = rest.split_first() {
                     let secret = self.login.secret_next_line();
+                    let run = self.client_line.push_run(rest, secret);
+                    if run > 0 {
+                        rest = rest.get(run..).unwrap_or_default();
+                        continue;
+                    }
+                    rest = tail;
                     if let Some(line) = self.client_line.push(byte, secret) {
                         let cut = match &line {
                             Line::Text { truncated, .. } => *truncated,
@@ -281,11 +288,9 @@ impl TextState {
             Direction::ToClient => {
                 let client_idle = self.client_line.is_idle();
                 let login = &mut self.login;
-                for &byte in bytes {
-                    self.server_text.push(byte, &mut |line| {
-                        login.on_server_line(line, client_idle, out);
-                    });
-                }
+                self.server_text.push_slice(bytes, &mut |line| {
+                    login.on_server_line(line, client_idle, out);
+                });
             }
         }
     }
