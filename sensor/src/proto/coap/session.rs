@@ -56,6 +56,17 @@ pub const WELL_KNOWN_CORE: &str = ".well-known/core";
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
+/// A lifetime in seconds as nanoseconds (saturating).
+fn life_nanos(secs: u64) -> u64 {
+    secs.saturating_mul(NANOS_PER_SEC)
+}
+
+/// The time after which an entry stamped `ts` with lifetime `life` nanoseconds
+/// has expired (`now.nanos_since(ts) > life` implies `now > expiry(ts, life)`).
+fn expiry(ts: Timestamp, life: u64) -> Timestamp {
+    Timestamp(ts.0.saturating_add(i64::try_from(life).unwrap_or(i64::MAX)))
+}
+
 /// Bounds of one session. `Default` gives the named constants above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoapLimits {
@@ -210,6 +221,10 @@ pub struct CoapSession {
     exchanges: Vec<Exchange>,
     observations: Vec<Observation>,
     blocks: Vec<BlockTransfer>,
+    /// No exchange, remembered Message ID or block transfer expires at or
+    /// before this time (a lower bound, lowered whenever one is stamped):
+    /// until then `expire` has nothing to scan for.
+    next_expiry: Timestamp,
     /// Events that follow the current Message event (reused buffer).
     pending: Vec<CoapEvent>,
 }
@@ -223,6 +238,7 @@ impl CoapSession {
             exchanges: Vec::new(),
             observations: Vec::new(),
             blocks: Vec::new(),
+            next_expiry: Timestamp(i64::MAX),
             pending: Vec::new(),
         }
     }
@@ -351,13 +367,14 @@ impl CoapSession {
 
     /// Drops state older than its lifetime; a request dropped without any
     /// response is reported as `Unanswered`. `on_datagram` calls this first;
-    /// the flow table may call it on idle flows.
+    /// the flow table may call it on idle flows. The tables are only scanned
+    /// when something in them can have expired.
     pub fn expire(&mut self, now: Timestamp, out: &mut Vec<CoapEvent>) {
-        let exchange_life = self
-            .limits
-            .exchange_lifetime_secs
-            .saturating_mul(NANOS_PER_SEC);
-        let non_life = self.limits.non_lifetime_secs.saturating_mul(NANOS_PER_SEC);
+        if now <= self.next_expiry {
+            return;
+        }
+        let exchange_life = life_nanos(self.limits.exchange_lifetime_secs);
+        let non_life = life_nanos(self.limits.non_lifetime_secs);
         let mut i = 0;
         while let Some(e) = self.exchanges.get(i) {
             let life = if e.mtype == MessageType::NonConfirmable {
@@ -388,6 +405,29 @@ impl CoapSession {
         self.blocks
             .retain(|b| now.nanos_since(b.last_ts) <= exchange_life);
         self.stats.block_transfers_expired += (before - self.blocks.len()) as u64;
+        // What is left expires after `now`: find the earliest such time again.
+        let exchanges = self
+            .exchanges
+            .iter()
+            .map(|e| expiry(e.ts, self.exchange_life(e.mtype)));
+        let recent = self.recent.iter().flatten().map(|r| r.ts);
+        let blocks = self.blocks.iter().map(|b| b.last_ts);
+        let others = recent.chain(blocks).map(|ts| expiry(ts, exchange_life));
+        self.next_expiry = exchanges.chain(others).min().unwrap_or(Timestamp(i64::MAX));
+    }
+
+    /// Lifetime in nanoseconds of a request of this type (RFC 7252 §4.8.2).
+    fn exchange_life(&self, mtype: MessageType) -> u64 {
+        life_nanos(if mtype == MessageType::NonConfirmable {
+            self.limits.non_lifetime_secs
+        } else {
+            self.limits.exchange_lifetime_secs
+        })
+    }
+
+    /// Notes that an entry stamped `ts` now lives `life` nanoseconds.
+    fn stamp(&mut self, ts: Timestamp, life: u64) {
+        self.next_expiry = self.next_expiry.min(expiry(ts, life));
     }
 
     /// Applies the option rules of RFC 7252 §5.4 and collects the fields the
@@ -590,6 +630,7 @@ impl CoapSession {
                 code: msg.code(),
                 token,
             });
+            self.stamp(ts, life_nanos(self.limits.exchange_lifetime_secs));
         }
         false
     }
@@ -660,6 +701,7 @@ impl CoapSession {
                 acknowledged: false,
                 retransmissions: 0,
             });
+            self.stamp(ts, self.exchange_life(msg.message_type()));
         }
         if let Some(b) = summary.block1 {
             let path = summary.uri_path.clone();
@@ -990,6 +1032,7 @@ impl CoapSession {
         t.bytes = t.bytes.saturating_add(len as u64);
         t.block_size = block_size;
         t.last_ts = ts;
+        self.stamp(ts, life_nanos(self.limits.exchange_lifetime_secs));
         if !b.more {
             let t = self.blocks.swap_remove(i);
             pending.push(CoapEvent::BlockTransferComplete {
@@ -2121,6 +2164,41 @@ mod tests {
         assert_eq!(s.stats().exchanges_expired, 2);
         // The MID memory expired too: the same CON is new again.
         assert!(!message(&feed(&mut s, ms(400_000), C, &con)).is_retransmission);
+    }
+
+    #[test]
+    fn expiry_follows_the_earliest_stamp_even_out_of_order() {
+        let mut s = session();
+        feed(
+            &mut s,
+            ms(10_000),
+            C,
+            &enc(CON, Code::GET, 1, &[1], &[], b""),
+        );
+        // Stamped earlier than the previous datagram (captures are not
+        // always in time order): it expires first.
+        feed(&mut s, ms(0), C, &enc(CON, Code::GET, 2, &[2], &[], b""));
+        let mut out = Vec::new();
+        s.expire(ms(247_000), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        s.expire(ms(247_001), &mut out);
+        assert!(
+            matches!(&out[..], [CoapEvent::Unanswered { message_id: 2, .. }]),
+            "{out:?}"
+        );
+        out.clear();
+        s.expire(ms(257_000), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        s.expire(ms(257_001), &mut out);
+        assert!(
+            matches!(&out[..], [CoapEvent::Unanswered { message_id: 1, .. }]),
+            "{out:?}"
+        );
+        assert_eq!(s.stats().exchanges_expired, 2);
+        // Nothing is left: the flow's end finds nothing more.
+        out.clear();
+        s.expire(Timestamp(i64::MAX), &mut out);
+        assert!(out.is_empty() && s.open_exchanges() == 0);
     }
 
     #[test]
