@@ -2,10 +2,13 @@
 //!
 //! Events borrow nothing from the datagram: strings are copied and capped
 //! (lengths are [`CoapLimits`](super::CoapLimits) fields), the token is kept
-//! inline (at most 8 bytes, RFC 7252 §3).
+//! inline (at most 8 bytes, RFC 7252 §3). A request's Uri-Path is copied once
+//! into an `Arc<str>`, which the message event, the session's exchange and
+//! observation tables and every later event about that request share.
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::linkformat::LinkResource;
 use super::parser::{BlockValue, Code, MessageType, ParseError};
@@ -98,7 +101,7 @@ pub struct ResponseMatch {
     pub request_code: Code,
     pub request_message_id: u16,
     /// Uri-Path of the request, joined with '/' and capped.
-    pub request_uri_path: Option<String>,
+    pub request_uri_path: Option<Arc<str>>,
     /// From the first transmission of the request to this response.
     pub rtt_nanos: u64,
 }
@@ -113,7 +116,7 @@ pub struct CoapMessageEvent {
     pub token: Token,
     pub uri_host: Option<String>,
     /// Uri-Path segments joined with '/' (no leading '/'), capped.
-    pub uri_path: Option<String>,
+    pub uri_path: Option<Arc<str>>,
     /// Uri-Query arguments joined with '&', capped.
     pub uri_query: Option<String>,
     pub content_format: Option<u16>,
@@ -169,7 +172,7 @@ pub struct DiscoveryEvent {
     /// Direction of the response that carried the links.
     pub dir: Direction,
     pub token: Token,
-    pub request_uri_path: Option<String>,
+    pub request_uri_path: Option<Arc<str>>,
     pub links: Vec<LinkResource>,
     /// Links or attribute values were dropped or cut at their caps, or the
     /// payload is only the first block of a block-wise transfer.
@@ -300,27 +303,27 @@ pub enum CoapEvent {
     ObserveRegister {
         dir: Direction,
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
     },
     /// GET with Observe = 1 (RFC 7641 §3.6).
     ObserveDeregister {
         dir: Direction,
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
     },
     /// A response carrying Observe for a registered token (RFC 7641 §4.2);
     /// the first one answers the registration. `dir` is the server's.
     ObserveNotify {
         dir: Direction,
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         sequence: u32,
         code: Code,
         notifications: u32,
     },
     ObserveEnd {
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         reason: ObserveEndReason,
         notifications: u32,
     },
@@ -329,7 +332,7 @@ pub enum CoapEvent {
     BlockTransferComplete {
         dir: Direction,
         kind: BlockKind,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         blocks: u32,
         bytes: u64,
         block_size: u16,
@@ -342,7 +345,7 @@ pub enum CoapEvent {
         token: Token,
         message_id: u16,
         request_code: Code,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         retransmissions: u16,
         acknowledged: bool,
     },

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::events::{
     AnomalyKind, BlockKind, CoapAnomaly, CoapEvent, CoapMessageEvent, DiscoveryEvent,
@@ -152,7 +153,7 @@ struct Exchange {
     ts: Timestamp,
     code: Code,
     mtype: MessageType,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     observe_register: bool,
     acknowledged: bool,
     retransmissions: u16,
@@ -162,7 +163,7 @@ struct Exchange {
 struct Observation {
     client: Direction,
     token: Token,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     last_ts: Timestamp,
     notifications: u32,
 }
@@ -171,7 +172,7 @@ struct Observation {
 struct BlockTransfer {
     sender: Direction,
     kind: BlockKind,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     next_num: u32,
     blocks: u32,
     bytes: u64,
@@ -183,7 +184,7 @@ struct BlockTransfer {
 #[derive(Default)]
 struct Summary {
     uri_host: Option<String>,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     uri_query: Option<String>,
     content_format: Option<u16>,
     accept: Option<u16>,
@@ -225,8 +226,9 @@ pub struct CoapSession {
     /// before this time (a lower bound, lowered whenever one is stamped):
     /// until then `expire` has nothing to scan for.
     next_expiry: Timestamp,
-    /// Events that follow the current Message event (reused buffer).
-    pending: Vec<CoapEvent>,
+    /// Where the Uri-Path of the current message is joined before it is
+    /// shared as an `Arc<str>` (reused; never longer than the string cap).
+    path_buf: String,
 }
 
 impl CoapSession {
@@ -239,7 +241,7 @@ impl CoapSession {
             observations: Vec::new(),
             blocks: Vec::new(),
             next_expiry: Timestamp(i64::MAX),
-            pending: Vec::new(),
+            path_buf: String::new(),
         }
     }
 
@@ -282,15 +284,15 @@ impl CoapSession {
         let mtype = msg.message_type();
         // `parse` guarantees at most 8 token bytes.
         let token = Token::new(msg.token()).unwrap_or_default();
-        let mut pending = std::mem::take(&mut self.pending);
-        pending.clear();
+        // The Message event goes here, before the events the message causes.
+        let message_at = out.len();
 
-        let summary = self.summarize(&msg, dir, &mut pending);
+        let summary = self.summarize(&msg, dir, out);
         if let Some(e) = msg.format_error() {
-            pending.push(anomaly(e.into(), dir, Some(mid), None, e.to_string()));
+            out.push(anomaly(e.into(), dir, Some(mid), None, e.to_string()));
         }
         if code.kind() == CodeKind::Reserved {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::ReservedCodeClass,
                 dir,
                 Some(mid),
@@ -299,7 +301,7 @@ impl CoapSession {
             ));
         }
         if let Some(why) = msg.type_code_violation() {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::InvalidTypeForCode,
                 dir,
                 Some(mid),
@@ -308,7 +310,7 @@ impl CoapSession {
             ));
         }
 
-        let is_retransmission = self.deduplicate(ts, dir, &msg, token, &mut pending);
+        let is_retransmission = self.deduplicate(ts, dir, &msg, token, out);
         let response_to = if is_retransmission {
             if code.is_request() {
                 if let Some(e) = self
@@ -323,21 +325,21 @@ impl CoapSession {
         } else {
             match code.kind() {
                 CodeKind::Request if Family::of(mtype) == Family::ConNon => {
-                    self.on_request(ts, dir, &msg, token, &summary, &mut pending);
+                    self.on_request(ts, dir, &msg, token, &summary, out);
                     None
                 }
                 CodeKind::Response if mtype != MessageType::Reset => {
-                    self.on_response(ts, dir, &msg, token, &summary, &mut pending)
+                    self.on_response(ts, dir, &msg, token, &summary, out)
                 }
                 CodeKind::Empty => {
-                    self.on_empty(dir, &msg, &mut pending);
+                    self.on_empty(dir, &msg, out);
                     None
                 }
                 _ => None,
             }
         };
 
-        out.push(CoapEvent::Message(Box::new(CoapMessageEvent {
+        let message = CoapEvent::Message(Box::new(CoapMessageEvent {
             dir,
             msg_type: mtype,
             code,
@@ -360,9 +362,8 @@ impl CoapSession {
             capped: summary.capped,
             format_error: msg.format_error(),
             response_to,
-        })));
-        out.append(&mut pending);
-        self.pending = pending;
+        }));
+        out.insert(message_at, message);
     }
 
     /// Drops state older than its lifetime; a request dropped without any
@@ -433,20 +434,20 @@ impl CoapSession {
     /// Applies the option rules of RFC 7252 §5.4 and collects the fields the
     /// message event carries.
     fn summarize(
-        &self,
+        &mut self,
         msg: &CoapMessage<'_>,
         dir: Direction,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) -> Summary {
         let mid = Some(msg.message_id());
         let cap = self.limits.max_string_len;
         let mut s = Summary::default();
-        let mut uri_path = None;
-        let mut uri_query = None;
+        let mut uri_path = Joined::reusing(std::mem::take(&mut self.path_buf));
+        let mut uri_query = Joined::reusing(String::new());
         let mut previous: Option<u16> = None;
         for (index, opt) in msg.options().enumerate() {
             if index == self.limits.max_options {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::TooManyOptions,
                     dir,
                     mid,
@@ -465,7 +466,7 @@ impl CoapSession {
             let repeated = previous == Some(n);
             previous = Some(n);
             if number.is_reserved() {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::ReservedOptionNumber,
                     dir,
                     mid,
@@ -478,7 +479,7 @@ impl CoapSession {
             let unrecognised = match number.spec() {
                 None => true,
                 Some(spec) if !opt.length_in_range() => {
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::OptionValueLengthOutOfRange,
                         dir,
                         mid,
@@ -494,7 +495,7 @@ impl CoapSession {
                     true
                 }
                 Some(spec) if repeated && !spec.repeatable => {
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::OptionRepeated,
                         dir,
                         mid,
@@ -513,7 +514,7 @@ impl CoapSession {
                         s.capped = true;
                     }
                     if !number.is_known() {
-                        pending.push(anomaly(
+                        out.push(anomaly(
                             AnomalyKind::UnknownCriticalOption,
                             dir,
                             mid,
@@ -532,7 +533,7 @@ impl CoapSession {
                 }
                 OptionValue::UriPath(v) => {
                     if v == b"." || v == b".." {
-                        pending.push(anomaly(
+                        out.push(anomaly(
                             AnomalyKind::UriPathDotSegment,
                             dir,
                             mid,
@@ -540,10 +541,10 @@ impl CoapSession {
                             "Uri-Path segment is \".\" or \"..\"".to_string(),
                         ));
                     }
-                    s.capped |= Joined::push(&mut uri_path, '/', v, cap);
+                    s.capped |= uri_path.push('/', v, cap);
                 }
                 OptionValue::UriQuery(v) => {
-                    s.capped |= Joined::push(&mut uri_query, '&', v, cap);
+                    s.capped |= uri_query.push('&', v, cap);
                 }
                 OptionValue::ContentFormat(cf) => s.content_format = Some(cf),
                 OptionValue::Accept(cf) => s.accept = Some(cf),
@@ -557,7 +558,7 @@ impl CoapSession {
         }
         for (b, n) in [(s.block1, 27u16), (s.block2, 23)] {
             if let Some(b) = b.filter(|b| b.is_szx_reserved()) {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::BlockSzxReserved,
                     dir,
                     mid,
@@ -569,8 +570,9 @@ impl CoapSession {
                 ));
             }
         }
-        s.uri_path = Joined::into_string(uri_path);
-        s.uri_query = Joined::into_string(uri_query);
+        s.uri_path = uri_path.started.then(|| Arc::from(uri_path.text.as_str()));
+        self.path_buf = uri_path.text;
+        s.uri_query = uri_query.started.then_some(uri_query.text);
         s
     }
 
@@ -582,7 +584,7 @@ impl CoapSession {
         dir: Direction,
         msg: &CoapMessage<'_>,
         token: Token,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) -> bool {
         let mtype = msg.message_type();
         let family = Family::of(mtype);
@@ -600,7 +602,7 @@ impl CoapSession {
             .find(|r| r.mid == mid && r.family == family && ts.nanos_since(r.ts) <= lifetime)
         {
             if seen.code != msg.code() || seen.token != token || seen.mtype != mtype {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::MessageIdReused,
                     dir,
                     Some(mid),
@@ -642,20 +644,20 @@ impl CoapSession {
         msg: &CoapMessage<'_>,
         token: Token,
         summary: &Summary,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) {
         let code = msg.code();
         let observable_method = matches!(code.method(), Some(Method::Get | Method::Fetch));
         let observe_register = observable_method && summary.observe == Some(0);
         if observe_register {
-            pending.push(CoapEvent::ObserveRegister {
+            out.push(CoapEvent::ObserveRegister {
                 dir,
                 token,
                 uri_path: summary.uri_path.clone(),
             });
         }
         if observable_method && summary.observe == Some(1) {
-            pending.push(CoapEvent::ObserveDeregister {
+            out.push(CoapEvent::ObserveDeregister {
                 dir,
                 token,
                 uri_path: summary.uri_path.clone(),
@@ -666,7 +668,7 @@ impl CoapSession {
                 .position(|o| o.client == dir && o.token == token)
             {
                 let o = self.observations.swap_remove(i);
-                pending.push(CoapEvent::ObserveEnd {
+                out.push(CoapEvent::ObserveEnd {
                     token,
                     uri_path: o.uri_path,
                     reason: ObserveEndReason::Deregistered,
@@ -705,7 +707,7 @@ impl CoapSession {
         }
         if let Some(b) = summary.block1 {
             let path = summary.uri_path.clone();
-            self.block_progress(ts, dir, BlockKind::Block1, path, b, msg, pending);
+            self.block_progress(ts, dir, BlockKind::Block1, path, b, msg, out);
         }
     }
 
@@ -716,7 +718,7 @@ impl CoapSession {
         msg: &CoapMessage<'_>,
         token: Token,
         summary: &Summary,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) -> Option<ResponseMatch> {
         let peer = dir.reverse();
         let mid = msg.message_id();
@@ -728,7 +730,7 @@ impl CoapSession {
             });
             match by_mid {
                 Some(i) if self.exchanges[i].token != token => {
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::TokenMismatch,
                         dir,
                         Some(mid),
@@ -756,8 +758,8 @@ impl CoapSession {
             if ex.observe_register {
                 match summary.observe {
                     Some(sequence) if code.is_success() => {
-                        self.add_observation(ts, peer, token, ex.uri_path.clone(), pending);
-                        pending.push(CoapEvent::ObserveNotify {
+                        self.add_observation(ts, peer, token, ex.uri_path.clone(), out);
+                        out.push(CoapEvent::ObserveNotify {
                             dir,
                             token,
                             uri_path: ex.uri_path.clone(),
@@ -766,7 +768,7 @@ impl CoapSession {
                             notifications: 1,
                         });
                     }
-                    _ => pending.push(CoapEvent::ObserveEnd {
+                    _ => out.push(CoapEvent::ObserveEnd {
                         token,
                         uri_path: ex.uri_path.clone(),
                         reason: ObserveEndReason::NotAccepted,
@@ -802,7 +804,7 @@ impl CoapSession {
                     o.notifications = o.notifications.saturating_add(1);
                     o.last_ts = ts;
                     request_path = o.uri_path.clone();
-                    pending.push(CoapEvent::ObserveNotify {
+                    out.push(CoapEvent::ObserveNotify {
                         dir,
                         token,
                         uri_path: o.uri_path.clone(),
@@ -814,7 +816,7 @@ impl CoapSession {
                 _ => {
                     let o = self.observations.swap_remove(i);
                     request_path = o.uri_path.clone();
-                    pending.push(CoapEvent::ObserveEnd {
+                    out.push(CoapEvent::ObserveEnd {
                         token,
                         uri_path: o.uri_path,
                         reason: ObserveEndReason::FinalResponse,
@@ -823,7 +825,7 @@ impl CoapSession {
                 }
             }
         } else {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::UnmatchedResponse,
                 dir,
                 Some(mid),
@@ -843,19 +845,19 @@ impl CoapSession {
                 request_path.clone(),
                 b,
                 msg,
-                pending,
+                out,
             );
         }
         let is_discovery = code == Code::CONTENT
             && (summary.content_format == Some(CONTENT_FORMAT_LINK_FORMAT)
                 || request_path.as_deref() == Some(WELL_KNOWN_CORE));
         if is_discovery && !msg.payload().is_empty() {
-            self.discovery(dir, msg, token, summary, request_path, pending);
+            self.discovery(dir, msg, token, summary, request_path, out);
         }
         matched
     }
 
-    fn on_empty(&mut self, dir: Direction, msg: &CoapMessage<'_>, pending: &mut Vec<CoapEvent>) {
+    fn on_empty(&mut self, dir: Direction, msg: &CoapMessage<'_>, out: &mut Vec<CoapEvent>) {
         let peer = dir.reverse();
         let mid = msg.message_id();
         match msg.message_type() {
@@ -881,7 +883,7 @@ impl CoapSession {
                     || "an unseen message".to_string(),
                     |r| format!("{} {}", r.mtype.name(), r.code),
                 );
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::ResetReceived,
                     dir,
                     Some(mid),
@@ -898,7 +900,7 @@ impl CoapSession {
                     .position(|o| o.client == dir && o.token == r.token)
                 {
                     let o = self.observations.swap_remove(i);
-                    pending.push(CoapEvent::ObserveEnd {
+                    out.push(CoapEvent::ObserveEnd {
                         token: o.token,
                         uri_path: o.uri_path,
                         reason: ObserveEndReason::Reset,
@@ -915,8 +917,8 @@ impl CoapSession {
         ts: Timestamp,
         client: Direction,
         token: Token,
-        uri_path: Option<String>,
-        pending: &mut Vec<CoapEvent>,
+        uri_path: Option<Arc<str>>,
+        out: &mut Vec<CoapEvent>,
     ) {
         self.observations
             .retain(|o| !(o.client == client && o.token == token));
@@ -926,7 +928,7 @@ impl CoapSession {
             {
                 let o = self.observations.swap_remove(oldest);
                 self.stats.observations_evicted += 1;
-                pending.push(CoapEvent::ObserveEnd {
+                out.push(CoapEvent::ObserveEnd {
                     token: o.token,
                     uri_path: o.uri_path,
                     reason: ObserveEndReason::Evicted,
@@ -953,10 +955,10 @@ impl CoapSession {
         ts: Timestamp,
         sender: Direction,
         kind: BlockKind,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         b: BlockValue,
         msg: &CoapMessage<'_>,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) {
         let Some(block_size) = b.size() else { return };
         let mid = Some(msg.message_id());
@@ -966,7 +968,7 @@ impl CoapSession {
         });
         let len = msg.payload().len();
         if b.more && len != usize::from(block_size) {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::BlockSizeMismatch,
                 sender,
                 mid,
@@ -991,7 +993,7 @@ impl CoapSession {
                 } else if b.num != t.next_num && kind == BlockKind::Block1 {
                     // RFC 7959 §2.5: Block1 blocks arrive in order; a server
                     // answers a gap with 4.08 Request Entity Incomplete.
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::BlockOutOfOrder,
                         sender,
                         mid,
@@ -1035,7 +1037,7 @@ impl CoapSession {
         self.stamp(ts, life_nanos(self.limits.exchange_lifetime_secs));
         if !b.more {
             let t = self.blocks.swap_remove(i);
-            pending.push(CoapEvent::BlockTransferComplete {
+            out.push(CoapEvent::BlockTransferComplete {
                 dir: sender,
                 kind,
                 uri_path: t.uri_path,
@@ -1052,14 +1054,14 @@ impl CoapSession {
         msg: &CoapMessage<'_>,
         token: Token,
         summary: &Summary,
-        request_uri_path: Option<String>,
-        pending: &mut Vec<CoapEvent>,
+        request_uri_path: Option<Arc<str>>,
+        out: &mut Vec<CoapEvent>,
     ) {
         let lf = parse_link_format(msg.payload(), self.limits.link_format);
         // Only one block of a block-wise body: links at its edges are cut.
         let partial = summary.block2.is_some_and(|b| b.more || b.num > 0);
         if lf.malformed > 0 && !partial {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::LinkFormatMalformed,
                 dir,
                 Some(msg.message_id()),
@@ -1067,7 +1069,7 @@ impl CoapSession {
                 format!("{} links do not follow RFC 6690 §2", lf.malformed),
             ));
         }
-        pending.push(CoapEvent::Discovery(Box::new(DiscoveryEvent {
+        out.push(CoapEvent::Discovery(Box::new(DiscoveryEvent {
             dir,
             token,
             request_uri_path,
@@ -1080,33 +1082,39 @@ impl CoapSession {
 
 /// Segments joined with a separator (`a/b/c`, `x=1&y=2`) under a byte cap;
 /// once a segment had to be cut, nothing more is appended.
-#[derive(Default)]
 struct Joined {
     text: String,
+    /// A segment was pushed (the list exists, even if its text is empty).
+    started: bool,
     cut: bool,
 }
 
 impl Joined {
-    /// Returns true when the cap cut something.
-    fn push(list: &mut Option<Joined>, sep: char, segment: &[u8], cap: usize) -> bool {
-        let first = list.is_none();
-        let j = list.get_or_insert_with(Joined::default);
-        if j.cut {
-            return true;
+    /// An empty list written into `buf` (cleared, its capacity kept).
+    fn reusing(mut buf: String) -> Joined {
+        buf.clear();
+        Joined {
+            text: buf,
+            started: false,
+            cut: false,
         }
-        if !first {
-            if j.text.len() + sep.len_utf8() > cap {
-                j.cut = true;
-                return true;
-            }
-            j.text.push(sep);
-        }
-        j.cut = push_lossy_capped(&mut j.text, segment, cap);
-        j.cut
     }
 
-    fn into_string(list: Option<Joined>) -> Option<String> {
-        list.map(|j| j.text)
+    /// Returns true when the cap cut something.
+    fn push(&mut self, sep: char, segment: &[u8], cap: usize) -> bool {
+        if self.cut {
+            return true;
+        }
+        if self.started {
+            if self.text.len() + sep.len_utf8() > cap {
+                self.cut = true;
+                return true;
+            }
+            self.text.push(sep);
+        }
+        self.started = true;
+        self.cut = push_lossy_capped(&mut self.text, segment, cap);
+        self.cut
     }
 }
 
