@@ -879,16 +879,12 @@ impl CoapSession {
                 if target.is_some_and(|r| r.code.is_empty()) {
                     return;
                 }
-                let what = target.map_or_else(
-                    || "an unseen message".to_string(),
-                    |r| format!("{} {}", r.mtype.name(), r.code),
-                );
                 out.push(anomaly(
                     AnomalyKind::ResetReceived,
                     dir,
                     Some(mid),
                     None,
-                    format!("RST rejects Message ID {mid} ({what})"),
+                    reset_detail(mid, target.as_ref()),
                 ));
                 let Some(r) = target else { return };
                 if r.code.is_request() {
@@ -1078,6 +1074,41 @@ impl CoapSession {
             malformed_links: lf.malformed,
         })));
     }
+}
+
+/// "RST rejects Message ID 4711 (NON 2.05)", or "(an unseen message)". A
+/// client that cancels an observation sends such an RST (RFC 7641 §3.6), so
+/// this detail is common: it is written without the formatting machinery.
+fn reset_detail(mid: u16, target: Option<&Recent>) -> String {
+    let mut d = String::with_capacity(40);
+    d.push_str("RST rejects Message ID ");
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut n = mid;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    d.extend(digits[start..].iter().map(|&b| char::from(b)));
+    match target {
+        Some(r) => {
+            d.push_str(" (");
+            d.push_str(r.mtype.name());
+            d.push(' ');
+            // `Code`'s Display: class, '.', detail in two digits.
+            let (class, detail) = (r.code.class(), r.code.detail());
+            for b in [b'0' + class, b'.', b'0' + detail / 10, b'0' + detail % 10] {
+                d.push(char::from(b));
+            }
+            d.push(')');
+        }
+        None => d.push_str(" (an unseen message)"),
+    }
+    d
 }
 
 /// Segments joined with a separator (`a/b/c`, `x=1&y=2`) under a byte cap;
@@ -2172,6 +2203,36 @@ mod tests {
         assert_eq!(s.stats().exchanges_expired, 2);
         // The MID memory expired too: the same CON is new again.
         assert!(!message(&feed(&mut s, ms(400_000), C, &con)).is_retransmission);
+    }
+
+    #[test]
+    fn reset_detail_reads_as_formatted() {
+        for mid in [0, 7, 10, 99, 4711, 65535] {
+            assert_eq!(
+                reset_detail(mid, None),
+                format!("RST rejects Message ID {mid} (an unseen message)")
+            );
+            for (mtype, raw) in [
+                (MessageType::NonConfirmable, 0x45),
+                (MessageType::Confirmable, 0x01),
+                (MessageType::Acknowledgement, 0xFF),
+                (MessageType::Reset, 0x00),
+            ] {
+                let code = Code::from_u8(raw);
+                let r = Recent {
+                    mid,
+                    ts: Timestamp(0),
+                    family: Family::of(mtype),
+                    mtype,
+                    code,
+                    token: Token::default(),
+                };
+                assert_eq!(
+                    reset_detail(mid, Some(&r)),
+                    format!("RST rejects Message ID {mid} ({} {code})", mtype.name())
+                );
+            }
+        }
     }
 
     #[test]
