@@ -1111,6 +1111,9 @@ fn reset_detail(mid: u16, target: Option<&Recent>) -> String {
     d
 }
 
+/// Bytes reserved when a [`Joined`] list gets its first segment.
+const JOINED_INITIAL_CAPACITY: usize = 64;
+
 /// Segments joined with a separator (`a/b/c`, `x=1&y=2`) under a byte cap;
 /// once a segment had to be cut, nothing more is appended.
 struct Joined {
@@ -1142,6 +1145,9 @@ impl Joined {
                 return true;
             }
             self.text.push(sep);
+        } else if self.text.capacity() == 0 {
+            // Room for a typical path at once, rather than growing per segment.
+            self.text.reserve(cap.min(JOINED_INITIAL_CAPACITY));
         }
         self.started = true;
         self.cut = push_lossy_capped(&mut self.text, segment, cap);
