@@ -296,9 +296,14 @@ pub struct CoapAnomaly {
 }
 
 /// Everything a CoAP session reports.
+///
+/// `Message` is by far the most frequent variant (one per datagram), so it is
+/// kept inline rather than boxed: the events of a datagram live in a reused
+/// buffer, and a larger slot there costs less than an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CoapEvent {
-    Message(Box<CoapMessageEvent>),
+    Message(CoapMessageEvent),
     /// GET (or FETCH) with Observe = 0 (RFC 7641 §3.1). `dir` is the client's.
     ObserveRegister {
         dir: Direction,

@@ -339,7 +339,7 @@ impl CoapSession {
             }
         };
 
-        let message = CoapEvent::Message(Box::new(CoapMessageEvent {
+        let message = CoapEvent::Message(CoapMessageEvent {
             dir,
             msg_type: mtype,
             code,
@@ -362,7 +362,7 @@ impl CoapSession {
             capped: summary.capped,
             format_error: msg.format_error(),
             response_to,
-        }));
+        });
         out.insert(message_at, message);
     }
 
@@ -1224,7 +1224,7 @@ mod tests {
         events
             .iter()
             .find_map(|e| match e {
-                CoapEvent::Message(m) => Some(m.as_ref()),
+                CoapEvent::Message(m) => Some(m),
                 _ => None,
             })
             .expect("a message event")
