@@ -56,6 +56,8 @@ pub const CONTENT_FORMAT_LINK_FORMAT: u16 = 40;
 pub const WELL_KNOWN_CORE: &str = ".well-known/core";
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Entries reserved when the Message ID memory is first used.
+const RECENT_INITIAL_CAPACITY: usize = 8;
 
 /// A lifetime in seconds as nanoseconds (saturating).
 fn life_nanos(secs: u64) -> u64 {
@@ -137,6 +139,8 @@ impl Family {
 
 #[derive(Clone, Copy, Debug)]
 struct Recent {
+    /// The endpoint that sent the message.
+    dir: Direction,
     mid: u16,
     ts: Timestamp,
     family: Family,
@@ -218,7 +222,10 @@ fn anomaly(
 pub struct CoapSession {
     limits: CoapLimits,
     stats: CoapStats,
-    recent: [VecDeque<Recent>; 2],
+    /// Message IDs seen from both endpoints, oldest first; at most
+    /// `max_recent_messages` per direction. One table rather than one per
+    /// direction: a short flow then allocates it once.
+    recent: VecDeque<Recent>,
     exchanges: Vec<Exchange>,
     observations: Vec<Observation>,
     blocks: Vec<BlockTransfer>,
@@ -236,7 +243,7 @@ impl CoapSession {
         CoapSession {
             limits,
             stats: CoapStats::default(),
-            recent: [VecDeque::new(), VecDeque::new()],
+            recent: VecDeque::new(),
             exchanges: Vec::new(),
             observations: Vec::new(),
             blocks: Vec::new(),
@@ -399,9 +406,8 @@ impl CoapSession {
                 i += 1;
             }
         }
-        for table in &mut self.recent {
-            table.retain(|r| now.nanos_since(r.ts) <= exchange_life);
-        }
+        self.recent
+            .retain(|r| now.nanos_since(r.ts) <= exchange_life);
         let before = self.blocks.len();
         self.blocks
             .retain(|b| now.nanos_since(b.last_ts) <= exchange_life);
@@ -411,7 +417,7 @@ impl CoapSession {
             .exchanges
             .iter()
             .map(|e| expiry(e.ts, self.exchange_life(e.mtype)));
-        let recent = self.recent.iter().flatten().map(|r| r.ts);
+        let recent = self.recent.iter().map(|r| r.ts);
         let blocks = self.blocks.iter().map(|b| b.last_ts);
         let others = recent.chain(blocks).map(|ts| expiry(ts, exchange_life));
         self.next_expiry = exchanges.chain(others).min().unwrap_or(Timestamp(i64::MAX));
@@ -595,12 +601,16 @@ impl CoapSession {
             self.limits.exchange_lifetime_secs
         };
         let lifetime = lifetime_secs.saturating_mul(NANOS_PER_SEC);
-        let table = &mut self.recent[dir.index()];
-        if let Some(seen) = table
-            .iter()
-            .rev()
-            .find(|r| r.mid == mid && r.family == family && ts.nanos_since(r.ts) <= lifetime)
-        {
+        // Newest first; counts this endpoint's entries on the way.
+        let mut from_dir = 0;
+        let seen = self.recent.iter().rev().find(|r| {
+            if r.dir != dir {
+                return false;
+            }
+            from_dir += 1;
+            r.mid == mid && r.family == family && ts.nanos_since(r.ts) <= lifetime
+        });
+        if let Some(seen) = seen {
             if seen.code != msg.code() || seen.token != token || seen.mtype != mtype {
                 out.push(anomaly(
                     AnomalyKind::MessageIdReused,
@@ -619,12 +629,22 @@ impl CoapSession {
             self.stats.retransmissions += 1;
             return true;
         }
-        if table.len() >= self.limits.max_recent_messages {
-            table.pop_front();
+        // Not found: every entry of this endpoint was counted.
+        if from_dir >= self.limits.max_recent_messages {
+            if let Some(oldest) = self.recent.iter().position(|r| r.dir == dir) {
+                self.recent.remove(oldest);
+            }
             self.stats.recent_evicted += 1;
         }
         if self.limits.max_recent_messages > 0 {
-            table.push_back(Recent {
+            if self.recent.capacity() == 0 {
+                // Room for a short flow's messages from both endpoints at
+                // once, rather than growing from 4 to 8.
+                let both = self.limits.max_recent_messages.saturating_mul(2);
+                self.recent.reserve(both.min(RECENT_INITIAL_CAPACITY));
+            }
+            self.recent.push_back(Recent {
+                dir,
                 mid,
                 ts,
                 family,
@@ -870,10 +890,11 @@ impl CoapSession {
                 }
             }
             MessageType::Reset => {
-                let target = self.recent[peer.index()]
+                let target = self
+                    .recent
                     .iter()
                     .rev()
-                    .find(|r| r.mid == mid && r.family == Family::ConNon)
+                    .find(|r| r.dir == peer && r.mid == mid && r.family == Family::ConNon)
                     .copied();
                 // An RST answering an Empty CON is the "CoAP ping" reply (§4.3).
                 if target.is_some_and(|r| r.code.is_empty()) {
@@ -2226,6 +2247,7 @@ mod tests {
             ] {
                 let code = Code::from_u8(raw);
                 let r = Recent {
+                    dir: C,
                     mid,
                     ts: Timestamp(0),
                     family: Family::of(mtype),
@@ -2274,6 +2296,29 @@ mod tests {
         out.clear();
         s.expire(Timestamp(i64::MAX), &mut out);
         assert!(out.is_empty() && s.open_exchanges() == 0);
+    }
+
+    #[test]
+    fn message_id_memory_is_bounded_per_endpoint() {
+        let limits = CoapLimits {
+            max_recent_messages: 2,
+            ..CoapLimits::default()
+        };
+        let mut s = CoapSession::new(limits);
+        let server_con = enc(CON, Code::CONTENT, 9, &[9], &[], b"x");
+        feed(&mut s, ms(0), S, &server_con);
+        for mid in 0..3u16 {
+            let req = enc(NON, Code::GET, mid, &[mid as u8], &[], b"");
+            feed(&mut s, ms(1 + i64::from(mid)), C, &req);
+        }
+        // The client's third message evicted the client's first only.
+        assert_eq!(s.stats().recent_evicted, 1);
+        let again = |s: &mut CoapSession, dir, d: &[u8]| {
+            message(&feed(s, ms(10), dir, d)).is_retransmission
+        };
+        assert!(again(&mut s, S, &server_con));
+        assert!(again(&mut s, C, &enc(NON, Code::GET, 2, &[2], &[], b"")));
+        assert!(!again(&mut s, C, &enc(NON, Code::GET, 0, &[0], &[], b"")));
     }
 
     #[test]
@@ -2402,7 +2447,10 @@ mod tests {
                 let dir = if next(&mut rng) % 2 == 0 { C } else { S };
                 s.on_datagram(ms(t), dir, &d, &mut out);
                 assert!(s.open_exchanges() <= 4 && s.active_observations() <= 2);
-                assert!(s.recent.iter().all(|q| q.len() <= 4) && s.blocks.len() <= 2);
+                for d in [C, S] {
+                    assert!(s.recent.iter().filter(|r| r.dir == d).count() <= 4);
+                }
+                assert!(s.blocks.len() <= 2);
                 out.clear();
             }
         }
