@@ -294,7 +294,8 @@ impl CoapSession {
         // The Message event goes here, before the events the message causes.
         let message_at = out.len();
 
-        let summary = self.summarize(&msg, dir, out);
+        let mut summary = Summary::default();
+        self.summarize(&msg, dir, &mut summary, out);
         if let Some(e) = msg.format_error() {
             out.push(anomaly(e.into(), dir, Some(mid), None, e.to_string()));
         }
@@ -438,16 +439,17 @@ impl CoapSession {
     }
 
     /// Applies the option rules of RFC 7252 §5.4 and collects the fields the
-    /// message event carries.
+    /// message event carries, into `s` (passed in rather than returned, so
+    /// that it is written in place instead of copied out).
     fn summarize(
         &mut self,
         msg: &CoapMessage<'_>,
         dir: Direction,
+        s: &mut Summary,
         out: &mut Vec<CoapEvent>,
-    ) -> Summary {
+    ) {
         let mid = Some(msg.message_id());
         let cap = self.limits.max_string_len;
-        let mut s = Summary::default();
         let mut uri_path = Joined::reusing(std::mem::take(&mut self.path_buf));
         let mut uri_query = Joined::reusing(String::new());
         let mut previous: Option<u16> = None;
@@ -579,7 +581,6 @@ impl CoapSession {
         s.uri_path = uri_path.started.then(|| Arc::from(uri_path.text.as_str()));
         self.path_buf = uri_path.text;
         s.uri_query = uri_query.started.then_some(uri_query.text);
-        s
     }
 
     /// RFC 7252 §4.5: returns true when this Message ID was already seen from
