@@ -772,7 +772,8 @@ impl CoapSession {
         };
 
         let mut matched = None;
-        let mut request_path = None;
+        // Uri-Path of the observation the response belongs to, if any.
+        let mut observed_path = None;
         if let Some(i) = found {
             let ex = self.exchanges.swap_remove(i);
             self.stats.matched_responses += 1;
@@ -797,7 +798,6 @@ impl CoapSession {
                     }),
                 }
             }
-            request_path = ex.uri_path.clone();
             matched = Some(ResponseMatch {
                 kind: if mtype == MessageType::Acknowledgement {
                     ResponseKind::Piggybacked
@@ -824,7 +824,7 @@ impl CoapSession {
                     let o = &mut self.observations[i];
                     o.notifications = o.notifications.saturating_add(1);
                     o.last_ts = ts;
-                    request_path = o.uri_path.clone();
+                    observed_path = o.uri_path.clone();
                     out.push(CoapEvent::ObserveNotify {
                         dir,
                         token,
@@ -836,7 +836,7 @@ impl CoapSession {
                 }
                 _ => {
                     let o = self.observations.swap_remove(i);
-                    request_path = o.uri_path.clone();
+                    observed_path = o.uri_path.clone();
                     out.push(CoapEvent::ObserveEnd {
                         token,
                         uri_path: o.uri_path,
@@ -858,22 +858,21 @@ impl CoapSession {
             ));
         }
 
+        // The request's Uri-Path, borrowed (not cloned) for the checks below.
+        let request_path = match &matched {
+            Some(m) => m.request_uri_path.as_ref(),
+            None => observed_path.as_ref(),
+        };
         if let Some(b) = summary.block2 {
-            self.block_progress(
-                ts,
-                dir,
-                BlockKind::Block2,
-                request_path.clone(),
-                b,
-                msg,
-                out,
-            );
+            let path = request_path.cloned();
+            self.block_progress(ts, dir, BlockKind::Block2, path, b, msg, out);
         }
         let is_discovery = code == Code::CONTENT
             && (summary.content_format == Some(CONTENT_FORMAT_LINK_FORMAT)
-                || request_path.as_deref() == Some(WELL_KNOWN_CORE));
+                || request_path.map(|p| &**p) == Some(WELL_KNOWN_CORE));
         if is_discovery && !msg.payload().is_empty() {
-            self.discovery(dir, msg, token, summary, request_path, out);
+            let path = request_path.cloned();
+            self.discovery(dir, msg, token, summary, path, out);
         }
         matched
     }
