@@ -378,10 +378,15 @@ impl CoapSession {
     /// response is reported as `Unanswered`. `on_datagram` calls this first;
     /// the flow table may call it on idle flows. The tables are only scanned
     /// when something in them can have expired.
+    #[inline]
     pub fn expire(&mut self, now: Timestamp, out: &mut Vec<CoapEvent>) {
-        if now <= self.next_expiry {
-            return;
+        if now > self.next_expiry {
+            self.expire_scan(now, out);
         }
+    }
+
+    /// The scan behind [`expire`](Self::expire), once something can have expired.
+    fn expire_scan(&mut self, now: Timestamp, out: &mut Vec<CoapEvent>) {
         let exchange_life = life_nanos(self.limits.exchange_lifetime_secs);
         let non_life = life_nanos(self.limits.non_lifetime_secs);
         let mut i = 0;
