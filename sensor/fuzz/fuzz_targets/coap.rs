@@ -40,7 +40,7 @@ fn tiny_limits() -> CoapLimits {
     }
 }
 
-fn check_uri(uri: &Option<String>, cap: usize) {
+fn check_uri(uri: Option<&str>, cap: usize) {
     if let Some(s) = uri {
         assert_bytes_capped(s, cap, "uri");
     }
@@ -73,13 +73,13 @@ fn check_events(events: &[CoapEvent], l: &CoapLimits) -> u64 {
         match ev {
             CoapEvent::Message(m) => {
                 messages += 1;
-                check_uri(&m.uri_host, cap);
-                check_uri(&m.uri_path, cap);
-                check_uri(&m.uri_query, cap);
+                check_uri(m.uri_host.as_deref(), cap);
+                check_uri(m.uri_path.as_deref(), cap);
+                check_uri(m.uri_query.as_deref(), cap);
                 assert!(m.token.len() <= MAX_TOKEN_LEN);
                 assert!(m.unknown_critical_options.len() <= l.max_unknown_critical);
                 if let Some(r) = &m.response_to {
-                    check_uri(&r.request_uri_path, cap);
+                    check_uri(r.request_uri_path.as_deref(), cap);
                 }
             }
             CoapEvent::ObserveRegister { uri_path, .. }
@@ -87,9 +87,9 @@ fn check_events(events: &[CoapEvent], l: &CoapLimits) -> u64 {
             | CoapEvent::ObserveNotify { uri_path, .. }
             | CoapEvent::ObserveEnd { uri_path, .. }
             | CoapEvent::BlockTransferComplete { uri_path, .. }
-            | CoapEvent::Unanswered { uri_path, .. } => check_uri(uri_path, cap),
+            | CoapEvent::Unanswered { uri_path, .. } => check_uri(uri_path.as_deref(), cap),
             CoapEvent::Discovery(d) => {
-                check_uri(&d.request_uri_path, cap);
+                check_uri(d.request_uri_path.as_deref(), cap);
                 check_links(&d.links, l.link_format);
             }
             CoapEvent::Anomaly(a) => {

@@ -306,8 +306,8 @@ fn coap_event(flow: &FlowInfo, ts: Timestamp, e: &coap::CoapEvent, out: &mut Vec
                     .with("type", coap_type(m.msg_type))
                     .with("observe", m.observe.is_some())
                     .with("unknown_critical", !m.unknown_critical_options.is_empty());
-                if let Some(p) = &m.uri_path {
-                    ev = ev.with("uri_path", p.as_str());
+                if let Some(p) = m.uri_path.as_deref() {
+                    ev = ev.with("uri_path", p);
                 }
                 if let Some(q) = &m.uri_query {
                     ev = ev.with("uri_query", q.as_str());

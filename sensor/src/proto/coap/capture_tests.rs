@@ -91,7 +91,7 @@ fn messages(events: &[CoapEvent]) -> Vec<&CoapMessageEvent> {
     events
         .iter()
         .filter_map(|e| match e {
-            CoapEvent::Message(m) => Some(m.as_ref()),
+            CoapEvent::Message(m) => Some(m),
             _ => None,
         })
         .collect()

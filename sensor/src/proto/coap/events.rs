@@ -2,10 +2,13 @@
 //!
 //! Events borrow nothing from the datagram: strings are copied and capped
 //! (lengths are [`CoapLimits`](super::CoapLimits) fields), the token is kept
-//! inline (at most 8 bytes, RFC 7252 §3).
+//! inline (at most 8 bytes, RFC 7252 §3). A request's Uri-Path is copied once
+//! into an `Arc<str>`, which the message event, the session's exchange and
+//! observation tables and every later event about that request share.
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::linkformat::LinkResource;
 use super::parser::{BlockValue, Code, MessageType, ParseError};
@@ -14,6 +17,21 @@ use crate::flow::Direction;
 /// Appends `bytes` (UTF-8, invalid sequences replaced) to `dst` while `dst`
 /// stays within `cap` bytes. Returns true when something was left out.
 pub(super) fn push_lossy_capped(dst: &mut String, bytes: &[u8], cap: usize) -> bool {
+    // Valid UTF-8 (nearly every option and link value): copy the longest
+    // prefix that fits and ends on a character boundary, as the loop below would.
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        let room = cap.saturating_sub(dst.len());
+        if s.len() <= room {
+            dst.push_str(s);
+            return false;
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        dst.push_str(&s[..end]);
+        return true;
+    }
     for ch in String::from_utf8_lossy(bytes).chars() {
         if dst.len() + ch.len_utf8() > cap {
             return true;
@@ -83,7 +101,7 @@ pub struct ResponseMatch {
     pub request_code: Code,
     pub request_message_id: u16,
     /// Uri-Path of the request, joined with '/' and capped.
-    pub request_uri_path: Option<String>,
+    pub request_uri_path: Option<Arc<str>>,
     /// From the first transmission of the request to this response.
     pub rtt_nanos: u64,
 }
@@ -98,7 +116,7 @@ pub struct CoapMessageEvent {
     pub token: Token,
     pub uri_host: Option<String>,
     /// Uri-Path segments joined with '/' (no leading '/'), capped.
-    pub uri_path: Option<String>,
+    pub uri_path: Option<Arc<str>>,
     /// Uri-Query arguments joined with '&', capped.
     pub uri_query: Option<String>,
     pub content_format: Option<u16>,
@@ -154,7 +172,7 @@ pub struct DiscoveryEvent {
     /// Direction of the response that carried the links.
     pub dir: Direction,
     pub token: Token,
-    pub request_uri_path: Option<String>,
+    pub request_uri_path: Option<Arc<str>>,
     pub links: Vec<LinkResource>,
     /// Links or attribute values were dropped or cut at their caps, or the
     /// payload is only the first block of a block-wise transfer.
@@ -278,34 +296,39 @@ pub struct CoapAnomaly {
 }
 
 /// Everything a CoAP session reports.
+///
+/// `Message` is by far the most frequent variant (one per datagram), so it is
+/// kept inline rather than boxed: the events of a datagram live in a reused
+/// buffer, and a larger slot there costs less than an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CoapEvent {
-    Message(Box<CoapMessageEvent>),
+    Message(CoapMessageEvent),
     /// GET (or FETCH) with Observe = 0 (RFC 7641 §3.1). `dir` is the client's.
     ObserveRegister {
         dir: Direction,
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
     },
     /// GET with Observe = 1 (RFC 7641 §3.6).
     ObserveDeregister {
         dir: Direction,
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
     },
     /// A response carrying Observe for a registered token (RFC 7641 §4.2);
     /// the first one answers the registration. `dir` is the server's.
     ObserveNotify {
         dir: Direction,
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         sequence: u32,
         code: Code,
         notifications: u32,
     },
     ObserveEnd {
         token: Token,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         reason: ObserveEndReason,
         notifications: u32,
     },
@@ -314,7 +337,7 @@ pub enum CoapEvent {
     BlockTransferComplete {
         dir: Direction,
         kind: BlockKind,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         blocks: u32,
         bytes: u64,
         block_size: u16,
@@ -327,7 +350,7 @@ pub enum CoapEvent {
         token: Token,
         message_id: u16,
         request_code: Code,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         retransmissions: u16,
         acknowledged: bool,
     },
@@ -352,6 +375,44 @@ mod tests {
         let mut s = String::new();
         assert!(!push_lossy_capped(&mut s, &[0xFF], 8));
         assert_eq!(s, "\u{FFFD}");
+    }
+
+    /// The valid-UTF-8 fast path cuts exactly where the char-by-char loop
+    /// over the lossy conversion does.
+    #[test]
+    fn capped_strings_fast_path_matches_lossy_loop() {
+        fn reference(dst: &mut String, bytes: &[u8], cap: usize) -> bool {
+            for ch in String::from_utf8_lossy(bytes).chars() {
+                if dst.len() + ch.len_utf8() > cap {
+                    return true;
+                }
+                dst.push(ch);
+            }
+            false
+        }
+        let inputs: [&[u8]; 7] = [
+            b"",
+            b"temperature",
+            "aé€😀b".as_bytes(),
+            "€€€".as_bytes(),
+            b"ab\xFFcd",
+            b"\xE2\x82",
+            "😀".as_bytes(),
+        ];
+        for prefix in ["", "x", "xyz", "0123456789"] {
+            for bytes in inputs {
+                for cap in 0..14 {
+                    let (mut a, mut b) = (prefix.to_string(), prefix.to_string());
+                    let cut = push_lossy_capped(&mut a, bytes, cap);
+                    assert_eq!(
+                        cut,
+                        reference(&mut b, bytes, cap),
+                        "{prefix:?} {bytes:?} {cap}"
+                    );
+                    assert_eq!(a, b, "{prefix:?} {bytes:?} {cap}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -127,6 +127,9 @@ fn is_ptoken_char(b: u8) -> bool {
     !matches!(b, b';' | b',' | b' ' | b'\t' | b'\r' | b'\n' | b'"')
 }
 
+/// Longest parameter name [`Parser::param`] recognises ("anchor").
+const PARAM_NAME_BUF: usize = 6;
+
 /// Marker for a link that breaks the grammar.
 struct Malformed;
 
@@ -145,6 +148,20 @@ impl<'a> Parser<'a> {
 
     /// A quoted-string after its opening quote; unescapes quoted-pairs.
     fn quoted(&mut self) -> Result<String, Malformed> {
+        // Fast path: no quoted-pair before the closing quote, so the value is
+        // a slice of the payload (cut to the cap as the loop below cuts it).
+        let rest = self.cur.s.get(self.cur.pos..).unwrap_or_default();
+        if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\')
+            && rest[end] == b'"'
+        {
+            let mut value = &rest[..end];
+            self.cur.pos += end + 1;
+            if value.len() > self.limits.max_value_len {
+                self.truncated = true;
+                value = &value[..self.limits.max_value_len];
+            }
+            return Ok(self.string(value));
+        }
         let mut raw = Vec::new();
         loop {
             let b = self.cur.peek().ok_or(Malformed)?;
@@ -214,7 +231,17 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        let slot = match name.to_ascii_lowercase().as_slice() {
+        // Lower-cased on the stack: every name matched below fits.
+        let mut lower = [0u8; PARAM_NAME_BUF];
+        let name = match lower.get_mut(..name.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(name);
+                buf.make_ascii_lowercase();
+                &*buf
+            }
+            None => &[],
+        };
+        let slot = match name {
             b"rt" => &mut link.rt,
             b"if" => &mut link.interface,
             b"title" => &mut link.title,
@@ -356,6 +383,20 @@ mod tests {
         assert!(l.observable);
         assert_eq!(l.content_formats, [0, 40]);
         assert_eq!(l.size, Some(262144));
+    }
+
+    #[test]
+    fn param_names_are_case_insensitive() {
+        let lf = parse_link_format(
+            br#"</a>;RT="x";Anchor="/b";OBS;anchors="no";titles=no"#,
+            LinkFormatLimits::default(),
+        );
+        assert_eq!(lf.malformed, 0);
+        let l = &lf.links[0];
+        assert_eq!(l.rt.as_deref(), Some("x"));
+        assert_eq!(l.anchor.as_deref(), Some("/b"));
+        assert!(l.observable);
+        assert_eq!(l.title, None);
     }
 
     #[test]

@@ -631,6 +631,7 @@ enum Step {
 }
 
 /// Reads the extended part of a delta or length nibble at `*pos`.
+#[inline]
 fn read_extended(buf: &[u8], pos: &mut usize, nibble: u8, start: usize) -> Result<u32, ParseError> {
     let truncated = ParseError::TruncatedOption { offset: start };
     match nibble {
@@ -649,6 +650,7 @@ fn read_extended(buf: &[u8], pos: &mut usize, nibble: u8, start: usize) -> Resul
 }
 
 /// Decodes the option (or marker) starting at `pos`, after option `prev`.
+#[inline]
 fn step(buf: &[u8], pos: usize, prev: u32) -> Result<Step, ParseError> {
     let Some(&first) = buf.get(pos) else {
         return Ok(Step::End);

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::events::{
     AnomalyKind, BlockKind, CoapAnomaly, CoapEvent, CoapMessageEvent, DiscoveryEvent,
@@ -55,6 +56,19 @@ pub const CONTENT_FORMAT_LINK_FORMAT: u16 = 40;
 pub const WELL_KNOWN_CORE: &str = ".well-known/core";
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Entries reserved when the Message ID memory is first used.
+const RECENT_INITIAL_CAPACITY: usize = 8;
+
+/// A lifetime in seconds as nanoseconds (saturating).
+fn life_nanos(secs: u64) -> u64 {
+    secs.saturating_mul(NANOS_PER_SEC)
+}
+
+/// The time after which an entry stamped `ts` with lifetime `life` nanoseconds
+/// has expired (`now.nanos_since(ts) > life` implies `now > expiry(ts, life)`).
+fn expiry(ts: Timestamp, life: u64) -> Timestamp {
+    Timestamp(ts.0.saturating_add(i64::try_from(life).unwrap_or(i64::MAX)))
+}
 
 /// Bounds of one session. `Default` gives the named constants above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +139,8 @@ impl Family {
 
 #[derive(Clone, Copy, Debug)]
 struct Recent {
+    /// The endpoint that sent the message.
+    dir: Direction,
     mid: u16,
     ts: Timestamp,
     family: Family,
@@ -141,7 +157,7 @@ struct Exchange {
     ts: Timestamp,
     code: Code,
     mtype: MessageType,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     observe_register: bool,
     acknowledged: bool,
     retransmissions: u16,
@@ -151,7 +167,7 @@ struct Exchange {
 struct Observation {
     client: Direction,
     token: Token,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     last_ts: Timestamp,
     notifications: u32,
 }
@@ -160,7 +176,7 @@ struct Observation {
 struct BlockTransfer {
     sender: Direction,
     kind: BlockKind,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     next_num: u32,
     blocks: u32,
     bytes: u64,
@@ -172,7 +188,7 @@ struct BlockTransfer {
 #[derive(Default)]
 struct Summary {
     uri_host: Option<String>,
-    uri_path: Option<String>,
+    uri_path: Option<Arc<str>>,
     uri_query: Option<String>,
     content_format: Option<u16>,
     accept: Option<u16>,
@@ -206,12 +222,20 @@ fn anomaly(
 pub struct CoapSession {
     limits: CoapLimits,
     stats: CoapStats,
-    recent: [VecDeque<Recent>; 2],
+    /// Message IDs seen from both endpoints, oldest first; at most
+    /// `max_recent_messages` per direction. One table rather than one per
+    /// direction: a short flow then allocates it once.
+    recent: VecDeque<Recent>,
     exchanges: Vec<Exchange>,
     observations: Vec<Observation>,
     blocks: Vec<BlockTransfer>,
-    /// Events that follow the current Message event (reused buffer).
-    pending: Vec<CoapEvent>,
+    /// No exchange, remembered Message ID or block transfer expires at or
+    /// before this time (a lower bound, lowered whenever one is stamped):
+    /// until then `expire` has nothing to scan for.
+    next_expiry: Timestamp,
+    /// Where the Uri-Path of the current message is joined before it is
+    /// shared as an `Arc<str>` (reused; never longer than the string cap).
+    path_buf: String,
 }
 
 impl CoapSession {
@@ -219,11 +243,12 @@ impl CoapSession {
         CoapSession {
             limits,
             stats: CoapStats::default(),
-            recent: [VecDeque::new(), VecDeque::new()],
+            recent: VecDeque::new(),
             exchanges: Vec::new(),
             observations: Vec::new(),
             blocks: Vec::new(),
-            pending: Vec::new(),
+            next_expiry: Timestamp(i64::MAX),
+            path_buf: String::new(),
         }
     }
 
@@ -266,15 +291,16 @@ impl CoapSession {
         let mtype = msg.message_type();
         // `parse` guarantees at most 8 token bytes.
         let token = Token::new(msg.token()).unwrap_or_default();
-        let mut pending = std::mem::take(&mut self.pending);
-        pending.clear();
+        // The Message event goes here, before the events the message causes.
+        let message_at = out.len();
 
-        let summary = self.summarize(&msg, dir, &mut pending);
+        let mut summary = Summary::default();
+        self.summarize(&msg, dir, &mut summary, out);
         if let Some(e) = msg.format_error() {
-            pending.push(anomaly(e.into(), dir, Some(mid), None, e.to_string()));
+            out.push(anomaly(e.into(), dir, Some(mid), None, e.to_string()));
         }
         if code.kind() == CodeKind::Reserved {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::ReservedCodeClass,
                 dir,
                 Some(mid),
@@ -283,7 +309,7 @@ impl CoapSession {
             ));
         }
         if let Some(why) = msg.type_code_violation() {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::InvalidTypeForCode,
                 dir,
                 Some(mid),
@@ -292,7 +318,7 @@ impl CoapSession {
             ));
         }
 
-        let is_retransmission = self.deduplicate(ts, dir, &msg, token, &mut pending);
+        let is_retransmission = self.deduplicate(ts, dir, &msg, token, out);
         let response_to = if is_retransmission {
             if code.is_request() {
                 if let Some(e) = self
@@ -307,21 +333,21 @@ impl CoapSession {
         } else {
             match code.kind() {
                 CodeKind::Request if Family::of(mtype) == Family::ConNon => {
-                    self.on_request(ts, dir, &msg, token, &summary, &mut pending);
+                    self.on_request(ts, dir, &msg, token, &summary, out);
                     None
                 }
                 CodeKind::Response if mtype != MessageType::Reset => {
-                    self.on_response(ts, dir, &msg, token, &summary, &mut pending)
+                    self.on_response(ts, dir, &msg, token, &summary, out)
                 }
                 CodeKind::Empty => {
-                    self.on_empty(dir, &msg, &mut pending);
+                    self.on_empty(dir, &msg, out);
                     None
                 }
                 _ => None,
             }
         };
 
-        out.push(CoapEvent::Message(Box::new(CoapMessageEvent {
+        let message = CoapEvent::Message(CoapMessageEvent {
             dir,
             msg_type: mtype,
             code,
@@ -344,20 +370,25 @@ impl CoapSession {
             capped: summary.capped,
             format_error: msg.format_error(),
             response_to,
-        })));
-        out.append(&mut pending);
-        self.pending = pending;
+        });
+        out.insert(message_at, message);
     }
 
     /// Drops state older than its lifetime; a request dropped without any
     /// response is reported as `Unanswered`. `on_datagram` calls this first;
-    /// the flow table may call it on idle flows.
+    /// the flow table may call it on idle flows. The tables are only scanned
+    /// when something in them can have expired.
+    #[inline]
     pub fn expire(&mut self, now: Timestamp, out: &mut Vec<CoapEvent>) {
-        let exchange_life = self
-            .limits
-            .exchange_lifetime_secs
-            .saturating_mul(NANOS_PER_SEC);
-        let non_life = self.limits.non_lifetime_secs.saturating_mul(NANOS_PER_SEC);
+        if now > self.next_expiry {
+            self.expire_scan(now, out);
+        }
+    }
+
+    /// The scan behind [`expire`](Self::expire), once something can have expired.
+    fn expire_scan(&mut self, now: Timestamp, out: &mut Vec<CoapEvent>) {
+        let exchange_life = life_nanos(self.limits.exchange_lifetime_secs);
+        let non_life = life_nanos(self.limits.non_lifetime_secs);
         let mut i = 0;
         while let Some(e) = self.exchanges.get(i) {
             let life = if e.mtype == MessageType::NonConfirmable {
@@ -381,32 +412,55 @@ impl CoapSession {
                 i += 1;
             }
         }
-        for table in &mut self.recent {
-            table.retain(|r| now.nanos_since(r.ts) <= exchange_life);
-        }
+        self.recent
+            .retain(|r| now.nanos_since(r.ts) <= exchange_life);
         let before = self.blocks.len();
         self.blocks
             .retain(|b| now.nanos_since(b.last_ts) <= exchange_life);
         self.stats.block_transfers_expired += (before - self.blocks.len()) as u64;
+        // What is left expires after `now`: find the earliest such time again.
+        let exchanges = self
+            .exchanges
+            .iter()
+            .map(|e| expiry(e.ts, self.exchange_life(e.mtype)));
+        let recent = self.recent.iter().map(|r| r.ts);
+        let blocks = self.blocks.iter().map(|b| b.last_ts);
+        let others = recent.chain(blocks).map(|ts| expiry(ts, exchange_life));
+        self.next_expiry = exchanges.chain(others).min().unwrap_or(Timestamp(i64::MAX));
+    }
+
+    /// Lifetime in nanoseconds of a request of this type (RFC 7252 §4.8.2).
+    fn exchange_life(&self, mtype: MessageType) -> u64 {
+        life_nanos(if mtype == MessageType::NonConfirmable {
+            self.limits.non_lifetime_secs
+        } else {
+            self.limits.exchange_lifetime_secs
+        })
+    }
+
+    /// Notes that an entry stamped `ts` now lives `life` nanoseconds.
+    fn stamp(&mut self, ts: Timestamp, life: u64) {
+        self.next_expiry = self.next_expiry.min(expiry(ts, life));
     }
 
     /// Applies the option rules of RFC 7252 §5.4 and collects the fields the
-    /// message event carries.
+    /// message event carries, into `s` (passed in rather than returned, so
+    /// that it is written in place instead of copied out).
     fn summarize(
-        &self,
+        &mut self,
         msg: &CoapMessage<'_>,
         dir: Direction,
-        pending: &mut Vec<CoapEvent>,
-    ) -> Summary {
+        s: &mut Summary,
+        out: &mut Vec<CoapEvent>,
+    ) {
         let mid = Some(msg.message_id());
         let cap = self.limits.max_string_len;
-        let mut s = Summary::default();
-        let mut uri_path = None;
-        let mut uri_query = None;
+        let mut uri_path = Joined::reusing(std::mem::take(&mut self.path_buf));
+        let mut uri_query = Joined::reusing(String::new());
         let mut previous: Option<u16> = None;
         for (index, opt) in msg.options().enumerate() {
             if index == self.limits.max_options {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::TooManyOptions,
                     dir,
                     mid,
@@ -425,7 +479,7 @@ impl CoapSession {
             let repeated = previous == Some(n);
             previous = Some(n);
             if number.is_reserved() {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::ReservedOptionNumber,
                     dir,
                     mid,
@@ -438,7 +492,7 @@ impl CoapSession {
             let unrecognised = match number.spec() {
                 None => true,
                 Some(spec) if !opt.length_in_range() => {
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::OptionValueLengthOutOfRange,
                         dir,
                         mid,
@@ -454,7 +508,7 @@ impl CoapSession {
                     true
                 }
                 Some(spec) if repeated && !spec.repeatable => {
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::OptionRepeated,
                         dir,
                         mid,
@@ -473,7 +527,7 @@ impl CoapSession {
                         s.capped = true;
                     }
                     if !number.is_known() {
-                        pending.push(anomaly(
+                        out.push(anomaly(
                             AnomalyKind::UnknownCriticalOption,
                             dir,
                             mid,
@@ -492,7 +546,7 @@ impl CoapSession {
                 }
                 OptionValue::UriPath(v) => {
                     if v == b"." || v == b".." {
-                        pending.push(anomaly(
+                        out.push(anomaly(
                             AnomalyKind::UriPathDotSegment,
                             dir,
                             mid,
@@ -500,10 +554,10 @@ impl CoapSession {
                             "Uri-Path segment is \".\" or \"..\"".to_string(),
                         ));
                     }
-                    s.capped |= Joined::push(&mut uri_path, '/', v, cap);
+                    s.capped |= uri_path.push('/', v, cap);
                 }
                 OptionValue::UriQuery(v) => {
-                    s.capped |= Joined::push(&mut uri_query, '&', v, cap);
+                    s.capped |= uri_query.push('&', v, cap);
                 }
                 OptionValue::ContentFormat(cf) => s.content_format = Some(cf),
                 OptionValue::Accept(cf) => s.accept = Some(cf),
@@ -517,7 +571,7 @@ impl CoapSession {
         }
         for (b, n) in [(s.block1, 27u16), (s.block2, 23)] {
             if let Some(b) = b.filter(|b| b.is_szx_reserved()) {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::BlockSzxReserved,
                     dir,
                     mid,
@@ -529,9 +583,9 @@ impl CoapSession {
                 ));
             }
         }
-        s.uri_path = Joined::into_string(uri_path);
-        s.uri_query = Joined::into_string(uri_query);
-        s
+        s.uri_path = uri_path.started.then(|| Arc::from(uri_path.text.as_str()));
+        self.path_buf = uri_path.text;
+        s.uri_query = uri_query.started.then_some(uri_query.text);
     }
 
     /// RFC 7252 §4.5: returns true when this Message ID was already seen from
@@ -542,7 +596,7 @@ impl CoapSession {
         dir: Direction,
         msg: &CoapMessage<'_>,
         token: Token,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) -> bool {
         let mtype = msg.message_type();
         let family = Family::of(mtype);
@@ -553,14 +607,18 @@ impl CoapSession {
             self.limits.exchange_lifetime_secs
         };
         let lifetime = lifetime_secs.saturating_mul(NANOS_PER_SEC);
-        let table = &mut self.recent[dir.index()];
-        if let Some(seen) = table
-            .iter()
-            .rev()
-            .find(|r| r.mid == mid && r.family == family && ts.nanos_since(r.ts) <= lifetime)
-        {
+        // Newest first; counts this endpoint's entries on the way.
+        let mut from_dir = 0;
+        let seen = self.recent.iter().rev().find(|r| {
+            if r.dir != dir {
+                return false;
+            }
+            from_dir += 1;
+            r.mid == mid && r.family == family && ts.nanos_since(r.ts) <= lifetime
+        });
+        if let Some(seen) = seen {
             if seen.code != msg.code() || seen.token != token || seen.mtype != mtype {
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::MessageIdReused,
                     dir,
                     Some(mid),
@@ -577,12 +635,22 @@ impl CoapSession {
             self.stats.retransmissions += 1;
             return true;
         }
-        if table.len() >= self.limits.max_recent_messages {
-            table.pop_front();
+        // Not found: every entry of this endpoint was counted.
+        if from_dir >= self.limits.max_recent_messages {
+            if let Some(oldest) = self.recent.iter().position(|r| r.dir == dir) {
+                self.recent.remove(oldest);
+            }
             self.stats.recent_evicted += 1;
         }
         if self.limits.max_recent_messages > 0 {
-            table.push_back(Recent {
+            if self.recent.capacity() == 0 {
+                // Room for a short flow's messages from both endpoints at
+                // once, rather than growing from 4 to 8.
+                let both = self.limits.max_recent_messages.saturating_mul(2);
+                self.recent.reserve(both.min(RECENT_INITIAL_CAPACITY));
+            }
+            self.recent.push_back(Recent {
+                dir,
                 mid,
                 ts,
                 family,
@@ -590,6 +658,7 @@ impl CoapSession {
                 code: msg.code(),
                 token,
             });
+            self.stamp(ts, life_nanos(self.limits.exchange_lifetime_secs));
         }
         false
     }
@@ -601,20 +670,20 @@ impl CoapSession {
         msg: &CoapMessage<'_>,
         token: Token,
         summary: &Summary,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) {
         let code = msg.code();
         let observable_method = matches!(code.method(), Some(Method::Get | Method::Fetch));
         let observe_register = observable_method && summary.observe == Some(0);
         if observe_register {
-            pending.push(CoapEvent::ObserveRegister {
+            out.push(CoapEvent::ObserveRegister {
                 dir,
                 token,
                 uri_path: summary.uri_path.clone(),
             });
         }
         if observable_method && summary.observe == Some(1) {
-            pending.push(CoapEvent::ObserveDeregister {
+            out.push(CoapEvent::ObserveDeregister {
                 dir,
                 token,
                 uri_path: summary.uri_path.clone(),
@@ -625,7 +694,7 @@ impl CoapSession {
                 .position(|o| o.client == dir && o.token == token)
             {
                 let o = self.observations.swap_remove(i);
-                pending.push(CoapEvent::ObserveEnd {
+                out.push(CoapEvent::ObserveEnd {
                     token,
                     uri_path: o.uri_path,
                     reason: ObserveEndReason::Deregistered,
@@ -660,10 +729,11 @@ impl CoapSession {
                 acknowledged: false,
                 retransmissions: 0,
             });
+            self.stamp(ts, self.exchange_life(msg.message_type()));
         }
         if let Some(b) = summary.block1 {
             let path = summary.uri_path.clone();
-            self.block_progress(ts, dir, BlockKind::Block1, path, b, msg, pending);
+            self.block_progress(ts, dir, BlockKind::Block1, path, b, msg, out);
         }
     }
 
@@ -674,7 +744,7 @@ impl CoapSession {
         msg: &CoapMessage<'_>,
         token: Token,
         summary: &Summary,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) -> Option<ResponseMatch> {
         let peer = dir.reverse();
         let mid = msg.message_id();
@@ -686,7 +756,7 @@ impl CoapSession {
             });
             match by_mid {
                 Some(i) if self.exchanges[i].token != token => {
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::TokenMismatch,
                         dir,
                         Some(mid),
@@ -707,15 +777,16 @@ impl CoapSession {
         };
 
         let mut matched = None;
-        let mut request_path = None;
+        // Uri-Path of the observation the response belongs to, if any.
+        let mut observed_path = None;
         if let Some(i) = found {
             let ex = self.exchanges.swap_remove(i);
             self.stats.matched_responses += 1;
             if ex.observe_register {
                 match summary.observe {
                     Some(sequence) if code.is_success() => {
-                        self.add_observation(ts, peer, token, ex.uri_path.clone(), pending);
-                        pending.push(CoapEvent::ObserveNotify {
+                        self.add_observation(ts, peer, token, ex.uri_path.clone(), out);
+                        out.push(CoapEvent::ObserveNotify {
                             dir,
                             token,
                             uri_path: ex.uri_path.clone(),
@@ -724,7 +795,7 @@ impl CoapSession {
                             notifications: 1,
                         });
                     }
-                    _ => pending.push(CoapEvent::ObserveEnd {
+                    _ => out.push(CoapEvent::ObserveEnd {
                         token,
                         uri_path: ex.uri_path.clone(),
                         reason: ObserveEndReason::NotAccepted,
@@ -732,7 +803,6 @@ impl CoapSession {
                     }),
                 }
             }
-            request_path = ex.uri_path.clone();
             matched = Some(ResponseMatch {
                 kind: if mtype == MessageType::Acknowledgement {
                     ResponseKind::Piggybacked
@@ -759,8 +829,8 @@ impl CoapSession {
                     let o = &mut self.observations[i];
                     o.notifications = o.notifications.saturating_add(1);
                     o.last_ts = ts;
-                    request_path = o.uri_path.clone();
-                    pending.push(CoapEvent::ObserveNotify {
+                    observed_path = o.uri_path.clone();
+                    out.push(CoapEvent::ObserveNotify {
                         dir,
                         token,
                         uri_path: o.uri_path.clone(),
@@ -771,8 +841,8 @@ impl CoapSession {
                 }
                 _ => {
                     let o = self.observations.swap_remove(i);
-                    request_path = o.uri_path.clone();
-                    pending.push(CoapEvent::ObserveEnd {
+                    observed_path = o.uri_path.clone();
+                    out.push(CoapEvent::ObserveEnd {
                         token,
                         uri_path: o.uri_path,
                         reason: ObserveEndReason::FinalResponse,
@@ -781,7 +851,7 @@ impl CoapSession {
                 }
             }
         } else {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::UnmatchedResponse,
                 dir,
                 Some(mid),
@@ -793,27 +863,26 @@ impl CoapSession {
             ));
         }
 
+        // The request's Uri-Path, borrowed (not cloned) for the checks below.
+        let request_path = match &matched {
+            Some(m) => m.request_uri_path.as_ref(),
+            None => observed_path.as_ref(),
+        };
         if let Some(b) = summary.block2 {
-            self.block_progress(
-                ts,
-                dir,
-                BlockKind::Block2,
-                request_path.clone(),
-                b,
-                msg,
-                pending,
-            );
+            let path = request_path.cloned();
+            self.block_progress(ts, dir, BlockKind::Block2, path, b, msg, out);
         }
         let is_discovery = code == Code::CONTENT
             && (summary.content_format == Some(CONTENT_FORMAT_LINK_FORMAT)
-                || request_path.as_deref() == Some(WELL_KNOWN_CORE));
+                || request_path.map(|p| &**p) == Some(WELL_KNOWN_CORE));
         if is_discovery && !msg.payload().is_empty() {
-            self.discovery(dir, msg, token, summary, request_path, pending);
+            let path = request_path.cloned();
+            self.discovery(dir, msg, token, summary, path, out);
         }
         matched
     }
 
-    fn on_empty(&mut self, dir: Direction, msg: &CoapMessage<'_>, pending: &mut Vec<CoapEvent>) {
+    fn on_empty(&mut self, dir: Direction, msg: &CoapMessage<'_>, out: &mut Vec<CoapEvent>) {
         let peer = dir.reverse();
         let mid = msg.message_id();
         match msg.message_type() {
@@ -826,25 +895,22 @@ impl CoapSession {
                 }
             }
             MessageType::Reset => {
-                let target = self.recent[peer.index()]
+                let target = self
+                    .recent
                     .iter()
                     .rev()
-                    .find(|r| r.mid == mid && r.family == Family::ConNon)
+                    .find(|r| r.dir == peer && r.mid == mid && r.family == Family::ConNon)
                     .copied();
                 // An RST answering an Empty CON is the "CoAP ping" reply (§4.3).
                 if target.is_some_and(|r| r.code.is_empty()) {
                     return;
                 }
-                let what = target.map_or_else(
-                    || "an unseen message".to_string(),
-                    |r| format!("{} {}", r.mtype.name(), r.code),
-                );
-                pending.push(anomaly(
+                out.push(anomaly(
                     AnomalyKind::ResetReceived,
                     dir,
                     Some(mid),
                     None,
-                    format!("RST rejects Message ID {mid} ({what})"),
+                    reset_detail(mid, target.as_ref()),
                 ));
                 let Some(r) = target else { return };
                 if r.code.is_request() {
@@ -856,7 +922,7 @@ impl CoapSession {
                     .position(|o| o.client == dir && o.token == r.token)
                 {
                     let o = self.observations.swap_remove(i);
-                    pending.push(CoapEvent::ObserveEnd {
+                    out.push(CoapEvent::ObserveEnd {
                         token: o.token,
                         uri_path: o.uri_path,
                         reason: ObserveEndReason::Reset,
@@ -873,8 +939,8 @@ impl CoapSession {
         ts: Timestamp,
         client: Direction,
         token: Token,
-        uri_path: Option<String>,
-        pending: &mut Vec<CoapEvent>,
+        uri_path: Option<Arc<str>>,
+        out: &mut Vec<CoapEvent>,
     ) {
         self.observations
             .retain(|o| !(o.client == client && o.token == token));
@@ -884,7 +950,7 @@ impl CoapSession {
             {
                 let o = self.observations.swap_remove(oldest);
                 self.stats.observations_evicted += 1;
-                pending.push(CoapEvent::ObserveEnd {
+                out.push(CoapEvent::ObserveEnd {
                     token: o.token,
                     uri_path: o.uri_path,
                     reason: ObserveEndReason::Evicted,
@@ -911,10 +977,10 @@ impl CoapSession {
         ts: Timestamp,
         sender: Direction,
         kind: BlockKind,
-        uri_path: Option<String>,
+        uri_path: Option<Arc<str>>,
         b: BlockValue,
         msg: &CoapMessage<'_>,
-        pending: &mut Vec<CoapEvent>,
+        out: &mut Vec<CoapEvent>,
     ) {
         let Some(block_size) = b.size() else { return };
         let mid = Some(msg.message_id());
@@ -924,7 +990,7 @@ impl CoapSession {
         });
         let len = msg.payload().len();
         if b.more && len != usize::from(block_size) {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::BlockSizeMismatch,
                 sender,
                 mid,
@@ -949,7 +1015,7 @@ impl CoapSession {
                 } else if b.num != t.next_num && kind == BlockKind::Block1 {
                     // RFC 7959 §2.5: Block1 blocks arrive in order; a server
                     // answers a gap with 4.08 Request Entity Incomplete.
-                    pending.push(anomaly(
+                    out.push(anomaly(
                         AnomalyKind::BlockOutOfOrder,
                         sender,
                         mid,
@@ -990,9 +1056,10 @@ impl CoapSession {
         t.bytes = t.bytes.saturating_add(len as u64);
         t.block_size = block_size;
         t.last_ts = ts;
+        self.stamp(ts, life_nanos(self.limits.exchange_lifetime_secs));
         if !b.more {
             let t = self.blocks.swap_remove(i);
-            pending.push(CoapEvent::BlockTransferComplete {
+            out.push(CoapEvent::BlockTransferComplete {
                 dir: sender,
                 kind,
                 uri_path: t.uri_path,
@@ -1009,14 +1076,14 @@ impl CoapSession {
         msg: &CoapMessage<'_>,
         token: Token,
         summary: &Summary,
-        request_uri_path: Option<String>,
-        pending: &mut Vec<CoapEvent>,
+        request_uri_path: Option<Arc<str>>,
+        out: &mut Vec<CoapEvent>,
     ) {
         let lf = parse_link_format(msg.payload(), self.limits.link_format);
         // Only one block of a block-wise body: links at its edges are cut.
         let partial = summary.block2.is_some_and(|b| b.more || b.num > 0);
         if lf.malformed > 0 && !partial {
-            pending.push(anomaly(
+            out.push(anomaly(
                 AnomalyKind::LinkFormatMalformed,
                 dir,
                 Some(msg.message_id()),
@@ -1024,7 +1091,7 @@ impl CoapSession {
                 format!("{} links do not follow RFC 6690 §2", lf.malformed),
             ));
         }
-        pending.push(CoapEvent::Discovery(Box::new(DiscoveryEvent {
+        out.push(CoapEvent::Discovery(Box::new(DiscoveryEvent {
             dir,
             token,
             request_uri_path,
@@ -1035,35 +1102,82 @@ impl CoapSession {
     }
 }
 
+/// "RST rejects Message ID 4711 (NON 2.05)", or "(an unseen message)". A
+/// client that cancels an observation sends such an RST (RFC 7641 §3.6), so
+/// this detail is common: it is written without the formatting machinery.
+fn reset_detail(mid: u16, target: Option<&Recent>) -> String {
+    let mut d = String::with_capacity(40);
+    d.push_str("RST rejects Message ID ");
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut n = mid;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    d.extend(digits[start..].iter().map(|&b| char::from(b)));
+    match target {
+        Some(r) => {
+            d.push_str(" (");
+            d.push_str(r.mtype.name());
+            d.push(' ');
+            // `Code`'s Display: class, '.', detail in two digits.
+            let (class, detail) = (r.code.class(), r.code.detail());
+            for b in [b'0' + class, b'.', b'0' + detail / 10, b'0' + detail % 10] {
+                d.push(char::from(b));
+            }
+            d.push(')');
+        }
+        None => d.push_str(" (an unseen message)"),
+    }
+    d
+}
+
+/// Bytes reserved when a [`Joined`] list gets its first segment.
+const JOINED_INITIAL_CAPACITY: usize = 64;
+
 /// Segments joined with a separator (`a/b/c`, `x=1&y=2`) under a byte cap;
 /// once a segment had to be cut, nothing more is appended.
-#[derive(Default)]
 struct Joined {
     text: String,
+    /// A segment was pushed (the list exists, even if its text is empty).
+    started: bool,
     cut: bool,
 }
 
 impl Joined {
-    /// Returns true when the cap cut something.
-    fn push(list: &mut Option<Joined>, sep: char, segment: &[u8], cap: usize) -> bool {
-        let first = list.is_none();
-        let j = list.get_or_insert_with(Joined::default);
-        if j.cut {
-            return true;
+    /// An empty list written into `buf` (cleared, its capacity kept).
+    fn reusing(mut buf: String) -> Joined {
+        buf.clear();
+        Joined {
+            text: buf,
+            started: false,
+            cut: false,
         }
-        if !first {
-            if j.text.len() + sep.len_utf8() > cap {
-                j.cut = true;
-                return true;
-            }
-            j.text.push(sep);
-        }
-        j.cut = push_lossy_capped(&mut j.text, segment, cap);
-        j.cut
     }
 
-    fn into_string(list: Option<Joined>) -> Option<String> {
-        list.map(|j| j.text)
+    /// Returns true when the cap cut something.
+    fn push(&mut self, sep: char, segment: &[u8], cap: usize) -> bool {
+        if self.cut {
+            return true;
+        }
+        if self.started {
+            if self.text.len() + sep.len_utf8() > cap {
+                self.cut = true;
+                return true;
+            }
+            self.text.push(sep);
+        } else if self.text.capacity() == 0 {
+            // Room for a typical path at once, rather than growing per segment.
+            self.text.reserve(cap.min(JOINED_INITIAL_CAPACITY));
+        }
+        self.started = true;
+        self.cut = push_lossy_capped(&mut self.text, segment, cap);
+        self.cut
     }
 }
 
@@ -1136,7 +1250,7 @@ mod tests {
         events
             .iter()
             .find_map(|e| match e {
-                CoapEvent::Message(m) => Some(m.as_ref()),
+                CoapEvent::Message(m) => Some(m),
                 _ => None,
             })
             .expect("a message event")
@@ -2124,6 +2238,95 @@ mod tests {
     }
 
     #[test]
+    fn reset_detail_reads_as_formatted() {
+        for mid in [0, 7, 10, 99, 4711, 65535] {
+            assert_eq!(
+                reset_detail(mid, None),
+                format!("RST rejects Message ID {mid} (an unseen message)")
+            );
+            for (mtype, raw) in [
+                (MessageType::NonConfirmable, 0x45),
+                (MessageType::Confirmable, 0x01),
+                (MessageType::Acknowledgement, 0xFF),
+                (MessageType::Reset, 0x00),
+            ] {
+                let code = Code::from_u8(raw);
+                let r = Recent {
+                    dir: C,
+                    mid,
+                    ts: Timestamp(0),
+                    family: Family::of(mtype),
+                    mtype,
+                    code,
+                    token: Token::default(),
+                };
+                assert_eq!(
+                    reset_detail(mid, Some(&r)),
+                    format!("RST rejects Message ID {mid} ({} {code})", mtype.name())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn expiry_follows_the_earliest_stamp_even_out_of_order() {
+        let mut s = session();
+        feed(
+            &mut s,
+            ms(10_000),
+            C,
+            &enc(CON, Code::GET, 1, &[1], &[], b""),
+        );
+        // Stamped earlier than the previous datagram (captures are not
+        // always in time order): it expires first.
+        feed(&mut s, ms(0), C, &enc(CON, Code::GET, 2, &[2], &[], b""));
+        let mut out = Vec::new();
+        s.expire(ms(247_000), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        s.expire(ms(247_001), &mut out);
+        assert!(
+            matches!(&out[..], [CoapEvent::Unanswered { message_id: 2, .. }]),
+            "{out:?}"
+        );
+        out.clear();
+        s.expire(ms(257_000), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        s.expire(ms(257_001), &mut out);
+        assert!(
+            matches!(&out[..], [CoapEvent::Unanswered { message_id: 1, .. }]),
+            "{out:?}"
+        );
+        assert_eq!(s.stats().exchanges_expired, 2);
+        // Nothing is left: the flow's end finds nothing more.
+        out.clear();
+        s.expire(Timestamp(i64::MAX), &mut out);
+        assert!(out.is_empty() && s.open_exchanges() == 0);
+    }
+
+    #[test]
+    fn message_id_memory_is_bounded_per_endpoint() {
+        let limits = CoapLimits {
+            max_recent_messages: 2,
+            ..CoapLimits::default()
+        };
+        let mut s = CoapSession::new(limits);
+        let server_con = enc(CON, Code::CONTENT, 9, &[9], &[], b"x");
+        feed(&mut s, ms(0), S, &server_con);
+        for mid in 0..3u16 {
+            let req = enc(NON, Code::GET, mid, &[mid as u8], &[], b"");
+            feed(&mut s, ms(1 + i64::from(mid)), C, &req);
+        }
+        // The client's third message evicted the client's first only.
+        assert_eq!(s.stats().recent_evicted, 1);
+        let again = |s: &mut CoapSession, dir, d: &[u8]| {
+            message(&feed(s, ms(10), dir, d)).is_retransmission
+        };
+        assert!(again(&mut s, S, &server_con));
+        assert!(again(&mut s, C, &enc(NON, Code::GET, 2, &[2], &[], b"")));
+        assert!(!again(&mut s, C, &enc(NON, Code::GET, 0, &[0], &[], b"")));
+    }
+
+    #[test]
     fn tables_are_bounded_and_evictions_counted() {
         let limits = CoapLimits {
             max_open_exchanges: 2,
@@ -2249,7 +2452,10 @@ mod tests {
                 let dir = if next(&mut rng) % 2 == 0 { C } else { S };
                 s.on_datagram(ms(t), dir, &d, &mut out);
                 assert!(s.open_exchanges() <= 4 && s.active_observations() <= 2);
-                assert!(s.recent.iter().all(|q| q.len() <= 4) && s.blocks.len() <= 2);
+                for d in [C, S] {
+                    assert!(s.recent.iter().filter(|r| r.dir == d).count() <= 4);
+                }
+                assert!(s.blocks.len() <= 2);
                 out.clear();
             }
         }
