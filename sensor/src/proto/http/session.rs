@@ -56,6 +56,11 @@ use crate::proto::Probe;
 /// parsed again with `HttpLimits::max_headers` slots.
 const SMALL_HEADER_STORAGE: usize = 32;
 
+/// Parses a complete head into the given header storage (see
+/// [`HttpSession::head`]); `false` when the fields need more storage.
+type HeadParser =
+    for<'b> fn(&mut HttpSession, &'b [u8], &mut [Header<'b>], usize, &mut Vec<HttpEvent>) -> bool;
+
 /// Bounds on what one HTTP flow may make the session hold or emit.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -465,8 +470,8 @@ impl HttpSession {
                 let head = rest.get(..end).unwrap_or_default();
                 if self.strict_head(dir, head, out).is_none() {
                     match dir {
-                        Direction::ToServer => self.request_head(head, out),
-                        Direction::ToClient => self.response_head(head, out),
+                        Direction::ToServer => self.head(head, out, Self::request_head_in),
+                        Direction::ToClient => self.head(head, out, Self::response_head_in),
                     }
                 }
                 Step::Consumed(end)
@@ -494,9 +499,9 @@ impl HttpSession {
     /// Handles the head at the start of `rest` when the strict parser accepts
     /// it whole within `max_head_bytes` (see [`parse_strict_request_head`]):
     /// the same head, parsed the same way, as [`find_head_end`] and
-    /// [`Self::request_head`] / [`Self::response_head`] would. Used on the
-    /// bytes at hand when a head is first seen (no separate scan for its
-    /// end), and on a delimited head (no header storage to initialise).
+    /// [`Self::head`] would. Used on the bytes at hand when a head is first
+    /// seen (no separate scan for its end), and on a delimited head (no
+    /// header storage to initialise).
     /// Returns the head's length, or `None` having done nothing: the caller
     /// then takes the general path, which also forgives malformed heads.
     fn strict_head(
@@ -707,25 +712,33 @@ impl HttpSession {
         self.pending.push_back(pending);
     }
 
-    fn request_head(&mut self, head: &[u8], out: &mut Vec<HttpEvent>) {
+    /// Parses a complete head with `parse`: into a small stack storage first
+    /// and, only when its fields do not fit there, again with the full limit.
+    fn head(&mut self, head: &[u8], out: &mut Vec<HttpEvent>, parse: HeadParser) {
         let limit = self.header_storage_len();
         let mut small = [EMPTY_HEADER; SMALL_HEADER_STORAGE];
         let storage = small
             .get_mut(..limit.min(SMALL_HEADER_STORAGE))
             .unwrap_or_default();
-        if !self.request_head_in(head, storage, limit, out) {
-            self.request_head_full(head, limit, out);
+        if !parse(self, head, storage, limit, out) {
+            self.head_full(head, limit, out, parse);
         }
     }
 
-    /// [`Self::request_head`] for a head with more fields than the small
-    /// storage holds.
+    /// [`Self::head`] for a head with more fields than the small storage
+    /// holds.
     #[cold]
     #[inline(never)]
-    fn request_head_full(&mut self, head: &[u8], limit: usize, out: &mut Vec<HttpEvent>) {
+    fn head_full(
+        &mut self,
+        head: &[u8],
+        limit: usize,
+        out: &mut Vec<HttpEvent>,
+        parse: HeadParser,
+    ) {
         let mut full = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
         let storage = full.get_mut(..limit).unwrap_or_default();
-        self.request_head_in(head, storage, limit, out);
+        parse(self, head, storage, limit, out);
     }
 
     /// Parses a request head with `storage` for its fields. Returns `false`,
@@ -875,27 +888,6 @@ impl HttpSession {
             self.limits.max_chunk_line_bytes,
             self.limits.max_trailer_bytes,
         ))
-    }
-
-    fn response_head(&mut self, head: &[u8], out: &mut Vec<HttpEvent>) {
-        let limit = self.header_storage_len();
-        let mut small = [EMPTY_HEADER; SMALL_HEADER_STORAGE];
-        let storage = small
-            .get_mut(..limit.min(SMALL_HEADER_STORAGE))
-            .unwrap_or_default();
-        if !self.response_head_in(head, storage, limit, out) {
-            self.response_head_full(head, limit, out);
-        }
-    }
-
-    /// [`Self::response_head`] for a head with more fields than the small
-    /// storage holds.
-    #[cold]
-    #[inline(never)]
-    fn response_head_full(&mut self, head: &[u8], limit: usize, out: &mut Vec<HttpEvent>) {
-        let mut full = [EMPTY_HEADER; MAX_HEADERS_HARD_CAP];
-        let storage = full.get_mut(..limit).unwrap_or_default();
-        self.response_head_in(head, storage, limit, out);
     }
 
     /// Parses a response head with `storage` for its fields; `false` as for
