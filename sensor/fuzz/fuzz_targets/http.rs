@@ -18,7 +18,7 @@ use spanwatch::proto::http::parser::{
 use spanwatch::proto::http::{
     Auth, BODY_HEAD_BYTES, HttpEvent, HttpLimits, HttpSession, HttpStats, Method, TunnelKind, probe,
 };
-use spanwatch_fuzz::{Clock, Input, Step, assert_chars_capped, pieces};
+use spanwatch_fuzz::{Input, assert_chars_capped, replay};
 
 /// Longest anomaly detail: a fixed sentence (under 128 bytes) and evidence
 /// escaped (`\xNN`, 4 bytes per input byte) from at most `MAX_DETAIL_BYTES`
@@ -118,31 +118,15 @@ fn check_events(events: &[HttpEvent], limits: &HttpLimits, tally: &mut Tally) {
     }
 }
 
-/// Runs the schedule; with `piece`, every data step is fed in pieces of
-/// that many bytes (same timestamp) instead of whole.
+/// Runs the schedule (see [`replay`]) through a new session; returns its
+/// events and final counters.
 fn run(
     input: &Input<'_>,
     limits: &HttpLimits,
     piece: Option<usize>,
 ) -> (Vec<HttpEvent>, HttpStats) {
     let mut s = HttpSession::new(limits.clone());
-    let mut clock = Clock::new(input.config);
-    let mut out = Vec::new();
-    for step in input.steps() {
-        let ts = clock.tick();
-        match (step, piece) {
-            (Step::Data(dir, data), None) => s.on_data(ts, dir, data, &mut out),
-            (Step::Data(dir, data), Some(n)) => {
-                for p in pieces(data, n) {
-                    s.on_data(ts, dir, p, &mut out);
-                }
-            }
-            (Step::Gap(dir, missing), _) => s.on_gap(ts, dir, missing, &mut out),
-        }
-    }
-    if input.config.close() {
-        s.on_close(clock.tick(), &mut out);
-    }
+    let out = replay(&mut s, input, piece);
     (out, s.stats().clone())
 }
 

@@ -17,7 +17,7 @@ use spanwatch::proto::mqtt::{
     AnomalyKind, MqttEvent, MqttLimits, MqttSession, MqttStats, PropertySummary, ProtocolVersion,
     probe,
 };
-use spanwatch_fuzz::{Clock, Input, Step, assert_bytes_capped, pieces};
+use spanwatch_fuzz::{Input, assert_bytes_capped, replay};
 
 /// Packets framed from the payload by the stateless pass.
 const MAX_STATELESS_PACKETS: usize = 64;
@@ -128,31 +128,15 @@ fn check_events(events: &[MqttEvent], l: &MqttLimits) -> (u64, u64) {
     (packets, anomalies)
 }
 
-/// Runs the schedule; with `piece`, every data step is fed in pieces of
-/// that many bytes (same timestamp) instead of whole.
+/// Runs the schedule (see [`replay`]) through a new session; returns its
+/// events and final counters.
 fn run(
     input: &Input<'_>,
     limits: &MqttLimits,
     piece: Option<usize>,
 ) -> (Vec<MqttEvent>, MqttStats) {
     let mut s = MqttSession::new(limits.clone());
-    let mut clock = Clock::new(input.config);
-    let mut out = Vec::new();
-    for step in input.steps() {
-        let ts = clock.tick();
-        match (step, piece) {
-            (Step::Data(dir, data), None) => s.on_data(ts, dir, data, &mut out),
-            (Step::Data(dir, data), Some(n)) => {
-                for p in pieces(data, n) {
-                    s.on_data(ts, dir, p, &mut out);
-                }
-            }
-            (Step::Gap(dir, missing), _) => s.on_gap(ts, dir, missing, &mut out),
-        }
-    }
-    if input.config.close() {
-        s.on_close(clock.tick(), &mut out);
-    }
+    let out = replay(&mut s, input, piece);
     (out, *s.stats())
 }
 

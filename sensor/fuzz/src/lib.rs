@@ -28,6 +28,8 @@
 
 use spanwatch::capture::Timestamp;
 use spanwatch::flow::Direction;
+use spanwatch::proto::http::{HttpEvent, HttpSession};
+use spanwatch::proto::mqtt::{MqttEvent, MqttSession};
 
 /// Most schedule entries an input can carry.
 pub const MAX_ENTRIES: usize = 32;
@@ -218,6 +220,69 @@ impl Clock {
             .saturating_mul(Timestamp::NANOS_PER_SEC);
         self.now = self.now.saturating_add(nanos);
     }
+}
+
+/// A TCP stream session as the dispatcher drives it: in-order data, gaps
+/// and the close of the flow, each appending events to `out`.
+pub trait StreamSession {
+    type Event;
+    fn data(&mut self, ts: Timestamp, dir: Direction, data: &[u8], out: &mut Vec<Self::Event>);
+    fn gap(&mut self, ts: Timestamp, dir: Direction, missing: u64, out: &mut Vec<Self::Event>);
+    fn close(&mut self, ts: Timestamp, out: &mut Vec<Self::Event>);
+}
+
+impl StreamSession for HttpSession {
+    type Event = HttpEvent;
+    fn data(&mut self, ts: Timestamp, dir: Direction, data: &[u8], out: &mut Vec<HttpEvent>) {
+        self.on_data(ts, dir, data, out);
+    }
+    fn gap(&mut self, ts: Timestamp, dir: Direction, missing: u64, out: &mut Vec<HttpEvent>) {
+        self.on_gap(ts, dir, missing, out);
+    }
+    fn close(&mut self, ts: Timestamp, out: &mut Vec<HttpEvent>) {
+        self.on_close(ts, out);
+    }
+}
+
+impl StreamSession for MqttSession {
+    type Event = MqttEvent;
+    fn data(&mut self, ts: Timestamp, dir: Direction, data: &[u8], out: &mut Vec<MqttEvent>) {
+        self.on_data(ts, dir, data, out);
+    }
+    fn gap(&mut self, ts: Timestamp, dir: Direction, missing: u64, out: &mut Vec<MqttEvent>) {
+        self.on_gap(ts, dir, missing, out);
+    }
+    fn close(&mut self, ts: Timestamp, out: &mut Vec<MqttEvent>) {
+        self.on_close(ts, out);
+    }
+}
+
+/// Runs the schedule of `input` through `session` and returns its events;
+/// with `piece`, every data step is fed in pieces of that many bytes (same
+/// timestamp) instead of whole.
+pub fn replay<S: StreamSession>(
+    session: &mut S,
+    input: &Input<'_>,
+    piece: Option<usize>,
+) -> Vec<S::Event> {
+    let mut clock = Clock::new(input.config);
+    let mut out = Vec::new();
+    for step in input.steps() {
+        let ts = clock.tick();
+        match (step, piece) {
+            (Step::Data(dir, data), None) => session.data(ts, dir, data, &mut out),
+            (Step::Data(dir, data), Some(n)) => {
+                for p in pieces(data, n) {
+                    session.data(ts, dir, p, &mut out);
+                }
+            }
+            (Step::Gap(dir, missing), _) => session.gap(ts, dir, missing, &mut out),
+        }
+    }
+    if input.config.close() {
+        session.close(clock.tick(), &mut out);
+    }
+    out
 }
 
 /// Panics when a capped string is longer than its cap in bytes.
