@@ -87,16 +87,25 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    g.bench_function("pipeline", |b| {
-        b.iter(|| {
-            let mut p = Pipeline::new(PipelineConfig::default());
-            for f in &frames {
-                p.process(&f.frame());
-            }
-            p.finish();
-            p.packets()
-        })
-    });
+    // The whole packet path, parsers on the capture thread and on their own.
+    for (name, app_thread) in [
+        ("pipeline_one_thread", false),
+        ("pipeline_two_threads", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut p = Pipeline::new(PipelineConfig {
+                    app_thread,
+                    ..PipelineConfig::default()
+                });
+                for f in &frames {
+                    p.process(&f.frame());
+                }
+                p.finish();
+                p.packets()
+            })
+        });
+    }
     g.finish();
 }
 

@@ -123,6 +123,9 @@ pub struct EngineArgs {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Threads of the packet path: 1 runs everything on the capture thread, 2 runs the protocol parsers and rules on a second one [default: 2 when the machine has more than one core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: Option<u8>,
 }
 
 impl EngineArgs {
@@ -177,6 +180,7 @@ impl EngineArgs {
             app_memcap_bytes: self.app_memcap,
             parse_protocols: !self.no_parsers,
             top_talkers: self.top,
+            app_thread: self.threads.map_or_else(pipeline::spare_core, |n| n > 1),
             ..PipelineConfig::default()
         }
     }
@@ -493,7 +497,7 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     };
     let json = args.engine.json;
     let mut report_error = None;
-    let mut report = |p: &Pipeline, kernel: Option<KernelStats>| {
+    let mut report = |p: &mut Pipeline, kernel: Option<KernelStats>| {
         if let Err(e) = print_summary(&p.summary(&inputs, kernel), json) {
             report_error.get_or_insert(e);
         }

@@ -224,12 +224,16 @@ fn normalise(v: Option<&Value>, like: &Value) -> Value {
 fn protocol_counts_equal_tsharks() {
     let mut differences = BTreeMap::new();
     let mut compared = 0;
-    for row in common::manifest() {
+    // The parsers on the capture thread, and on a thread of their own.
+    for (threads, row) in ["1", "2"]
+        .into_iter()
+        .flat_map(|t| common::manifest().into_iter().map(move |row| (t, row)))
+    {
         let expected = &row.expected;
         if !FIELDS.iter().any(|(p, _, _)| expected.get(*p).is_some()) {
             continue;
         }
-        let (out, json) = common::replay_json(&[&row.file()], &[]);
+        let (out, json) = common::replay_json(&[&row.file()], &["--threads", threads]);
         assert!(
             out.status.success(),
             "{}: {}",
@@ -251,13 +255,13 @@ fn protocol_counts_equal_tsharks() {
                 .any(|(f, k, v, _)| *f == row.path && *k == field && *v == ours_text);
             if !excused {
                 differences.insert(
-                    format!("{} {field}", row.path),
+                    format!("{} {field} (threads {threads})", row.path),
                     format!("spanwatch {ours} tshark {theirs}"),
                 );
             }
         }
     }
-    assert!(compared > 500, "compared only {compared} values");
+    assert!(compared > 1000, "compared only {compared} values");
     assert!(
         differences.is_empty(),
         "{} differences:\n{}",

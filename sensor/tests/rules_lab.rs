@@ -61,9 +61,10 @@ fn epoch(ts: &str) -> f64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-fn replay_alerts(capture: &Path) -> (Vec<serde_json::Value>, PathBuf) {
+/// Alerts of `spanwatch replay --threads THREADS CAPTURE`, and their file.
+fn replay_alerts(capture: &Path, threads: &str) -> (Vec<serde_json::Value>, PathBuf) {
     let alerts = std::env::temp_dir().join(format!(
-        "spanwatch-alerts-{}-{}.jsonl",
+        "spanwatch-alerts-{}-{threads}-{}.jsonl",
         std::process::id(),
         capture
             .parent()
@@ -74,7 +75,7 @@ fn replay_alerts(capture: &Path) -> (Vec<serde_json::Value>, PathBuf) {
     ));
     let _ = std::fs::remove_file(&alerts);
     let out = common::spanwatch()
-        .args(["replay", "--no-progress", "--alerts"])
+        .args(["replay", "--no-progress", "--threads", threads, "--alerts"])
         .arg(&alerts)
         .arg(capture)
         .output()
@@ -92,9 +93,22 @@ fn replay_alerts(capture: &Path) -> (Vec<serde_json::Value>, PathBuf) {
     (parsed, alerts)
 }
 
+/// Checks the alerts of `dir`'s capture against its labels, with the parsers
+/// and rules on the capture thread and on a thread of their own: both must
+/// pass, with the same alerts.
 fn check_capture(dir: &Path) {
+    let one = check_run(dir, "1");
+    let two = check_run(dir, "2");
+    assert!(
+        one == two,
+        "{}: the alerts depend on the threads",
+        dir.display()
+    );
+}
+
+fn check_run(dir: &Path, threads: &str) -> Vec<serde_json::Value> {
     let labels = labels(&dir.join("labels.csv"));
-    let (alerts, file) = replay_alerts(&dir.join("capture.pcap"));
+    let (alerts, file) = replay_alerts(&dir.join("capture.pcap"), threads);
     assert!(!alerts.is_empty(), "{}: no alerts", dir.display());
 
     // Every required phase present in the labels: an alert from its attacker inside its window.
@@ -168,6 +182,7 @@ fn check_capture(dir: &Path) {
         alerts.len().to_string()
     );
     let _ = std::fs::remove_file(&file);
+    alerts
 }
 
 #[test]

@@ -4,11 +4,10 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use super::event::RuleEvent;
-use super::normalize::Normalizer;
+use super::normalize::{Normalizer, PacketNote};
 use super::rules::{Engine, EngineLimits, EngineStats, RuleMatch, RuleSet};
 use crate::alert::{AlertError, AlertInput, AlertSource, AlertStats, Alerter};
 use crate::capture::Timestamp;
-use crate::decode::Packet;
 use crate::flow::{Direction, FlowInfo};
 use crate::proto::dispatch::{AppEvent, AppProto};
 
@@ -45,7 +44,7 @@ impl Detector {
         self.engine.reload(rules);
     }
 
-    pub fn packet(&mut self, flow: &FlowInfo, dir: Direction, pkt: &Packet<'_>, established: bool) {
+    pub fn packet(&mut self, flow: &FlowInfo, dir: Direction, pkt: &PacketNote, established: bool) {
         self.normalizer
             .packet(flow, dir, pkt, established, &mut self.events);
         self.run();

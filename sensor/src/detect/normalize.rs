@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::event::{RuleEvent, Value};
 use crate::capture::Timestamp;
-use crate::decode::{Packet, Transport};
+use crate::decode::{Packet, TcpFlags, Transport};
 use crate::flow::{Direction, FlowInfo};
 use crate::proto::counts::snake;
 use crate::proto::dispatch::{AppEvent, AppProto};
@@ -21,6 +21,26 @@ pub const MAX_FLOW_NOTES: usize = 65_536;
 struct Notes {
     last_uri: Option<String>,
     client_id: Option<String>,
+}
+
+/// What the rules need of one packet: its time and, for TCP, its flags. Small
+/// and owned, so that it can be handed to another thread.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketNote {
+    pub ts: Timestamp,
+    pub tcp_flags: Option<TcpFlags>,
+}
+
+impl PacketNote {
+    pub fn of(pkt: &Packet<'_>) -> Self {
+        PacketNote {
+            ts: pkt.ts,
+            tcp_flags: match &pkt.transport {
+                Transport::Tcp(seg) => Some(seg.flags),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Builds rule events; keeps a little per-flow memory, bounded.
@@ -63,6 +83,12 @@ impl Normalizer {
         Some(self.notes.entry(flow_id).or_default())
     }
 
+    /// Whether [`Normalizer::packet`] makes anything of this packet: only TCP
+    /// SYN and RST segments tell of connection attempts and refusals.
+    pub fn wants_packet(pkt: &PacketNote) -> bool {
+        pkt.tcp_flags.is_some_and(|f| f.syn() || f.rst())
+    }
+
     /// Per-packet observations: connection attempts and refusals (for scans
     /// and floods). `established_before` says whether the handshake had
     /// completed before this packet.
@@ -70,17 +96,17 @@ impl Normalizer {
         &self,
         flow: &FlowInfo,
         dir: Direction,
-        pkt: &Packet<'_>,
+        pkt: &PacketNote,
         established_before: bool,
         out: &mut Vec<RuleEvent>,
     ) {
-        let Transport::Tcp(seg) = &pkt.transport else {
+        let Some(flags) = pkt.tcp_flags else {
             return;
         };
         let dst_port = i64::from(flow.server.1);
-        if seg.flags.syn() && !seg.flags.ack() && dir == Direction::ToServer {
+        if flags.syn() && !flags.ack() && dir == Direction::ToServer {
             out.push(base(flow, pkt.ts, "tcp.syn", "tcp").with("dst_port", dst_port));
-        } else if seg.flags.rst() && dir == Direction::ToClient && !established_before {
+        } else if flags.rst() && dir == Direction::ToClient && !established_before {
             out.push(base(flow, pkt.ts, "tcp.refused", "tcp").with("dst_port", dst_port));
         }
     }
@@ -383,5 +409,61 @@ fn telnet_event(flow: &FlowInfo, ts: Timestamp, e: &telnet::TelnetEvent, out: &m
             out.push(anomaly(flow, ts, "telnet", snake(&a.kind), ""));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn tcp_flow() -> FlowInfo {
+        FlowInfo {
+            id: 1,
+            client: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000),
+            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 23),
+            protocol: 6,
+            vlan: [0, 0],
+            client_mac: None,
+            server_mac: None,
+            first_ts: Timestamp::default(),
+            last_ts: Timestamp::default(),
+            packets: [1, 0],
+            bytes: [60, 0],
+            tcp_state: None,
+            established: false,
+        }
+    }
+
+    /// The flow stage hands over only the packets `wants_packet` accepts:
+    /// no other packet may make an event.
+    #[test]
+    fn packets_not_wanted_make_no_event() {
+        let n = Normalizer::default();
+        let flow = tcp_flow();
+        let mut wanted = 0;
+        for bits in 0..=u8::MAX {
+            for tcp_flags in [Some(TcpFlags(bits)), None] {
+                let note = PacketNote {
+                    ts: Timestamp::default(),
+                    tcp_flags,
+                };
+                for dir in [Direction::ToServer, Direction::ToClient] {
+                    for established in [false, true] {
+                        let mut out = Vec::new();
+                        n.packet(&flow, dir, &note, established, &mut out);
+                        if !Normalizer::wants_packet(&note) {
+                            assert!(out.is_empty(), "{note:?} {dir:?}: {out:?}");
+                        } else {
+                            wanted += out.len();
+                        }
+                    }
+                }
+            }
+        }
+        // RFC 9293 §3.1: SYN is 0x02, ACK 0x10, RST 0x04. A SYN without ACK to
+        // the server is an attempt: 64 flag bytes, established or not. A RST to
+        // the client before the handshake is a refusal: 128 flag bytes.
+        assert_eq!(wanted, 64 * 2 + 128);
     }
 }

@@ -273,7 +273,13 @@ impl<T: Default> FlowTable<T> {
     }
 
     pub fn new(cfg: FlowConfig) -> Self {
-        let max_flows = (cfg.memcap_bytes / Self::bytes_per_flow()).max(1);
+        Self::with_consumer_bytes(cfg, 0)
+    }
+
+    /// Like [`FlowTable::new`], for a handler that keeps `consumer_bytes`
+    /// of its own per flow, counted against the same memory cap.
+    pub fn with_consumer_bytes(cfg: FlowConfig, consumer_bytes: usize) -> Self {
+        let max_flows = (cfg.memcap_bytes / (Self::bytes_per_flow() + consumer_bytes)).max(1);
         // The records and the expiry queue are reserved up front (dense, and
         // untouched pages cost no resident memory); the index grows with the
         // flows, so that a small working set stays in cache.

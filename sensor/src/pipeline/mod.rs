@@ -1,23 +1,28 @@
-//! Wires the stages: frames → decode → flow table (TCP reassembly) → per-flow
-//! consumers, and keeps the run's summary. One packet path for replay and live.
+//! Wires the stages: frames → decode → flow table (TCP reassembly) → the
+//! application stage (protocol parsers, rules, logs), and keeps the run's
+//! summary. One packet path for replay and live.
+//!
+//! With two threads (the default on a machine with more than one core), the
+//! application stage runs on a worker thread fed with batches (see [`stage`]),
+//! so that parsing and rules overlap with decoding and reassembly.
+
+mod stage;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alert::AlertError;
-use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
+use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next};
 use crate::decode::defrag::DefragLimits;
-use crate::decode::{Decoded, Decoder, Packet};
+use crate::decode::{Decoded, Decoder};
 use crate::detect::detector::Detector;
 use crate::detect::rules::RuleSet;
-use crate::flow::{
-    CloseReason, Direction, FlowConfig, FlowHandler, FlowInfo, FlowTable, StreamEvent,
-};
-use crate::proto::counts::ProtoCounts;
-use crate::proto::dispatch::{AppEvent, AppEventSink, AppLimits, AppProto, Dispatcher, FlowApp};
-use crate::proto::log::{LogContext, LogCounts, LogError, ProtocolLogs};
-use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary, Talkers};
+use crate::flow::{FlowConfig, FlowTable};
+use crate::proto::dispatch::{AppLimits, Dispatcher};
+use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
+use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
+use stage::{AppSlot, AppStage, Handoff, SLOT_BYTES_PER_FLOW, Worker};
 
 /// Settings of a pipeline run.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +35,13 @@ pub struct PipelineConfig {
     pub parse_protocols: bool,
     /// Rows in the top-talkers table.
     pub top_talkers: usize,
+    /// Run the application stage on a thread of its own.
+    pub app_thread: bool,
+}
+
+/// Whether this machine has a core to spare for the application stage.
+pub fn spare_core() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
 }
 
 impl Default for PipelineConfig {
@@ -40,103 +52,8 @@ impl Default for PipelineConfig {
             app_memcap_bytes: 64 << 20,
             parse_protocols: true,
             top_talkers: 10,
+            app_thread: spare_core(),
         }
-    }
-}
-
-/// What the pipeline does with parser events: counts them and, when asked,
-/// writes the per-protocol logs.
-#[derive(Default)]
-struct EventSink {
-    protocols: ProtoCounts,
-    logs: Option<ProtocolLogs>,
-    /// The first log write failure; logging stops there.
-    log_error: Option<LogError>,
-    detector: Option<Detector>,
-}
-
-impl AppEventSink for EventSink {
-    fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
-        self.protocols.on_detect(proto);
-        if let Some(d) = self.detector.as_mut() {
-            d.detect(flow, proto);
-        }
-    }
-
-    fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
-        if let Some(d) = self.detector.as_mut() {
-            d.close(flow, proto);
-        }
-    }
-
-    fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
-        self.protocols.on_event(event);
-        if let Some(d) = self.detector.as_mut() {
-            d.event(flow, ts, dir, event);
-        }
-        if let Some(logs) = self.logs.as_mut() {
-            let ctx = LogContext { ts, flow, dir };
-            let written = match event {
-                AppEvent::Http(e) => logs.http(&ctx, e),
-                AppEvent::Mqtt(e) => logs.mqtt(&ctx, e),
-                AppEvent::Coap(e) => logs.coap(&ctx, e),
-                AppEvent::Telnet(e) => logs.telnet(&ctx, e),
-            };
-            if let Err(e) = written {
-                self.log_error = Some(e);
-                self.logs = None;
-            }
-        }
-    }
-}
-
-/// Consumer of the flow table's output: protocol sessions and talkers.
-struct Consumers {
-    parse_protocols: bool,
-    dispatcher: Dispatcher,
-    sink: EventSink,
-    talkers: Talkers,
-}
-
-impl FlowHandler<FlowApp> for Consumers {
-    fn on_packet(
-        &mut self,
-        info: &FlowInfo,
-        _: &mut FlowApp,
-        dir: Direction,
-        pkt: &Packet<'_>,
-        established_before: bool,
-    ) {
-        if let Some(d) = self.sink.detector.as_mut() {
-            d.packet(info, dir, pkt, established_before);
-        }
-    }
-
-    fn on_stream(
-        &mut self,
-        info: &FlowInfo,
-        app: &mut FlowApp,
-        dir: Direction,
-        ev: StreamEvent<'_>,
-    ) {
-        if !self.parse_protocols {
-            return;
-        }
-        self.dispatcher
-            .on_stream(info, app, dir, ev, &mut self.sink);
-    }
-
-    fn on_datagram(&mut self, info: &FlowInfo, app: &mut FlowApp, dir: Direction, payload: &[u8]) {
-        if !self.parse_protocols {
-            return;
-        }
-        self.dispatcher
-            .on_datagram(info, &mut app.session, dir, payload, &mut self.sink);
-    }
-
-    fn on_close(&mut self, info: &FlowInfo, app: &mut FlowApp, _: CloseReason) {
-        self.dispatcher.on_close(info, app, &mut self.sink);
-        self.talkers.add_flow(info);
     }
 }
 
@@ -144,8 +61,12 @@ impl FlowHandler<FlowApp> for Consumers {
 pub struct Pipeline {
     cfg: PipelineConfig,
     decoder: Decoder,
-    flows: FlowTable<FlowApp>,
-    consumers: Consumers,
+    flows: FlowTable<AppSlot>,
+    handoff: Handoff,
+    /// The application stage, when it runs here; an empty stand-in while
+    /// `worker` has it.
+    stage: Box<AppStage>,
+    worker: Option<Worker>,
     packets: u64,
     bytes: u64,
     captured_bytes: u64,
@@ -159,13 +80,13 @@ impl Pipeline {
         Pipeline {
             cfg,
             decoder: Decoder::new(cfg.defrag),
-            flows: FlowTable::new(cfg.flows),
-            consumers: Consumers {
-                parse_protocols: cfg.parse_protocols,
-                dispatcher: Dispatcher::new(AppLimits::default(), cfg.app_memcap_bytes),
-                sink: EventSink::default(),
-                talkers: Talkers::default(),
-            },
+            flows: FlowTable::with_consumer_bytes(cfg.flows, SLOT_BYTES_PER_FLOW),
+            handoff: Handoff::new(cfg.parse_protocols),
+            stage: Box::new(AppStage::new(Dispatcher::new(
+                AppLimits::default(),
+                cfg.app_memcap_bytes,
+            ))),
+            worker: None,
             packets: 0,
             bytes: 0,
             captured_bytes: 0,
@@ -182,44 +103,89 @@ impl Pipeline {
         self.captured_bytes += frame.data.len() as u64;
         self.span.add(frame.ts);
         if let Decoded::Packet(pkt) = self.decoder.decode(frame) {
-            self.flows.process(&pkt, &mut self.consumers);
+            self.flows.process(&pkt, &mut self.handoff);
+            if self.handoff.batch.is_full() {
+                self.hand_off();
+            }
         }
+    }
+
+    /// Give what the flow stage collected to the application stage: queue it
+    /// for the worker thread (started on first use), or run it here.
+    pub fn hand_off(&mut self) {
+        if self.handoff.batch.is_empty() {
+            return;
+        }
+        if self.worker.is_none() && self.cfg.app_thread {
+            match Worker::start(std::mem::take(&mut self.stage)) {
+                Ok(worker) => self.worker = Some(worker),
+                Err((stage, e)) => {
+                    self.stage = stage;
+                    self.cfg.app_thread = false;
+                    self.warn(format!(
+                        "no thread for the protocol parsers ({e}): running them on the capture thread"
+                    ));
+                }
+            }
+        }
+        let Some(worker) = self.worker.take() else {
+            self.stage.run(&mut self.handoff.batch);
+            return;
+        };
+        match worker.send(std::mem::take(&mut self.handoff.batch)) {
+            Ok((worker, next)) => {
+                self.worker = Some(worker);
+                self.handoff.batch = next;
+            }
+            Err((stage, mut batch)) => {
+                self.stage = stage;
+                self.stage.run(&mut batch);
+                self.handoff.batch = batch;
+            }
+        }
+    }
+
+    /// The application stage on this thread, with everything so far done.
+    /// A worker thread is joined here and started again at the next batch.
+    fn stage(&mut self) -> &mut AppStage {
+        self.hand_off();
+        if let Some(worker) = self.worker.take() {
+            self.stage = worker.join();
+        }
+        &mut self.stage
     }
 
     /// Write per-protocol JSON Lines logs (http.jsonl, mqtt.jsonl, ...) into `dir`.
     pub fn log_to(&mut self, dir: &std::path::Path) -> Result<(), LogError> {
-        self.consumers.sink.logs = Some(ProtocolLogs::create(dir)?);
+        self.stage().sink.logs = Some(ProtocolLogs::create(dir)?);
         Ok(())
     }
 
     /// Flush the protocol logs: lines written per file.
     pub fn finish_logs(&mut self) -> Result<Option<LogCounts>, LogError> {
-        if let Some(e) = self.consumers.sink.log_error.take() {
+        let sink = &mut self.stage().sink;
+        if let Some(e) = sink.log_error.take() {
             return Err(e);
         }
-        self.consumers
-            .sink
-            .logs
-            .take()
-            .map(ProtocolLogs::finish)
-            .transpose()
+        sink.logs.take().map(ProtocolLogs::finish).transpose()
     }
 
     /// Run the rules on what the pipeline sees, raising alerts through `detector`.
     pub fn detect_with(&mut self, detector: Detector) {
-        self.consumers.sink.detector = Some(detector);
+        self.stage().sink.detector = Some(detector);
+        self.handoff.packets = true;
     }
 
     /// Replace the rules of a running detection (SIGHUP).
     pub fn reload_rules(&mut self, rules: RuleSet) {
-        if let Some(d) = self.consumers.sink.detector.as_mut() {
+        if let Some(d) = self.stage().sink.detector.as_mut() {
             d.reload(rules);
         }
     }
 
     /// Flush the alert sinks (end of input or shutdown): nothing raised is lost.
     pub fn flush_alerts(&mut self) -> Result<(), AlertError> {
-        match self.consumers.sink.detector.as_mut() {
+        match self.stage().sink.detector.as_mut() {
             Some(d) => d.flush(),
             None => Ok(()),
         }
@@ -236,12 +202,14 @@ impl Pipeline {
 
     /// Close every flow (end of input), so their data and counters are final.
     pub fn finish(&mut self) {
-        self.flows.flush(&mut self.consumers);
+        self.flows.flush(&mut self.handoff);
+        self.stage();
     }
 
     /// The summary as of now.
-    pub fn summary(&self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
+    pub fn summary(&mut self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
         let elapsed = self.started.elapsed().as_secs_f64();
+        self.stage();
         let fs = &self.flows.stats;
         Summary {
             inputs: inputs.to_vec(),
@@ -254,11 +222,11 @@ impl Pipeline {
             decode: DecodeSummary::new(&self.decoder.stats, self.decoder.defrag_stats()),
             flows: FlowSummary::new(fs),
             reassembly: fs.reassembly,
-            protocols: self.consumers.sink.protocols.clone(),
-            sessions: self.consumers.dispatcher.budget,
-            detection: self.consumers.sink.detector.as_ref().map(Detector::summary),
-            top_talkers: self.consumers.talkers.top(self.cfg.top_talkers),
-            untracked_talker_bytes: self.consumers.talkers.untracked_bytes(),
+            protocols: self.stage.sink.protocols.clone(),
+            sessions: self.stage.dispatcher.budget,
+            detection: self.stage.sink.detector.as_ref().map(Detector::summary),
+            top_talkers: self.handoff.talkers.top(self.cfg.top_talkers),
+            untracked_talker_bytes: self.handoff.talkers.untracked_bytes(),
             kernel,
             warnings: self.warnings.clone(),
             elapsed_secs: elapsed,
@@ -308,6 +276,9 @@ pub fn run_source(
     }
 }
 
+/// Longest a live capture holds observations back from the application stage.
+const HANDOFF_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Flags the signal handlers of a live capture set.
 #[derive(Debug, Default)]
 pub struct LiveSignals {
@@ -334,10 +305,11 @@ pub fn run_live(
     pipeline: &mut Pipeline,
     signals: &LiveSignals,
     interval: Duration,
-    report: &mut dyn FnMut(&Pipeline, Option<KernelStats>),
+    report: &mut dyn FnMut(&mut Pipeline, Option<KernelStats>),
     reload: &mut dyn FnMut() -> Option<RuleSet>,
 ) -> Result<(), CaptureError> {
     let mut last_report = Instant::now();
+    let mut last_handoff = Instant::now();
     loop {
         if signals.stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -352,8 +324,14 @@ pub fn run_live(
                 let frame = source.current();
                 pipeline.process(&frame);
             }
-            Next::Idle => {}
+            Next::Idle => pipeline.hand_off(),
             Next::End => return Ok(()),
+        }
+        // Under steady light traffic a batch fills slowly: hand it over anyway,
+        // so that alerts are not held back.
+        if last_handoff.elapsed() >= HANDOFF_INTERVAL {
+            pipeline.hand_off();
+            last_handoff = Instant::now();
         }
         if last_report.elapsed() >= interval {
             let kernel = kernel_stats(source);

@@ -1,0 +1,467 @@
+//! The application stage (protocol parsers, rules, logs) and how the flow
+//! stage hands it work: batches of flow observations in packet order, run
+//! either on the same thread or on a worker thread of their own.
+//!
+//! The flow stage copies what the application stage needs (flow record, stream
+//! bytes, datagrams, packet notes) into a [`Batch`]. Batches go through a
+//! bounded queue, so a slow application stage slows capture down instead of
+//! growing memory; emptied batches come back to be filled again. The
+//! application stage sees the same observations in the same order either way,
+//! so its output does not depend on where it runs.
+
+use std::ops::Range;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use crate::capture::Timestamp;
+use crate::detect::detector::Detector;
+use crate::detect::normalize::{Normalizer, PacketNote};
+use crate::flow::{CloseReason, Direction, FlowHandler, FlowInfo, StreamEvent};
+use crate::proto::counts::ProtoCounts;
+use crate::proto::dispatch::{AppEvent, AppEventSink, AppProto, Dispatcher, FlowApp};
+use crate::proto::log::{LogContext, LogError, ProtocolLogs};
+use crate::summary::Talkers;
+
+/// A batch is handed over once it holds this many observations...
+pub const BATCH_ITEMS: usize = 1024;
+/// ...or this many bytes of stream data and datagrams (sized to stay in cache).
+pub const BATCH_BYTES: usize = 256 * 1024;
+/// Batches waiting for the worker thread; capture waits when they are all full.
+pub const QUEUE_BATCHES: usize = 4;
+
+/// What the flow stage saw that the application stage acts on.
+#[derive(Debug)]
+enum ItemKind {
+    Packet {
+        note: PacketNote,
+        established_before: bool,
+    },
+    /// In-order stream bytes, in the batch's byte buffer.
+    Data(Range<usize>),
+    Gap(u64),
+    /// A UDP payload, in the batch's byte buffer.
+    Datagram(Range<usize>),
+    Close,
+}
+
+/// One observation of one flow, with the flow record as it was then.
+#[derive(Debug)]
+struct Item {
+    /// The flow's application state in [`AppStage::apps`].
+    slot: u32,
+    dir: Direction,
+    flow: FlowInfo,
+    kind: ItemKind,
+}
+
+/// Observations in packet order, and the bytes they carry.
+#[derive(Debug, Default)]
+pub struct Batch {
+    items: Vec<Item>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            items: Vec::with_capacity(BATCH_ITEMS),
+            bytes: Vec::with_capacity(BATCH_BYTES),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= BATCH_ITEMS || self.bytes.len() >= BATCH_BYTES
+    }
+
+    fn bytes(&mut self, data: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        start..self.bytes.len()
+    }
+}
+
+/// What the application stage's slot table costs per flow: its entry (the
+/// table grows by doubling, so twice over) and a free-list entry.
+pub const SLOT_BYTES_PER_FLOW: usize =
+    2 * std::mem::size_of::<FlowApp>() + std::mem::size_of::<u32>();
+
+/// The flow table's per-flow state in the flow stage: which application
+/// state slot the flow was given, once it had something for that stage.
+#[derive(Debug, Default)]
+pub struct AppSlot(Option<u32>);
+
+/// The flow table's consumer in the flow stage: fills the batch, and counts
+/// the top talkers (which need only the flow records).
+#[derive(Debug)]
+pub struct Handoff {
+    pub parse_protocols: bool,
+    /// A detector wants the notes of the packets it makes something of.
+    pub packets: bool,
+    pub batch: Batch,
+    free: Vec<u32>,
+    next_slot: u32,
+    pub talkers: Talkers,
+}
+
+impl Handoff {
+    pub fn new(parse_protocols: bool) -> Self {
+        Handoff {
+            parse_protocols,
+            packets: false,
+            batch: Batch::new(),
+            free: Vec::new(),
+            next_slot: 0,
+            talkers: Talkers::default(),
+        }
+    }
+
+    fn push(&mut self, info: &FlowInfo, app: &mut AppSlot, dir: Direction, kind: ItemKind) {
+        let slot = match app.0 {
+            Some(slot) => slot,
+            None => {
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.next_slot += 1;
+                    self.next_slot - 1
+                });
+                app.0 = Some(slot);
+                slot
+            }
+        };
+        self.batch.items.push(Item {
+            slot,
+            dir,
+            flow: info.clone(),
+            kind,
+        });
+    }
+}
+
+impl FlowHandler<AppSlot> for Handoff {
+    fn on_packet(
+        &mut self,
+        info: &FlowInfo,
+        app: &mut AppSlot,
+        dir: Direction,
+        pkt: &crate::decode::Packet<'_>,
+        established_before: bool,
+    ) {
+        if !self.packets {
+            return;
+        }
+        let note = PacketNote::of(pkt);
+        if Normalizer::wants_packet(&note) {
+            let kind = ItemKind::Packet {
+                note,
+                established_before,
+            };
+            self.push(info, app, dir, kind);
+        }
+    }
+
+    fn on_stream(
+        &mut self,
+        info: &FlowInfo,
+        app: &mut AppSlot,
+        dir: Direction,
+        ev: StreamEvent<'_>,
+    ) {
+        if !self.parse_protocols {
+            return;
+        }
+        let kind = match ev {
+            StreamEvent::Data(data) => ItemKind::Data(self.batch.bytes(data)),
+            StreamEvent::Gap(n) => ItemKind::Gap(n),
+        };
+        self.push(info, app, dir, kind);
+    }
+
+    fn on_datagram(&mut self, info: &FlowInfo, app: &mut AppSlot, dir: Direction, payload: &[u8]) {
+        if !self.parse_protocols {
+            return;
+        }
+        let kind = ItemKind::Datagram(self.batch.bytes(payload));
+        self.push(info, app, dir, kind);
+    }
+
+    fn on_close(&mut self, info: &FlowInfo, app: &mut AppSlot, _: CloseReason) {
+        self.talkers.add_flow(info);
+        // A flow that never had anything for the application stage has no
+        // state there to close.
+        if app.0.is_some() {
+            self.push(info, app, Direction::ToServer, ItemKind::Close);
+            if let Some(slot) = app.0.take() {
+                self.free.push(slot);
+            }
+        }
+    }
+}
+
+/// What the pipeline does with parser events: counts them and, when asked,
+/// writes the per-protocol logs and runs the rules.
+#[derive(Default)]
+pub struct EventSink {
+    pub protocols: ProtoCounts,
+    pub logs: Option<ProtocolLogs>,
+    /// The first log write failure; logging stops there.
+    pub log_error: Option<LogError>,
+    pub detector: Option<Detector>,
+}
+
+impl AppEventSink for EventSink {
+    fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
+        self.protocols.on_detect(proto);
+        if let Some(d) = self.detector.as_mut() {
+            d.detect(flow, proto);
+        }
+    }
+
+    fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
+        if let Some(d) = self.detector.as_mut() {
+            d.close(flow, proto);
+        }
+    }
+
+    fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
+        self.protocols.on_event(event);
+        if let Some(d) = self.detector.as_mut() {
+            d.event(flow, ts, dir, event);
+        }
+        if let Some(logs) = self.logs.as_mut() {
+            let ctx = LogContext { ts, flow, dir };
+            let written = match event {
+                AppEvent::Http(e) => logs.http(&ctx, e),
+                AppEvent::Mqtt(e) => logs.mqtt(&ctx, e),
+                AppEvent::Coap(e) => logs.coap(&ctx, e),
+                AppEvent::Telnet(e) => logs.telnet(&ctx, e),
+            };
+            if let Err(e) = written {
+                self.log_error = Some(e);
+                self.logs = None;
+            }
+        }
+    }
+}
+
+/// Protocol sessions, rules and logs: everything after the flow table.
+#[derive(Default)]
+pub struct AppStage {
+    pub dispatcher: Dispatcher,
+    pub sink: EventSink,
+    /// Per-flow application state, by the slot the flow stage gave the flow.
+    apps: Vec<FlowApp>,
+}
+
+impl AppStage {
+    pub fn new(dispatcher: Dispatcher) -> Self {
+        AppStage {
+            dispatcher,
+            sink: EventSink::default(),
+            apps: Vec::new(),
+        }
+    }
+
+    /// Act on every observation of `batch`, in order, and empty it.
+    pub fn run(&mut self, batch: &mut Batch) {
+        let sink = &mut self.sink;
+        for item in batch.items.drain(..) {
+            let slot = item.slot as usize;
+            if slot >= self.apps.len() {
+                self.apps.resize_with(slot + 1, FlowApp::default);
+            }
+            let app = &mut self.apps[slot];
+            let (flow, dir) = (&item.flow, item.dir);
+            match item.kind {
+                ItemKind::Packet {
+                    note,
+                    established_before,
+                } => {
+                    if let Some(d) = sink.detector.as_mut() {
+                        d.packet(flow, dir, &note, established_before);
+                    }
+                }
+                ItemKind::Data(range) => {
+                    let ev = StreamEvent::Data(&batch.bytes[range]);
+                    self.dispatcher.on_stream(flow, app, dir, ev, sink);
+                }
+                ItemKind::Gap(n) => {
+                    self.dispatcher
+                        .on_stream(flow, app, dir, StreamEvent::Gap(n), sink);
+                }
+                ItemKind::Datagram(range) => {
+                    let payload = &batch.bytes[range];
+                    self.dispatcher
+                        .on_datagram(flow, &mut app.session, dir, payload, sink);
+                }
+                ItemKind::Close => {
+                    self.dispatcher.on_close(flow, app, sink);
+                    // The slot goes to the next new flow.
+                    *app = FlowApp::default();
+                }
+            }
+        }
+        batch.bytes.clear();
+    }
+}
+
+/// The application stage running on a thread of its own.
+pub struct Worker {
+    jobs: SyncSender<Batch>,
+    emptied: Receiver<Batch>,
+    thread: JoinHandle<Box<AppStage>>,
+}
+
+impl Worker {
+    /// Start a thread running `stage`; on failure the stage is given back.
+    pub fn start(stage: Box<AppStage>) -> Result<Worker, (Box<AppStage>, std::io::Error)> {
+        let (jobs, queue) = mpsc::sync_channel::<Batch>(QUEUE_BATCHES);
+        let (give_back, emptied) = mpsc::channel::<Batch>();
+        // The stage goes over once the thread exists, so that a failed spawn
+        // does not lose it.
+        let (hand, take) = mpsc::channel::<Box<AppStage>>();
+        let spawned = std::thread::Builder::new()
+            .name("spanwatch-app".into())
+            .spawn(move || {
+                let Ok(mut stage) = take.recv() else {
+                    return Box::default();
+                };
+                for mut batch in queue {
+                    stage.run(&mut batch);
+                    // The pipeline may have stopped taking batches back.
+                    let _ = give_back.send(batch);
+                }
+                stage
+            });
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(e) => return Err((stage, e)),
+        };
+        match hand.send(stage) {
+            Ok(()) => Ok(Worker {
+                jobs,
+                emptied,
+                thread,
+            }),
+            Err(mpsc::SendError(stage)) => Err((
+                stage,
+                std::io::Error::other("the parser thread ended before it started"),
+            )),
+        }
+    }
+
+    /// Queue `batch` (waiting while the queue is full) and return an empty
+    /// batch to fill next. If the thread is gone, the stage and the batch
+    /// come back.
+    pub fn send(self, batch: Batch) -> Result<(Worker, Batch), (Box<AppStage>, Batch)> {
+        match self.jobs.send(batch) {
+            Ok(()) => {
+                let next = self.emptied.try_recv().unwrap_or_else(|_| Batch::new());
+                Ok((self, next))
+            }
+            Err(mpsc::SendError(batch)) => Err((self.join(), batch)),
+        }
+    }
+
+    /// Wait for every queued batch to be done and take the stage back. A
+    /// panic of the thread goes on here.
+    pub fn join(self) -> Box<AppStage> {
+        drop(self.jobs);
+        match self.thread.join() {
+            Ok(stage) => stage,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::dispatch::AppLimits;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn udp_flow(id: u64) -> FlowInfo {
+        FlowInfo {
+            id,
+            client: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000),
+            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5683),
+            protocol: 17,
+            vlan: [0, 0],
+            client_mac: None,
+            server_mac: None,
+            first_ts: Timestamp::default(),
+            last_ts: Timestamp::default(),
+            packets: [1, 0],
+            bytes: [60, 0],
+            tcp_state: None,
+            established: false,
+        }
+    }
+
+    /// A CoAP GET (RFC 7252 §3): CON, code 0.01, message id 0x1234, no token.
+    const COAP_GET: [u8; 4] = [0x40, 0x01, 0x12, 0x34];
+
+    #[test]
+    fn a_closed_flows_slot_goes_to_the_next_flow_and_quiet_flows_cost_nothing() {
+        let mut h = Handoff::new(true);
+        let (a, b, quiet) = (udp_flow(1), udp_flow(2), udp_flow(3));
+        let (mut app_a, mut app_b, mut app_quiet) = Default::default();
+        h.on_datagram(&a, &mut app_a, Direction::ToServer, &COAP_GET);
+        h.on_close(&a, &mut app_a, CloseReason::Timeout);
+        h.on_datagram(&b, &mut app_b, Direction::ToServer, &COAP_GET);
+        h.on_close(&quiet, &mut app_quiet, CloseReason::Timeout);
+        let slots: Vec<(u64, u32)> = h.batch.items.iter().map(|i| (i.flow.id, i.slot)).collect();
+        assert_eq!(slots, [(1, 0), (1, 0), (2, 0)]);
+        assert!(matches!(h.batch.items[1].kind, ItemKind::Close));
+        assert_eq!(h.batch.bytes, [COAP_GET, COAP_GET].concat());
+        // Closed flows reach the talkers whether or not they had data.
+        assert_eq!(h.talkers.top(10).len(), 2);
+    }
+
+    #[test]
+    fn without_parsers_no_payload_is_copied() {
+        let mut h = Handoff::new(false);
+        let flow = udp_flow(1);
+        let mut app = AppSlot::default();
+        h.on_datagram(&flow, &mut app, Direction::ToServer, &COAP_GET);
+        h.on_stream(
+            &flow,
+            &mut app,
+            Direction::ToServer,
+            StreamEvent::Data(b"GET"),
+        );
+        assert!(h.batch.is_empty() && h.batch.bytes.is_empty());
+    }
+
+    /// The same observations give the same events on a worker thread as here.
+    #[test]
+    fn a_worker_thread_sees_what_the_stage_here_sees() {
+        let fill = || {
+            let mut h = Handoff::new(true);
+            for id in 0..3 {
+                let flow = udp_flow(id);
+                let mut app = AppSlot::default();
+                h.on_datagram(&flow, &mut app, Direction::ToServer, &COAP_GET);
+                h.on_close(&flow, &mut app, CloseReason::Timeout);
+            }
+            h.batch
+        };
+        let stage = || {
+            Box::new(AppStage::new(Dispatcher::new(
+                AppLimits::default(),
+                1 << 20,
+            )))
+        };
+        let mut here = stage();
+        here.run(&mut fill());
+        let worker = Worker::start(stage()).map_err(|(_, e)| e).unwrap();
+        let (worker, next) = worker.send(fill()).map_err(|_| "thread gone").unwrap();
+        assert!(next.is_empty());
+        let there = worker.join();
+        let count = |s: &AppStage| serde_json::to_value(&s.sink.protocols).unwrap();
+        assert_eq!(count(&here), count(&there));
+        assert_eq!(count(&here)["coap"]["messages"], 3);
+    }
+}
