@@ -208,8 +208,8 @@ impl Pipeline {
 
     /// The summary as of now.
     pub fn summary(&mut self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
-        let elapsed = self.started.elapsed().as_secs_f64();
         self.stage();
+        let elapsed = self.started.elapsed().as_secs_f64();
         let fs = &self.flows.stats;
         Summary {
             inputs: inputs.to_vec(),
@@ -236,6 +236,18 @@ impl Pipeline {
                 0.0
             },
         }
+    }
+}
+
+impl Drop for Pipeline {
+    /// A run that stops early (a capture error) still has everything seen so
+    /// far processed, and the alert and log sinks dropped (flushed) before the
+    /// process ends, as when the stage runs here.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        self.stage();
     }
 }
 
