@@ -6,6 +6,7 @@
 //! `RuleEvent::fields` never holds a password, only `credential`, a keyed
 //! digest used to recognise known default credentials.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::capture::Timestamp;
@@ -21,24 +22,26 @@ impl std::fmt::Debug for CredentialDigest {
     }
 }
 
-/// A field value.
+/// A field value. Strings known at compile time (`"client"`, `"basic"`...)
+/// are borrowed, so that building an event allocates only for what the
+/// traffic said.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    Str(String),
+    Str(Cow<'static, str>),
     Int(i64),
     Bool(bool),
     List(Vec<String>),
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Str(s.to_string())
+impl From<&'static str> for Value {
+    fn from(s: &'static str) -> Self {
+        Value::Str(Cow::Borrowed(s))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Str(s)
+        Value::Str(Cow::Owned(s))
     }
 }
 

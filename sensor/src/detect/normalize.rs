@@ -13,6 +13,9 @@ use crate::proto::dispatch::{AppEvent, AppProto};
 use crate::proto::log::ContentClass;
 use crate::proto::{coap, http, mqtt, telnet};
 
+/// Fields of the largest rule events (an HTTP request with Basic credentials).
+const EVENT_FIELDS: usize = 9;
+
 /// Flows whose notes (last request URI, MQTT client id) are kept at once.
 pub const MAX_FLOW_NOTES: usize = 65_536;
 
@@ -62,8 +65,17 @@ fn base(flow: &FlowInfo, ts: Timestamp, kind: &'static str, proto: &'static str)
         dst_mac: flow.server_mac,
         transport: flow.protocol,
         flow_id: flow.id,
-        fields: Vec::new(),
+        // Room for the fields of the largest events: no reallocation as they are added.
+        fields: Vec::with_capacity(EVENT_FIELDS),
         credential: None,
+    }
+}
+
+/// A method name as a field value, borrowed for a standard method.
+fn method(m: &http::Method) -> Value {
+    match m.standard_name() {
+        Some(name) => Value::from(name),
+        None => Value::from(m.as_str().to_string()),
     }
 }
 
@@ -164,16 +176,16 @@ impl Normalizer {
             http::HttpEvent::Request(r) => {
                 let mut ev = base(flow, ts, "http.request", "http")
                     .with("from", "client")
-                    .with("method", r.method.as_str())
-                    .with("uri", r.uri.as_str());
+                    .with("method", method(&r.method))
+                    .with("uri", r.uri.to_string());
                 if let Some(h) = &r.host {
-                    ev = ev.with("host", h.as_str());
+                    ev = ev.with("host", h.to_string());
                 }
                 if let Some(ua) = &r.user_agent {
-                    ev = ev.with("user_agent", ua.as_str());
+                    ev = ev.with("user_agent", ua.to_string());
                 }
                 if let Some(ct) = &r.content_type {
-                    ev = ev.with("content_type", ct.as_str());
+                    ev = ev.with("content_type", ct.to_string());
                 }
                 match &r.auth {
                     http::Auth::None => {}
@@ -185,14 +197,14 @@ impl Normalizer {
                     } => {
                         ev = ev
                             .with("auth_scheme", "basic")
-                            .with("user", user.as_str())
+                            .with("user", user.to_string())
                             .with("has_password", *has_password);
                         ev.credential = *credential;
                     }
                     http::Auth::Digest { user } => {
                         ev = ev.with("auth_scheme", "digest");
                         if let Some(u) = user {
-                            ev = ev.with("user", u.as_str());
+                            ev = ev.with("user", u.to_string());
                         }
                     }
                     http::Auth::Bearer => ev = ev.with("auth_scheme", "bearer"),
@@ -208,10 +220,10 @@ impl Normalizer {
                     .with("from", "server")
                     .with("status", i64::from(r.status));
                 if let Some(m) = &r.request_method {
-                    ev = ev.with("request_method", m.as_str());
+                    ev = ev.with("request_method", method(m));
                 }
                 if let Some(ct) = &r.content_type {
-                    ev = ev.with("content_type", ct.as_str());
+                    ev = ev.with("content_type", ct.to_string());
                 }
                 out.push(ev);
             }
@@ -222,7 +234,7 @@ impl Normalizer {
                     .with("magic", ContentClass::of(&b.head).as_str())
                     .with("complete", b.complete);
                 if let Some(uri) = self.notes.get(&flow.id).and_then(|n| n.last_uri.as_ref()) {
-                    ev = ev.with("uri", uri.as_str());
+                    ev = ev.with("uri", uri.to_string());
                 }
                 out.push(ev);
             }
@@ -246,14 +258,14 @@ impl Normalizer {
                 let mut ev = base(flow, ts, "mqtt.connect", "mqtt")
                     .with("from", from(dir))
                     .with("version", i64::from(c.protocol_level))
-                    .with("client_id", c.client_id.as_str())
+                    .with("client_id", c.client_id.to_string())
                     .with("has_password", c.has_password)
                     .with("keep_alive", i64::from(c.keep_alive_secs));
                 if let Some(u) = &c.username {
-                    ev = ev.with("user", u.as_str());
+                    ev = ev.with("user", u.to_string());
                 }
                 if let Some(w) = &c.will {
-                    ev = ev.with("will_topic", w.topic.as_str());
+                    ev = ev.with("will_topic", w.topic.to_string());
                 }
                 ev.credential = c.credential;
                 if let Some(n) = self.notes(flow.id) {
@@ -270,7 +282,7 @@ impl Normalizer {
             mqtt::MqttEvent::Publish(p) => out.push(
                 base(flow, ts, "mqtt.publish", "mqtt")
                     .with("from", from(dir))
-                    .with("topic", p.topic.as_str())
+                    .with("topic", p.topic.to_string())
                     .with("qos", qos(p.qos))
                     .with("retain", p.retain)
                     .with("payload_len", i64::from(p.payload_len)),
@@ -317,7 +329,7 @@ fn anomaly(
     base(flow, ts, "anomaly", proto)
         .with("protocol", proto)
         .with("kind", kind)
-        .with("detail", detail)
+        .with("detail", detail.to_string())
 }
 
 fn coap_event(flow: &FlowInfo, ts: Timestamp, e: &coap::CoapEvent, out: &mut Vec<RuleEvent>) {
@@ -333,10 +345,10 @@ fn coap_event(flow: &FlowInfo, ts: Timestamp, e: &coap::CoapEvent, out: &mut Vec
                     .with("observe", m.observe.is_some())
                     .with("unknown_critical", !m.unknown_critical_options.is_empty());
                 if let Some(p) = m.uri_path.as_deref() {
-                    ev = ev.with("uri_path", p);
+                    ev = ev.with("uri_path", p.to_string());
                 }
                 if let Some(q) = &m.uri_query {
-                    ev = ev.with("uri_query", q.as_str());
+                    ev = ev.with("uri_query", q.to_string());
                 }
                 out.push(ev);
             } else if m.code.class() >= 2 {
@@ -395,7 +407,7 @@ fn telnet_event(flow: &FlowInfo, ts: Timestamp, e: &telnet::TelnetEvent, out: &m
                 .with("has_password", l.has_password)
                 .with("outcome", outcome);
             if let Some(u) = &l.user {
-                ev = ev.with("user", u.as_str());
+                ev = ev.with("user", u.to_string());
             }
             ev.credential = l.credential;
             out.push(ev);
@@ -403,7 +415,7 @@ fn telnet_event(flow: &FlowInfo, ts: Timestamp, e: &telnet::TelnetEvent, out: &m
         telnet::TelnetEvent::ShellCommand { line, .. } => out.push(
             base(flow, ts, "telnet.command", "telnet")
                 .with("from", "client")
-                .with("line", line.as_str()),
+                .with("line", line.to_string()),
         ),
         telnet::TelnetEvent::Anomaly(a) => {
             out.push(anomaly(flow, ts, "telnet", snake(&a.kind), ""));

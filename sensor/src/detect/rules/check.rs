@@ -102,7 +102,7 @@ fn field_value(v: &toml::Value, ty: FieldType, at: &str) -> Result<Value, FieldE
         )
     };
     Ok(match ty {
-        FieldType::Str => Value::Str(v.as_str().ok_or_else(wrong)?.to_string()),
+        FieldType::Str => Value::from(v.as_str().ok_or_else(wrong)?.to_string()),
         FieldType::Int => Value::Int(v.as_integer().ok_or_else(wrong)?),
         FieldType::Bool => Value::Bool(v.as_bool().ok_or_else(wrong)?),
         FieldType::List => Value::List(

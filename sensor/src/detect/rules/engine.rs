@@ -680,7 +680,7 @@ expect = 0
         }
     }
 
-    fn login(src: &str, secs: f64, outcome: &str) -> RuleEvent {
+    fn login(src: &str, secs: f64, outcome: &'static str) -> RuleEvent {
         ev("telnet.login", src, "10.0.0.2:23", secs)
             .with("user", "root")
             .with("outcome", outcome)
@@ -974,11 +974,11 @@ threshold = { count = 2, within_secs = 60, group_by = ["src_ip"] }"#;
         );
     }
 
-    fn connect(src: &str, client_id: &str, secs: f64) -> RuleEvent {
+    fn connect(src: &str, client_id: &'static str, secs: f64) -> RuleEvent {
         ev("mqtt.connect", src, "10.0.0.2:1883", secs).with("client_id", client_id)
     }
 
-    fn close(src: &str, client_id: &str, secs: f64) -> RuleEvent {
+    fn close(src: &str, client_id: &'static str, secs: f64) -> RuleEvent {
         ev("mqtt.close", src, "10.0.0.2:1883", secs).with("client_id", client_id)
     }
 
@@ -1169,8 +1169,8 @@ threshold = { count = 2, within_secs = 10, group_by = ["src_ip"] }"#;
         let mut out = Vec::new();
         e.on_event(
             &ev("telnet.command", "10.0.0.1:1", "10.0.0.2:23", 0.0)
-                .with("line", long.as_str())
-                .with("user", long.as_str()),
+                .with("line", long.clone())
+                .with("user", long.clone()),
             &mut out,
         );
         let m = out.first().expect("fired");

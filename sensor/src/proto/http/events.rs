@@ -76,6 +76,14 @@ impl Method {
     /// The method name as sent.
     pub fn as_str(&self) -> &str {
         match self {
+            Method::Unknown(name) => name,
+            standard => standard.standard_name().unwrap_or_default(),
+        }
+    }
+
+    /// The name of a standard method; `None` for an extension method.
+    pub fn standard_name(&self) -> Option<&'static str> {
+        Some(match self {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
@@ -85,8 +93,8 @@ impl Method {
             Method::Options => "OPTIONS",
             Method::Trace => "TRACE",
             Method::Patch => "PATCH",
-            Method::Unknown(name) => name,
-        }
+            Method::Unknown(_) => return None,
+        })
     }
 }
 
