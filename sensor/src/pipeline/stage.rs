@@ -98,7 +98,7 @@ pub struct AppSlot(Option<u32>);
 /// the top talkers (which need only the flow records).
 #[derive(Debug)]
 pub struct Handoff {
-    pub parse_protocols: bool,
+    parse_protocols: bool,
     /// A detector wants the notes of the packets it makes something of.
     pub packets: bool,
     pub batch: Batch,
@@ -191,11 +191,10 @@ impl FlowHandler<AppSlot> for Handoff {
         self.talkers.add_flow(info);
         // A flow that never had anything for the application stage has no
         // state there to close.
-        if app.0.is_some() {
+        if let Some(slot) = app.0 {
             self.push(info, app, Direction::ToServer, ItemKind::Close);
-            if let Some(slot) = app.0.take() {
-                self.free.push(slot);
-            }
+            app.0 = None;
+            self.free.push(slot);
         }
     }
 }
