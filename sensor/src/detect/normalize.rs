@@ -427,32 +427,13 @@ fn telnet_event(flow: &FlowInfo, ts: Timestamp, e: &telnet::TelnetEvent, out: &m
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn tcp_flow() -> FlowInfo {
-        FlowInfo {
-            id: 1,
-            client: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000),
-            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 23),
-            protocol: 6,
-            vlan: [0, 0],
-            client_mac: None,
-            server_mac: None,
-            first_ts: Timestamp::default(),
-            last_ts: Timestamp::default(),
-            packets: [1, 0],
-            bytes: [60, 0],
-            tcp_state: None,
-            established: false,
-        }
-    }
 
     /// The flow stage hands over only the packets `wants_packet` accepts:
     /// no other packet may make an event.
     #[test]
     fn packets_not_wanted_make_no_event() {
         let n = Normalizer::default();
-        let flow = tcp_flow();
+        let flow = FlowInfo::for_test(1, 6, 23);
         let mut wanted = 0;
         for bits in 0..=u8::MAX {
             for tcp_flags in [Some(TcpFlags(bits)), None] {

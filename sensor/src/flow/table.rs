@@ -163,6 +163,28 @@ impl FlowInfo {
     pub fn transport(&self) -> FlowTransport {
         FlowTransport::of(self.protocol)
     }
+
+    /// A flow record for unit tests: one packet from 10.0.0.2:40000 to
+    /// 10.0.0.1 on `server_port`, at time zero.
+    #[cfg(test)]
+    pub fn for_test(id: u64, protocol: u8, server_port: u16) -> FlowInfo {
+        use std::net::Ipv4Addr;
+        FlowInfo {
+            id,
+            client: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000),
+            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), server_port),
+            protocol,
+            vlan: [0, 0],
+            client_mac: None,
+            server_mac: None,
+            first_ts: Timestamp::default(),
+            last_ts: Timestamp::default(),
+            packets: [1, 0],
+            bytes: [60, 0],
+            tcp_state: None,
+            established: false,
+        }
+    }
 }
 
 /// Receives what the table makes of packets: in-order stream bytes and gaps for

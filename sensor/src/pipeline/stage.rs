@@ -379,24 +379,9 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::proto::dispatch::AppLimits;
-    use std::net::{IpAddr, Ipv4Addr};
 
     fn udp_flow(id: u64) -> FlowInfo {
-        FlowInfo {
-            id,
-            client: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000),
-            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5683),
-            protocol: 17,
-            vlan: [0, 0],
-            client_mac: None,
-            server_mac: None,
-            first_ts: Timestamp::default(),
-            last_ts: Timestamp::default(),
-            packets: [1, 0],
-            bytes: [60, 0],
-            tcp_state: None,
-            established: false,
-        }
+        FlowInfo::for_test(id, 17, 5683)
     }
 
     /// A CoAP GET (RFC 7252 §3): CON, code 0.01, message id 0x1234, no token.
