@@ -1748,22 +1748,35 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
         );
     }
 
+    /// The head limit of the split-invariance regression tests.
+    const SMALL_HEAD_BYTES: usize = 32;
+
+    /// `stream` fed in one direction with a [`SMALL_HEAD_BYTES`] head limit,
+    /// whole and in `piece`-byte pieces: the events of each.
+    fn small_head_whole_and_in_pieces(
+        dir: Direction,
+        stream: &[u8],
+        piece: usize,
+    ) -> (Vec<HttpEvent>, Vec<HttpEvent>) {
+        let limits = HttpLimits {
+            max_head_bytes: SMALL_HEAD_BYTES,
+            ..HttpLimits::default()
+        };
+        let whole = run_with(limits.clone(), &[(dir, stream)], true);
+        let pieces: Vec<(Direction, &[u8])> = stream.chunks(piece).map(|c| (dir, c)).collect();
+        (whole, run_with(limits, &pieces, true))
+    }
+
     #[test]
     fn resync_on_a_max_head_line_does_not_depend_on_the_split() {
         // Found by the fuzz target: after an invalid status line, a status
         // line of exactly max_head_bytes plus its CR was taken as a message
         // start when it arrived whole (then reported HeadTooLarge) but
         // dropped as too long when it arrived byte by byte.
-        let limits = HttpLimits {
-            max_head_bytes: 32,
-            ..HttpLimits::default()
-        };
         let mut stream = b"\x9c\r\nHTTP/1.1 200 ".to_vec();
-        stream.resize(3 + 32, b'O');
+        stream.resize(3 + SMALL_HEAD_BYTES, b'O');
         stream.extend_from_slice(b"\r\n\r\n");
-        let whole = run_with(limits.clone(), &[(S2C, &stream)], true);
-        let pieces: Vec<(Direction, &[u8])> = stream.chunks(1).map(|c| (S2C, c)).collect();
-        let bytewise = run_with(limits, &pieces, true);
+        let (whole, bytewise) = small_head_whole_and_in_pieces(S2C, &stream, 1);
         assert_eq!(
             anomalies(&whole),
             [(AnomalyKind::InvalidStatusLine, AnomalyEffect::Resync)]
@@ -1777,16 +1790,10 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
         // longer than max_head_bytes was accepted when its LF arrived in
         // the same call, but reported HeadTooLarge when it arrived in
         // pieces.
-        let limits = HttpLimits {
-            max_head_bytes: 32,
-            ..HttpLimits::default()
-        };
         let mut stream = b"GET /".to_vec();
-        stream.resize(40, b'x');
+        stream.resize(SMALL_HEAD_BYTES + 8, b'x');
         stream.extend_from_slice(b"\r\n");
-        let whole = run_with(limits.clone(), &[(C2S, &stream)], true);
-        let pieces: Vec<(Direction, &[u8])> = stream.chunks(2).map(|c| (C2S, c)).collect();
-        let split = run_with(limits, &pieces, true);
+        let (whole, split) = small_head_whole_and_in_pieces(C2S, &stream, 2);
         assert!(requests(&whole).is_empty(), "{whole:?}");
         assert_eq!(
             anomalies(&whole)[0],
