@@ -1,27 +1,11 @@
 //! Known default credentials, recognised by keyed digest (passwords are never kept).
 //!
-//! Issue 5: a login with a well-known default credential on Telnet, HTTP Basic
+//! A login with a well-known default credential on Telnet, HTTP Basic
 //! (RFC 7617) or MQTT CONNECT (MQTT 3.1.1 §3.1.3.5, 5.0 §3.1.3.6) is a finding
 //! of its own (OWASP IoT Top 10 I1 "Weak, Guessable, or Hardcoded Passwords",
 //! ETSI EN 303 645 provision 5.1-1). The parsers turn each (user, password)
-//! pair they see into a [`CredentialDigest`] at parse time and drop the
-//! password bytes; the rule engine asks a [`Dictionary`] whether the digest is
-//! a known default.
-//!
-//! The digest is `BLAKE3 keyed_hash(DIGEST_KEY, user || 0x00 || password)`.
-//! [`DIGEST_KEY`] is a public constant. Its purpose is that no file, log or
-//! alert of spanwatch ever holds a cleartext password, and that the shipped
-//! dictionary (`rules/default-credentials.toml`) is not a plaintext password
-//! list. It does **not** protect weak passwords: anyone who has the digests
-//! and this key can test a password dictionary against them, as spanwatch
-//! itself does.
-//!
-//! The 0x00 separator keeps `("ab", "c")` and `("a", "bc")` apart as long as
-//! the user name holds no NUL: MQTT forbids U+0000 in strings [MQTT-1.5.4-2],
-//! RFC 7617 §2 forbids control characters in the user-id, and the Telnet line
-//! assembler drops control bytes, so a NUL can only come from a malformed
-//! message, and then the digest simply matches nothing.
-#![forbid(unsafe_code)]
+//! pair into a [`CredentialDigest`] ([`crate::proto::credential`]); the rule
+//! engine asks a [`Dictionary`] whether the digest is a known default.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,11 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-pub use super::event::CredentialDigest;
-
-/// The BLAKE3 key of every credential digest. Public by design; see the
-/// module documentation for what it does and does not protect.
-pub const DIGEST_KEY: [u8; 32] = *b"spanwatch-credential-digest-key1";
+use crate::proto::credential::CredentialDigest;
 
 /// Name of the dictionary file in a rules directory.
 pub const DEFAULT_FILE_NAME: &str = "default-credentials.toml";
@@ -51,69 +31,6 @@ pub const MAX_USER_BYTES: usize = 64;
 
 /// Hexadecimal digits of a digest in the dictionary file.
 const DIGEST_HEX_LEN: usize = 64;
-
-/// Digest of a (user, password) pair; `&str` and `&[u8]` both work.
-pub fn digest(user: impl AsRef<[u8]>, password: impl AsRef<[u8]>) -> CredentialDigest {
-    let mut hasher = CredentialHasher::new();
-    hasher.update(user.as_ref());
-    hasher.end_user();
-    hasher.update(password.as_ref());
-    hasher.finish()
-}
-
-/// Computes a [`digest`] from pieces, for parsers that decode a credential
-/// byte by byte (HTTP Basic's base64) and should not buffer the password.
-///
-/// Bytes given to [`update`](Self::update) belong to the user name until
-/// [`end_user`](Self::end_user), then to the password. Its Debug output is
-/// redacted.
-#[derive(Clone)]
-pub struct CredentialHasher {
-    hasher: blake3::Hasher,
-    in_password: bool,
-}
-
-impl CredentialHasher {
-    /// A hasher at the start of the user name.
-    pub fn new() -> Self {
-        CredentialHasher {
-            hasher: blake3::Hasher::new_keyed(&DIGEST_KEY),
-            in_password: false,
-        }
-    }
-
-    /// Appends bytes to the user name or, after [`end_user`](Self::end_user),
-    /// to the password.
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
-    }
-
-    /// Ends the user name: what follows is the password. Later calls do nothing.
-    pub fn end_user(&mut self) {
-        if !self.in_password {
-            self.hasher.update(&[0]);
-            self.in_password = true;
-        }
-    }
-
-    /// The digest; a user name never ended counts as one with an empty password.
-    pub fn finish(mut self) -> CredentialDigest {
-        self.end_user();
-        CredentialDigest(*self.hasher.finalize().as_bytes())
-    }
-}
-
-impl Default for CredentialHasher {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for CredentialHasher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CredentialHasher(..)")
-    }
-}
 
 /// Why a dictionary could not be loaded. Every variant names the file.
 #[derive(Debug, Error)]
@@ -334,10 +251,7 @@ fn check_source(source: &str) -> Result<(), EntryProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(d: &CredentialDigest) -> String {
-        d.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::proto::credential::digest;
 
     fn shipped() -> Dictionary {
         let path = Path::new(concat!(
@@ -367,53 +281,6 @@ mod tests {
     }
 
     const ROOT_XC3511: &str = "ca7edf43813ab8d9ec2db4bedaea4eeb5afa5a3e81ba321155c1ca027a7cc024";
-
-    #[test]
-    fn digest_matches_an_independent_blake3() {
-        // Expected values from Python's blake3 package:
-        // blake3.blake3(b"root\0xc3511", key=b"spanwatch-credential-digest-key1").hexdigest()
-        assert_eq!(hex(&digest("root", "xc3511")), ROOT_XC3511);
-        // Empty user and password: the input is the single separator byte.
-        assert_eq!(
-            hex(&digest("", "")),
-            "eea31bae91af8b2914e391d607f6135d88165422e3de76211fd3d3971233d566"
-        );
-    }
-
-    #[test]
-    fn digest_is_deterministic_and_separates_user_from_password() {
-        assert_eq!(digest("admin", "admin"), digest("admin", "admin"));
-        assert_eq!(digest("admin", b"admin"), digest(b"admin", "admin"));
-        assert_ne!(digest("ab", "c"), digest("a", "bc"));
-        assert_ne!(digest("root", ""), digest("", "root"));
-        assert_ne!(digest("admin", "admin"), digest("admin", "Admin"));
-        // Keyed: not the plain BLAKE3 hash of the same input.
-        assert_ne!(
-            digest("root", "xc3511").0,
-            *blake3::hash(b"root\0xc3511").as_bytes()
-        );
-    }
-
-    #[test]
-    fn hasher_in_pieces_equals_digest() {
-        let mut h = CredentialHasher::new();
-        for b in b"root" {
-            h.update(std::slice::from_ref(b));
-        }
-        h.end_user();
-        h.end_user(); // a second call adds nothing
-        for b in b"xc3511" {
-            h.update(std::slice::from_ref(b));
-        }
-        assert_eq!(h.finish(), digest("root", "xc3511"));
-        let mut h = CredentialHasher::new();
-        h.update(b"admin");
-        assert_eq!(h.finish(), digest("admin", ""));
-        assert_eq!(
-            format!("{:?}", CredentialHasher::new()),
-            "CredentialHasher(..)"
-        );
-    }
 
     #[test]
     fn shipped_dictionary_knows_public_defaults() {

@@ -10,17 +10,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::capture::Timestamp;
-
-/// A keyed digest of a (user, password) pair; see [`crate::detect::credentials`].
-/// Its Debug output is redacted: it is never logged or written in an alert.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CredentialDigest(pub [u8; 32]);
-
-impl std::fmt::Debug for CredentialDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CredentialDigest(..)")
-    }
-}
+use crate::proto::credential::CredentialDigest;
 
 /// A field value. Strings known at compile time (`"client"`, `"basic"`...)
 /// are borrowed, so that building an event allocates only for what the

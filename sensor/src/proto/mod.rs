@@ -3,6 +3,7 @@
 
 pub mod coap;
 pub mod counts;
+pub mod credential;
 pub mod dispatch;
 pub mod http;
 pub mod log;

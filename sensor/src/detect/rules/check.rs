@@ -17,7 +17,6 @@ use super::engine::{Engine, EngineLimits};
 use super::parse::{self, FieldError, MAX_TEST_EVENTS, MAX_WINDOW_SECS, typed};
 use super::{RuleError, RuleSet};
 use crate::capture::Timestamp;
-use crate::detect::credentials;
 use crate::detect::event::{RuleEvent, Value};
 
 /// Latest `ts` of a test event, in seconds since the epoch (year 2096).
@@ -227,7 +226,7 @@ pub(crate) fn parse_case(value: toml::Value, path: &str) -> Result<TestCase, Fie
                 let (user, password) = c.split_once(':').ok_or_else(|| {
                     FieldError::new(format!("{at}.credential"), "expected \"user:password\"")
                 })?;
-                Some(credentials::digest(user, password))
+                Some(crate::proto::credential::digest(user, password))
             }
         };
         let base = RuleEvent {
@@ -428,7 +427,8 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport, RuleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::credentials::digest;
+    use crate::detect::credentials;
+    use crate::proto::credential::digest;
     use std::path::PathBuf;
 
     fn case(text: &str) -> Result<TestCase, FieldError> {

@@ -499,8 +499,8 @@ fn literal(v: &toml::Value, ty: FieldType, at: &str) -> Result<Lit, CondError> {
 mod tests {
     use super::*;
     use crate::capture::Timestamp;
-    use crate::detect::credentials::digest;
     use crate::detect::rules::catalogue;
+    use crate::proto::credential::digest;
 
     fn event(kind: &'static str) -> RuleEvent {
         RuleEvent {

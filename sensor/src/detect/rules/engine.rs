@@ -627,7 +627,7 @@ fn evidence(rule: &Rule, ev: &RuleEvent, fired: Fired) -> Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::credentials::digest;
+    use crate::proto::credential::digest;
 
     /// A rule file of one rule on `event` with `body` (conditions, window,
     /// suppression) and placeholder test cases the engine does not run.

@@ -9,8 +9,8 @@
 
 #![forbid(unsafe_code)]
 
-use crate::detect::event::CredentialDigest;
 use crate::flow::Direction;
+use crate::proto::credential::CredentialDigest;
 
 /// Longest extension method name kept in [`Method::Unknown`], in bytes.
 pub const MAX_METHOD_BYTES: usize = 32;
@@ -134,7 +134,7 @@ pub enum Auth {
         user: String,
         has_password: bool,
         password_len: usize,
-        /// [`crate::detect::credentials::digest`] of the whole user-id and the
+        /// [`crate::proto::credential::digest`] of the whole user-id and the
         /// password (empty included). Always `Some` for Basic; an `Option` like
         /// the other protocols' logins. Debug-redacted, never logged.
         credential: Option<CredentialDigest>,

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
-use crate::detect::credentials::CredentialHasher;
+use crate::proto::credential::CredentialHasher;
 
 use super::events::Auth;
 
@@ -501,7 +501,7 @@ pub fn redacted_line(line: &[u8], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::credentials::digest;
+    use crate::proto::credential::digest;
 
     fn b64(input: &str) -> Result<Vec<u8>, Base64Error> {
         let mut out = Vec::new();

@@ -1850,7 +1850,7 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
                 user: "test".into(),
                 has_password: true,
                 password_len: 10,
-                credential: Some(crate::detect::credentials::digest("test", "S3cr:3t:Pw")),
+                credential: Some(crate::proto::credential::digest("test", "S3cr:3t:Pw")),
             }
         );
         assert_eq!(requests(&events)[1].uri, "http://bob@h/");
@@ -1862,7 +1862,7 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
 
     #[test]
     fn basic_auth_credential_digest_from_captures() {
-        use crate::detect::credentials::digest;
+        use crate::proto::credential::digest;
         // Authorization values of http-basic-auth-port2082-304.pcap,
         // http-basic-auth-password-with-colon-port8000.pcap (two spaces
         // after "Basic") and http-401-challenge-then-basic-auth.pcap, with

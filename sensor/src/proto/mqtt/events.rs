@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::detect::event::CredentialDigest;
+use crate::proto::credential::CredentialDigest;
 
 use super::parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 use super::properties::{Properties, PropertyValue};
@@ -119,7 +119,7 @@ pub struct ConnectEvent {
     pub has_password: bool,
     /// Length of the password field; the bytes are never kept.
     pub password_len: u16,
-    /// [`crate::detect::credentials::digest`] of the User Name (empty when
+    /// [`crate::proto::credential::digest`] of the User Name (empty when
     /// absent) and the Password, when a Password was present. Its Debug
     /// output is redacted; it is never logged.
     pub credential: Option<CredentialDigest>,

@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use crate::detect::credentials::{self, CredentialDigest};
+use crate::proto::credential::{self, CredentialDigest};
 
 use super::events::AnomalyKind;
 use super::properties::{Properties, PropertyContext, parse_properties};
@@ -453,7 +453,7 @@ pub struct Connect<'a> {
     /// Length of the Password field when the Password Flag is set and the
     /// field is present.
     pub password_len: Option<u16>,
-    /// [`credentials::digest`] of the User Name (empty when absent, which
+    /// [`credential::digest`] of the User Name (empty when absent, which
     /// 5.0 §3.1.2.9 allows) and the Password, when a Password is present.
     pub credential: Option<CredentialDigest>,
 }
@@ -1204,7 +1204,7 @@ fn parse_connect_tail<'a>(
         let password = r.binary("password").map_err(name)?;
         c.password_len = Some(u16::try_from(password.len()).unwrap_or(u16::MAX));
         let user = c.username.as_ref().map_or(&b""[..], |u| u.as_bytes());
-        c.credential = Some(credentials::digest(user, password));
+        c.credential = Some(credential::digest(user, password));
     }
     Ok(())
 }
@@ -1727,10 +1727,10 @@ mod tests {
         let Ok(Packet::Connect(c)) = p else {
             panic!("{p:?}")
         };
-        assert_eq!(c.credential, Some(credentials::digest("user", "pass")));
-        assert_ne!(c.credential, Some(credentials::digest("user", "pas")));
-        assert_ne!(c.credential, Some(credentials::digest("user", "Pass")));
-        assert_ne!(c.credential, Some(credentials::digest("", "pass")));
+        assert_eq!(c.credential, Some(credential::digest("user", "pass")));
+        assert_ne!(c.credential, Some(credential::digest("user", "pas")));
+        assert_ne!(c.credential, Some(credential::digest("user", "Pass")));
+        assert_ne!(c.credential, Some(credential::digest("", "pass")));
         // No Password field (flags 0x02): no digest.
         let (p, _) = parse(
             &hex("100d00044d51545404020000000161"),
@@ -1841,7 +1841,7 @@ mod tests {
         assert_eq!(c.username.and_then(|u| u.as_str()), Some("user"));
         assert_eq!(c.password_len, Some(4));
         // tshark mqtt.passwd: "pass".
-        assert_eq!(c.credential, Some(credentials::digest("user", "pass")));
+        assert_eq!(c.credential, Some(credential::digest("user", "pass")));
     }
 
     // Frame 8 of the same capture: PUBLISH QoS 1 id 1 with 67 bytes of
@@ -1964,7 +1964,7 @@ mod tests {
         let Ok(Packet::Connect(c)) = p else { panic!() };
         assert_eq!(c.password_len, Some(2));
         // No user name: the digest is over an empty one and "xx".
-        assert_eq!(c.credential, Some(credentials::digest("", "xx")));
+        assert_eq!(c.credential, Some(credential::digest("", "xx")));
         // Empty client id without Clean Session [MQTT-3.1.3-7].
         let (_, v) = parse(&connect(0x00, &hex("0000")), ProtocolVersion::V3_1_1);
         assert_eq!(kinds(&v), vec![AnomalyKind::InvalidClientId]);

@@ -483,7 +483,7 @@ fn large_payload_handshakes_match() {
 /// "pass" in 20 files, two pairs in the synthetic file, none elsewhere.
 #[test]
 fn connect_credentials_match_tshark() {
-    use crate::detect::credentials::digest;
+    use crate::proto::credential::digest;
     const SYNTHETIC: &str = "mqtt-synthetic-v31-v311-v5-wildcards-oversize-topic.pcap";
     const WITHOUT_PASSWORD: [&str; 8] = [
         "mqtt-mixed-sessions-missing-connect-and-http.pcap",

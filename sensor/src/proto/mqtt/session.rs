@@ -1294,7 +1294,7 @@ fn topic_alias_maximum(p: &super::properties::Properties<'_>) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::credentials::digest;
+    use crate::proto::credential::digest;
 
     const C: Direction = Direction::ToServer;
     const S: Direction = Direction::ToClient;

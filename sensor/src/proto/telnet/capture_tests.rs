@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 
-use crate::detect::credentials::digest;
+use crate::proto::credential::digest;
 
 use super::events::{AnomalyKind, LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
 use super::parser::{TelnetOption, TokenError, Verb};

@@ -6,8 +6,8 @@
 use thiserror::Error;
 
 use crate::capture::Timestamp;
-use crate::detect::event::CredentialDigest;
 use crate::flow::Direction;
+use crate::proto::credential::CredentialDigest;
 
 use super::parser::{Command, TelnetOption, TokenError, Verb};
 use super::subneg::{SubnegDetail, SubnegError};
@@ -72,7 +72,7 @@ pub struct LoginAttempt {
     pub has_password: bool,
     /// Characters in the password line after editing (0 without a password).
     pub password_len: usize,
-    /// [`crate::detect::credentials::digest`] of the user name and the
+    /// [`crate::proto::credential::digest`] of the user name and the
     /// password line, when both exist and neither was cut at its bound
     /// (`max_user_bytes`, `max_line_bytes`). Debug-redacted, never logged.
     pub credential: Option<CredentialDigest>,

@@ -24,7 +24,7 @@
 #![forbid(unsafe_code)]
 
 use crate::capture::Timestamp;
-use crate::detect::event::CredentialDigest;
+use crate::proto::credential::CredentialDigest;
 
 use super::events::{LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
 use super::nvt::{Line, SecretLine};
@@ -523,7 +523,7 @@ impl LoginTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::credentials::digest;
+    use crate::proto::credential::digest;
 
     #[test]
     fn user_prompts() {

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::detect::credentials::{self, CredentialDigest};
+use crate::proto::credential::{self, CredentialDigest};
 
 /// NUL.
 pub const NUL: u8 = 0x00;
@@ -152,11 +152,10 @@ impl SecretLine {
         self.complete
     }
 
-    /// [`credentials::digest`] of `user` and this password; `None` when the
+    /// [`credential::digest`] of `user` and this password; `None` when the
     /// line was cut (the digest of a prefix would name another password).
     pub fn digest(&self, user: &str) -> Option<CredentialDigest> {
-        self.complete
-            .then(|| credentials::digest(user, &self.bytes))
+        self.complete.then(|| credential::digest(user, &self.bytes))
     }
 }
 
@@ -602,11 +601,11 @@ mod tests {
         assert!(password.is_complete());
         assert_eq!(
             password.digest("root"),
-            Some(credentials::digest("root", "xc3511"))
+            Some(credential::digest("root", "xc3511"))
         );
         assert_ne!(
             password.digest("root"),
-            Some(credentials::digest("root", "xc351"))
+            Some(credential::digest("root", "xc351"))
         );
         assert_eq!(format!("{password:?}"), "SecretLine(..)");
         // Longer than the bound: length counted, no digest of a prefix.

@@ -368,7 +368,7 @@ impl TextState {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::detect::credentials::digest;
+    use crate::proto::credential::digest;
     use crate::proto::telnet::events::{LoginAttempt, LoginOutcome};
     use crate::proto::telnet::parser::{DO, IAC, SB, SE, TokenError, Verb, WILL};
     use crate::proto::telnet::subneg::{EnvVar, EnvVarKind, EnvironDetail, TerminalTypeDetail};
