@@ -7,19 +7,19 @@ use std::net::{IpAddr, Ipv4Addr};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spanwatch::capture::Timestamp;
 use spanwatch::detect::default_ruleset;
-use spanwatch::detect::event::RuleEvent;
 use spanwatch::detect::rules::{Engine, EngineLimits};
+use spanwatch::proto::norm::Event;
 
 const EVENTS: usize = 100_000;
 const DEVICES: u32 = 200;
 
-fn event(i: usize) -> RuleEvent {
+fn event(i: usize) -> Event {
     let device = (i as u32) % DEVICES;
     let src = (
         IpAddr::V4(Ipv4Addr::from(0x0A00_0100 + device)),
         40_000 + (i % 20_000) as u16,
     );
-    let base = |kind: &'static str, proto: &'static str, port: u16| RuleEvent {
+    let base = |kind: &'static str, proto: &'static str, port: u16| Event {
         ts: Timestamp::from_secs_nanos(
             1_700_000_000 + (i / 1000) as i64,
             (i % 1000) as u32 * 1_000_000,
@@ -70,7 +70,7 @@ fn event(i: usize) -> RuleEvent {
 }
 
 fn bench(c: &mut Criterion) {
-    let events: Vec<RuleEvent> = (0..EVENTS).map(event).collect();
+    let events: Vec<Event> = (0..EVENTS).map(event).collect();
     let mut g = c.benchmark_group("rules");
     g.throughput(Throughput::Elements(events.len() as u64));
     g.sample_size(20);

@@ -129,8 +129,9 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// The detector these arguments ask for (None with `--no-rules`).
-    fn detector(&self) -> Result<Option<Detector>, CliError> {
+    /// The rules and the alert stage these arguments ask for (None with
+    /// `--no-rules`).
+    fn detector(&self) -> Result<Option<(Detector, Alerter)>, CliError> {
         if self.no_rules {
             return Ok(None);
         }
@@ -155,7 +156,7 @@ impl EngineArgs {
                 ExecSink::new(ExecConfig::new(argv)).map_err(sink_error)?,
             ));
         }
-        Ok(Some(Detector::new(rules, alerter)))
+        Ok(Some((Detector::new(rules), alerter)))
     }
 
     /// The rules: from `--rules DIR`, else the built-in ruleset.
@@ -355,7 +356,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     let mut pipeline = Pipeline::new(args.engine.pipeline_config());
     if let Some(detector) = args.engine.detector()? {
-        pipeline.detect_with(detector);
+        pipeline.detect_with(detector.0, detector.1);
     }
     if let Some(dir) = &args.log_dir {
         pipeline.log_to(dir).map_err(log_error)?;
@@ -489,7 +490,7 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     let inputs = vec![format!("live:{}", args.interface)];
     let mut pipeline = Pipeline::new(args.engine.pipeline_config());
     if let Some(detector) = args.engine.detector()? {
-        pipeline.detect_with(detector);
+        pipeline.detect_with(detector.0, detector.1);
     }
     let interval = match args.stats_interval {
         0 => Duration::MAX,
@@ -498,7 +499,11 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     let json = args.engine.json;
     let mut report_error = None;
     let mut report = |p: &mut Pipeline, kernel: Option<KernelStats>| {
-        if let Err(e) = print_summary(&p.summary(&inputs, kernel), json) {
+        // What the stages published at the last tick: the pipeline goes on.
+        let Some(summary) = p.published().summary(&inputs, kernel) else {
+            return;
+        };
+        if let Err(e) = print_summary(&summary, json) {
             report_error.get_or_insert(e);
         }
     };

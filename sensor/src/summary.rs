@@ -7,13 +7,22 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::alert::AlertStats;
 use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::decode::defrag::DefragStats;
-use crate::detect::detector::DetectionSummary;
+use crate::detect::rules::EngineStats;
 use crate::flow::{FlowInfo, FlowStats, FlowTransport, ReassemblyStats};
-use crate::proto::counts::ProtoCounts;
+use crate::proto::ProtoCounts;
 use crate::proto::dispatch::SessionBudget;
+
+/// What detection did: the rules evaluated and the alerts raised.
+#[derive(Clone, Debug, Serialize)]
+pub struct DetectionSummary {
+    pub rules: usize,
+    pub engine: EngineStats,
+    pub alerts: AlertStats,
+}
 
 /// Distinct addresses tracked for the top-talkers table; traffic of addresses
 /// beyond this is counted in `untracked_bytes` instead.
@@ -226,14 +235,6 @@ impl Span {
 }
 
 /// ", anomalies: a 2, b 1" for a non-empty count map.
-fn counts_suffix(map: &BTreeMap<String, u64>) -> String {
-    if map.is_empty() {
-        return String::new();
-    }
-    let items: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    format!("; anomalies: {}", items.join(", "))
-}
-
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -297,41 +298,9 @@ impl Summary {
             human_bytes(r.gap_bytes),
             r.overlap_conflicts
         );
-        let p = &self.protocols;
-        let _ = writeln!(
-            s,
-            "http          {} flows, {} requests, {} responses{}",
-            p.http.flows,
-            p.http.requests,
-            p.http.responses,
-            counts_suffix(&p.http.anomalies)
-        );
-        let _ = writeln!(
-            s,
-            "mqtt          {} flows, {} messages, {} CONNECT with password{}",
-            p.mqtt.flows,
-            p.mqtt.messages,
-            p.mqtt.connect_with_password,
-            counts_suffix(&p.mqtt.anomalies)
-        );
-        let _ = writeln!(
-            s,
-            "coap          {} flows, {} messages, {} observe, {} block-wise{}",
-            p.coap.flows,
-            p.coap.messages,
-            p.coap.observe,
-            p.coap.block,
-            counts_suffix(&p.coap.anomalies)
-        );
-        let _ = writeln!(
-            s,
-            "telnet        {} flows, logins: {} succeeded, {} failed, {} undecided{}",
-            p.telnet.flows,
-            p.telnet.logins.success,
-            p.telnet.logins.failure,
-            p.telnet.logins.unknown,
-            counts_suffix(&p.telnet.anomalies)
-        );
+        for (name, line) in self.protocols.lines() {
+            let _ = writeln!(s, "{name:<14}{line}");
+        }
         if let Some(d) = &self.detection {
             let a = &d.alerts;
             let _ = writeln!(

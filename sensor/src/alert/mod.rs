@@ -1,11 +1,14 @@
-//! Alerts: EVE JSON records, deduplication and rate limiting, sinks.
+//! The alert stage: EVE JSON records, deduplication, aggregation and rate
+//! limiting, sinks.
 //!
-//! Rules and the model both hand an [`AlertInput`] to the [`Alerter`], which
-//! deduplicates per (rule, source, target) and caps the global rate on packet
-//! time (so replays are deterministic), turns what passes into one Suricata
-//! EVE `alert` line ([`eve`], schema in `rules/eve-alert.schema.json`) and
-//! writes it to every [`Sink`]: stdout, an append-only file, a webhook, an
-//! exec action.
+//! Every detector (the rules, [`from_rule`]; the model next) hands an
+//! [`AlertInput`] to the one [`Alerter`], which deduplicates per (rule,
+//! source, target) for targeted attacks, aggregates per (rule, target) or
+//! (rule, source) for distributed floods and sweeps (the rule says which, see
+//! [`limit`]), caps the global rate on packet time (so replays are
+//! deterministic), turns what passes into one Suricata EVE `alert` line
+//! ([`eve`], schema in `rules/eve-alert.schema.json`) and writes it to every
+//! [`Sink`]: stdout, an append-only file, a webhook, an exec action.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -19,13 +22,14 @@ use crate::capture::Timestamp;
 
 pub mod eve;
 mod exec;
-mod limit;
+pub mod from_rule;
+pub mod limit;
 mod sink;
 mod webhook;
 
 pub use eve::{DeviceInfo, EveAlertInfo, EveRecord, SpanwatchInfo};
 pub use exec::{ExecConfig, ExecSink, MAX_EXEC_CONCURRENT};
-pub use limit::DedupeKey;
+pub use limit::{DedupeKey, DistinctCount};
 pub use sink::{
     EveLine, FILE_BUFFER_LIMIT_BYTES, FileSink, Sink, SinkStats, StdoutSink, WriterSink,
 };
@@ -73,7 +77,8 @@ pub struct AlertInput {
     pub threshold: Option<f64>,
     /// Model alerts: the most deviating features (baseline vs observed).
     pub top_features: Vec<Value>,
-    /// Usually `(signature_id, src.0, dst.0)`.
+    /// What the alert is deduplicated and aggregated by: usually
+    /// [`DedupeKey::pair`] of the signature, source and target.
     pub dedupe_key: DedupeKey,
 }
 
@@ -161,6 +166,27 @@ pub struct AlertStats {
     pub signatures_untracked: u64,
 }
 
+/// What an aggregated alert adds to its evidence: which side it is
+/// aggregated over, and how many distinct addresses of that side the
+/// suppressed repeats since the previous alert came from (an estimate, see
+/// [`limit::DistinctCount`]; `_at_least` when it saturated).
+fn aggregation_evidence(input: &mut AlertInput, distinct: u64, saturated: bool) {
+    let (per, key) = if input.dedupe_key.source.is_none() {
+        ("target", "suppressed_sources")
+    } else {
+        ("source", "suppressed_targets")
+    };
+    let key = if saturated {
+        format!("{key}_at_least")
+    } else {
+        key.to_string()
+    };
+    input
+        .evidence
+        .insert("aggregated_per".into(), Value::from(per));
+    input.evidence.insert(key, Value::from(distinct));
+}
+
 /// Deduplicates, rate-limits and fans alerts out to the sinks.
 pub struct Alerter {
     limiter: Limiter,
@@ -197,9 +223,15 @@ impl Alerter {
     /// true when emitted. Sink errors are counted, not returned.
     pub fn raise(&mut self, input: AlertInput) -> bool {
         self.stats.raised += 1;
-        let decision = self.limiter.check(input.dedupe_key, input.ts);
+        let key = input.dedupe_key;
+        let other = if key.source.is_none() {
+            input.src.0
+        } else {
+            input.dst.0
+        };
+        let decision = self.limiter.check(key, input.ts, other);
         self.count_signature(&input, matches!(decision, Decision::Emit { .. }));
-        let suppressed = match decision {
+        let (suppressed, others) = match decision {
             Decision::Deduped => {
                 self.stats.deduped += 1;
                 return false;
@@ -208,8 +240,12 @@ impl Alerter {
                 self.stats.rate_limited += 1;
                 return false;
             }
-            Decision::Emit { suppressed } => suppressed,
+            Decision::Emit { suppressed, others } => (suppressed, others),
         };
+        let mut input = input;
+        if let Some((distinct, saturated)) = others {
+            aggregation_evidence(&mut input, distinct, saturated);
+        }
         let (record, counts) = EveRecord::from_input(input, suppressed);
         self.stats.evidence_keys_stripped += counts.stripped_keys;
         self.stats.evidence_truncated += counts.truncated;
@@ -338,7 +374,7 @@ pub(crate) mod tests {
             score: None,
             threshold: None,
             top_features: Vec::new(),
-            dedupe_key: (2_000_001, src, dst),
+            dedupe_key: DedupeKey::pair(2_000_001, src, dst),
         }
     }
 
@@ -358,7 +394,7 @@ pub(crate) mod tests {
             score: Some(7.25),
             threshold: Some(3.5),
             top_features: vec![Value::Object(features)],
-            dedupe_key: (3_000_001, base.src.0, base.dst.0),
+            dedupe_key: DedupeKey::pair(3_000_001, base.src.0, base.dst.0),
             ..base
         }
     }
@@ -675,7 +711,7 @@ pub(crate) mod tests {
                 let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, *i));
                 alerter.raise(AlertInput {
                     src: (src, 1_000),
-                    dedupe_key: (base.signature_id, src, base.dst.0),
+                    dedupe_key: DedupeKey::pair(base.signature_id, src, base.dst.0),
                     ..at(&base, 50)
                 })
             })

@@ -6,7 +6,7 @@
 //! radiotap, PPPoE) it does not read, so they are walked here with one bounds check
 //! per header.
 
-use super::DecodeError;
+use super::error::DecodeError;
 use crate::capture::LinkType;
 
 /// EtherType values this module dispatches on (IEEE registry).

@@ -1,9 +1,9 @@
-//! Detection: the rule engine over normalised events, and (later) the model.
+//! Detection: the rule engine over normalised events (the model comes next).
+//! Detectors produce matches; the alert stage ([`crate::alert`]) decides what
+//! becomes an alert.
 
 pub mod credentials;
 pub mod detector;
-pub mod event;
-pub mod normalize;
 pub mod rules;
 
 use std::path::Path;

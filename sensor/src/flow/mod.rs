@@ -1,5 +1,8 @@
 //! Bidirectional flow table and TCP stream reassembly.
 
+use crate::capture::Timestamp;
+use crate::decode::{Packet, TcpFlags, Transport};
+
 /// Which way a packet or stream chunk travels within a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -22,6 +25,33 @@ impl Direction {
             Direction::ToServer => 0,
             Direction::ToClient => 1,
         }
+    }
+}
+
+/// What the later stages need of one packet: its time and, for TCP, its
+/// flags. Small and owned, so that it can be handed to another thread.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketNote {
+    pub ts: Timestamp,
+    pub tcp_flags: Option<TcpFlags>,
+}
+
+impl PacketNote {
+    pub fn of(pkt: &Packet<'_>) -> Self {
+        PacketNote {
+            ts: pkt.ts,
+            tcp_flags: match &pkt.transport {
+                Transport::Tcp(seg) => Some(seg.flags),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether the packet tells of a connection attempt or refusal: a TCP
+    /// SYN or RST. Only these are handed on; every other packet reaches the
+    /// later stages through its flow's counters and stream data.
+    pub fn is_connection_signal(&self) -> bool {
+        self.tcp_flags.is_some_and(|f| f.syn() || f.rst())
     }
 }
 

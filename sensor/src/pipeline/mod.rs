@@ -8,21 +8,23 @@
 
 mod stage;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::alert::AlertError;
-use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next};
+use crate::alert::{AlertError, Alerter};
+use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
 use crate::decode::{Decoded, Decoder};
 use crate::detect::detector::Detector;
 use crate::detect::rules::RuleSet;
 use crate::flow::{FlowConfig, FlowTable};
-use crate::proto::dispatch::{AppLimits, Dispatcher};
+use crate::proto::AppLimits;
+use crate::proto::dispatch::Dispatcher;
 use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
-use stage::{AppSlot, AppStage, Handoff, SLOT_BYTES_PER_FLOW, Worker};
+use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
+pub use stage::{AppSnapshot, SharedSnapshot};
 
 /// Settings of a pipeline run.
 #[derive(Clone, Copy, Debug)]
@@ -71,26 +73,36 @@ pub struct Pipeline {
     bytes: u64,
     captured_bytes: u64,
     span: Span,
+    /// Packet time of the last frame and when (wall clock) it was seen: the
+    /// clock of a quiet live capture goes on from there.
+    clock: Option<(Timestamp, Instant)>,
+    /// Where both stages publish their counters at every tick.
+    published: Arc<Published>,
+    /// The packet-time second of the last tick.
+    tick_secs: Option<i64>,
     warnings: Vec<String>,
     started: Instant,
 }
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
+        let published = Arc::<Published>::default();
+        let mut stage = AppStage::new(Dispatcher::new(AppLimits::default(), cfg.app_memcap_bytes));
+        stage.published = Arc::clone(&published.app);
         Pipeline {
             cfg,
             decoder: Decoder::new(cfg.defrag),
             flows: FlowTable::with_consumer_bytes(cfg.flows, SLOT_BYTES_PER_FLOW),
             handoff: Handoff::new(cfg.parse_protocols),
-            stage: Box::new(AppStage::new(Dispatcher::new(
-                AppLimits::default(),
-                cfg.app_memcap_bytes,
-            ))),
+            stage: Box::new(stage),
             worker: None,
             packets: 0,
             bytes: 0,
             captured_bytes: 0,
             span: Span::default(),
+            clock: None,
+            published,
+            tick_secs: None,
             warnings: Vec::new(),
             started: Instant::now(),
         }
@@ -102,12 +114,42 @@ impl Pipeline {
         self.bytes += u64::from(frame.orig_len);
         self.captured_bytes += frame.data.len() as u64;
         self.span.add(frame.ts);
+        self.tick(frame.ts);
+        self.clock = Some((frame.ts, Instant::now()));
         if let Decoded::Packet(pkt) = self.decoder.decode(frame) {
             self.flows.process(&pkt, &mut self.handoff);
             if self.handoff.batch.is_full() {
                 self.hand_off();
             }
         }
+    }
+
+    /// Tells the application stage that packet time reached `now`, once per
+    /// second of packet time.
+    fn tick(&mut self, now: Timestamp) {
+        if self.tick_secs != Some(now.secs()) {
+            self.tick_secs = Some(now.secs());
+            self.handoff.tick(now);
+            let summary = self.capture_summary(&[], None);
+            if let Ok(mut published) = self.published.capture.lock() {
+                *published = Some(summary);
+            }
+        }
+    }
+
+    /// A live capture saw nothing: packet time goes on with the wall clock
+    /// from the last frame, so that flows expire and the application stage
+    /// gets its ticks during quiet periods too. Hands over what waits.
+    pub fn idle(&mut self) {
+        if let Some((ts, at)) = self.clock {
+            let elapsed = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let now = Timestamp(ts.0.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)));
+            if self.tick_secs != Some(now.secs()) {
+                self.flows.expire(now, &mut self.handoff);
+                self.tick(now);
+            }
+        }
+        self.hand_off();
     }
 
     /// Give what the flow stage collected to the application stage: queue it
@@ -170,23 +212,24 @@ impl Pipeline {
         sink.logs.take().map(ProtocolLogs::finish).transpose()
     }
 
-    /// Run the rules on what the pipeline sees, raising alerts through `detector`.
-    pub fn detect_with(&mut self, detector: Detector) {
-        self.stage().sink.detector = Some(detector);
+    /// Run the rules on what the pipeline sees, raising alerts through the
+    /// alert stage `alerts`.
+    pub fn detect_with(&mut self, rules: Detector, alerts: Alerter) {
+        self.stage().sink.detection = Some(Detection::new(rules, alerts));
         self.handoff.packets = true;
     }
 
     /// Replace the rules of a running detection (SIGHUP).
     pub fn reload_rules(&mut self, rules: RuleSet) {
-        if let Some(d) = self.stage().sink.detector.as_mut() {
-            d.reload(rules);
+        if let Some(d) = self.stage().sink.detection.as_mut() {
+            d.rules.reload(rules);
         }
     }
 
     /// Flush the alert sinks (end of input or shutdown): nothing raised is lost.
     pub fn flush_alerts(&mut self) -> Result<(), AlertError> {
-        match self.stage().sink.detector.as_mut() {
-            Some(d) => d.flush(),
+        match self.stage().sink.detection.as_mut() {
+            Some(d) => d.alerts.flush(),
             None => Ok(()),
         }
     }
@@ -206,9 +249,9 @@ impl Pipeline {
         self.stage();
     }
 
-    /// The summary as of now.
-    pub fn summary(&mut self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
-        self.stage();
+    /// The capture stage's part of the summary (the application stage's
+    /// counters left empty).
+    fn capture_summary(&self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
         let elapsed = self.started.elapsed().as_secs_f64();
         let fs = &self.flows.stats;
         Summary {
@@ -222,9 +265,9 @@ impl Pipeline {
             decode: DecodeSummary::new(&self.decoder.stats, self.decoder.defrag_stats()),
             flows: FlowSummary::new(fs),
             reassembly: fs.reassembly,
-            protocols: self.stage.sink.protocols.clone(),
-            sessions: self.stage.dispatcher.budget,
-            detection: self.stage.sink.detector.as_ref().map(Detector::summary),
+            protocols: Default::default(),
+            sessions: Default::default(),
+            detection: None,
             top_talkers: self.handoff.talkers.top(self.cfg.top_talkers),
             untracked_talker_bytes: self.handoff.talkers.untracked_bytes(),
             kernel,
@@ -236,6 +279,49 @@ impl Pipeline {
                 0.0
             },
         }
+    }
+
+    /// The summary as of now, with everything handed over so far done (the
+    /// worker thread is joined: at the end of a run, not per scrape).
+    pub fn summary(&mut self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
+        self.stage();
+        let app = self.stage.snapshot(None);
+        with_app(self.capture_summary(inputs, kernel), app)
+    }
+
+    /// The summary as the two stages last published it (at the last tick of
+    /// packet time): reading it never stops the pipeline.
+    pub fn published(&self) -> Arc<Published> {
+        Arc::clone(&self.published)
+    }
+}
+
+/// `summary` with the application stage's counters of `app`.
+fn with_app(summary: Summary, app: AppSnapshot) -> Summary {
+    Summary {
+        protocols: app.protocols,
+        sessions: app.sessions,
+        detection: app.detection,
+        ..summary
+    }
+}
+
+/// What the capture and application stages publish at every tick, for
+/// readers on other threads (the periodic summary, /metrics).
+#[derive(Debug, Default)]
+pub struct Published {
+    capture: Mutex<Option<Summary>>,
+    app: SharedSnapshot,
+}
+
+impl Published {
+    /// The last published summary, `None` before the first tick.
+    pub fn summary(&self, inputs: &[String], kernel: Option<KernelStats>) -> Option<Summary> {
+        let mut summary = self.capture.lock().ok()?.clone()?;
+        let app = self.app.lock().ok()?.clone();
+        summary.inputs = inputs.to_vec();
+        summary.kernel = kernel;
+        Some(with_app(summary, app))
     }
 }
 
@@ -336,7 +422,7 @@ pub fn run_live(
                 let frame = source.current();
                 pipeline.process(&frame);
             }
-            Next::Idle => pipeline.hand_off(),
+            Next::Idle => pipeline.idle(),
             Next::End => return Ok(()),
         }
         // Under steady light traffic a batch fills slowly: hand it over anyway,

@@ -1,26 +1,31 @@
-//! The application stage (protocol parsers, rules, logs) and how the flow
-//! stage hands it work: batches of flow observations in packet order, run
-//! either on the same thread or on a worker thread of their own.
+//! The application stage (protocol parsers, the event layer, rules, alerts,
+//! logs) and how the flow stage hands it work: batches of flow observations
+//! and packet-time ticks in packet order, run either on the same thread or on
+//! a worker thread of their own.
 //!
 //! The flow stage copies what the application stage needs (flow record, stream
-//! bytes, datagrams, packet notes) into a [`Batch`]. Batches go through a
-//! bounded queue, so a slow application stage slows capture down instead of
-//! growing memory; emptied batches come back to be filled again. The
-//! application stage sees the same observations in the same order either way,
-//! so its output does not depend on where it runs.
+//! bytes, datagrams, packet notes, the end of every flow) into a [`Batch`].
+//! Batches go through a bounded queue, so a slow application stage slows
+//! capture down instead of growing memory; emptied batches come back to be
+//! filled again. The application stage sees the same observations in the same
+//! order either way, so its output does not depend on where it runs.
 
 use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
 use crate::detect::detector::Detector;
-use crate::detect::normalize::{Normalizer, PacketNote};
-use crate::flow::{CloseReason, Direction, FlowHandler, FlowInfo, StreamEvent};
-use crate::proto::counts::ProtoCounts;
-use crate::proto::dispatch::{AppEvent, AppEventSink, AppProto, Dispatcher, FlowApp};
+use crate::detect::rules::RuleMatch;
+use crate::event::Normalizer;
+use crate::flow::{CloseReason, Direction, FlowHandler, FlowInfo, PacketNote, StreamEvent};
+use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp};
 use crate::proto::log::{LogContext, LogError, ProtocolLogs};
-use crate::summary::Talkers;
+use crate::proto::norm::Event;
+use crate::proto::{AppEvent, AppProto, ProtoCounts};
+use crate::summary::{DetectionSummary, Talkers};
 
 /// A batch is handed over once it holds this many observations...
 pub const BATCH_ITEMS: usize = 1024;
@@ -29,7 +34,7 @@ pub const BATCH_BYTES: usize = 256 * 1024;
 /// Batches waiting for the worker thread; capture waits when they are all full.
 pub const QUEUE_BATCHES: usize = 4;
 
-/// What the flow stage saw that the application stage acts on.
+/// What the flow stage saw of one flow that the application stage acts on.
 #[derive(Debug)]
 enum ItemKind {
     Packet {
@@ -44,14 +49,20 @@ enum ItemKind {
     Close,
 }
 
-/// One observation of one flow, with the flow record as it was then.
+/// One observation, in packet order.
 #[derive(Debug)]
-struct Item {
-    /// The flow's application state in [`AppStage::apps`].
-    slot: u32,
-    dir: Direction,
-    flow: FlowInfo,
-    kind: ItemKind,
+enum Item {
+    /// Of one flow, with the flow record as it was then.
+    Flow {
+        /// The flow's application state in [`AppStage::apps`], once it had
+        /// something for that stage.
+        slot: Option<u32>,
+        dir: Direction,
+        flow: FlowInfo,
+        kind: ItemKind,
+    },
+    /// Packet time went on (at least once a second, also when quiet).
+    Tick(Timestamp),
 }
 
 /// Observations in packet order, and the bytes they carry.
@@ -99,7 +110,8 @@ pub struct AppSlot(Option<u32>);
 #[derive(Debug)]
 pub struct Handoff {
     parse_protocols: bool,
-    /// A detector wants the notes of the packets it makes something of.
+    /// A detector wants the notes of the packets that tell of connection
+    /// attempts and refusals.
     pub packets: bool,
     pub batch: Batch,
     free: Vec<u32>,
@@ -131,12 +143,17 @@ impl Handoff {
                 slot
             }
         };
-        self.batch.items.push(Item {
-            slot,
+        self.batch.items.push(Item::Flow {
+            slot: Some(slot),
             dir,
             flow: info.clone(),
             kind,
         });
+    }
+
+    /// Packet time reached `now`.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.batch.items.push(Item::Tick(now));
     }
 }
 
@@ -153,7 +170,7 @@ impl FlowHandler<AppSlot> for Handoff {
             return;
         }
         let note = PacketNote::of(pkt);
-        if Normalizer::wants_packet(&note) {
+        if note.is_connection_signal() {
             let kind = ItemKind::Packet {
                 note,
                 established_before,
@@ -187,57 +204,101 @@ impl FlowHandler<AppSlot> for Handoff {
         self.push(info, app, dir, kind);
     }
 
+    /// Every flow's end reaches the application stage, whether or not it
+    /// carried anything for the parsers; its slot goes to the next new flow.
     fn on_close(&mut self, info: &FlowInfo, app: &mut AppSlot, _: CloseReason) {
         self.talkers.add_flow(info);
-        // A flow that never had anything for the application stage has no
-        // state there to close.
-        if let Some(slot) = app.0 {
-            self.push(info, app, Direction::ToServer, ItemKind::Close);
-            app.0 = None;
+        let slot = app.0.take();
+        if let Some(slot) = slot {
             self.free.push(slot);
+        }
+        self.batch.items.push(Item::Flow {
+            slot,
+            dir: Direction::ToServer,
+            flow: info.clone(),
+            kind: ItemKind::Close,
+        });
+    }
+}
+
+/// The rules and the alert stage they raise alerts through.
+pub struct Detection {
+    pub rules: Detector,
+    pub alerts: Alerter,
+    /// Matches of the current input, reused.
+    matches: Vec<RuleMatch>,
+}
+
+impl Detection {
+    pub fn new(rules: Detector, alerts: Alerter) -> Self {
+        Detection {
+            rules,
+            alerts,
+            matches: Vec::new(),
+        }
+    }
+
+    /// Runs the rules on `events` and raises an alert for every match.
+    fn run(&mut self, events: &[Event]) {
+        self.rules.run(events, &mut self.matches);
+        for m in self.matches.drain(..) {
+            self.alerts.raise(AlertInput::from(&m));
+        }
+    }
+
+    pub fn summary(&self) -> DetectionSummary {
+        let rules = self.rules.summary();
+        DetectionSummary {
+            rules: rules.rules,
+            engine: rules.engine,
+            alerts: self.alerts.stats(),
         }
     }
 }
 
 /// What the pipeline does with parser events: counts them and, when asked,
-/// writes the per-protocol logs and runs the rules.
+/// writes the per-protocol logs, normalises them and runs the rules.
 #[derive(Default)]
 pub struct EventSink {
     pub protocols: ProtoCounts,
     pub logs: Option<ProtocolLogs>,
     /// The first log write failure; logging stops there.
     pub log_error: Option<LogError>,
-    pub detector: Option<Detector>,
+    pub normalizer: Normalizer,
+    pub detection: Option<Detection>,
+}
+
+impl EventSink {
+    fn packet(&mut self, flow: &FlowInfo, dir: Direction, note: &PacketNote, established: bool) {
+        if let Some(d) = self.detection.as_mut() {
+            d.run(self.normalizer.packet(flow, dir, note, established));
+        }
+    }
 }
 
 impl AppEventSink for EventSink {
     fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
         self.protocols.on_detect(proto);
-        if let Some(d) = self.detector.as_mut() {
-            d.detect(flow, proto);
+        if let Some(d) = self.detection.as_mut() {
+            d.run(self.normalizer.detect(flow, proto));
         }
     }
 
     fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
-        if let Some(d) = self.detector.as_mut() {
-            d.close(flow, proto);
+        let events = self.normalizer.close(flow, proto);
+        if let Some(d) = self.detection.as_mut() {
+            d.run(events);
         }
     }
 
     fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
         self.protocols.on_event(event);
-        if let Some(d) = self.detector.as_mut() {
-            d.event(flow, ts, dir, event);
+        if let Some(d) = self.detection.as_mut() {
+            d.run(self.normalizer.event(flow, ts, dir, event));
         }
         if let Some(logs) = self.logs.as_mut() {
             let ctx = LogContext { ts, flow, dir };
-            let written = match event {
-                AppEvent::Http(e) => logs.http(&ctx, e),
-                AppEvent::Mqtt(e) => logs.mqtt(&ctx, e),
-                AppEvent::Coap(e) => logs.coap(&ctx, e),
-                AppEvent::Telnet(e) => logs.telnet(&ctx, e),
-            };
-            if let Err(e) = written {
+            if let Err(e) = logs.write_event(&ctx, event) {
                 self.log_error = Some(e);
                 self.logs = None;
             }
@@ -245,13 +306,30 @@ impl AppEventSink for EventSink {
     }
 }
 
-/// Protocol sessions, rules and logs: everything after the flow table.
+/// What the application stage publishes for readers on other threads (the
+/// periodic summary, /metrics): taken at every tick, so reading it never
+/// stops the pipeline.
+#[derive(Clone, Debug, Default)]
+pub struct AppSnapshot {
+    /// Packet time of the tick it was taken at.
+    pub at: Option<Timestamp>,
+    pub protocols: ProtoCounts,
+    pub sessions: crate::proto::dispatch::SessionBudget,
+    pub detection: Option<DetectionSummary>,
+}
+
+/// Where the application stage's snapshot is published.
+pub type SharedSnapshot = Arc<Mutex<AppSnapshot>>;
+
+/// Protocol sessions, events, rules and logs: everything after the flow table.
 #[derive(Default)]
 pub struct AppStage {
     pub dispatcher: Dispatcher,
     pub sink: EventSink,
     /// Per-flow application state, by the slot the flow stage gave the flow.
     apps: Vec<FlowApp>,
+    /// Published at every tick.
+    pub published: SharedSnapshot,
 }
 
 impl AppStage {
@@ -260,43 +338,68 @@ impl AppStage {
             dispatcher,
             sink: EventSink::default(),
             apps: Vec::new(),
+            published: SharedSnapshot::default(),
+        }
+    }
+
+    /// The stage's counters as of now.
+    pub fn snapshot(&self, at: Option<Timestamp>) -> AppSnapshot {
+        AppSnapshot {
+            at,
+            protocols: self.sink.protocols.clone(),
+            sessions: self.dispatcher.budget,
+            detection: self.sink.detection.as_ref().map(Detection::summary),
         }
     }
 
     /// Act on every observation of `batch`, in order, and empty it.
     pub fn run(&mut self, batch: &mut Batch) {
-        let sink = &mut self.sink;
         for item in batch.items.drain(..) {
-            let slot = item.slot as usize;
+            let (slot, dir, flow, kind) = match item {
+                Item::Flow {
+                    slot,
+                    dir,
+                    flow,
+                    kind,
+                } => (slot, dir, flow, kind),
+                Item::Tick(now) => {
+                    let snapshot = self.snapshot(Some(now));
+                    if let Ok(mut published) = self.published.lock() {
+                        *published = snapshot;
+                    }
+                    continue;
+                }
+            };
+            let sink = &mut self.sink;
+            let Some(slot) = slot.map(|s| s as usize) else {
+                // The end of a flow that never had anything for the parsers.
+                sink.on_close(&flow, None);
+                continue;
+            };
             if slot >= self.apps.len() {
                 self.apps.resize_with(slot + 1, FlowApp::default);
             }
             let app = &mut self.apps[slot];
-            let (flow, dir) = (&item.flow, item.dir);
-            match item.kind {
+            match kind {
                 ItemKind::Packet {
                     note,
                     established_before,
-                } => {
-                    if let Some(d) = sink.detector.as_mut() {
-                        d.packet(flow, dir, &note, established_before);
-                    }
-                }
+                } => sink.packet(&flow, dir, &note, established_before),
                 ItemKind::Data(range) => {
                     let ev = StreamEvent::Data(&batch.bytes[range]);
-                    self.dispatcher.on_stream(flow, app, dir, ev, sink);
+                    self.dispatcher.on_stream(&flow, app, dir, ev, sink);
                 }
                 ItemKind::Gap(n) => {
                     self.dispatcher
-                        .on_stream(flow, app, dir, StreamEvent::Gap(n), sink);
+                        .on_stream(&flow, app, dir, StreamEvent::Gap(n), sink);
                 }
                 ItemKind::Datagram(range) => {
                     let payload = &batch.bytes[range];
                     self.dispatcher
-                        .on_datagram(flow, &mut app.session, dir, payload, sink);
+                        .on_datagram(&flow, &mut app.session, dir, payload, sink);
                 }
                 ItemKind::Close => {
-                    self.dispatcher.on_close(flow, app, sink);
+                    self.dispatcher.on_close(&flow, app, sink);
                     // The slot goes to the next new flow.
                     *app = FlowApp::default();
                 }
@@ -378,7 +481,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::dispatch::AppLimits;
+    use crate::proto::AppLimits;
 
     fn udp_flow(id: u64) -> FlowInfo {
         FlowInfo::for_test(id, 17, 5683)
@@ -387,8 +490,22 @@ mod tests {
     /// A CoAP GET (RFC 7252 §3): CON, code 0.01, message id 0x1234, no token.
     const COAP_GET: [u8; 4] = [0x40, 0x01, 0x12, 0x34];
 
+    /// (flow id, slot, is a close) of each flow item of a batch.
+    fn flow_items(batch: &Batch) -> Vec<(u64, Option<u32>, bool)> {
+        batch
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Flow {
+                    slot, flow, kind, ..
+                } => Some((flow.id, *slot, matches!(kind, ItemKind::Close))),
+                Item::Tick(_) => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_closed_flows_slot_goes_to_the_next_flow_and_quiet_flows_cost_nothing() {
+    fn a_closed_flows_slot_goes_to_the_next_flow_and_quiet_flows_only_close() {
         let mut h = Handoff::new(true);
         let (a, b, quiet) = (udp_flow(1), udp_flow(2), udp_flow(3));
         let (mut app_a, mut app_b, mut app_quiet) = Default::default();
@@ -396,9 +513,15 @@ mod tests {
         h.on_close(&a, &mut app_a, CloseReason::Timeout);
         h.on_datagram(&b, &mut app_b, Direction::ToServer, &COAP_GET);
         h.on_close(&quiet, &mut app_quiet, CloseReason::Timeout);
-        let slots: Vec<(u64, u32)> = h.batch.items.iter().map(|i| (i.flow.id, i.slot)).collect();
-        assert_eq!(slots, [(1, 0), (1, 0), (2, 0)]);
-        assert!(matches!(h.batch.items[1].kind, ItemKind::Close));
+        assert_eq!(
+            flow_items(&h.batch),
+            [
+                (1, Some(0), false),
+                (1, Some(0), true),
+                (2, Some(0), false),
+                (3, None, true)
+            ]
+        );
         assert_eq!(h.batch.bytes, [COAP_GET, COAP_GET].concat());
         // Closed flows reach the talkers whether or not they had data.
         assert_eq!(h.talkers.top(10).len(), 2);

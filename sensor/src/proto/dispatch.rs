@@ -6,63 +6,31 @@
 //! never negotiates, a CoAP server answering with an anomaly). A flow whose
 //! first bytes match nothing is left opaque.
 
-use super::{Probe, coap, http, mqtt, telnet};
+use super::Probe;
+use super::registry::{AppEvent, AppLimits, AppProto, EventBufs, Feed, Session};
 use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowInfo, StreamEvent};
-
-/// The application protocols spanwatch parses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AppProto {
-    Http,
-    Mqtt,
-    Coap,
-    Telnet,
-}
-
-impl AppProto {
-    pub const ALL: [AppProto; 4] = [
-        AppProto::Http,
-        AppProto::Mqtt,
-        AppProto::Coap,
-        AppProto::Telnet,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AppProto::Http => "http",
-            AppProto::Mqtt => "mqtt",
-            AppProto::Coap => "coap",
-            AppProto::Telnet => "telnet",
-        }
-    }
-}
 
 /// Bytes per direction a TCP flow may show before its protocol is decided.
 pub const PROBE_MAX_BYTES: usize = 4096;
 /// UDP datagrams that may fail the CoAP probe before a flow is left opaque.
 pub const UDP_PROBE_DATAGRAMS: u8 = 4;
 
-/// Port hints (IANA assignments and the usual IoT alternatives).
+/// The protocol whose well-known TCP port `port` is (a hint only).
 fn port_hint_tcp(port: u16) -> Option<AppProto> {
-    match port {
-        1883 | 1884 => Some(AppProto::Mqtt),
-        80 | 81 | 591 | 8000 | 8008 | 8080 | 8081 | 8888 => Some(AppProto::Http),
-        23 | 2323 => Some(AppProto::Telnet),
-        _ => None,
-    }
+    AppProto::ALL
+        .iter()
+        .copied()
+        .find(|p| p.tcp_ports().contains(&port))
 }
 
+/// The protocol whose well-known UDP port `port` is (a hint only).
 fn port_hint_udp(port: u16) -> Option<AppProto> {
-    match port {
-        5683 => Some(AppProto::Coap),
-        // SSDP (UPnP discovery): HTTP messages over UDP, one per datagram.
-        SSDP_PORT => Some(AppProto::Http),
-        _ => None,
-    }
+    AppProto::ALL
+        .iter()
+        .copied()
+        .find(|p| p.udp_ports().contains(&port))
 }
-
-/// SSDP's multicast port (UPnP Device Architecture 2.0 §1.1).
-pub const SSDP_PORT: u16 = 1900;
 
 /// Early bytes of a TCP flow whose protocol is not known yet, in arrival order.
 #[derive(Debug, Default)]
@@ -86,32 +54,29 @@ impl Pending {
     }
 }
 
-/// The protocols whose probe matched, in probe order (at most the three TCP
-/// protocols), without allocating.
-#[derive(Clone, Copy, Debug, Default)]
-struct Matched {
-    protos: [Option<AppProto>; 3],
-    len: usize,
-}
+/// What the stream probes of every protocol said about some first bytes.
+#[derive(Clone, Copy, Debug)]
+struct Probes([Probe; AppProto::ALL.len()]);
 
-impl Matched {
-    fn push(&mut self, proto: AppProto) {
-        if let Some(slot) = self.protos.get_mut(self.len) {
-            *slot = Some(proto);
-            self.len += 1;
+impl Probes {
+    fn of(first: &[u8], dir: Direction) -> Probes {
+        let mut out = [Probe::NoMatch; AppProto::ALL.len()];
+        for (slot, proto) in out.iter_mut().zip(AppProto::ALL) {
+            *slot = proto.probe_stream(first, dir);
         }
+        Probes(out)
     }
 
-    fn first(&self) -> Option<AppProto> {
-        self.protos[0]
+    fn matched(&self) -> impl Iterator<Item = AppProto> + '_ {
+        AppProto::ALL
+            .iter()
+            .zip(self.0)
+            .filter(|(_, p)| *p == Probe::Match)
+            .map(|(proto, _)| *proto)
     }
 
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn contains(&self, proto: &AppProto) -> bool {
-        self.protos.contains(&Some(*proto))
+    fn undecided(&self) -> bool {
+        self.0.contains(&Probe::NeedMore)
     }
 }
 
@@ -122,10 +87,7 @@ pub enum AppSession {
     #[default]
     Undecided,
     Probing(Box<Pending>),
-    Http(Box<http::HttpSession>),
-    Mqtt(Box<mqtt::MqttSession>),
-    Coap(Box<coap::CoapSession>),
-    Telnet(Box<telnet::TelnetSession>),
+    Parsed(Session),
     /// Not a protocol spanwatch parses.
     Opaque,
 }
@@ -133,10 +95,7 @@ pub enum AppSession {
 impl AppSession {
     pub fn proto(&self) -> Option<AppProto> {
         match self {
-            AppSession::Http(_) => Some(AppProto::Http),
-            AppSession::Mqtt(_) => Some(AppProto::Mqtt),
-            AppSession::Coap(_) => Some(AppProto::Coap),
-            AppSession::Telnet(_) => Some(AppProto::Telnet),
+            AppSession::Parsed(s) => Some(s.proto()),
             _ => None,
         }
     }
@@ -170,15 +129,6 @@ fn orient(dir: Direction, swapped: bool) -> Direction {
     if swapped { dir.reverse() } else { dir }
 }
 
-/// One event from any parser.
-#[derive(Clone, Copy, Debug)]
-pub enum AppEvent<'a> {
-    Http(&'a http::HttpEvent),
-    Mqtt(&'a mqtt::MqttEvent),
-    Coap(&'a coap::CoapEvent),
-    Telnet(&'a telnet::TelnetEvent),
-}
-
 /// Receives every parser event with its flow and time.
 pub trait AppEventSink {
     /// A flow was recognised as `proto`.
@@ -187,19 +137,6 @@ pub trait AppEventSink {
     /// The flow ended; `proto` is what it was recognised as, if anything.
     fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>);
 }
-
-/// Parser limits, one per protocol.
-#[derive(Clone, Debug, Default)]
-pub struct AppLimits {
-    pub http: http::HttpLimits,
-    pub mqtt: mqtt::MqttLimits,
-    pub coap: coap::CoapLimits,
-    pub telnet: telnet::TelnetLimits,
-}
-
-/// Memory accounted to a session beyond its own struct: its tables and
-/// buffers in ordinary use (each is bounded by its limits).
-pub const SESSION_HEAP_ESTIMATE_BYTES: usize = 1024;
 
 /// Memory for protocol sessions across all flows. A flow that would exceed it
 /// is left unparsed (opaque), and counted.
@@ -212,33 +149,13 @@ pub struct SessionBudget {
     pub refused: u64,
 }
 
-fn session_cost(proto: AppProto) -> usize {
-    let inline = match proto {
-        AppProto::Http => std::mem::size_of::<http::HttpSession>(),
-        AppProto::Mqtt => std::mem::size_of::<mqtt::MqttSession>(),
-        AppProto::Coap => std::mem::size_of::<coap::CoapSession>(),
-        AppProto::Telnet => std::mem::size_of::<telnet::TelnetSession>(),
-    };
-    inline + SESSION_HEAP_ESTIMATE_BYTES
-}
-
 /// Creates sessions, feeds them, and hands their events to a sink. Holds the
 /// event buffers so that nothing is allocated per packet.
 #[derive(Default)]
 pub struct Dispatcher {
     limits: AppLimits,
     pub budget: SessionBudget,
-    http: Vec<http::HttpEvent>,
-    mqtt: Vec<mqtt::MqttEvent>,
-    coap: Vec<coap::CoapEvent>,
-    telnet: Vec<telnet::TelnetEvent>,
-}
-
-/// Where a chunk of a TCP stream goes.
-enum Feed<'a> {
-    Data(&'a [u8]),
-    Gap(u64),
-    Close,
+    bufs: EventBufs,
 }
 
 impl Dispatcher {
@@ -249,30 +166,33 @@ impl Dispatcher {
                 cap_bytes: memcap_bytes,
                 ..SessionBudget::default()
             },
-            ..Dispatcher::default()
+            bufs: EventBufs::default(),
         }
     }
 
     /// A new session for `proto`, or `Opaque` when the session budget is spent.
     fn session(&mut self, proto: AppProto) -> AppSession {
-        let cost = session_cost(proto);
+        let cost = proto.session_cost();
         if self.budget.used_bytes + cost > self.budget.cap_bytes {
             self.budget.refused += 1;
             return AppSession::Opaque;
         }
         self.budget.used_bytes += cost;
         self.budget.peak_bytes = self.budget.peak_bytes.max(self.budget.used_bytes);
-        match proto {
-            AppProto::Http => {
-                AppSession::Http(Box::new(http::HttpSession::new(self.limits.http.clone())))
-            }
-            AppProto::Mqtt => {
-                AppSession::Mqtt(Box::new(mqtt::MqttSession::new(self.limits.mqtt.clone())))
-            }
-            AppProto::Coap => AppSession::Coap(Box::new(coap::CoapSession::new(self.limits.coap))),
-            AppProto::Telnet => {
-                AppSession::Telnet(Box::new(telnet::TelnetSession::new(self.limits.telnet)))
-            }
+        AppSession::Parsed(Session::new(proto, &self.limits))
+    }
+
+    /// Starts parsing `flow` as `proto` (if the budget allows) and says so.
+    fn start(
+        &mut self,
+        flow: &FlowInfo,
+        app: &mut AppSession,
+        proto: AppProto,
+        sink: &mut dyn AppEventSink,
+    ) {
+        *app = self.session(proto);
+        if app.proto().is_some() {
+            sink.on_detect(flow, proto);
         }
     }
 
@@ -294,13 +214,12 @@ impl Dispatcher {
         let flow = view(flow, state.swapped);
         let dir = orient(dir, state.swapped);
         let app = &mut state.session;
-        let ts = flow.last_ts;
         match ev {
-            StreamEvent::Data(data) => self.feed(&flow, app, ts, dir, Feed::Data(data), sink),
+            StreamEvent::Data(data) => self.feed(&flow, app, dir, Feed::Data(data), sink),
             StreamEvent::Gap(n) => match app {
                 // Bytes before the protocol is known are lost for detection; start over.
                 AppSession::Probing(p) => p.chunks.retain(|(d, _)| *d != dir),
-                _ => self.feed(&flow, app, ts, dir, Feed::Gap(n), sink),
+                _ => self.feed(&flow, app, dir, Feed::Gap(n), sink),
             },
         }
     }
@@ -313,26 +232,16 @@ impl Dispatcher {
             // Decide with what was seen, by port, and parse it.
             if let Some(proto) = port_hint_tcp(flow.server.1) {
                 let pending = std::mem::take(pending);
-                *app = self.session(proto);
-                if app.proto().is_some() {
-                    sink.on_detect(flow, proto);
-                }
+                self.start(flow, app, proto, sink);
                 for (d, chunk) in &pending.chunks {
-                    self.feed(flow, app, flow.last_ts, *d, Feed::Data(chunk), sink);
+                    self.feed(flow, app, *d, Feed::Data(chunk), sink);
                 }
             }
         }
-        self.feed(
-            flow,
-            app,
-            flow.last_ts,
-            Direction::ToServer,
-            Feed::Close,
-            sink,
-        );
+        self.feed(flow, app, Direction::ToServer, Feed::Close, sink);
         let proto = app.proto();
         if let Some(proto) = proto {
-            self.budget.used_bytes = self.budget.used_bytes.saturating_sub(session_cost(proto));
+            self.budget.used_bytes = self.budget.used_bytes.saturating_sub(proto.session_cost());
         }
         sink.on_close(flow, proto);
         *app = AppSession::Opaque;
@@ -351,31 +260,14 @@ impl Dispatcher {
             AppSession::Probing(p) => p.first_bytes(dir, data).into(),
             _ => data.into(),
         };
-        let probe_all = |as_dir: Direction| {
-            [
-                (AppProto::Telnet, telnet::probe(&first, as_dir)),
-                (AppProto::Mqtt, mqtt::probe(&first, as_dir)),
-                (AppProto::Http, http::probe(&first, as_dir)),
-            ]
-        };
-        let matches = |probes: &[(AppProto, Probe)]| -> Matched {
-            let mut m = Matched::default();
-            for (proto, _) in probes.iter().filter(|(_, p)| *p == Probe::Match) {
-                m.push(*proto);
-            }
-            m
-        };
-        let mut probes = probe_all(dir);
-        let mut matched = matches(&probes);
-        if matched.is_empty() {
+        let mut probes = Probes::of(&first, dir);
+        if probes.matched().next().is_none() {
             // A request (or CONNECT) where the flow table expected the server
             // to speak: the orientation guessed from ports was wrong.
-            let reversed = probe_all(dir.reverse());
-            let reversed_matched = matches(&reversed);
-            if !reversed_matched.is_empty() && !state.swapped {
+            let reversed = Probes::of(&first, dir.reverse());
+            if reversed.matched().next().is_some() && !state.swapped {
                 state.swapped = true;
                 probes = reversed;
-                matched = reversed_matched;
             }
         }
         let swapped = state.swapped;
@@ -383,14 +275,16 @@ impl Dispatcher {
         let flow = &*view(flow, swapped);
         let dir = orient(dir, swapped);
         let hint = port_hint_tcp(flow.server.1);
-        let undecided = probes.iter().any(|(_, p)| *p == Probe::NeedMore);
         let seen = match app {
             AppSession::Probing(p) => p.bytes[dir.index()] + data.len(),
             _ => data.len(),
         };
-        let choice = if let Some(only) = matched.first() {
-            Some(hint.filter(|h| matched.contains(h)).unwrap_or(only))
-        } else if undecided && seen < PROBE_MAX_BYTES {
+        let choice = if let Some(only) = probes.matched().next() {
+            Some(
+                hint.filter(|h| probes.matched().any(|m| m == *h))
+                    .unwrap_or(only),
+            )
+        } else if probes.undecided() && seen < PROBE_MAX_BYTES {
             None
         } else {
             // Content says nothing we know (or nothing decisive in time): a
@@ -424,20 +318,12 @@ impl Dispatcher {
                     AppSession::Probing(p) => p.chunks,
                     _ => Vec::new(),
                 };
+                self.start(flow, app, proto, sink);
                 // Chunks were stored in the flow table's orientation.
-                let earlier: Vec<(Direction, Vec<u8>)> = earlier
-                    .into_iter()
-                    .map(|(d, c)| (orient(d, swapped), c))
-                    .collect();
-                *app = self.session(proto);
-                if app.proto().is_some() {
-                    sink.on_detect(flow, proto);
-                }
-                let ts = flow.last_ts;
                 for (d, chunk) in &earlier {
-                    self.feed(flow, app, ts, *d, Feed::Data(chunk), sink);
+                    self.feed(flow, app, orient(*d, swapped), Feed::Data(chunk), sink);
                 }
-                self.feed(flow, app, ts, dir, Feed::Data(data), sink);
+                self.feed(flow, app, dir, Feed::Data(data), sink);
             }
         }
     }
@@ -453,16 +339,12 @@ impl Dispatcher {
     ) {
         if matches!(app, AppSession::Undecided | AppSession::Probing(_)) {
             let hint = port_hint_udp(flow.server.1).or(port_hint_udp(flow.client.1));
-            let proto = if coap::probe(payload, dir) == Probe::Match {
-                Some(AppProto::Coap)
-            } else {
-                hint
-            };
-            if let Some(proto) = proto {
-                *app = self.session(proto);
-                if app.proto().is_some() {
-                    sink.on_detect(flow, proto);
-                }
+            let by_content = AppProto::ALL
+                .iter()
+                .copied()
+                .find(|p| p.probe_datagram(payload, dir) == Probe::Match);
+            if let Some(proto) = by_content.or(hint) {
+                self.start(flow, app, proto, sink);
             } else {
                 let misses = match app {
                     AppSession::Probing(p) => {
@@ -483,64 +365,22 @@ impl Dispatcher {
                 return;
             }
         }
-        match app {
-            AppSession::Coap(s) => {
-                self.coap.clear();
-                s.on_datagram(flow.last_ts, dir, payload, &mut self.coap);
-                for ev in &self.coap {
-                    sink.on_event(flow, flow.last_ts, dir, AppEvent::Coap(ev));
-                }
-            }
-            // Each SSDP datagram is one whole HTTP message: parse it, then
-            // close it off so a lost or malformed one cannot stall the next.
-            AppSession::Http(s) => {
-                self.http.clear();
-                s.on_data(flow.last_ts, dir, payload, &mut self.http);
-                s.on_gap(flow.last_ts, dir, 0, &mut self.http);
-                for ev in &self.http {
-                    sink.on_event(flow, flow.last_ts, dir, AppEvent::Http(ev));
-                }
-            }
-            _ => {}
-        }
+        self.feed(flow, app, dir, Feed::Datagram(payload), sink);
     }
 
     fn feed(
         &mut self,
         flow: &FlowInfo,
         app: &mut AppSession,
-        ts: Timestamp,
         dir: Direction,
         what: Feed<'_>,
         sink: &mut dyn AppEventSink,
     ) {
-        macro_rules! run {
-            ($session:expr, $buf:ident, $variant:ident) => {{
-                self.$buf.clear();
-                match what {
-                    Feed::Data(d) => $session.on_data(ts, dir, d, &mut self.$buf),
-                    Feed::Gap(n) => $session.on_gap(ts, dir, n, &mut self.$buf),
-                    Feed::Close => $session.on_close(ts, &mut self.$buf),
-                }
-                for ev in &self.$buf {
-                    sink.on_event(flow, ts, dir, AppEvent::$variant(ev));
-                }
-            }};
-        }
-        match app {
-            AppSession::Http(s) => run!(s, http, Http),
-            AppSession::Mqtt(s) => run!(s, mqtt, Mqtt),
-            AppSession::Telnet(s) => run!(s, telnet, Telnet),
-            AppSession::Coap(s) => {
-                if let Feed::Close = what {
-                    self.coap.clear();
-                    s.expire(Timestamp(i64::MAX), &mut self.coap);
-                    for ev in &self.coap {
-                        sink.on_event(flow, ts, dir, AppEvent::Coap(ev));
-                    }
-                }
-            }
-            AppSession::Undecided | AppSession::Probing(_) | AppSession::Opaque => {}
+        if let AppSession::Parsed(session) = app {
+            let ts = flow.last_ts;
+            session.feed(ts, dir, what, &mut self.bufs, &mut |ev| {
+                sink.on_event(flow, ts, dir, ev)
+            });
         }
     }
 }

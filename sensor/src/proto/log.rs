@@ -1,5 +1,5 @@
-//! Zeek-style protocol logs: `http.jsonl`, `mqtt.jsonl`, `coap.jsonl` and
-//! `telnet.jsonl`, one JSON object per line (JSON Lines, RFC 8259 texts
+//! Zeek-style protocol logs, one file per protocol (`http.jsonl`,
+//! `mqtt.jsonl`, `coap.jsonl`, `telnet.jsonl`), one JSON object per line (JSON Lines, RFC 8259 texts
 //! separated by `\n`), written by `spanwatch replay --log-dir DIR`.
 //!
 //! Every line starts with where the event happened: `ts` (RFC 3339, UTC,
@@ -23,9 +23,11 @@
 //! Privacy: no line holds a password or anything derived from one (not even
 //! its length): logins carry a presence flag only. Body and payload bytes are
 //! never written: an HTTP body or MQTT payload is described by its length and
-//! a [`ContentClass`] of its first bytes, because a form body or a payload can
-//! carry credentials.
-#![forbid(unsafe_code)]
+//! a [`ContentClass`](super::content::ContentClass) of its first bytes,
+//! because a form body or a payload can carry credentials.
+//!
+//! This file is the writer; each protocol maps its events to its own record
+//! type in its folder's `log.rs` ([`Protocol::log_record`]).
 
 use std::fmt;
 use std::fs::{self, File};
@@ -33,32 +35,14 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use super::coap::{
-    BlockKind, BlockValue, CoapEvent, CoapMessageEvent, Code, LinkResource, ObserveEndReason,
-    ResponseKind, ResponseMatch, Token,
-};
-use super::http::{
-    AnomalyEffect, AnomalyKind as HttpAnomalyKind, Auth, HttpEvent, Method, TunnelKind, Version,
-};
-use super::mqtt::{ConnackCode, MqttEvent, PacketType, PropertySummary, ProtocolVersion};
-use super::telnet::subneg::{AuthDetail, EnvCommand, TerminalSpeedDetail, TerminalTypeDetail};
-use super::telnet::{
-    AnomalyKind as TelnetAnomalyKind, LoginOutcome, SubnegDetail, TelnetEvent, TokenError,
-    UserSource,
-};
+use super::record::Shown;
+
+use super::contract::Protocol;
+use super::registry::{AppEvent, AppProto, EventVisitor};
 use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowInfo};
-
-/// File name of the HTTP log inside the log directory.
-pub const HTTP_LOG: &str = "http.jsonl";
-/// File name of the MQTT log.
-pub const MQTT_LOG: &str = "mqtt.jsonl";
-/// File name of the CoAP log.
-pub const COAP_LOG: &str = "coap.jsonl";
-/// File name of the Telnet log.
-pub const TELNET_LOG: &str = "telnet.jsonl";
 
 /// Where an event happened.
 #[derive(Clone, Copy, Debug)]
@@ -82,96 +66,98 @@ pub enum LogError {
     Write { path: PathBuf, source: io::Error },
 }
 
-/// Lines written to each file of one run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct LogCounts {
-    pub http: u64,
-    pub mqtt: u64,
-    pub coap: u64,
-    pub telnet: u64,
+/// Lines written to each file of one run, by protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogCounts([u64; AppProto::ALL.len()]);
+
+impl LogCounts {
+    pub fn lines(&self, proto: AppProto) -> u64 {
+        self.0[proto.index()]
+    }
 }
 
-/// The four log files of one run; each line one JSON object, flushed on
-/// [`ProtocolLogs::finish`].
+/// The log files of one run, one per protocol (`NAME.jsonl`); each line one
+/// JSON object, flushed on [`ProtocolLogs::finish`].
 pub struct ProtocolLogs {
-    http: LogFile,
-    mqtt: LogFile,
-    coap: LogFile,
-    telnet: LogFile,
+    /// By [`AppProto::index`].
+    files: Vec<LogFile>,
     /// One serialized line, reused: a line reaches its file whole or not at all.
     line: Vec<u8>,
 }
 
 impl fmt::Debug for ProtocolLogs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let paths: Vec<&Path> = self.files.iter().map(|f| f.path.as_path()).collect();
         f.debug_struct("ProtocolLogs")
-            .field("http", &self.http.path)
-            .field("mqtt", &self.mqtt.path)
-            .field("coap", &self.coap.path)
-            .field("telnet", &self.telnet.path)
+            .field("files", &paths)
             .finish_non_exhaustive()
     }
 }
 
 impl ProtocolLogs {
-    /// Creates `dir` (and its parents) if needed and the four files in it,
-    /// truncating files left by an earlier run.
+    /// Creates `dir` (and its parents) if needed and one file per protocol in
+    /// it, truncating files left by an earlier run.
     pub fn create(dir: &Path) -> Result<Self, LogError> {
         fs::create_dir_all(dir).map_err(|source| LogError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
+        let files = AppProto::ALL
+            .iter()
+            .map(|p| LogFile::create(dir, &format!("{}.jsonl", p.name())))
+            .collect::<Result<_, _>>()?;
         Ok(ProtocolLogs {
-            http: LogFile::create(dir, HTTP_LOG)?,
-            mqtt: LogFile::create(dir, MQTT_LOG)?,
-            coap: LogFile::create(dir, COAP_LOG)?,
-            telnet: LogFile::create(dir, TELNET_LOG)?,
+            files,
             line: Vec::with_capacity(512),
         })
     }
 
-    /// Logs an HTTP event: one line per request head, response head, body
-    /// end, tunnel and anomaly.
-    pub fn http(&mut self, ctx: &LogContext<'_>, ev: &HttpEvent) -> Result<(), LogError> {
-        let (dir, record) = http_record(ev);
-        let line = Line::new(ctx, dir.unwrap_or(ctx.dir), record);
-        self.http.write(&mut self.line, &line)
+    /// Logs one event, if it has a line.
+    pub fn write_event(
+        &mut self,
+        ctx: &LogContext<'_>,
+        event: AppEvent<'_>,
+    ) -> Result<(), LogError> {
+        struct Writer<'l, 'c> {
+            logs: &'l mut ProtocolLogs,
+            ctx: &'l LogContext<'c>,
+            result: Result<(), LogError>,
+        }
+        impl EventVisitor for Writer<'_, '_> {
+            fn visit<P: Protocol>(&mut self, proto: AppProto, event: &P::Event) {
+                self.result = self.logs.write::<P>(proto, self.ctx, event);
+            }
+        }
+        let mut w = Writer {
+            logs: self,
+            ctx,
+            result: Ok(()),
+        };
+        event.visit(&mut w);
+        w.result
     }
 
-    /// Logs an MQTT event: one line per control packet and per anomaly.
-    pub fn mqtt(&mut self, ctx: &LogContext<'_>, ev: &MqttEvent) -> Result<(), LogError> {
-        let line = Line::new(ctx, ctx.dir, mqtt_record(ev));
-        self.mqtt.write(&mut self.line, &line)
-    }
-
-    /// Logs a CoAP event: messages, observe and block-wise milestones,
-    /// discovered resources, unanswered requests and anomalies.
-    pub fn coap(&mut self, ctx: &LogContext<'_>, ev: &CoapEvent) -> Result<(), LogError> {
-        let (dir, record) = coap_record(ev);
-        let line = Line::new(ctx, dir.unwrap_or(ctx.dir), record);
-        self.coap.write(&mut self.line, &line)
-    }
-
-    /// Logs a Telnet event: login attempts, shell commands, informative
-    /// sub-negotiations and anomalies. Option negotiations, single commands
-    /// and data counts are not logged (one line per option would drown the
-    /// rest); this returns `Ok` without writing for them.
-    pub fn telnet(&mut self, ctx: &LogContext<'_>, ev: &TelnetEvent) -> Result<(), LogError> {
-        let Some((dir, record)) = telnet_record(ev) else {
+    /// Logs one event of protocol `P` (which is `proto`), if it has a line.
+    pub fn write<P: Protocol>(
+        &mut self,
+        proto: AppProto,
+        ctx: &LogContext<'_>,
+        ev: &P::Event,
+    ) -> Result<(), LogError> {
+        let Some((dir, record)) = P::log_record(ev) else {
             return Ok(());
         };
         let line = Line::new(ctx, dir.unwrap_or(ctx.dir), record);
-        self.telnet.write(&mut self.line, &line)
+        self.files[proto.index()].write(&mut self.line, &line)
     }
 
     /// Flushes every file and returns the lines written to each.
     pub fn finish(self) -> Result<LogCounts, LogError> {
-        Ok(LogCounts {
-            http: self.http.finish()?,
-            mqtt: self.mqtt.finish()?,
-            coap: self.coap.finish()?,
-            telnet: self.telnet.finish()?,
-        })
+        let mut counts = LogCounts::default();
+        for (n, file) in counts.0.iter_mut().zip(self.files) {
+            *n = file.finish()?;
+        }
+        Ok(counts)
     }
 }
 
@@ -218,15 +204,6 @@ impl LogFile {
     }
 }
 
-/// Serializes a value through its `Display` form (no intermediate `String`).
-struct Shown<T>(T);
-
-impl<T: fmt::Display> Serialize for Shown<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
-    }
-}
-
 /// The fields every line starts with, then the protocol record.
 #[derive(Serialize)]
 struct Line<R> {
@@ -267,1173 +244,8 @@ impl<R> Line<R> {
     }
 }
 
-// ---- content classification ------------------------------------------------
-
-/// ELF identification, `e_ident[EI_MAG0..EI_MAG3]` (System V gABI, ch. 4).
-const MAGIC_ELF: &[u8] = b"\x7fELF";
-/// gzip member header ID1 ID2 (RFC 1952 §2.3.1).
-const MAGIC_GZIP: &[u8] = b"\x1f\x8b";
-/// ZIP local file header signature 0x04034b50 (PKWARE APPNOTE.TXT §4.3.7).
-const MAGIC_ZIP: &[u8] = b"PK\x03\x04";
-/// ZIP end of central directory signature 0x06054b50, the start of an empty
-/// archive (APPNOTE.TXT §4.3.16).
-const MAGIC_ZIP_EMPTY: &[u8] = b"PK\x05\x06";
-/// xz stream header magic (The .xz File Format 1.0.4 §2.1.1.1).
-const MAGIC_XZ: &[u8] = b"\xfd7zXZ\x00";
-/// bzip2 stream header "BZh" (followed by the block size digit '1'..'9').
-const MAGIC_BZIP2: &[u8] = b"BZh";
-/// PNG signature (ISO/IEC 15948 §5.2).
-const MAGIC_PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
-/// JPEG SOI marker followed by the next marker's 0xFF (ITU-T T.81 B.1.1.3).
-const MAGIC_JPEG: &[u8] = b"\xff\xd8\xff";
-/// GIF header signature and versions (GIF89a specification §17).
-const MAGIC_GIF: [&[u8]; 2] = [b"GIF87a", b"GIF89a"];
-/// PDF file header (ISO 32000-1 §7.5.2).
-const MAGIC_PDF: &[u8] = b"%PDF-";
-/// MS-DOS stub signature at the start of a PE image (Microsoft PE/COFF
-/// specification §2).
-const MAGIC_MZ: &[u8] = b"MZ";
-/// Interpreter line of a script, as execve(2) recognises it.
-const MAGIC_SHEBANG: &[u8] = b"#!";
-
-/// What the first bytes of a body or payload look like. Only this
-/// classification and a length are ever logged, never the bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ContentClass {
-    /// No bytes.
-    Empty,
-    Elf,
-    /// Windows PE executable ("MZ" followed by binary bytes).
-    Pe,
-    Gzip,
-    Zip,
-    Xz,
-    Bzip2,
-    Png,
-    Jpeg,
-    Gif,
-    Pdf,
-    /// Text starting with `#!`.
-    Script,
-    /// Text starting (after white space) with `{` or `[` (RFC 8259 §2).
-    Json,
-    /// Text starting (after white space) with `<`: HTML or XML.
-    Markup,
-    /// Other UTF-8 text without control characters (tab, CR, LF allowed).
-    Text,
-    /// Anything else.
-    Binary,
-}
-
-impl ContentClass {
-    /// Classifies the leading bytes of a body or payload (any length; a
-    /// multi-byte UTF-8 character cut at the end still counts as text).
-    pub fn of(head: &[u8]) -> Self {
-        if head.is_empty() {
-            return ContentClass::Empty;
-        }
-        let binary_magic = [
-            (MAGIC_ELF, ContentClass::Elf),
-            (MAGIC_GZIP, ContentClass::Gzip),
-            (MAGIC_ZIP, ContentClass::Zip),
-            (MAGIC_ZIP_EMPTY, ContentClass::Zip),
-            (MAGIC_XZ, ContentClass::Xz),
-            (MAGIC_PNG, ContentClass::Png),
-            (MAGIC_JPEG, ContentClass::Jpeg),
-            (MAGIC_PDF, ContentClass::Pdf),
-        ];
-        if let Some((_, class)) = binary_magic.iter().find(|(m, _)| head.starts_with(m)) {
-            return *class;
-        }
-        if MAGIC_GIF.iter().any(|m| head.starts_with(m)) {
-            return ContentClass::Gif;
-        }
-        if head.starts_with(MAGIC_BZIP2)
-            && head
-                .get(MAGIC_BZIP2.len())
-                .is_some_and(|d| (b'1'..=b'9').contains(d))
-        {
-            return ContentClass::Bzip2;
-        }
-        if !is_text(head) {
-            return if head.starts_with(MAGIC_MZ) {
-                ContentClass::Pe
-            } else {
-                ContentClass::Binary
-            };
-        }
-        if head.starts_with(MAGIC_SHEBANG) {
-            return ContentClass::Script;
-        }
-        match head.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{' | b'[') => ContentClass::Json,
-            Some(b'<') => ContentClass::Markup,
-            _ => ContentClass::Text,
-        }
-    }
-
-    /// Stable lower-case name, as written in the logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentClass::Empty => "empty",
-            ContentClass::Elf => "elf",
-            ContentClass::Pe => "pe",
-            ContentClass::Gzip => "gzip",
-            ContentClass::Zip => "zip",
-            ContentClass::Xz => "xz",
-            ContentClass::Bzip2 => "bzip2",
-            ContentClass::Png => "png",
-            ContentClass::Jpeg => "jpeg",
-            ContentClass::Gif => "gif",
-            ContentClass::Pdf => "pdf",
-            ContentClass::Script => "script",
-            ContentClass::Json => "json",
-            ContentClass::Markup => "markup",
-            ContentClass::Text => "text",
-            ContentClass::Binary => "binary",
-        }
-    }
-}
-
-/// UTF-8 (an incomplete character at the very end allowed) without control
-/// characters other than tab, LF, CR and form feed.
-fn is_text(bytes: &[u8]) -> bool {
-    let valid = match std::str::from_utf8(bytes) {
-        Ok(s) => s,
-        // `error_len() == None`: the input ends inside a character.
-        Err(e) if e.error_len().is_none() => {
-            match bytes.get(..e.valid_up_to()).map(std::str::from_utf8) {
-                Some(Ok(s)) => s,
-                _ => return false,
-            }
-        }
-        Err(_) => return false,
-    };
-    valid
-        .chars()
-        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c'))
-}
-
-/// Classification of a captured head, `None` when nothing was captured.
-fn magic_of(head: &[u8]) -> Option<&'static str> {
-    (!head.is_empty()).then(|| ContentClass::of(head).as_str())
-}
-
-// ---- HTTP ------------------------------------------------------------------
-
-/// HTTP version as Zeek writes it ("1.1").
-struct HttpVersion(Version);
-
-impl fmt::Display for HttpVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Version::Http09 => f.write_str("0.9"),
-            Version::Http10 => f.write_str("1.0"),
-            Version::Http11 => f.write_str("1.1"),
-            Version::Other { major, minor } => write!(f, "{major}.{minor}"),
-        }
-    }
-}
-
-#[derive(Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-enum HttpRecord<'a> {
-    Request {
-        method: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        host: Option<&'a str>,
-        uri: &'a str,
-        version: Shown<HttpVersion>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        user_agent: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        content_type: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        content_length: Option<u64>,
-        chunked: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        auth_scheme: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        auth_user: Option<&'a str>,
-        /// Basic only: a password was present (never its length).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        auth_has_password: Option<bool>,
-    },
-    Response {
-        status: u16,
-        reason: &'a str,
-        version: Shown<HttpVersion>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        content_type: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        content_length: Option<u64>,
-        chunked: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        request_method: Option<&'a str>,
-    },
-    Body {
-        body_len: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        body_magic: Option<&'static str>,
-        complete: bool,
-    },
-    Tunnel {
-        tunnel: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        authority: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        upgrade: Option<&'a str>,
-    },
-    Anomaly {
-        kind: &'static str,
-        detail: &'a str,
-        effect: &'static str,
-    },
-}
-
-/// The record of an HTTP event and the direction it travelled, when the
-/// event fixes it.
-fn http_record(ev: &HttpEvent) -> (Option<Direction>, HttpRecord<'_>) {
-    match ev {
-        HttpEvent::Request(r) => {
-            let (auth_scheme, auth_user, auth_has_password) = match &r.auth {
-                Auth::None => (None, None, None),
-                Auth::Basic {
-                    user, has_password, ..
-                } => (Some("basic"), Some(user.as_str()), Some(*has_password)),
-                Auth::Digest { user } => (Some("digest"), user.as_deref(), None),
-                Auth::Bearer => (Some("bearer"), None, None),
-                Auth::Other(scheme) => (Some(scheme.as_str()), None, None),
-            };
-            let record = HttpRecord::Request {
-                method: r.method.as_str(),
-                host: r.host.as_deref(),
-                uri: &r.uri,
-                version: Shown(HttpVersion(r.version)),
-                user_agent: r.user_agent.as_deref(),
-                content_type: r.content_type.as_deref(),
-                content_length: r.content_length,
-                chunked: r.chunked,
-                auth_scheme,
-                auth_user,
-                auth_has_password,
-            };
-            (Some(Direction::ToServer), record)
-        }
-        HttpEvent::Response(r) => {
-            let record = HttpRecord::Response {
-                status: r.status,
-                reason: &r.reason,
-                version: Shown(HttpVersion(r.version)),
-                content_type: r.content_type.as_deref(),
-                content_length: r.content_length,
-                chunked: r.chunked,
-                request_method: r.request_method.as_ref().map(Method::as_str),
-            };
-            (Some(Direction::ToClient), record)
-        }
-        HttpEvent::Body(b) => {
-            let record = HttpRecord::Body {
-                body_len: b.total_len,
-                body_magic: magic_of(&b.head),
-                complete: b.complete,
-            };
-            (Some(b.dir), record)
-        }
-        // A tunnel starts with the server's answer (2xx to CONNECT, 101).
-        HttpEvent::Tunnel(kind) => {
-            let record = match kind {
-                TunnelKind::Connect { authority } => HttpRecord::Tunnel {
-                    tunnel: "connect",
-                    authority: Some(authority),
-                    upgrade: None,
-                },
-                TunnelKind::Upgrade { protocol } => HttpRecord::Tunnel {
-                    tunnel: "upgrade",
-                    authority: None,
-                    upgrade: Some(protocol),
-                },
-            };
-            (Some(Direction::ToClient), record)
-        }
-        HttpEvent::Anomaly(a) => {
-            let record = HttpRecord::Anomaly {
-                kind: http_anomaly_name(a.kind),
-                detail: &a.detail,
-                effect: match a.effect {
-                    AnomalyEffect::Continue => "continue",
-                    AnomalyEffect::Resync => "resync",
-                    AnomalyEffect::StopDirection => "stop_direction",
-                },
-            };
-            (Some(a.dir), record)
-        }
-    }
-}
-
-/// Stable snake_case name of an HTTP anomaly kind.
-fn http_anomaly_name(kind: HttpAnomalyKind) -> &'static str {
-    use HttpAnomalyKind as K;
-    match kind {
-        K::Http09Request => "http09_request",
-        K::InvalidRequestLine => "invalid_request_line",
-        K::InvalidStatusLine => "invalid_status_line",
-        K::InvalidStatusCode => "invalid_status_code",
-        K::InvalidVersion => "invalid_version",
-        K::InvalidHeader => "invalid_header",
-        K::TooManyHeaders => "too_many_headers",
-        K::HeadTooLarge => "head_too_large",
-        K::InvalidHost => "invalid_host",
-        K::TransferEncodingWithContentLength => "transfer_encoding_with_content_length",
-        K::ObfuscatedTransferEncoding => "obfuscated_transfer_encoding",
-        K::UnsupportedTransferEncoding => "unsupported_transfer_encoding",
-        K::TransferEncodingInHttp10 => "transfer_encoding_in_http10",
-        K::InvalidContentLength => "invalid_content_length",
-        K::ChunkSizeOverflow => "chunk_size_overflow",
-        K::InvalidChunk => "invalid_chunk",
-        K::TrailerTooLarge => "trailer_too_large",
-        K::InvalidAuthorization => "invalid_authorization",
-        K::UserinfoInUri => "userinfo_in_uri",
-        K::PipelineLimit => "pipeline_limit",
-        K::GapLostSync => "gap_lost_sync",
-        K::TruncatedHead => "truncated_head",
-        K::BufferLimit => "buffer_limit",
-    }
-}
-
-// ---- MQTT ------------------------------------------------------------------
-
-#[derive(Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-enum MqttRecord<'a> {
-    Packet(Box<MqttPacket<'a>>),
-    Anomaly {
-        kind: &'static str,
-        detail: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        msg_type: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        msg_type_code: Option<u8>,
-    },
-}
-
-/// One control packet. Which fields are present depends on `msg_type`.
-#[derive(Default, Serialize)]
-struct MqttPacket<'a> {
-    msg_type: &'static str,
-    msg_type_code: u8,
-    // CONNECT (MQTT 5.0 §3.1.2, §3.1.3)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocol_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocol_level: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    username: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    has_password: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keep_alive: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clean_start: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    will_topic: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    will_qos: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    will_retain: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    will_payload_len: Option<u16>,
-    // CONNACK (§3.2)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session_present: Option<bool>,
-    /// 3.x Connect Return Code (3.1.1 §3.2.2.3).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    return_code: Option<u8>,
-    /// 5.0 Reason Code (§2.4) of CONNACK, PUBACK..PUBCOMP, DISCONNECT, AUTH.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason_code: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accepted: Option<bool>,
-    // PUBLISH (§3.3)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    topic: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    qos: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retain: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dup: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    packet_id: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload_len: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload_magic: Option<&'static str>,
-    // SUBSCRIBE / UNSUBSCRIBE (§3.8, §3.10)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filters: Option<Vec<&'a str>>,
-    /// Requested QoS of each filter, SUBSCRIBE only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filter_qos: Option<Vec<u8>>,
-    /// Filters in the packet (`filters` may hold fewer).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filter_count: Option<usize>,
-    // SUBACK / UNSUBACK (§3.9, §3.11)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason_codes: Option<Vec<u8>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason_code_count: Option<usize>,
-    /// A packet whose body was not decoded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remaining_len: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    properties: Option<MqttProperties<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    will_properties: Option<MqttProperties<'a>>,
-}
-
-/// The MQTT 5.0 properties worth a log column (§2.2.2.2). Binary values
-/// (Authentication Data, Correlation Data) appear as presence flags; of the
-/// User Properties only the count and the first name are written.
-#[derive(Serialize)]
-struct MqttProperties<'a> {
-    count: u16,
-    #[serde(skip_serializing_if = "is_zero")]
-    user_properties: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_user_property_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload_format_utf8: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message_expiry_secs: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_topic: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_false")]
-    has_correlation_data: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    topic_alias: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session_expiry_secs: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    assigned_client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    server_keep_alive_secs: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth_method: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_false")]
-    has_auth_data: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    will_delay_secs: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason_string: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    server_reference: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    receive_maximum: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    maximum_packet_size: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    maximum_qos: Option<u8>,
-}
-
-fn is_zero(n: &u16) -> bool {
-    *n == 0
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-fn mqtt_properties(p: Option<&PropertySummary>) -> Option<MqttProperties<'_>> {
-    let p = p?;
-    Some(MqttProperties {
-        count: p.count,
-        user_properties: p.user_properties,
-        first_user_property_name: p.first_user_property.as_ref().map(|(k, _)| k.as_str()),
-        content_type: p.content_type.as_deref(),
-        payload_format_utf8: p.payload_format_utf8,
-        message_expiry_secs: p.message_expiry_secs,
-        response_topic: p.response_topic.as_deref(),
-        has_correlation_data: p.has_correlation_data,
-        topic_alias: p.topic_alias,
-        session_expiry_secs: p.session_expiry_secs,
-        assigned_client_id: p.assigned_client_id.as_deref(),
-        server_keep_alive_secs: p.server_keep_alive_secs,
-        auth_method: p.auth_method.as_deref(),
-        has_auth_data: p.has_auth_data,
-        will_delay_secs: p.will_delay_secs,
-        reason_string: p.reason_string.as_deref(),
-        server_reference: p.server_reference.as_deref(),
-        receive_maximum: p.receive_maximum,
-        maximum_packet_size: p.maximum_packet_size,
-        maximum_qos: p.maximum_qos,
-    })
-}
-
-fn mqtt_version_name(v: ProtocolVersion) -> &'static str {
-    match v {
-        ProtocolVersion::V3_1 => "3.1",
-        ProtocolVersion::V3_1_1 => "3.1.1",
-        ProtocolVersion::V5 => "5.0",
-    }
-}
-
-fn mqtt_record(ev: &MqttEvent) -> MqttRecord<'_> {
-    if let MqttEvent::Anomaly(a) = ev {
-        let t = a.msg_type.map(PacketType::from_nibble);
-        return MqttRecord::Anomaly {
-            kind: a.kind.as_str(),
-            detail: &a.detail,
-            msg_type: t.map(PacketType::name),
-            msg_type_code: a.msg_type,
-        };
-    }
-    // Every other event is a packet and has a type (`msg_type` is `None`
-    // only for anomalies).
-    let code = ev.msg_type().unwrap_or_default();
-    let mut p = MqttPacket {
-        msg_type: PacketType::from_nibble(code).name(),
-        msg_type_code: code,
-        ..MqttPacket::default()
-    };
-    match ev {
-        MqttEvent::Connect(c) => {
-            p.version = c.version.map(mqtt_version_name);
-            p.protocol_name = Some(&c.protocol_name);
-            p.protocol_level = Some(c.protocol_level);
-            p.client_id = Some(&c.client_id);
-            p.username = c.username.as_deref();
-            p.has_password = Some(c.has_password);
-            p.keep_alive = Some(c.keep_alive_secs);
-            p.clean_start = Some(c.clean_start);
-            if let Some(w) = &c.will {
-                p.will_topic = Some(&w.topic);
-                p.will_qos = Some(w.qos.code());
-                p.will_retain = Some(w.retain);
-                p.will_payload_len = Some(w.payload_len);
-                p.will_properties = mqtt_properties(w.properties.as_deref());
-            }
-            p.properties = mqtt_properties(c.properties.as_deref());
-        }
-        MqttEvent::Connack(c) => {
-            p.session_present = Some(c.session_present);
-            match c.code {
-                ConnackCode::V3(_) => p.return_code = Some(c.code.raw()),
-                ConnackCode::V5(_) => p.reason_code = Some(c.code.raw()),
-            }
-            p.accepted = Some(c.code.is_accepted());
-            p.properties = mqtt_properties(c.properties.as_deref());
-        }
-        MqttEvent::Publish(m) => {
-            p.topic = Some(&m.topic);
-            p.qos = Some(m.qos.code());
-            p.retain = Some(m.retain);
-            p.dup = Some(m.dup);
-            p.packet_id = m.packet_id;
-            p.payload_len = Some(m.payload_len);
-            p.payload_magic = if m.payload_len == 0 {
-                Some(ContentClass::Empty.as_str())
-            } else {
-                magic_of(&m.payload_head)
-            };
-            p.properties = mqtt_properties(m.properties.as_deref());
-        }
-        MqttEvent::Puback(a)
-        | MqttEvent::Pubrec(a)
-        | MqttEvent::Pubrel(a)
-        | MqttEvent::Pubcomp(a) => {
-            p.packet_id = Some(a.packet_id);
-            p.reason_code = Some(a.reason.0);
-            p.properties = mqtt_properties(a.properties.as_deref());
-        }
-        MqttEvent::Subscribe(s) => {
-            p.packet_id = Some(s.packet_id);
-            p.filters = Some(s.filters.iter().map(|f| f.filter.as_str()).collect());
-            p.filter_qos = Some(s.filters.iter().map(|f| f.qos.code()).collect());
-            p.filter_count = Some(s.filter_count);
-            p.properties = mqtt_properties(s.properties.as_deref());
-        }
-        MqttEvent::Suback(s) => {
-            p.packet_id = Some(s.packet_id);
-            p.reason_codes = Some(s.codes.iter().map(|c| c.0).collect());
-            p.reason_code_count = Some(s.code_count);
-            p.properties = mqtt_properties(s.properties.as_deref());
-        }
-        MqttEvent::Unsubscribe(u) => {
-            p.packet_id = Some(u.packet_id);
-            p.filters = Some(u.filters.iter().map(|f| f.as_str()).collect());
-            p.filter_count = Some(u.filter_count);
-            p.properties = mqtt_properties(u.properties.as_deref());
-        }
-        MqttEvent::Unsuback(u) => {
-            p.packet_id = Some(u.packet_id);
-            p.reason_codes = Some(u.codes.iter().map(|c| c.0).collect());
-            p.reason_code_count = Some(u.code_count);
-            p.properties = mqtt_properties(u.properties.as_deref());
-        }
-        MqttEvent::Disconnect(d) => {
-            p.reason_code = Some(d.reason.0);
-            p.properties = mqtt_properties(d.properties.as_deref());
-        }
-        MqttEvent::Auth(a) => {
-            p.reason_code = Some(a.reason.0);
-            p.properties = mqtt_properties(a.properties.as_deref());
-        }
-        MqttEvent::Unparsed { remaining_len, .. } => p.remaining_len = Some(*remaining_len),
-        MqttEvent::Pingreq | MqttEvent::Pingresp | MqttEvent::Anomaly(_) => {}
-    }
-    MqttRecord::Packet(Box::new(p))
-}
-
-// ---- CoAP ------------------------------------------------------------------
-
-#[derive(Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-enum CoapRecord<'a> {
-    Message(Box<CoapMessage<'a>>),
-    ObserveRegister {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        token: Option<Shown<Token>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        uri_path: Option<&'a str>,
-    },
-    ObserveDeregister {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        token: Option<Shown<Token>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        uri_path: Option<&'a str>,
-    },
-    ObserveNotify {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        token: Option<Shown<Token>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        uri_path: Option<&'a str>,
-        observe: u32,
-        code: Shown<Code>,
-        code_num: u8,
-        notifications: u32,
-    },
-    ObserveEnd {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        token: Option<Shown<Token>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        uri_path: Option<&'a str>,
-        reason: &'static str,
-        notifications: u32,
-    },
-    BlockTransfer {
-        block: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        uri_path: Option<&'a str>,
-        blocks: u32,
-        bytes: u64,
-        block_size: u16,
-    },
-    Discovery {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        token: Option<Shown<Token>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        request_uri_path: Option<&'a str>,
-        resources: Vec<CoapResource<'a>>,
-        truncated: bool,
-        malformed_links: u32,
-    },
-    Unanswered {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        token: Option<Shown<Token>>,
-        message_id: u16,
-        request_code: Shown<Code>,
-        request_code_num: u8,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        uri_path: Option<&'a str>,
-        retransmissions: u16,
-        acknowledged: bool,
-    },
-    Anomaly {
-        kind: &'static str,
-        detail: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message_id: Option<u16>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        option: Option<u16>,
-    },
-}
-
-/// One CoAP message (RFC 7252 §3), with tshark's numbering for type and code.
-#[derive(Serialize)]
-struct CoapMessage<'a> {
-    /// "CON", "NON", "ACK", "RST".
-    #[serde(rename = "type")]
-    msg_type: &'static str,
-    /// `coap.type`: 0 CON .. 3 RST.
-    type_num: u8,
-    /// "c.dd", e.g. "0.01", "2.05".
-    code: Shown<Code>,
-    /// `coap.code`: class * 32 + detail (1 GET, 69 = 2.05).
-    code_num: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    method: Option<&'static str>,
-    message_id: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<Shown<Token>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uri_host: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uri_path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uri_query: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content_format: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accept: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    observe: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    block1: Option<CoapBlock>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    block2: Option<CoapBlock>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    size1: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    size2: Option<u32>,
-    payload_len: usize,
-    retransmission: bool,
-    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
-    unknown_critical_options: &'a [u16],
-    #[serde(skip_serializing_if = "is_false")]
-    capped: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    format_error: Option<Shown<super::coap::ParseError>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_to: Option<CoapResponseTo<'a>>,
-}
-
-/// A Block1/Block2 option value (RFC 7959 §2.2).
-#[derive(Serialize)]
-struct CoapBlock {
-    num: u32,
-    more: bool,
-    szx: u8,
-    /// Block size in bytes; absent for the reserved SZX 7.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    size: Option<u16>,
-}
-
-impl From<BlockValue> for CoapBlock {
-    fn from(b: BlockValue) -> Self {
-        CoapBlock {
-            num: b.num,
-            more: b.more,
-            szx: b.szx,
-            size: b.size(),
-        }
-    }
-}
-
-/// The request a response answered (RFC 7252 §5.3.2).
-#[derive(Serialize)]
-struct CoapResponseTo<'a> {
-    kind: &'static str,
-    request_code: Shown<Code>,
-    request_code_num: u8,
-    request_message_id: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_uri_path: Option<&'a str>,
-    /// Seconds from the request's first transmission.
-    rtt: f64,
-}
-
-/// A discovered resource (RFC 6690 §2, §3).
-#[derive(Serialize)]
-struct CoapResource<'a> {
-    target: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rt: Option<&'a str>,
-    #[serde(rename = "if", skip_serializing_if = "Option::is_none")]
-    interface: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
-    ct: &'a [u16],
-    #[serde(skip_serializing_if = "is_false")]
-    obs: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    title: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sz: Option<u64>,
-}
-
-impl<'a> From<&'a LinkResource> for CoapResource<'a> {
-    fn from(l: &'a LinkResource) -> Self {
-        CoapResource {
-            target: &l.target,
-            rt: l.rt.as_deref(),
-            interface: l.interface.as_deref(),
-            ct: &l.content_formats,
-            obs: l.observable,
-            title: l.title.as_deref(),
-            sz: l.size,
-        }
-    }
-}
-
-/// The token as hex, `None` for an empty one (RFC 7252 §5.3.1).
-fn token(t: Token) -> Option<Shown<Token>> {
-    (!t.is_empty()).then_some(Shown(t))
-}
-
-fn coap_method_name(code: Code) -> Option<&'static str> {
-    use super::coap::Method as M;
-    Some(match code.method()? {
-        M::Get => "GET",
-        M::Post => "POST",
-        M::Put => "PUT",
-        M::Delete => "DELETE",
-        M::Fetch => "FETCH",
-        M::Patch => "PATCH",
-        M::IPatch => "iPATCH",
-        M::Unknown(_) => return None,
-    })
-}
-
-fn coap_message(m: &CoapMessageEvent) -> CoapMessage<'_> {
-    CoapMessage {
-        msg_type: m.msg_type.name(),
-        type_num: m.msg_type.as_u8(),
-        code: Shown(m.code),
-        code_num: m.code.number(),
-        method: coap_method_name(m.code),
-        message_id: m.message_id,
-        token: token(m.token),
-        uri_host: m.uri_host.as_deref(),
-        uri_path: m.uri_path.as_deref(),
-        uri_query: m.uri_query.as_deref(),
-        content_format: m.content_format,
-        accept: m.accept,
-        observe: m.observe,
-        block1: m.block1.map(CoapBlock::from),
-        block2: m.block2.map(CoapBlock::from),
-        size1: m.size1,
-        size2: m.size2,
-        payload_len: m.payload_len,
-        retransmission: m.is_retransmission,
-        unknown_critical_options: &m.unknown_critical_options,
-        capped: m.capped,
-        format_error: m.format_error.map(Shown),
-        response_to: m.response_to.as_ref().map(coap_response_to),
-    }
-}
-
-fn coap_response_to(r: &ResponseMatch) -> CoapResponseTo<'_> {
-    CoapResponseTo {
-        kind: match r.kind {
-            ResponseKind::Piggybacked => "piggybacked",
-            ResponseKind::Separate => "separate",
-        },
-        request_code: Shown(r.request_code),
-        request_code_num: r.request_code.number(),
-        request_message_id: r.request_message_id,
-        request_uri_path: r.request_uri_path.as_deref(),
-        rtt: r.rtt_nanos as f64 / Timestamp::NANOS_PER_SEC as f64,
-    }
-}
-
-fn coap_record(ev: &CoapEvent) -> (Option<Direction>, CoapRecord<'_>) {
-    match ev {
-        CoapEvent::Message(m) => (Some(m.dir), CoapRecord::Message(Box::new(coap_message(m)))),
-        CoapEvent::ObserveRegister {
-            dir,
-            token: t,
-            uri_path,
-        } => (
-            Some(*dir),
-            CoapRecord::ObserveRegister {
-                token: token(*t),
-                uri_path: uri_path.as_deref(),
-            },
-        ),
-        CoapEvent::ObserveDeregister {
-            dir,
-            token: t,
-            uri_path,
-        } => (
-            Some(*dir),
-            CoapRecord::ObserveDeregister {
-                token: token(*t),
-                uri_path: uri_path.as_deref(),
-            },
-        ),
-        CoapEvent::ObserveNotify {
-            dir,
-            token: t,
-            uri_path,
-            sequence,
-            code,
-            notifications,
-        } => (
-            Some(*dir),
-            CoapRecord::ObserveNotify {
-                token: token(*t),
-                uri_path: uri_path.as_deref(),
-                observe: *sequence,
-                code: Shown(*code),
-                code_num: code.number(),
-                notifications: *notifications,
-            },
-        ),
-        CoapEvent::ObserveEnd {
-            token: t,
-            uri_path,
-            reason,
-            notifications,
-        } => (
-            None,
-            CoapRecord::ObserveEnd {
-                token: token(*t),
-                uri_path: uri_path.as_deref(),
-                reason: match reason {
-                    ObserveEndReason::NotAccepted => "not_accepted",
-                    ObserveEndReason::FinalResponse => "final_response",
-                    ObserveEndReason::Reset => "reset",
-                    ObserveEndReason::Deregistered => "deregistered",
-                    ObserveEndReason::Evicted => "evicted",
-                },
-                notifications: *notifications,
-            },
-        ),
-        CoapEvent::BlockTransferComplete {
-            dir,
-            kind,
-            uri_path,
-            blocks,
-            bytes,
-            block_size,
-        } => (
-            Some(*dir),
-            CoapRecord::BlockTransfer {
-                block: match kind {
-                    BlockKind::Block1 => "block1",
-                    BlockKind::Block2 => "block2",
-                },
-                uri_path: uri_path.as_deref(),
-                blocks: *blocks,
-                bytes: *bytes,
-                block_size: *block_size,
-            },
-        ),
-        CoapEvent::Discovery(d) => (
-            Some(d.dir),
-            CoapRecord::Discovery {
-                token: token(d.token),
-                request_uri_path: d.request_uri_path.as_deref(),
-                resources: d.links.iter().map(CoapResource::from).collect(),
-                truncated: d.truncated,
-                malformed_links: d.malformed_links,
-            },
-        ),
-        CoapEvent::Unanswered {
-            dir,
-            token: t,
-            message_id,
-            request_code,
-            uri_path,
-            retransmissions,
-            acknowledged,
-        } => (
-            Some(*dir),
-            CoapRecord::Unanswered {
-                token: token(*t),
-                message_id: *message_id,
-                request_code: Shown(*request_code),
-                request_code_num: request_code.number(),
-                uri_path: uri_path.as_deref(),
-                retransmissions: *retransmissions,
-                acknowledged: *acknowledged,
-            },
-        ),
-        CoapEvent::Anomaly(a) => (
-            Some(a.dir),
-            CoapRecord::Anomaly {
-                kind: a.kind.as_str(),
-                detail: &a.detail,
-                message_id: a.message_id,
-                option: a.option,
-            },
-        ),
-    }
-}
-
-// ---- Telnet ----------------------------------------------------------------
-
-#[derive(Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-enum TelnetRecord<'a> {
-    /// A login attempt; the password is never written, only whether one was
-    /// typed.
-    Login {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        user: Option<&'a str>,
-        user_source: &'static str,
-        has_password: bool,
-        outcome: &'static str,
-        /// When the user or password line was completed.
-        started: Shown<Timestamp>,
-    },
-    /// A line typed in a shell after a successful login.
-    Shell {
-        line: &'a str,
-        truncated: bool,
-    },
-    Subnegotiation(TelnetSubneg<'a>),
-    Anomaly {
-        kind: &'static str,
-        detail: String,
-    },
-}
-
-/// The informative sub-negotiations (RFC 1073, 1079, 1091, 1572, 2941).
-#[derive(Default, Serialize)]
-struct TelnetSubneg<'a> {
-    /// Option code (RFC 855).
-    option: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    terminal_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    window_width: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    window_height: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    terminal_speed: Option<&'a str>,
-    /// NEW-ENVIRON "is" or "info".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    env_command: Option<&'static str>,
-    /// Value of the well-known variable USER.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    env_user: Option<&'a str>,
-    /// Names of the variables sent (their values are not written).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    env_vars: Option<Vec<&'a str>>,
-    /// AUTHENTICATION NAME (the account asked for).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth_name: Option<&'a str>,
-    /// AUTHENTICATION IS type (2 KERBEROS_V5, 5 SRP, ...); its data is
-    /// credential material and is not written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth_type: Option<u8>,
-}
-
-fn telnet_record(ev: &TelnetEvent) -> Option<(Option<Direction>, TelnetRecord<'_>)> {
-    Some(match ev {
-        TelnetEvent::Negotiation { .. }
-        | TelnetEvent::Command { .. }
-        | TelnetEvent::Data { .. } => {
-            return None;
-        }
-        TelnetEvent::Subnegotiation {
-            dir,
-            option,
-            detail,
-        } => {
-            let mut s = TelnetSubneg {
-                option: u8::from(*option),
-                ..TelnetSubneg::default()
-            };
-            match detail {
-                SubnegDetail::WindowSize { width, height } => {
-                    s.window_width = Some(*width);
-                    s.window_height = Some(*height);
-                }
-                SubnegDetail::TerminalType(TerminalTypeDetail::Is { name }) => {
-                    s.terminal_type = Some(name)
-                }
-                SubnegDetail::TerminalSpeed(TerminalSpeedDetail::Is { speed }) => {
-                    s.terminal_speed = Some(speed)
-                }
-                SubnegDetail::Environ(env)
-                    if matches!(env.command, EnvCommand::Is | EnvCommand::Info)
-                        && !env.vars.is_empty() =>
-                {
-                    s.env_command = Some(match env.command {
-                        EnvCommand::Is => "is",
-                        _ => "info",
-                    });
-                    s.env_user = env.user();
-                    s.env_vars = Some(env.vars.iter().map(|v| v.name.as_str()).collect());
-                }
-                SubnegDetail::Authentication(AuthDetail::Name { name }) => s.auth_name = Some(name),
-                SubnegDetail::Authentication(AuthDetail::Is { auth_type, .. }) => {
-                    s.auth_type = Some(*auth_type)
-                }
-                // Requests (SEND), empty environments, LINEMODE, other
-                // AUTHENTICATION messages and undecoded payloads say nothing
-                // about the session.
-                _ => return None,
-            }
-            (Some(*dir), TelnetRecord::Subnegotiation(s))
-        }
-        // The client's act, whichever direction's bytes decided it.
-        TelnetEvent::LoginAttempt(a) => (
-            Some(Direction::ToServer),
-            TelnetRecord::Login {
-                user: a.user.as_deref(),
-                user_source: match a.user_source {
-                    UserSource::Typed => "typed",
-                    UserSource::EnvironUser => "environ_user",
-                    UserSource::AuthenticationName => "authentication_name",
-                    UserSource::Unknown => "unknown",
-                },
-                has_password: a.has_password,
-                outcome: match a.outcome {
-                    LoginOutcome::Success => "success",
-                    LoginOutcome::Failure => "failure",
-                    LoginOutcome::Unknown => "unknown",
-                },
-                started: Shown(a.started),
-            },
-        ),
-        TelnetEvent::ShellCommand { line, truncated } => (
-            Some(Direction::ToServer),
-            TelnetRecord::Shell {
-                line,
-                truncated: *truncated,
-            },
-        ),
-        TelnetEvent::Anomaly(a) => (
-            Some(a.dir),
-            TelnetRecord::Anomaly {
-                kind: telnet_anomaly_name(&a.kind),
-                detail: a.kind.to_string(),
-            },
-        ),
-    })
-}
-
-/// Stable snake_case name of a Telnet anomaly kind.
-fn telnet_anomaly_name(kind: &TelnetAnomalyKind) -> &'static str {
-    match kind {
-        TelnetAnomalyKind::Token(t) => match t {
-            TokenError::UnknownCommand(_) => "unknown_command",
-            TokenError::SeWithoutSb => "se_without_sb",
-            TokenError::SubnegTooLong { .. } => "subneg_too_long",
-            TokenError::SubnegInterrupted { .. } => "subneg_interrupted",
-            TokenError::SubnegUnterminated { .. } => "subneg_unterminated",
-            TokenError::TruncatedCommand => "truncated_command",
-        },
-        TelnetAnomalyKind::SubnegMalformed { .. } => "subneg_malformed",
-        TelnetAnomalyKind::EnvVarsDropped { .. } => "env_vars_dropped",
-        TelnetAnomalyKind::EnvStrayBytes { .. } => "env_stray_bytes",
-        TelnetAnomalyKind::LoginArgumentInjection { .. } => "login_argument_injection",
-        TelnetAnomalyKind::Gap { .. } => "gap",
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
     use std::net::Ipv4Addr;
 
     use serde_json::Value;
@@ -1442,10 +254,24 @@ mod tests {
     use crate::capture::{FileSource, FrameSource, Next};
     use crate::decode::{Decoded, Decoder};
     use crate::flow::{CloseReason, FlowConfig, FlowHandler, FlowTable, StreamEvent};
-    use crate::proto::coap::{CoapLimits, CoapSession};
-    use crate::proto::http::{BodyHead, HttpBody, HttpLimits, HttpSession};
-    use crate::proto::mqtt::{MqttLimits, MqttSession};
-    use crate::proto::telnet::{TelnetLimits, TelnetSession};
+    use crate::proto::coap::{Coap, CoapLimits, CoapSession};
+    use crate::proto::http::{BodyHead, Http, HttpBody, HttpEvent, HttpLimits, HttpSession};
+    use crate::proto::mqtt::{Mqtt, MqttEvent, MqttLimits, MqttSession};
+    use crate::proto::telnet::{Telnet, TelnetLimits, TelnetSession};
+
+    const HTTP_LOG: &str = "http.jsonl";
+    const MQTT_LOG: &str = "mqtt.jsonl";
+    const COAP_LOG: &str = "coap.jsonl";
+    const TELNET_LOG: &str = "telnet.jsonl";
+
+    /// Lines per file: `n` for the protocols listed, 0 for the others.
+    fn log_counts(lines: &[(AppProto, u64)]) -> LogCounts {
+        let mut c = LogCounts::default();
+        for (proto, n) in lines {
+            c.0[proto.index()] = *n;
+        }
+        c
+    }
 
     const C2S: Direction = Direction::ToServer;
     const S2C: Direction = Direction::ToClient;
@@ -1559,17 +385,11 @@ mod tests {
                 dir: d,
             };
             for ev in &out {
-                logs.mqtt(&ctx, ev).unwrap();
+                logs.write::<Mqtt>(AppProto::Mqtt, &ctx, ev).unwrap();
             }
         }
         let counts = logs.finish().unwrap();
-        assert_eq!(
-            counts,
-            LogCounts {
-                mqtt: 3,
-                ..LogCounts::default()
-            }
-        );
+        assert_eq!(counts, log_counts(&[(AppProto::Mqtt, 3)]));
         let text = fs::read_to_string(dir.0.join(MQTT_LOG)).unwrap();
         assert!(!text.contains("Zz9-SecretPayload"), "{text}");
         assert!(!text.contains("\"pass\""), "{text}");
@@ -1639,7 +459,7 @@ mod tests {
                 dir: d,
             };
             for ev in &out {
-                logs.mqtt(&ctx, ev).unwrap();
+                logs.write::<Mqtt>(AppProto::Mqtt, &ctx, ev).unwrap();
             }
         }
         logs.finish().unwrap();
@@ -1691,7 +511,7 @@ mod tests {
                 dir: d,
             };
             for ev in &out {
-                logs.http(&ctx, ev).unwrap();
+                logs.write::<Http>(AppProto::Http, &ctx, ev).unwrap();
             }
         }
         // A body cut short at the close: the pipeline has no direction for
@@ -1707,8 +527,9 @@ mod tests {
             flow: &info,
             dir: C2S,
         };
-        logs.http(&close_ctx, &cut).unwrap();
-        assert_eq!(logs.finish().unwrap().http, 5);
+        logs.write::<Http>(AppProto::Http, &close_ctx, &cut)
+            .unwrap();
+        assert_eq!(logs.finish().unwrap().lines(AppProto::Http), 5);
 
         let text = fs::read_to_string(dir.0.join(HTTP_LOG)).unwrap();
         for secret in ["hunter2", "Hunter2xy", "YWRtaW46aHVudGVyMg", "password="] {
@@ -1788,7 +609,7 @@ mod tests {
                 dir: d,
             };
             for ev in &out {
-                logs.http(&ctx, ev).unwrap();
+                logs.write::<Http>(AppProto::Http, &ctx, ev).unwrap();
             }
         }
         logs.finish().unwrap();
@@ -1846,7 +667,7 @@ mod tests {
                 dir: d,
             };
             for ev in &out {
-                logs.coap(&ctx, ev).unwrap();
+                logs.write::<Coap>(AppProto::Coap, &ctx, ev).unwrap();
             }
         }
         logs.finish().unwrap();
@@ -1918,7 +739,7 @@ mod tests {
             dir: S2C,
         };
         for ev in &out {
-            logs.coap(&ctx, ev).unwrap();
+            logs.write::<Coap>(AppProto::Coap, &ctx, ev).unwrap();
         }
         logs.finish().unwrap();
         let lines = read_lines(&dir.0.join(COAP_LOG));
@@ -1970,7 +791,7 @@ mod tests {
                 dir: *d,
             };
             for ev in &out {
-                logs.telnet(&ctx, ev).unwrap();
+                logs.write::<Telnet>(AppProto::Telnet, &ctx, ev).unwrap();
             }
         }
         let counts = logs.finish().unwrap();
@@ -1990,7 +811,7 @@ mod tests {
             ],
             "{lines:?}"
         );
-        assert_eq!(counts.telnet, 5);
+        assert_eq!(counts.lines(AppProto::Telnet), 5);
         let [naws, ttype, login, shell, anomaly] = lines.as_slice() else {
             unreachable!()
         };
@@ -2039,7 +860,7 @@ mod tests {
             dir: C2S,
         };
         for ev in &out {
-            logs.telnet(&ctx, ev).unwrap();
+            logs.write::<Telnet>(AppProto::Telnet, &ctx, ev).unwrap();
         }
         logs.finish().unwrap();
         let text = fs::read_to_string(dir.0.join(TELNET_LOG)).unwrap();
@@ -2057,40 +878,6 @@ mod tests {
     }
 
     #[test]
-    fn content_classes_from_format_magic_numbers() {
-        let cases: [(&[u8], ContentClass); 21] = [
-            (b"", ContentClass::Empty),
-            (b"\x7fELF\x01\x01\x01\x00", ContentClass::Elf),
-            (b"MZ\x90\x00\x03\x00\x00\x00", ContentClass::Pe),
-            (b"\x1f\x8b\x08\x00", ContentClass::Gzip),
-            (b"PK\x03\x04\x14\x00", ContentClass::Zip),
-            (b"PK\x05\x06\x00\x00", ContentClass::Zip),
-            (b"\xfd7zXZ\x00\x00\x04", ContentClass::Xz),
-            (b"BZh91AY&SY", ContentClass::Bzip2),
-            (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR", ContentClass::Png),
-            (b"\xff\xd8\xff\xe0\x00\x10JFIF", ContentClass::Jpeg),
-            (b"GIF89a\x01\x00\x01\x00", ContentClass::Gif),
-            (b"%PDF-1.7\n", ContentClass::Pdf),
-            (b"#!/bin/sh\nwget http://x/a\n", ContentClass::Script),
-            (b"  {\"temp\": 22.5}", ContentClass::Json),
-            (b"[1,2]", ContentClass::Json),
-            (b"<!DOCTYPE html><html>", ContentClass::Markup),
-            (b"22.3 C", ContentClass::Text),
-            // "MZ" as the start of text is text, not an executable.
-            (b"MZone ready\r\n", ContentClass::Text),
-            // "é" (c3 a9) cut after its first byte at the end of the head.
-            (b"caf\xc3", ContentClass::Text),
-            (b"\x00\x01\x02\x03", ContentClass::Binary),
-            (b"ok\x1b[0m", ContentClass::Binary),
-        ];
-        for (bytes, class) in cases {
-            assert_eq!(ContentClass::of(bytes), class, "{bytes:02x?}");
-        }
-        let names: BTreeSet<&str> = cases.iter().map(|(_, c)| c.as_str()).collect();
-        assert_eq!(names.len(), 16, "distinct names: {names:?}");
-    }
-
-    #[test]
     fn create_truncates_and_finish_counts_per_file() {
         let dir = TempDir::new("truncate");
         let info = flow(1883, [0, 0]);
@@ -2100,15 +887,11 @@ mod tests {
             dir: C2S,
         };
         let mut logs = ProtocolLogs::create(&dir.0.join("a/b")).unwrap();
-        logs.mqtt(&ctx, &MqttEvent::Pingreq).unwrap();
-        logs.mqtt(&ctx, &MqttEvent::Pingreq).unwrap();
-        assert_eq!(
-            logs.finish().unwrap(),
-            LogCounts {
-                mqtt: 2,
-                ..LogCounts::default()
-            }
-        );
+        logs.write::<Mqtt>(AppProto::Mqtt, &ctx, &MqttEvent::Pingreq)
+            .unwrap();
+        logs.write::<Mqtt>(AppProto::Mqtt, &ctx, &MqttEvent::Pingreq)
+            .unwrap();
+        assert_eq!(logs.finish().unwrap(), log_counts(&[(AppProto::Mqtt, 2)]));
         assert_eq!(read_lines(&dir.0.join("a/b").join(MQTT_LOG)).len(), 2);
         let logs = ProtocolLogs::create(&dir.0.join("a/b")).unwrap();
         assert_eq!(logs.finish().unwrap(), LogCounts::default());
@@ -2176,35 +959,36 @@ mod tests {
             let ts = info.last_ts;
             let logs = &mut *self.logs;
             macro_rules! run {
-                ($log:ident, |$out:ident| $call:expr) => {{
+                ($proto:ident, |$out:ident| $call:expr) => {{
                     let mut $out = Vec::new();
                     $call;
                     for ev in &$out {
-                        logs.$log(&ctx, ev).expect("write log");
+                        logs.write::<$proto>(AppProto::$proto, &ctx, ev)
+                            .expect("write log");
                     }
                 }};
             }
             match (app, feed) {
                 (App::Http(s), Feed::Data(d)) => {
-                    run!(http, |o| s.on_data(ts, dir, d, &mut o))
+                    run!(Http, |o| s.on_data(ts, dir, d, &mut o))
                 }
-                (App::Http(s), Feed::Gap(n)) => run!(http, |o| s.on_gap(ts, dir, n, &mut o)),
-                (App::Http(s), Feed::Close) => run!(http, |o| s.on_close(ts, &mut o)),
+                (App::Http(s), Feed::Gap(n)) => run!(Http, |o| s.on_gap(ts, dir, n, &mut o)),
+                (App::Http(s), Feed::Close) => run!(Http, |o| s.on_close(ts, &mut o)),
                 (App::Mqtt(s), Feed::Data(d)) => {
-                    run!(mqtt, |o| s.on_data(ts, dir, d, &mut o))
+                    run!(Mqtt, |o| s.on_data(ts, dir, d, &mut o))
                 }
-                (App::Mqtt(s), Feed::Gap(n)) => run!(mqtt, |o| s.on_gap(ts, dir, n, &mut o)),
-                (App::Mqtt(s), Feed::Close) => run!(mqtt, |o| s.on_close(ts, &mut o)),
+                (App::Mqtt(s), Feed::Gap(n)) => run!(Mqtt, |o| s.on_gap(ts, dir, n, &mut o)),
+                (App::Mqtt(s), Feed::Close) => run!(Mqtt, |o| s.on_close(ts, &mut o)),
                 (App::Coap(s), Feed::Data(d)) => {
-                    run!(coap, |o| s.on_datagram(ts, dir, d, &mut o))
+                    run!(Coap, |o| s.on_datagram(ts, dir, d, &mut o))
                 }
                 (App::Telnet(s), Feed::Data(d)) => {
-                    run!(telnet, |o| s.on_data(ts, dir, d, &mut o))
+                    run!(Telnet, |o| s.on_data(ts, dir, d, &mut o))
                 }
                 (App::Telnet(s), Feed::Gap(n)) => {
-                    run!(telnet, |o| s.on_gap(ts, dir, n, &mut o))
+                    run!(Telnet, |o| s.on_gap(ts, dir, n, &mut o))
                 }
-                (App::Telnet(s), Feed::Close) => run!(telnet, |o| s.on_close(ts, &mut o)),
+                (App::Telnet(s), Feed::Close) => run!(Telnet, |o| s.on_close(ts, &mut o)),
                 _ => {}
             }
         }

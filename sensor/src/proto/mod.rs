@@ -1,14 +1,29 @@
-//! Application protocol parsers: one folder per protocol, each with a parser
-//! (bytes to typed messages), session state (per flow) and events.
+//! Application protocols: one folder per protocol, each implementing the
+//! [`Protocol`] contract (parser, per-flow session, events, counts, log
+//! record, normaliser), listed once in [`registry`]; the [`dispatch`]er
+//! recognises each flow's protocol and feeds its session.
+//!
+//! Shared by every protocol: the normalised event shape ([`norm`]), credential
+//! digests ([`credential`]), content classes ([`content`]), the counting
+//! helpers ([`counts`]) and the log writer ([`log`]).
 
 pub mod coap;
+pub mod content;
+pub mod contract;
 pub mod counts;
 pub mod credential;
 pub mod dispatch;
 pub mod http;
 pub mod log;
 pub mod mqtt;
+pub mod norm;
+pub mod record;
+pub mod registry;
 pub mod telnet;
+pub mod text;
+
+pub use contract::Protocol;
+pub use registry::{AppEvent, AppLimits, AppProto, ProtoCounts};
 
 /// Result of looking at the first bytes of a flow to decide its protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! typo is an error instead of a rule that silently never fires. A new kind or
 //! field is added here and in the README table together.
 
-/// The type of a field's value ([`crate::detect::event::Value`] variants, plus
+/// The type of a field's value ([`crate::proto::norm::Value`] variants, plus
 /// the header's address types).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
@@ -46,7 +46,7 @@ pub struct EventKind {
 }
 
 /// Header pseudo-fields, available on every event: they read
-/// [`crate::detect::event::RuleEvent`]'s `src`, `dst`, `src_mac`, `dst_mac`,
+/// [`crate::proto::norm::Event`]'s `src`, `dst`, `src_mac`, `dst_mac`,
 /// `proto` and `transport`. A field of the same name in the event's `fields`
 /// takes precedence (e.g. `tcp.syn`'s `dst_port`, which is the same value).
 pub const HEADER_FIELDS: &[(&str, FieldType)] = &[

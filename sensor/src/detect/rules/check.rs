@@ -17,7 +17,7 @@ use super::engine::{Engine, EngineLimits};
 use super::parse::{self, FieldError, MAX_TEST_EVENTS, MAX_WINDOW_SECS, typed};
 use super::{RuleError, RuleSet};
 use crate::capture::Timestamp;
-use crate::detect::event::{RuleEvent, Value};
+use crate::proto::norm::{Event, Value};
 
 /// Latest `ts` of a test event, in seconds since the epoch (year 2096).
 const MAX_TEST_TS_SECS: f64 = 4.0e9;
@@ -26,7 +26,7 @@ const MAX_TEST_TS_SECS: f64 = 4.0e9;
 #[derive(Debug)]
 pub(crate) struct TestCase {
     pub name: Option<String>,
-    pub events: Vec<RuleEvent>,
+    pub events: Vec<Event>,
     pub expect: u64,
 }
 
@@ -131,7 +131,7 @@ fn add_port(port: u16, n: u32) -> Option<u16> {
 
 /// The `i`-th copy of a repeated event: `step_secs` later per copy, and each
 /// `increment` field `i` higher.
-fn nth(base: &RuleEvent, i: u32, step_nanos: i64, increment: &[String]) -> Option<RuleEvent> {
+fn nth(base: &Event, i: u32, step_nanos: i64, increment: &[String]) -> Option<Event> {
     let mut ev = base.clone();
     ev.ts = Timestamp(
         base.ts
@@ -167,7 +167,7 @@ pub(crate) fn parse_case(value: toml::Value, path: &str) -> Result<TestCase, Fie
             "a test case needs at least one event",
         ));
     }
-    let mut events: Vec<RuleEvent> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
     for (j, value) in raw.events.into_iter().enumerate() {
         let at = format!("{path}.events[{j}]");
         let e: EventRaw = typed(value, &at)?;
@@ -229,7 +229,7 @@ pub(crate) fn parse_case(value: toml::Value, path: &str) -> Result<TestCase, Fie
                 Some(crate::proto::credential::digest(user, password))
             }
         };
-        let base = RuleEvent {
+        let base = Event {
             ts,
             kind: kind.kind,
             proto,

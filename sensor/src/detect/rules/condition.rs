@@ -20,7 +20,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::catalogue::{EventKind, FieldType};
 use crate::detect::credentials::Dictionary;
-use crate::detect::event::{RuleEvent, Value};
+use crate::proto::norm::{Event, Value};
 
 /// Compiled program size limit of one `regex` condition, in bytes
 /// ([`RegexBuilder::size_limit`]); a pattern that compiles larger is rejected.
@@ -55,7 +55,7 @@ pub(crate) enum FieldVal<'a> {
 }
 
 /// Reads field `name` of `ev`: its event fields first, then the header.
-pub(crate) fn lookup<'a>(ev: &'a RuleEvent, name: &str) -> Option<FieldVal<'a>> {
+pub(crate) fn lookup<'a>(ev: &'a Event, name: &str) -> Option<FieldVal<'a>> {
     if let Some((_, v)) = ev.fields.iter().find(|(n, _)| *n == name) {
         return Some(match v {
             Value::Str(s) => FieldVal::Str(s),
@@ -185,7 +185,7 @@ pub(crate) struct Condition(Box<[Cond]>);
 
 impl Condition {
     /// Whether `ev` satisfies every condition. Does not allocate.
-    pub(crate) fn eval(&self, ev: &RuleEvent, dict: &Dictionary) -> bool {
+    pub(crate) fn eval(&self, ev: &Event, dict: &Dictionary) -> bool {
         self.0.iter().all(|c| match c {
             Cond::Field { name, test } => test.eval(lookup(ev, name)),
             Cond::HasPassword(want) => {
@@ -502,8 +502,8 @@ mod tests {
     use crate::detect::rules::catalogue;
     use crate::proto::credential::digest;
 
-    fn event(kind: &'static str) -> RuleEvent {
-        RuleEvent {
+    fn event(kind: &'static str) -> Event {
+        Event {
             ts: Timestamp(0),
             kind,
             proto: "http",
@@ -523,7 +523,7 @@ mod tests {
         compile(&table, catalogue::kind(kind).expect("kind"), "where")
     }
 
-    fn holds(kind: &str, text: &str, ev: &RuleEvent) -> bool {
+    fn holds(kind: &str, text: &str, ev: &Event) -> bool {
         cond(kind, text)
             .expect("condition compiles")
             .eval(ev, &Dictionary::empty())

@@ -31,7 +31,7 @@ use super::parse::{MAX_WINDOW_COUNT, Window};
 use super::{Rule, RuleSet};
 use crate::capture::Timestamp;
 use crate::detect::credentials::Dictionary;
-use crate::detect::event::{RuleEvent, Value};
+use crate::proto::norm::{Event, Value};
 
 /// Default of [`EngineLimits::max_groups_per_rule`].
 pub const DEFAULT_MAX_GROUPS_PER_RULE: usize = 10_000;
@@ -95,6 +95,9 @@ pub struct Evidence {
     pub count: Option<u64>,
     /// Distinct values in the window (`distinct`).
     pub distinct: Option<u64>,
+    /// Distinct source addresses of the events in the window, for a
+    /// `threshold` whose groups span sources (no `src_ip` in `group_by`).
+    pub sources: Option<u64>,
     /// The window's length.
     pub window_secs: Option<u64>,
     /// The event's `user` field, when it has one.
@@ -111,7 +114,7 @@ pub struct Evidence {
 pub struct RuleMatch {
     pub rule: Arc<Rule>,
     /// The event that completed the match.
-    pub event: RuleEvent,
+    pub event: Event,
     pub evidence: Evidence,
 }
 
@@ -165,7 +168,7 @@ impl KeyPart {
 
 type GroupKey = Box<[KeyPart]>;
 
-fn group_key(ev: &RuleEvent, names: &[&'static str]) -> GroupKey {
+fn group_key(ev: &Event, names: &[&'static str]) -> GroupKey {
     names.iter().map(|n| KeyPart::of(lookup(ev, n))).collect()
 }
 
@@ -201,7 +204,8 @@ fn nanos(secs: u64) -> u64 {
 /// State of one rule.
 enum WindowState {
     Event,
-    Threshold(Lru<GroupKey, VecDeque<Timestamp>>),
+    /// Time and source address of each event in the window.
+    Threshold(Lru<GroupKey, VecDeque<(Timestamp, IpAddr)>>),
     /// Values with the time each was last seen.
     Distinct(Lru<GroupKey, Vec<(KeyPart, Timestamp)>>),
     /// When the earlier rule last fired, per group.
@@ -250,6 +254,7 @@ fn account<K, V>(stats: &mut EngineStats, dropped: Option<(K, V)>, stale: impl F
 struct Fired {
     count: Option<u64>,
     distinct: Option<u64>,
+    sources: Option<u64>,
     window_secs: Option<u64>,
     extra: Vec<(String, String)>,
 }
@@ -357,7 +362,7 @@ impl Engine {
 
     /// Evaluates `ev` against the rules of its kind and appends what fires
     /// to `out`. An event no rule's condition matches allocates nothing.
-    pub fn on_event(&mut self, ev: &RuleEvent, out: &mut Vec<RuleMatch>) {
+    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<RuleMatch>) {
         self.stats.events += 1;
         let Some(kind) = self.index.get(ev.kind) else {
             return;
@@ -412,7 +417,7 @@ impl Engine {
     }
 }
 
-fn close_session(open: &mut Lru<KeyPart, Vec<(IpAddr, u16)>>, ev: &RuleEvent, key: &str) {
+fn close_session(open: &mut Lru<KeyPart, Vec<(IpAddr, u16)>>, ev: &Event, key: &str) {
     let Some(v) = lookup(ev, key) else {
         return;
     };
@@ -434,7 +439,7 @@ fn is_suppressed(
     per: &[&'static str],
     secs: Option<u64>,
     quiet: &mut Lru<GroupKey, Option<Timestamp>>,
-    ev: &RuleEvent,
+    ev: &Event,
     stats: &mut EngineStats,
 ) -> bool {
     let key = group_key(ev, per);
@@ -456,7 +461,7 @@ fn is_suppressed(
 fn advance(
     rule: &Rule,
     state: &mut WindowState,
-    ev: &RuleEvent,
+    ev: &Event,
     limits: &EngineLimits,
     stats: &mut EngineStats,
 ) -> Option<Fired> {
@@ -473,26 +478,36 @@ fn advance(
             let within = nanos(*within_secs);
             let (times, dropped) =
                 groups.get_or_insert_with(group_key(ev, group_by), VecDeque::new);
-            let now = times.back().map_or(ev.ts, |&last| last.max(ev.ts));
-            while times.front().is_some_and(|&t| now.nanos_since(t) > within) {
+            let now = times.back().map_or(ev.ts, |&(last, _)| last.max(ev.ts));
+            while times
+                .front()
+                .is_some_and(|&(t, _)| now.nanos_since(t) > within)
+            {
                 times.pop_front();
             }
-            times.push_back(now);
+            times.push_back((now, ev.src.0));
             if times.len() > limits.max_entries_per_group {
                 times.pop_front();
                 stats.entry_evictions += 1;
             }
             let seen = times.len() as u64;
             let fired = seen >= u64::from(*count);
+            let sources = (fired && !group_by.contains(&"src_ip")).then(|| {
+                let mut addrs: Vec<IpAddr> = times.iter().map(|&(_, a)| a).collect();
+                addrs.sort_unstable();
+                addrs.dedup();
+                addrs.len() as u64
+            });
             if fired {
                 times.clear();
             }
             account(stats, dropped, |t| {
                 t.back()
-                    .is_none_or(|&last| ev.ts.nanos_since(last) > within)
+                    .is_none_or(|&(last, _)| ev.ts.nanos_since(last) > within)
             });
             fired.then(|| Fired {
                 count: Some(seen),
+                sources,
                 window_secs: Some(*within_secs),
                 ..Fired::default()
             })
@@ -605,7 +620,7 @@ fn advance(
     }
 }
 
-fn evidence(rule: &Rule, ev: &RuleEvent, fired: Fired) -> Evidence {
+fn evidence(rule: &Rule, ev: &Event, fired: Fired) -> Evidence {
     let mut detail: Vec<(String, String)> = rule
         .detail_fields
         .iter()
@@ -615,6 +630,7 @@ fn evidence(rule: &Rule, ev: &RuleEvent, fired: Fired) -> Evidence {
     Evidence {
         count: fired.count,
         distinct: fired.distinct,
+        sources: fired.sources,
         window_secs: fired.window_secs,
         user: match ev.field("user") {
             Some(Value::Str(u)) => Some(bounded(u)),
@@ -662,10 +678,10 @@ expect = 0
         )
     }
 
-    fn ev(kind: &'static str, src: &str, dst: &str, secs: f64) -> RuleEvent {
+    fn ev(kind: &'static str, src: &str, dst: &str, secs: f64) -> Event {
         let (s, d): (std::net::SocketAddr, std::net::SocketAddr) =
             (src.parse().expect("src"), dst.parse().expect("dst"));
-        RuleEvent {
+        Event {
             ts: Timestamp((secs * 1e9).round() as i64),
             kind,
             proto: "telnet",
@@ -680,14 +696,14 @@ expect = 0
         }
     }
 
-    fn login(src: &str, secs: f64, outcome: &'static str) -> RuleEvent {
+    fn login(src: &str, secs: f64, outcome: &'static str) -> Event {
         ev("telnet.login", src, "10.0.0.2:23", secs)
             .with("user", "root")
             .with("outcome", outcome)
     }
 
     /// Feeds events one by one; the ids that fired on each.
-    fn feed(engine: &mut Engine, events: &[RuleEvent]) -> Vec<Vec<u32>> {
+    fn feed(engine: &mut Engine, events: &[Event]) -> Vec<Vec<u32>> {
         events
             .iter()
             .map(|e| {
@@ -698,7 +714,7 @@ expect = 0
             .collect()
     }
 
-    fn fired(engine: &mut Engine, events: &[RuleEvent]) -> Vec<bool> {
+    fn fired(engine: &mut Engine, events: &[Event]) -> Vec<bool> {
         feed(engine, events)
             .iter()
             .map(|ids| !ids.is_empty())
@@ -841,7 +857,7 @@ threshold = { count = 3, within_secs = 10, group_by = ["src_ip"] }"#;
         assert_eq!(got, [false, false, true]);
     }
 
-    fn syn(src: &str, port: u16, secs: f64) -> RuleEvent {
+    fn syn(src: &str, port: u16, secs: f64) -> Event {
         ev("tcp.syn", src, &format!("10.0.0.2:{port}"), secs).with("dst_port", i64::from(port))
     }
 
@@ -974,11 +990,11 @@ threshold = { count = 2, within_secs = 60, group_by = ["src_ip"] }"#;
         );
     }
 
-    fn connect(src: &str, client_id: &'static str, secs: f64) -> RuleEvent {
+    fn connect(src: &str, client_id: &'static str, secs: f64) -> Event {
         ev("mqtt.connect", src, "10.0.0.2:1883", secs).with("client_id", client_id)
     }
 
-    fn close(src: &str, client_id: &'static str, secs: f64) -> RuleEvent {
+    fn close(src: &str, client_id: &'static str, secs: f64) -> Event {
         ev("mqtt.close", src, "10.0.0.2:1883", secs).with("client_id", client_id)
     }
 

@@ -70,6 +70,20 @@ impl fmt::Display for Severity {
     }
 }
 
+/// What a rule's alerts are deduplicated and aggregated by in the alert
+/// stage (`alert_per` in a rule file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertPer {
+    /// One episode per (source, target): a targeted attack (the default).
+    #[default]
+    SourceAndTarget,
+    /// One episode per target, counting the sources: a distributed flood.
+    Target,
+    /// One episode per source, counting the targets: a sweep or scan.
+    Source,
+}
+
 /// A reference to a published requirement, `SCHEME:ID`, e.g.
 /// `OWASP-IoT-2018:I1` (OWASP IoT Top 10 2018, item I1) or
 /// `ETSI-EN-303-645:5.1-1` (ETSI EN 303 645 provision 5.1-1).
@@ -106,6 +120,8 @@ pub struct Rule {
     pub(crate) condition: condition::Condition,
     pub(crate) window: parse::Window,
     pub(crate) suppress: Option<parse::Suppress>,
+    /// What the rule's alerts are deduplicated and aggregated by.
+    pub alert_per: AlertPer,
     pub(crate) tests: Vec<check::TestCase>,
     /// Event fields shown in an alert's evidence: those the rule reads.
     pub(crate) detail_fields: Box<[&'static str]>,

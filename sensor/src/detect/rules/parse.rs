@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::catalogue::{self, EventKind, FieldType};
 use super::check::{self, TestCase};
 use super::condition;
-use super::{Reference, Rule, RuleError, RuleRef, Severity};
+use super::{AlertPer, Reference, Rule, RuleError, RuleRef, Severity};
 
 /// Rule files are the files of a directory whose name ends so.
 pub const RULE_FILE_SUFFIX: &str = ".rules.toml";
@@ -110,6 +110,8 @@ struct RuleRaw {
     concurrent: Option<ConcurrentRaw>,
     #[serde(default)]
     suppress: Option<SuppressRaw>,
+    #[serde(default)]
+    alert_per: AlertPer,
     #[serde(default)]
     test: Vec<toml::Value>,
 }
@@ -628,6 +630,7 @@ fn parse_rule(file: &str, position: usize, table: toml::Table) -> Result<Rule, F
         condition,
         window,
         suppress,
+        alert_per: raw.alert_per,
         tests,
         detail_fields: detail.into_boxed_slice(),
     })

@@ -14,33 +14,6 @@ use super::linkformat::LinkResource;
 use super::parser::{BlockValue, Code, MessageType, ParseError};
 use crate::flow::Direction;
 
-/// Appends `bytes` (UTF-8, invalid sequences replaced) to `dst` while `dst`
-/// stays within `cap` bytes. Returns true when something was left out.
-pub(super) fn push_lossy_capped(dst: &mut String, bytes: &[u8], cap: usize) -> bool {
-    // Valid UTF-8 (nearly every option and link value): copy the longest
-    // prefix that fits and ends on a character boundary, as the loop below would.
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        let room = cap.saturating_sub(dst.len());
-        if s.len() <= room {
-            dst.push_str(s);
-            return false;
-        }
-        let mut end = room;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        dst.push_str(&s[..end]);
-        return true;
-    }
-    for ch in String::from_utf8_lossy(bytes).chars() {
-        if dst.len() + ch.len_utf8() > cap {
-            return true;
-        }
-        dst.push(ch);
-    }
-    false
-}
-
 /// A CoAP token (0-8 bytes, RFC 7252 §5.3.1), stored inline.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Token {
@@ -360,60 +333,6 @@ pub enum CoapEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capped_strings() {
-        let mut s = String::from("ab");
-        assert!(!push_lossy_capped(&mut s, b"cd", 4));
-        assert_eq!(s, "abcd");
-        assert!(push_lossy_capped(&mut s, b"e", 4));
-        assert_eq!(s, "abcd");
-        // A multi-byte character is never split: "é" is 2 bytes.
-        let mut s = String::new();
-        assert!(push_lossy_capped(&mut s, "aé".as_bytes(), 2));
-        assert_eq!(s, "a");
-        let mut s = String::new();
-        assert!(!push_lossy_capped(&mut s, &[0xFF], 8));
-        assert_eq!(s, "\u{FFFD}");
-    }
-
-    /// The valid-UTF-8 fast path cuts exactly where the char-by-char loop
-    /// over the lossy conversion does.
-    #[test]
-    fn capped_strings_fast_path_matches_lossy_loop() {
-        fn reference(dst: &mut String, bytes: &[u8], cap: usize) -> bool {
-            for ch in String::from_utf8_lossy(bytes).chars() {
-                if dst.len() + ch.len_utf8() > cap {
-                    return true;
-                }
-                dst.push(ch);
-            }
-            false
-        }
-        let inputs: [&[u8]; 7] = [
-            b"",
-            b"temperature",
-            "aé€😀b".as_bytes(),
-            "€€€".as_bytes(),
-            b"ab\xFFcd",
-            b"\xE2\x82",
-            "😀".as_bytes(),
-        ];
-        for prefix in ["", "x", "xyz", "0123456789"] {
-            for bytes in inputs {
-                for cap in 0..14 {
-                    let (mut a, mut b) = (prefix.to_string(), prefix.to_string());
-                    let cut = push_lossy_capped(&mut a, bytes, cap);
-                    assert_eq!(
-                        cut,
-                        reference(&mut b, bytes, cap),
-                        "{prefix:?} {bytes:?} {cap}"
-                    );
-                    assert_eq!(a, b, "{prefix:?} {bytes:?} {cap}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn token_bounds_and_display() {

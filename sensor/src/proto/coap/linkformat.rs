@@ -14,7 +14,7 @@
 //! `max_value_len` bytes per kept string; hitting either sets `truncated`.
 #![forbid(unsafe_code)]
 
-use super::events::push_lossy_capped;
+use crate::proto::text::push_capped;
 
 /// Default cap on links kept from one payload.
 pub const DEFAULT_MAX_LINKS: usize = 64;
@@ -24,7 +24,8 @@ pub const DEFAULT_MAX_LINK_VALUE_LEN: usize = 128;
 pub const MAX_CONTENT_FORMATS_PER_LINK: usize = 8;
 
 /// Bounds for [`parse_link_format`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LinkFormatLimits {
     pub max_links: usize,
     pub max_value_len: usize,
@@ -142,7 +143,7 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn string(&mut self, bytes: &[u8]) -> String {
         let mut s = String::new();
-        self.truncated |= push_lossy_capped(&mut s, bytes, self.limits.max_value_len);
+        self.truncated |= push_capped(&mut s, bytes, self.limits.max_value_len);
         s
     }
 

@@ -6,6 +6,8 @@
 //! - [`linkformat`]: RFC 6690 §2 resource lists.
 //! - [`session`]: per-flow exchange tracker ([`CoapSession`]).
 //! - [`events`]: what the session reports ([`CoapEvent`]).
+//! - [`counts`], [`log`], [`normalize`]: what the rest of spanwatch makes of
+//!   the events.
 //!
 //! # Pre-RFC (draft) CoAP
 //!
@@ -22,16 +24,18 @@
 //! `coap/coap-get-post-put-delete-ipv6.pcapng` is such traffic; the test
 //! `capture_tests::draft_era_capture_is_reported_under_rfc7252_rules` states
 //! exactly what is reported for it.
-#![forbid(unsafe_code)]
-
+pub mod counts;
 pub mod events;
 pub mod linkformat;
+pub mod log;
+pub mod normalize;
 pub mod parser;
 pub mod session;
 
 #[cfg(test)]
 mod capture_tests;
 
+pub use counts::CoapCounts;
 pub use events::{
     AnomalyKind, BlockKind, CoapAnomaly, CoapEvent, CoapMessageEvent, DiscoveryEvent,
     ObserveEndReason, ResponseKind, ResponseMatch, Token,
@@ -43,8 +47,70 @@ pub use parser::{
 };
 pub use session::{CoapLimits, CoapSession, CoapStats};
 
+use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
+use crate::proto::contract::Protocol;
+use crate::proto::norm::{Event, NormContext};
+
+/// CoAP over UDP.
+pub struct Coap;
+
+impl Protocol for Coap {
+    const NAME: &'static str = "coap";
+    const FLOW_KIND: &'static str = "coap.flow";
+    /// 5683 (RFC 7252 §6.1).
+    const UDP_PORTS: &'static [u16] = &[5683];
+
+    type Limits = CoapLimits;
+    type Session = CoapSession;
+    type Event = CoapEvent;
+    type Counts = CoapCounts;
+    type Record<'a> = log::CoapRecord<'a>;
+
+    fn probe_datagram(payload: &[u8], dir: Direction) -> Probe {
+        probe(payload, dir)
+    }
+
+    fn session(limits: &CoapLimits) -> CoapSession {
+        CoapSession::new(*limits)
+    }
+
+    fn on_datagram(
+        s: &mut CoapSession,
+        ts: Timestamp,
+        dir: Direction,
+        payload: &[u8],
+        out: &mut Vec<CoapEvent>,
+    ) {
+        s.on_datagram(ts, dir, payload, out);
+    }
+
+    /// Every exchange still open ends unanswered.
+    fn on_close(s: &mut CoapSession, _ts: Timestamp, out: &mut Vec<CoapEvent>) {
+        s.expire(Timestamp(i64::MAX), out);
+    }
+
+    fn count_flow(c: &mut CoapCounts) {
+        c.flows += 1;
+    }
+
+    fn count(c: &mut CoapCounts, ev: &CoapEvent) {
+        c.count(ev);
+    }
+
+    fn anomalies(c: &CoapCounts) -> u64 {
+        c.anomalies.values().sum()
+    }
+
+    fn log_record(ev: &CoapEvent) -> Option<(Option<Direction>, log::CoapRecord<'_>)> {
+        Some(log::record(ev))
+    }
+
+    fn normalize(ev: &CoapEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+        normalize::normalize(ev, cx, out);
+    }
+}
 
 /// Content probe for CoAP on any UDP port (DESIGN.md: detection by content).
 ///

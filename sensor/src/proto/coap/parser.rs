@@ -186,6 +186,23 @@ pub enum Method {
     Unknown(u8),
 }
 
+impl Method {
+    /// The method's name (RFC 7252 §12.1.1, RFC 8132 §6), `None` for an
+    /// unassigned one.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Fetch => "FETCH",
+            Method::Patch => "PATCH",
+            Method::IPatch => "iPATCH",
+            Method::Unknown(_) => return None,
+        })
+    }
+}
+
 /// The 8-bit Code field: class (3 bits) and detail (5 bits), written "c.dd".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Code(u8);

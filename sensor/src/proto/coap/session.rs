@@ -25,12 +25,13 @@ use std::sync::Arc;
 
 use super::events::{
     AnomalyKind, BlockKind, CoapAnomaly, CoapEvent, CoapMessageEvent, DiscoveryEvent,
-    ObserveEndReason, ResponseKind, ResponseMatch, Token, push_lossy_capped,
+    ObserveEndReason, ResponseKind, ResponseMatch, Token,
 };
 use super::linkformat::{LinkFormatLimits, parse_link_format};
 use super::parser::{BlockValue, CoapMessage, Code, CodeKind, MessageType, Method, OptionValue};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
+use crate::proto::text::push_capped;
 
 /// EXCHANGE_LIFETIME with the default transmission parameters (RFC 7252 §4.8.2).
 pub const EXCHANGE_LIFETIME_SECS: u64 = 247;
@@ -71,7 +72,8 @@ fn expiry(ts: Timestamp, life: u64) -> Timestamp {
 }
 
 /// Bounds of one session. `Default` gives the named constants above.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CoapLimits {
     pub max_open_exchanges: usize,
     /// Per direction.
@@ -541,7 +543,7 @@ impl CoapSession {
             match opt.typed() {
                 OptionValue::UriHost(v) => {
                     let mut host = String::new();
-                    s.capped |= push_lossy_capped(&mut host, v, cap);
+                    s.capped |= push_capped(&mut host, v, cap);
                     s.uri_host = Some(host);
                 }
                 OptionValue::UriPath(v) => {
@@ -1176,7 +1178,7 @@ impl Joined {
             self.text.reserve(cap.min(JOINED_INITIAL_CAPACITY));
         }
         self.started = true;
-        self.cut = push_lossy_capped(&mut self.text, segment, cap);
+        self.cut = push_capped(&mut self.text, segment, cap);
         self.cut
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::flow::Direction;
 use crate::proto::credential::CredentialDigest;
+use crate::proto::text::capped;
 
 /// Longest extension method name kept in [`Method::Unknown`], in bytes.
 pub const MAX_METHOD_BYTES: usize = 32;
@@ -53,7 +54,7 @@ impl Method {
     /// Maps a method token to its variant (exact, case-sensitive match).
     pub fn from_token(token: &str) -> Self {
         Self::standard(token.as_bytes())
-            .unwrap_or_else(|| Method::Unknown(cap_str(token, MAX_METHOD_BYTES)))
+            .unwrap_or_else(|| Method::Unknown(capped(token.as_bytes(), MAX_METHOD_BYTES)))
     }
 
     /// The variant of a standard method token (exact, case-sensitive match),
@@ -96,15 +97,6 @@ impl Method {
             Method::Unknown(_) => return None,
         })
     }
-}
-
-/// Longest prefix of `s` that fits in `max` bytes and ends on a char boundary.
-fn cap_str(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default().to_owned()
 }
 
 /// Protocol version of a message (RFC 9112 §2.3; HTTP/0.9 is RFC 1945 §4.1).
@@ -346,6 +338,39 @@ pub enum AnomalyKind {
     BufferLimit,
 }
 
+impl AnomalyKind {
+    /// Stable snake_case name, the one every output uses (logs, summary,
+    /// rule events).
+    pub fn as_str(self) -> &'static str {
+        use AnomalyKind as K;
+        match self {
+            K::Http09Request => "http09_request",
+            K::InvalidRequestLine => "invalid_request_line",
+            K::InvalidStatusLine => "invalid_status_line",
+            K::InvalidStatusCode => "invalid_status_code",
+            K::InvalidVersion => "invalid_version",
+            K::InvalidHeader => "invalid_header",
+            K::TooManyHeaders => "too_many_headers",
+            K::HeadTooLarge => "head_too_large",
+            K::InvalidHost => "invalid_host",
+            K::TransferEncodingWithContentLength => "transfer_encoding_with_content_length",
+            K::ObfuscatedTransferEncoding => "obfuscated_transfer_encoding",
+            K::UnsupportedTransferEncoding => "unsupported_transfer_encoding",
+            K::TransferEncodingInHttp10 => "transfer_encoding_in_http10",
+            K::InvalidContentLength => "invalid_content_length",
+            K::ChunkSizeOverflow => "chunk_size_overflow",
+            K::InvalidChunk => "invalid_chunk",
+            K::TrailerTooLarge => "trailer_too_large",
+            K::InvalidAuthorization => "invalid_authorization",
+            K::UserinfoInUri => "userinfo_in_uri",
+            K::PipelineLimit => "pipeline_limit",
+            K::GapLostSync => "gap_lost_sync",
+            K::TruncatedHead => "truncated_head",
+            K::BufferLimit => "buffer_limit",
+        }
+    }
+}
+
 /// A protocol anomaly with evidence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpAnomaly {
@@ -390,12 +415,5 @@ mod tests {
         assert_eq!(BodyHead::new(&[7; 100])[..], [7; BODY_HEAD_BYTES]);
         assert_eq!(BodyHead::default().as_bytes(), b"");
         assert_eq!(format!("{:?}", BodyHead::new(b"\x01\x02")), "[1, 2]");
-    }
-
-    #[test]
-    fn cap_str_respects_char_boundaries() {
-        // "é" is two bytes: a 3-byte cap keeps "a" + "é" and drops the next one.
-        assert_eq!(cap_str("aéé", 3), "aé");
-        assert_eq!(cap_str("aéé", 2), "a");
     }
 }

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use thiserror::Error;
 
 use crate::proto::credential::CredentialHasher;
+use crate::proto::text::capped;
 
 use super::events::Auth;
 
@@ -50,17 +51,6 @@ pub fn trim_ows(mut bytes: &[u8]) -> &[u8] {
         bytes = rest;
     }
     bytes
-}
-
-/// At most `max` bytes of `bytes`, decoded as UTF-8 with replacement characters.
-pub fn capped_lossy(bytes: &[u8], max: usize) -> String {
-    let cut = bytes.get(..max).unwrap_or(bytes);
-    // Field values are almost always valid (mostly ASCII): `from_utf8` checks
-    // them much faster than the lossy decoder walks them.
-    match std::str::from_utf8(cut) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(cut).into_owned(),
-    }
 }
 
 /// Printable ASCII kept, everything else as `\xNN`; at most `max` input bytes.
@@ -304,7 +294,7 @@ pub fn parse_authorization(value: &[u8], max_user: usize) -> (Auth, Option<AuthE
     if scheme.eq_ignore_ascii_case(b"basic") {
         return match basic_credentials(rest, max_user) {
             Ok(auth) => (auth, None),
-            Err(e) => (Auth::Other(capped_lossy(scheme, MAX_SCHEME_BYTES)), Some(e)),
+            Err(e) => (Auth::Other(capped(scheme, MAX_SCHEME_BYTES)), Some(e)),
         };
     }
     if scheme.eq_ignore_ascii_case(b"digest") {
@@ -318,7 +308,7 @@ pub fn parse_authorization(value: &[u8], max_user: usize) -> (Auth, Option<AuthE
     if scheme.eq_ignore_ascii_case(b"bearer") {
         return (Auth::Bearer, None);
     }
-    (Auth::Other(capped_lossy(scheme, MAX_SCHEME_BYTES)), None)
+    (Auth::Other(capped(scheme, MAX_SCHEME_BYTES)), None)
 }
 
 /// Decoded credential bytes on their way to the digest, handed to the hasher
@@ -446,7 +436,7 @@ fn auth_param(params: &[u8], name: &[u8], max: usize) -> Option<String> {
             }
         }
         if key.eq_ignore_ascii_case(name) {
-            return Some(capped_lossy(&value, max));
+            return Some(capped(&value, max));
         }
     }
 }
@@ -808,7 +798,6 @@ mod tests {
     fn text_helpers() {
         assert_eq!(escape_capped(b"a\r\n\x00\\", 16), "a\\x0d\\x0a\\x00\\x5c");
         assert_eq!(escape_capped(b"abcdef", 3), "abc...");
-        assert_eq!(capped_lossy(b"ab\xffcd", 4), "ab\u{fffd}c");
         assert_eq!(trim_ows(b" \t x \t"), b"x");
         assert!(is_tchar(b'~') && is_tchar(b'Z') && !is_tchar(b'(') && !is_tchar(b' '));
     }

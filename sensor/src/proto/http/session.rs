@@ -29,14 +29,14 @@ use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 
 use httparse::{EMPTY_HEADER, Header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::events::{
     AnomalyEffect, AnomalyKind, Auth, BodyHead, HttpAnomaly, HttpBody, HttpEvent, HttpRequest,
     HttpResponse, Method, TunnelKind, Version,
 };
-use super::fields::{capped_lossy, parse_authorization, redact_userinfo, redacted_line};
+use super::fields::{parse_authorization, redact_userinfo, redacted_line};
 use super::parser::{
     BodyFraming, FieldSummary, HeadEnd, HeadError, HeadIssue, MAX_DETAIL_BYTES,
     MAX_HEADERS_HARD_CAP, RequestLineShape, RequestStart, classify_request_line,
@@ -48,6 +48,7 @@ use super::parser::{
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
+use crate::proto::text::capped;
 
 /// Header field slots a head the strict parser rejected is parsed with
 /// first (the lenient path needs initialised slots). Most heads have far
@@ -62,7 +63,7 @@ type HeadParser =
     for<'b> fn(&mut HttpSession, &'b [u8], &mut [Header<'b>], usize, &mut Vec<HttpEvent>) -> bool;
 
 /// Bounds on what one HTTP flow may make the session hold or emit.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
     /// Largest head (start line + fields + empty line) buffered; also the
@@ -654,7 +655,7 @@ impl HttpSession {
         let (uri, had_userinfo) = redact_userinfo(target);
         out.push(HttpEvent::Request(HttpRequest {
             method: Method::Get,
-            uri: capped_lossy(&uri, self.limits.max_uri_bytes),
+            uri: capped(&uri, self.limits.max_uri_bytes),
             version: Version::Http09,
             host: None,
             user_agent: None,
@@ -814,7 +815,7 @@ impl HttpSession {
         if let Some((method, target, version)) = line {
             let method = Method::from_token(method);
             let (uri, had_userinfo) = redact_userinfo(target);
-            let uri = capped_lossy(&uri, self.limits.max_uri_bytes);
+            let uri = capped(&uri, self.limits.max_uri_bytes);
             if had_userinfo {
                 issues.push(HeadIssue {
                     kind: AnomalyKind::UserinfoInUri,
@@ -854,9 +855,9 @@ impl HttpSession {
                 method,
                 uri,
                 version,
-                host: fields.host.map(|v| capped_lossy(v, max)),
-                user_agent: fields.user_agent.map(|v| capped_lossy(v, max)),
-                content_type: fields.content_type.map(|v| capped_lossy(v, max)),
+                host: fields.host.map(|v| capped(v, max)),
+                user_agent: fields.user_agent.map(|v| capped(v, max)),
+                content_type: fields.content_type.map(|v| capped(v, max)),
                 content_length: fields.content_length.value(),
                 chunked: framing == Ok(BodyFraming::Chunked),
                 auth,
@@ -950,9 +951,9 @@ impl HttpSession {
         let max = self.limits.max_field_bytes;
         out.push(HttpEvent::Response(HttpResponse {
             status,
-            reason: capped_lossy(reason, max),
+            reason: capped(reason, max),
             version,
-            content_type: fields.content_type.map(|v| capped_lossy(v, max)),
+            content_type: fields.content_type.map(|v| capped(v, max)),
             content_length: fields.content_length.value(),
             chunked: framing == Ok(BodyFraming::Chunked),
             request_method: method,
@@ -966,7 +967,7 @@ impl HttpSession {
             Ok(BodyFraming::Tunnel) => {
                 let kind = match (status, request.map(|p| p.switch)) {
                     (101, _) => TunnelKind::Upgrade {
-                        protocol: capped_lossy(fields.upgrade.unwrap_or_default(), max),
+                        protocol: capped(fields.upgrade.unwrap_or_default(), max),
                     },
                     (_, Some(Switch::Connect(authority))) => TunnelKind::Connect { authority },
                     _ => TunnelKind::Connect {

@@ -21,8 +21,9 @@ use std::fmt;
 
 use crate::proto::credential::{self, CredentialDigest};
 
-use super::events::AnomalyKind;
+use super::anomaly::{AnomalyKind, Violation, violation};
 use super::properties::{Properties, PropertyContext, parse_properties};
+use super::topic::{check_topic_name, has_wildcard};
 use super::wire::{MqttStr, ReadFail, ReadResult, Reader, Status, VbiTooLong, decode_vbi};
 
 /// A fixed header is one type/flags byte and 1 to 4 Remaining Length bytes.
@@ -299,41 +300,6 @@ impl ConnectReturnCode {
     }
 }
 
-/// One rule a packet breaks, found while decoding it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Violation {
-    pub kind: AnomalyKind,
-    pub what: &'static str,
-    /// The offending value, when one number says it (a flag byte, an id).
-    pub value: Option<u32>,
-}
-
-impl Violation {
-    pub fn new(kind: AnomalyKind, what: &'static str) -> Self {
-        Violation {
-            kind,
-            what,
-            value: None,
-        }
-    }
-
-    pub fn with_value(kind: AnomalyKind, what: &'static str, value: u32) -> Self {
-        Violation {
-            kind,
-            what,
-            value: Some(value),
-        }
-    }
-}
-
-/// Record a broken rule. Out of line and cold: well-formed packets, nearly
-/// all of them, then run through compact code.
-#[cold]
-#[inline(never)]
-pub(crate) fn violation(violations: &mut Vec<Violation>, v: Violation) {
-    violations.push(v);
-}
-
 /// The stream cannot be framed any further.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -600,24 +566,6 @@ impl<'a> Iterator for FilterIter<'a> {
         };
         Some((filter, options))
     }
-}
-
-/// Topic Name rules for PUBLISH (5.0 §4.7, [MQTT-3.3.2-2]): no wildcard
-/// characters. Emptiness is checked by the caller (5.0 allows an empty name
-/// with a Topic Alias).
-pub fn check_topic_name(name: &[u8]) -> Result<(), &'static str> {
-    if has_wildcard(name) {
-        return Err("wildcard character in topic name");
-    }
-    Ok(())
-}
-
-/// Whether `bytes` hold `+` or `#`. One pass without early exit, so it
-/// vectorises: names and filters are short and nearly always clean.
-fn has_wildcard(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .fold(false, |found, &b| found | (b == b'+') | (b == b'#'))
 }
 
 /// Whether a 5.0 Topic Filter names a Shared Subscription (§4.8.2).

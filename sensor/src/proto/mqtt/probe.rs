@@ -10,9 +10,9 @@
 #![forbid(unsafe_code)]
 
 use super::parser::{
-    FixedHeader, PacketType, ProtocolVersion, Qos, check_topic_name, parse_fixed_header,
-    reason_code_allowed,
+    FixedHeader, PacketType, ProtocolVersion, Qos, parse_fixed_header, reason_code_allowed,
 };
+use super::topic::check_topic_name;
 use super::wire::{MqttStr, Status};
 use crate::flow::Direction;
 use crate::proto::Probe;

@@ -11,8 +11,8 @@
 
 #![forbid(unsafe_code)]
 
-use super::events::AnomalyKind;
-use super::parser::{Violation, check_topic_name, violation};
+use super::anomaly::{AnomalyKind, Violation, violation};
+use super::topic::check_topic_name;
 use super::wire::{MqttStr, ReadFail, ReadResult, Reader};
 
 /// Most properties decoded from one block; a block with more is cut there

@@ -15,15 +15,16 @@
 
 #![forbid(unsafe_code)]
 
+use super::anomaly::{AnomalyKind, Violation};
 use super::events::{
-    AckEvent, AnomalyKind, AuthEvent, ConnackCode, ConnackEvent, ConnectEvent, DisconnectEvent,
-    MqttAnomaly, MqttEvent, PayloadHead, PropertySummary, PublishEvent, SubackEvent,
-    SubscribeEvent, SubscriptionFilter, Text, UnsubackEvent, UnsubscribeEvent, WillEvent,
+    AckEvent, AuthEvent, ConnackCode, ConnackEvent, ConnectEvent, DisconnectEvent, MqttAnomaly,
+    MqttEvent, PayloadHead, PropertySummary, PublishEvent, SubackEvent, SubscribeEvent,
+    SubscriptionFilter, Text, UnsubackEvent, UnsubscribeEvent, WillEvent,
 };
 use super::parser::{
     Ack, Connect, ConnectReturnCode, FixedHeader, FrameError, Packet, PacketError, PacketType,
-    ProtocolVersion, Publish, Qos, ReasonCode, Violation, infer_version, parse_fixed_header,
-    parse_packet, parse_publish, parse_publish_clean, peek_connect_level,
+    ProtocolVersion, Publish, Qos, ReasonCode, infer_version, parse_fixed_header, parse_packet,
+    parse_publish, parse_publish_clean, peek_connect_level,
 };
 use super::probe::chain_plausible;
 use super::properties::{PropertyId, PropertyValue};
@@ -55,7 +56,7 @@ const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 const RESYNC_WINDOW: usize = 512;
 
 /// Bounds of one MQTT session (config section `[mqtt]`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttLimits {
     /// Packets with a larger Remaining Length are reported (`TooLarge`) and

@@ -93,6 +93,17 @@ pub enum LoginOutcome {
     Unknown,
 }
 
+impl LoginOutcome {
+    /// "success", "failure" or "unknown", as every output writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginOutcome::Success => "success",
+            LoginOutcome::Failure => "failure",
+            LoginOutcome::Unknown => "unknown",
+        }
+    }
+}
+
 /// Origin of the user name in a [`LoginAttempt`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UserSource {
@@ -157,4 +168,26 @@ pub enum AnomalyKind {
         /// How many bytes.
         missing: u64,
     },
+}
+
+impl AnomalyKind {
+    /// Stable snake_case name, the one every output uses (logs, summary,
+    /// rule events).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AnomalyKind::Token(t) => match t {
+                TokenError::UnknownCommand(_) => "unknown_command",
+                TokenError::SeWithoutSb => "se_without_sb",
+                TokenError::SubnegTooLong { .. } => "subneg_too_long",
+                TokenError::SubnegInterrupted { .. } => "subneg_interrupted",
+                TokenError::SubnegUnterminated { .. } => "subneg_unterminated",
+                TokenError::TruncatedCommand => "truncated_command",
+            },
+            AnomalyKind::SubnegMalformed { .. } => "subneg_malformed",
+            AnomalyKind::EnvVarsDropped { .. } => "env_vars_dropped",
+            AnomalyKind::EnvStrayBytes { .. } => "env_stray_bytes",
+            AnomalyKind::LoginArgumentInjection { .. } => "login_argument_injection",
+            AnomalyKind::Gap { .. } => "gap",
+        }
+    }
 }

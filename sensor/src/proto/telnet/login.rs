@@ -28,7 +28,7 @@ use crate::proto::credential::CredentialDigest;
 
 use super::events::{LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
 use super::nvt::{Line, SecretLine};
-use super::subneg::capped_text;
+use crate::proto::text::{capped, push_capped};
 
 /// User prompts, matched case-insensitively at the end of the output.
 pub const USER_PROMPTS: [&[u8]; 4] = [b"login:", b"username:", b"user name:", b"user:"];
@@ -209,8 +209,8 @@ struct Hint {
 
 /// `name` capped at `max` bytes, and whether that cut it.
 fn capped_user(name: &str, max: usize) -> (String, bool) {
-    let kept = capped_text(name.as_bytes(), max);
-    let cut = kept.len() < name.len();
+    let mut kept = String::new();
+    let cut = push_capped(&mut kept, name.as_bytes(), max);
     (kept, cut)
 }
 
@@ -490,7 +490,7 @@ impl LoginTracker {
             return;
         }
         self.shell_commands += 1;
-        let kept = capped_text(line.as_bytes(), self.limits.max_shell_command_bytes);
+        let kept = capped(line.as_bytes(), self.limits.max_shell_command_bytes);
         out.push(TelnetEvent::ShellCommand {
             truncated: truncated || kept.len() < line.len(),
             line: kept,

@@ -11,11 +11,15 @@
 //! - [`login`]: login dialogue recognition (prompts, outcomes, shell commands);
 //! - [`session`]: per-flow state producing [`TelnetEvent`]s;
 //! - [`events`]: the events. Passwords are never stored, only their presence
-//!   and length.
-#![forbid(unsafe_code)]
+//!   and length;
+//! - [`counts`], [`log`], [`normalize`]: what the rest of spanwatch makes of
+//!   the events.
 
+pub mod counts;
 pub mod events;
+pub mod log;
 pub mod login;
+pub mod normalize;
 pub mod nvt;
 pub mod parser;
 pub mod session;
@@ -24,9 +28,13 @@ pub mod subneg;
 #[cfg(test)]
 mod capture_tests;
 
+use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
+use crate::proto::contract::Protocol;
+use crate::proto::norm::{Event, NormContext};
 
+pub use counts::TelnetCounts;
 pub use events::{AnomalyKind, LoginAttempt, LoginOutcome, TelnetAnomaly, TelnetEvent, UserSource};
 pub use parser::{Command, TelnetOption, TelnetParser, Token, TokenError, Verb};
 pub use session::{TelnetLimits, TelnetSession, TelnetStats};
@@ -42,6 +50,74 @@ pub fn probe(first_bytes: &[u8], _dir: Direction) -> Probe {
             Probe::Match
         }
         _ => Probe::NoMatch,
+    }
+}
+
+/// Telnet over TCP.
+pub struct Telnet;
+
+impl Protocol for Telnet {
+    const NAME: &'static str = "telnet";
+    const FLOW_KIND: &'static str = "telnet.flow";
+    /// 23 (RFC 854), 2323 (the usual alternative on IoT devices).
+    const TCP_PORTS: &'static [u16] = &[23, 2323];
+
+    type Limits = TelnetLimits;
+    type Session = TelnetSession;
+    type Event = TelnetEvent;
+    type Counts = TelnetCounts;
+    type Record<'a> = log::TelnetRecord<'a>;
+
+    fn probe_stream(first: &[u8], dir: Direction) -> Probe {
+        probe(first, dir)
+    }
+
+    fn session(limits: &TelnetLimits) -> TelnetSession {
+        TelnetSession::new(*limits)
+    }
+
+    fn on_data(
+        s: &mut TelnetSession,
+        ts: Timestamp,
+        dir: Direction,
+        data: &[u8],
+        out: &mut Vec<TelnetEvent>,
+    ) {
+        s.on_data(ts, dir, data, out);
+    }
+
+    fn on_gap(
+        s: &mut TelnetSession,
+        ts: Timestamp,
+        dir: Direction,
+        len: u64,
+        out: &mut Vec<TelnetEvent>,
+    ) {
+        s.on_gap(ts, dir, len, out);
+    }
+
+    fn on_close(s: &mut TelnetSession, ts: Timestamp, out: &mut Vec<TelnetEvent>) {
+        s.on_close(ts, out);
+    }
+
+    fn count_flow(c: &mut TelnetCounts) {
+        c.flows += 1;
+    }
+
+    fn count(c: &mut TelnetCounts, ev: &TelnetEvent) {
+        c.count(ev);
+    }
+
+    fn anomalies(c: &TelnetCounts) -> u64 {
+        c.anomalies.values().sum()
+    }
+
+    fn log_record(ev: &TelnetEvent) -> Option<(Option<Direction>, log::TelnetRecord<'_>)> {
+        log::record(ev)
+    }
+
+    fn normalize(ev: &TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+        normalize::normalize(ev, cx, out);
     }
 }
 

@@ -6,7 +6,7 @@
 //! directions (a prompt is judged at the end of each server segment).
 #![forbid(unsafe_code)]
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::capture::Timestamp;
 use crate::flow::Direction;
@@ -15,7 +15,8 @@ use super::events::{AnomalyKind, TelnetAnomaly, TelnetEvent, UserSource};
 use super::login::{LoginLimits, LoginTracker};
 use super::nvt::{Line, LineAssembler, ServerText};
 use super::parser::{Command, TelnetOption, TelnetParser, Token};
-use super::subneg::{self, AuthDetail, DecodeLimits, EnvCommand, SubnegDetail, capped_text};
+use super::subneg::{self, AuthDetail, DecodeLimits, EnvCommand, SubnegDetail};
+use crate::proto::text::capped;
 
 /// Default bound of one sub-negotiation payload (inetutils telnetd buffers 512 bytes).
 pub const DEFAULT_MAX_SUBNEG_BYTES: usize = 1024;
@@ -35,7 +36,7 @@ pub const DEFAULT_MAX_ENV_VARS: usize = 16;
 pub const DEFAULT_MAX_ENV_STRING_BYTES: usize = 128;
 
 /// Bounds of a Telnet session (every one counts when hit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelnetLimits {
     /// Longest sub-negotiation payload buffered; longer ones are skipped with an anomaly.
@@ -349,7 +350,7 @@ impl TextState {
         out: &mut Vec<TelnetEvent>,
     ) {
         if user.starts_with('-') {
-            let user = capped_text(user.as_bytes(), self.max_user_bytes);
+            let user = capped(user.as_bytes(), self.max_user_bytes);
             self.anomaly(
                 dir,
                 AnomalyKind::LoginArgumentInjection { origin, user },

@@ -18,6 +18,7 @@
 use thiserror::Error;
 
 use super::parser::{TelnetOption, Verb};
+use crate::proto::text::capped;
 
 /// TERMINAL-TYPE / TERMINAL-SPEED / NEW-ENVIRON / AUTHENTICATION sub-command IS (0).
 pub const IS: u8 = 0;
@@ -313,7 +314,7 @@ fn decode_naws(payload: &[u8]) -> Result<SubnegDetail, SubnegError> {
 fn decode_is_send(payload: &[u8], limits: &DecodeLimits) -> Result<Option<String>, SubnegError> {
     match payload.split_first() {
         None => Err(SubnegError::Empty),
-        Some((&IS, text)) => Ok(Some(capped_text(text, limits.max_string_bytes))),
+        Some((&IS, text)) => Ok(Some(capped(text, limits.max_string_bytes))),
         Some((&SEND, _)) => Ok(None),
         Some((&other, _)) => Err(SubnegError::UnknownSubcommand(other)),
     }
@@ -356,8 +357,8 @@ fn decode_environ(payload: &[u8], limits: &DecodeLimits) -> Result<EnvironDetail
         if detail.vars.len() < limits.max_env_vars {
             detail.vars.push(EnvVar {
                 kind,
-                name: capped_text(name, max),
-                value: value.as_deref().map(|v| capped_text(v, max)),
+                name: capped(name, max),
+                value: value.as_deref().map(|v| capped(v, max)),
             });
         } else {
             detail.vars_dropped += 1;
@@ -477,25 +478,10 @@ fn decode_auth(payload: &[u8], limits: &DecodeLimits) -> Result<AuthDetail, Subn
             pairs: pairs.len() / 2,
         }),
         [AUTH_NAME, name @ ..] => Ok(AuthDetail::Name {
-            name: capped_text(name, limits.max_string_bytes),
+            name: capped(name, limits.max_string_bytes),
         }),
         [code, ..] => Ok(AuthDetail::Unknown { code: *code }),
     }
-}
-
-/// Text from NVT bytes, cut to at most `max` bytes on a character boundary;
-/// invalid UTF-8 becomes U+FFFD.
-pub(crate) fn capped_text(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes));
-    let mut out = text.into_owned();
-    if out.len() > max {
-        let mut cut = max;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -752,13 +738,6 @@ mod tests {
             decode(TelnetOption::Unknown(0x7b), &[1, 2, 3], &LIMITS),
             Ok(SubnegDetail::Undecoded { len: 3 })
         );
-    }
-
-    #[test]
-    fn capped_text_cuts_on_char_boundary() {
-        assert_eq!(capped_text("héllo".as_bytes(), 2), "h");
-        assert_eq!(capped_text(b"abc", 10), "abc");
-        assert_eq!(capped_text(&[0xff, b'a'], 10), "\u{fffd}a");
     }
 
     #[test]

@@ -1,0 +1,68 @@
+//! A rule match as an alert: the event's endpoints (client → server), the
+//! rule's identity and references, the evidence (never a password) and the
+//! dedupe key the rule's `alert_per` asks for.
+
+use serde_json::{Map, Value as Json};
+
+use super::{AlertInput, AlertSource, DedupeKey};
+use crate::detect::rules::{AlertPer, RuleMatch};
+
+impl From<&RuleMatch> for AlertInput {
+    fn from(m: &RuleMatch) -> AlertInput {
+        let ev = &m.event;
+        let rule = &m.rule;
+        let mut evidence = Map::new();
+        if let Some(n) = m.evidence.count {
+            evidence.insert("count".into(), Json::from(n));
+        }
+        if let Some(n) = m.evidence.distinct {
+            evidence.insert("distinct".into(), Json::from(n));
+        }
+        if let Some(n) = m.evidence.sources {
+            evidence.insert("sources".into(), Json::from(n));
+        }
+        if let Some(n) = m.evidence.window_secs {
+            evidence.insert("window_secs".into(), Json::from(n));
+        }
+        if let Some(u) = &m.evidence.user {
+            evidence.insert("user".into(), Json::from(u.as_str()));
+        }
+        for (k, v) in &m.evidence.detail {
+            evidence.insert(k.clone(), Json::from(v.as_str()));
+        }
+        evidence.insert("event".into(), Json::from(ev.kind));
+        let app_proto = match ev.proto {
+            "tcp" | "udp" => None,
+            other => Some(other),
+        };
+        let (source, target) = match rule.alert_per {
+            AlertPer::SourceAndTarget => (Some(ev.src.0), Some(ev.dst.0)),
+            AlertPer::Target => (None, Some(ev.dst.0)),
+            AlertPer::Source => (Some(ev.src.0), None),
+        };
+        AlertInput {
+            ts: ev.ts,
+            src: ev.src,
+            dst: ev.dst,
+            transport: ev.transport,
+            app_proto,
+            flow_id: ev.flow_id,
+            signature_id: rule.id,
+            signature: rule.name.clone(),
+            category: rule.category.clone(),
+            severity: rule.severity.as_u8(),
+            source: AlertSource::Rule,
+            references: rule.references.iter().map(|r| r.to_string()).collect(),
+            device_mac: ev.src_mac,
+            evidence,
+            score: None,
+            threshold: None,
+            top_features: Vec::new(),
+            dedupe_key: DedupeKey {
+                signature_id: rule.id,
+                source,
+                target,
+            },
+        }
+    }
+}

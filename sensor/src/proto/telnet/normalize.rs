@@ -1,0 +1,29 @@
+//! Telnet events as normalised events: `telnet.login`, `telnet.command` and
+//! `anomaly` (catalogue in `rules/README.md`).
+
+use super::TelnetEvent;
+use crate::proto::norm::{Event, NormContext};
+
+pub(super) fn normalize(e: &TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+    match e {
+        TelnetEvent::LoginAttempt(l) => {
+            let mut ev = cx
+                .event("telnet.login", "telnet")
+                .with("from", "client")
+                .with("has_password", l.has_password)
+                .with("outcome", l.outcome.as_str());
+            if let Some(u) = &l.user {
+                ev = ev.with("user", u.to_string());
+            }
+            ev.credential = l.credential;
+            out.push(ev);
+        }
+        TelnetEvent::ShellCommand { line, .. } => out.push(
+            cx.event("telnet.command", "telnet")
+                .with("from", "client")
+                .with("line", line.to_string()),
+        ),
+        TelnetEvent::Anomaly(a) => out.push(cx.anomaly("telnet", a.kind.as_str(), "")),
+        _ => {}
+    }
+}
