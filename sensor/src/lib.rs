@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
@@ -13,3 +14,4 @@ pub mod pipeline;
 pub mod proto;
 pub mod summary;
 pub mod synth;
+pub mod units;

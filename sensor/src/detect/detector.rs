@@ -29,10 +29,10 @@ pub struct DetectionSummary {
 }
 
 impl Detector {
-    pub fn new(rules: RuleSet, alerter: Alerter) -> Self {
+    pub fn new(rules: RuleSet, limits: EngineLimits, alerter: Alerter) -> Self {
         Detector {
             normalizer: Normalizer::default(),
-            engine: Engine::new(rules, EngineLimits::default()),
+            engine: Engine::new(rules, limits),
             alerter,
             events: Vec::new(),
             matches: Vec::new(),
@@ -42,6 +42,11 @@ impl Detector {
     /// Replace the rules (SIGHUP); counters are kept.
     pub fn reload(&mut self, rules: RuleSet) {
         self.engine.reload(rules);
+    }
+
+    /// The alert path, to change its settings or sinks (SIGHUP).
+    pub fn alerter_mut(&mut self) -> &mut Alerter {
+        &mut self.alerter
     }
 
     pub fn packet(&mut self, flow: &FlowInfo, dir: Direction, pkt: &PacketNote, established: bool) {
