@@ -51,7 +51,7 @@ Examples:
   spanwatch replay day1.pcapng day2.pcap --json > summary.json
   spanwatch live -i eth1 --bpf 'not port 22' --stats-interval 30
   spanwatch config default > spanwatch.toml
-  spanwatch live --config spanwatch.toml --alerts alerts.jsonl
+  spanwatch live -i eth1 --config spanwatch.toml --alerts alerts.jsonl
   spanwatch synth --out /tmp/mix.pcap --packets 1000000 --seed 7
 
 Exit codes:
@@ -85,7 +85,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Capture from a network interface and print the summary periodically and on SIGINT/SIGTERM; SIGHUP re-reads the config file and the rules.
     #[command(
-        after_help = "Examples:\n  spanwatch live -i eth1 --bpf 'tcp or udp' --duration 60\n  spanwatch live --config /etc/spanwatch.toml"
+        after_help = "Examples:\n  spanwatch live -i eth1 --bpf 'tcp or udp' --duration 60\n  spanwatch live --config /etc/spanwatch.toml   # the file sets capture.interface"
     )]
     Live(LiveArgs),
     /// Print the commented default config, or check a config file.
