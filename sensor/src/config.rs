@@ -367,7 +367,7 @@ impl Config {
                     .ok()
                     .and_then(|t| key_at(t.get_ref(), s.start))
             });
-            let message = unknown_key_message(e.message().trim_end(), key.as_deref());
+            let message = user_message(e.message().trim_end(), key.as_deref());
             invalid(origin, text, span, key, message)
         })?;
         cfg.validate().map_err(|(key, message)| {
@@ -481,7 +481,7 @@ impl Config {
 
 /// Every leaf setting of `cfg` as (dotted key, value written as TOML).
 /// Arrays are leaves.
-pub fn flat_values(cfg: &Config) -> Result<BTreeMap<String, String>, toml::ser::Error> {
+fn flat_values(cfg: &Config) -> Result<BTreeMap<String, String>, toml::ser::Error> {
     fn walk(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
         for (k, v) in table {
             let key = if prefix.is_empty() {
@@ -503,10 +503,14 @@ pub fn flat_values(cfg: &Config) -> Result<BTreeMap<String, String>, toml::ser::
     Ok(out)
 }
 
-/// serde's "unknown field `x`, expected one of `a`, `b`" in the words of a
-/// config file: the key and the valid keys of its table. Other messages are
-/// kept as they are.
-fn unknown_key_message(message: &str, key: Option<&str>) -> String {
+/// serde's message in the words of a config file: "unknown field `x`,
+/// expected one of `a`, `b`" names the key and the valid keys of its table,
+/// and "expected struct FlowConfig" (a Rust type) becomes "expected a table".
+/// Other messages are kept as they are.
+fn user_message(message: &str, key: Option<&str>) -> String {
+    if let Some((head, _)) = message.split_once(", expected struct ") {
+        return format!("{head}, expected a table");
+    }
     let Some((name, expected)) = message
         .strip_prefix("unknown field ")
         .and_then(|rest| rest.split_once(", "))
@@ -830,6 +834,13 @@ mod tests {
         assert_eq!(err.key.as_deref(), Some("protocols.http.max_head_bytes"));
         assert_eq!(err.position, Some((2, 18)));
         assert!(err.message.contains("suffix"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_value_where_a_table_belongs_says_a_table_is_expected() {
+        let err = parse("flows = 3\n").expect_err("not a table");
+        assert_eq!(err.key.as_deref(), Some("flows"));
+        assert_eq!(err.message, "invalid type: integer `3`, expected a table");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! The packet path is `capture` → `decode` → `flow` (with TCP reassembly) →
 //! protocol parsers; `pipeline` wires the stages and `summary` reports on them.
+//! `config` gathers every stage's settings into the typed config file;
+//! `units` (byte sizes) is shared by every stage and imports nothing.
 
 pub mod alert;
 pub mod capture;
