@@ -23,15 +23,32 @@ fn repo_rules() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules")
 }
 
-/// A fresh, empty directory for one test.
-fn test_dir(name: &str) -> PathBuf {
+/// A fresh, empty directory for one test, removed when the test passes (a
+/// failed test leaves it for a look).
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn test_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("spanwatch-config-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create test dir");
-    dir
+    TestDir(dir)
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+fn write(dir: &TestDir, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write config");
     path
@@ -244,7 +261,8 @@ fn a_wrong_type_fails_with_file_line_and_key() {
 
 #[test]
 fn a_missing_config_file_is_exit_5_naming_it() {
-    let missing = test_dir("missing").join("nowhere.toml");
+    let dir = test_dir("missing");
+    let missing = dir.join("nowhere.toml");
     let (out, _) = common::replay_json(
         &[&attack_capture()],
         &["--config", missing.to_str().unwrap()],
@@ -257,7 +275,7 @@ fn a_missing_config_file_is_exit_5_naming_it() {
 fn the_dedupe_window_of_the_config_file_governs_the_alerts_of_a_replay() {
     let dir = test_dir("dedupe");
     let run = |name: &str, config: Option<&str>| {
-        let file = dir.join(format!("{name}.jsonl"));
+        let file = dir.join(&format!("{name}.jsonl"));
         let mut args = vec!["--alerts".to_string(), file.display().to_string()];
         if let Some(text) = config {
             let cfg = write(&dir, &format!("{name}.toml"), text);
