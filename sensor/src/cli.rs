@@ -12,17 +12,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::alert::{
-    AlertConfig, AlertError, Alerter, ExecConfig, ExecSink, FileSink, StdoutSink, WebhookConfig,
+    AlertError, Alerter, ExecConfig, ExecSink, FileSink, Sink, StdoutSink, WebhookConfig,
     WebhookSink,
 };
-use crate::capture::{CaptureError, LiveConfig, LiveSource, MergedSource};
+use crate::capture::{CaptureError, LiveSource, MergedSource};
+use crate::config::{Config, ConfigError, DEFAULT_TOML};
 use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
 use crate::detect::rules::{RuleError, RuleSet, check_dir};
-use crate::flow::FlowConfig;
-use crate::pipeline::{self, LiveSignals, Pipeline, PipelineConfig};
+use crate::pipeline::{self, LiveSignals, Pipeline};
 use crate::summary::{KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
+use crate::units::parse_bytes;
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
@@ -37,7 +38,8 @@ pub mod exit {
     pub const INPUT: u8 = 3;
     /// Live capture could not start or failed (no such interface, permissions, bad BPF).
     pub const CAPTURE: u8 = 4;
-    /// A rule file, credential dictionary or alert output is invalid or cannot be opened.
+    /// The config file, a rule file, the credential dictionary or an alert output is
+    /// invalid or cannot be opened.
     pub const CONFIG: u8 = 5;
     /// `rules check`: a rule's own test case failed.
     pub const RULE_TEST: u8 = 6;
@@ -48,6 +50,8 @@ Examples:
   spanwatch replay datasets/samples/attack/capture.pcap
   spanwatch replay day1.pcapng day2.pcap --json > summary.json
   spanwatch live -i eth1 --bpf 'not port 22' --stats-interval 30
+  spanwatch config default > spanwatch.toml
+  spanwatch live -i eth1 --config spanwatch.toml --alerts alerts.jsonl
   spanwatch synth --out /tmp/mix.pcap --packets 1000000 --seed 7
 
 Exit codes:
@@ -56,7 +60,8 @@ Exit codes:
   2  bad command line
   3  an input file cannot be read or is not a pcap/pcapng capture
   4  live capture could not start or failed
-  5  a rule file, credential dictionary or alert output is invalid or cannot be opened
+  5  the config file, a rule file, the credential dictionary or an alert output is
+     invalid or cannot be opened
   6  rules check: a rule's own test case failed";
 
 #[derive(Debug, Parser)]
@@ -74,11 +79,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Process capture files (pcap or pcapng; several are merged in time order) and print a summary.
-    #[command(after_help = "Example:\n  spanwatch replay capture.pcap other.pcapng --json")]
+    #[command(
+        after_help = "Examples:\n  spanwatch replay capture.pcap other.pcapng --json\n  spanwatch replay capture.pcap --config spanwatch.toml --no-rules"
+    )]
     Replay(ReplayArgs),
-    /// Capture from a network interface and print the summary periodically and on SIGINT/SIGTERM.
-    #[command(after_help = "Example:\n  spanwatch live -i eth1 --bpf 'tcp or udp' --duration 60")]
+    /// Capture from a network interface and print the summary periodically and on SIGINT/SIGTERM; SIGHUP re-reads the config file and the rules.
+    #[command(
+        after_help = "Examples:\n  spanwatch live -i eth1 --bpf 'tcp or udp' --duration 60\n  spanwatch live --config /etc/spanwatch.toml   # the file sets capture.interface"
+    )]
     Live(LiveArgs),
+    /// Print the commented default config, or check a config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Validate rules and run each rule's own test cases.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -87,104 +99,188 @@ pub enum Command {
     Synth(SynthArgs),
 }
 
-/// Settings shared by replay and live.
+/// Settings shared by replay and live. Each one overrides its key of the
+/// config file when given; the defaults are those of `spanwatch config default`.
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// Memory for flow records (e.g. 128M, 1G); the flow limit is derived from it.
-    #[arg(long, default_value = "128M", value_parser = parse_bytes)]
-    pub flow_memcap: usize,
-    /// Memory for out-of-order TCP data across all streams.
-    #[arg(long, default_value = "64M", value_parser = parse_bytes)]
-    pub reassembly_memcap: usize,
-    /// Memory for protocol parser sessions; flows beyond it are left unparsed (counted).
-    #[arg(long, default_value = "64M", value_parser = parse_bytes)]
-    pub app_memcap: usize,
-    /// Rows in the top-talkers table.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-    /// Skip protocol parsing: decode, flows and TCP reassembly only.
+    /// Read the settings from this TOML file (see `spanwatch config default`); flags given here win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Memory for flow records (e.g. 128M, 1G); the flow limit is derived from it [config: flows.memcap_bytes, default 128M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub flow_memcap: Option<usize>,
+    /// Memory for out-of-order TCP data across all streams [config: flows.reassembly_memcap_bytes, default 64M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub reassembly_memcap: Option<usize>,
+    /// Memory for protocol parser sessions; flows beyond it are left unparsed (counted) [config: protocols.memcap_bytes, default 64M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub app_memcap: Option<usize>,
+    /// Rows in the top-talkers table [config: summary.top_talkers, default 10].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Skip protocol parsing: decode, flows and TCP reassembly only [config: protocols.enabled = false].
     #[arg(long)]
     pub no_parsers: bool,
-    /// Rules directory (*.rules.toml and default-credentials.toml); default: the built-in ruleset.
+    /// Rules directory (*.rules.toml and default-credentials.toml) [config: rules.dir, default: the built-in ruleset].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
-    /// Do not run the rules.
+    /// Do not run the rules [config: rules.enabled = false].
     #[arg(long, conflicts_with = "rules")]
     pub no_rules: bool,
-    /// Write alerts as EVE JSON Lines to PATH (appended; `-` for stdout).
+    /// Write alerts as EVE JSON Lines to PATH (appended; `-` for stdout) [config: alerts.file].
     #[arg(long, value_name = "PATH")]
     pub alerts: Option<PathBuf>,
-    /// Also POST each alert (EVE JSON) to this http:// URL (bounded queue and retries; never blocks capture).
+    /// Also POST each alert (EVE JSON) to this http:// URL (bounded queue and retries; never blocks capture) [config: alerts.webhook.url].
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
-    /// Also run this program for each alert, the EVE JSON on its stdin (with a timeout), e.g. a script that isolates a device.
+    /// Also run this program for each alert, the EVE JSON on its stdin (with a timeout), e.g. a script that isolates a device [config: alerts.exec.argv].
     #[arg(long, value_name = "PROGRAM")]
     pub exec: Option<PathBuf>,
-    /// Print the summary as JSON instead of a table.
+    /// Write one JSON Lines log per protocol (http.jsonl, mqtt.jsonl, coap.jsonl, telnet.jsonl) here [config: logs.dir].
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Print the summary as JSON instead of a table [config: summary.json = true].
     #[arg(long)]
     pub json: bool,
-    /// Threads of the packet path: 1 runs everything on the capture thread, 2 runs the protocol parsers and rules on a second one [default: 2 when the machine has more than one core].
+    /// Threads of the packet path: 1 runs everything on the capture thread, 2 runs the protocol parsers and rules on a second one [config: pipeline.threads; default: 2 when the machine has more than one core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
     pub threads: Option<u8>,
 }
 
 impl EngineArgs {
-    /// The rules and the alert stage these arguments ask for (None with
-    /// `--no-rules`).
-    fn detector(&self) -> Result<Option<(Detector, Alerter)>, CliError> {
-        if self.no_rules {
-            return Ok(None);
-        }
-        let rules = self.ruleset()?;
-        let mut alerter = Alerter::new(AlertConfig::default());
-        let sink_error = |e: AlertError| CliError {
-            code: exit::CONFIG,
-            message: e.to_string(),
+    /// The config file (or the defaults) with the flags given applied.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
         };
-        match self.alerts.as_deref() {
-            Some(p) if p == Path::new("-") => alerter.add_sink(Box::new(StdoutSink::new())),
-            Some(p) => alerter.add_sink(Box::new(FileSink::open(p).map_err(sink_error)?)),
-            None => {}
+        self.apply(&mut cfg);
+        Ok(cfg)
+    }
+
+    /// Override the settings of `cfg` whose flags were given.
+    fn apply(&self, cfg: &mut Config) {
+        if let Some(n) = self.flow_memcap {
+            cfg.flows.memcap_bytes = n;
+        }
+        if let Some(n) = self.reassembly_memcap {
+            cfg.flows.reassembly_memcap_bytes = n;
+        }
+        if let Some(n) = self.app_memcap {
+            cfg.protocols.memcap_bytes = n;
+        }
+        if let Some(n) = self.top {
+            cfg.summary.top_talkers = n;
+        }
+        if self.no_parsers {
+            cfg.protocols.enabled = false;
+        }
+        if let Some(dir) = &self.rules {
+            cfg.rules.dir = Some(dir.clone());
+            cfg.rules.enabled = true;
+        }
+        if self.no_rules {
+            cfg.rules.enabled = false;
+        }
+        if let Some(path) = &self.alerts {
+            cfg.alerts.file = Some(path.clone());
         }
         if let Some(url) = &self.webhook {
-            let sink = WebhookSink::new(WebhookConfig::new(url.clone())).map_err(sink_error)?;
-            alerter.add_sink(Box::new(sink));
+            let webhook = cfg
+                .alerts
+                .webhook
+                .get_or_insert_with(|| WebhookConfig::new(url.clone()));
+            webhook.url.clone_from(url);
         }
         if let Some(program) = &self.exec {
             let argv = vec![program.display().to_string()];
-            alerter.add_sink(Box::new(
-                ExecSink::new(ExecConfig::new(argv)).map_err(sink_error)?,
-            ));
+            let exec = cfg
+                .alerts
+                .exec
+                .get_or_insert_with(|| ExecConfig::new(argv.clone()));
+            exec.argv = argv;
         }
-        Ok(Some((Detector::new(rules), alerter)))
+        if let Some(dir) = &self.log_dir {
+            cfg.logs.dir = Some(dir.clone());
+        }
+        if self.json {
+            cfg.summary.json = true;
+        }
+        if let Some(n) = self.threads {
+            cfg.pipeline.threads = n;
+        }
     }
+}
 
-    /// The rules: from `--rules DIR`, else the built-in ruleset.
-    fn ruleset(&self) -> Result<RuleSet, CliError> {
-        match &self.rules {
-            Some(dir) => RuleSet::load_dir(dir),
-            None => default_ruleset(),
-        }
-        .map_err(|e| CliError {
-            code: exit::CONFIG,
-            message: rule_error_text(&e),
-        })
+/// A config error as the CLI reports it.
+fn config_error(e: ConfigError) -> CliError {
+    CliError {
+        code: exit::CONFIG,
+        message: e.to_string(),
     }
+}
 
-    fn pipeline_config(&self) -> PipelineConfig {
-        PipelineConfig {
-            flows: FlowConfig {
-                memcap_bytes: self.flow_memcap,
-                reassembly_memcap_bytes: self.reassembly_memcap,
-                ..FlowConfig::default()
-            },
-            app_memcap_bytes: self.app_memcap,
-            parse_protocols: !self.no_parsers,
-            top_talkers: self.top,
-            app_thread: self.threads.map_or_else(pipeline::spare_core, |n| n > 1),
-            ..PipelineConfig::default()
-        }
+fn sink_error(e: AlertError) -> CliError {
+    CliError {
+        code: exit::CONFIG,
+        message: e.to_string(),
     }
+}
+
+/// The rules and the alert stage `cfg` asks for (None with the rules off).
+fn detector(cfg: &Config) -> Result<Option<(Detector, Alerter)>, CliError> {
+    if !cfg.rules.enabled {
+        return Ok(None);
+    }
+    let rules = ruleset(cfg)?;
+    let mut alerter = Alerter::new(cfg.alerts.limits());
+    for sink in alert_sinks(cfg).map_err(sink_error)? {
+        alerter.add_sink(sink);
+    }
+    Ok(Some((Detector::new(rules, cfg.rules.limits()), alerter)))
+}
+
+/// The alert sinks of `cfg.alerts`: file (or stdout), webhook, exec.
+fn alert_sinks(cfg: &Config) -> Result<Vec<Box<dyn Sink>>, AlertError> {
+    let alerts = &cfg.alerts;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    match alerts.file.as_deref() {
+        Some(p) if p == Path::new("-") => sinks.push(Box::new(StdoutSink::new())),
+        Some(p) => sinks.push(Box::new(FileSink::open(p)?)),
+        None => {}
+    }
+    if let Some(webhook) = &alerts.webhook {
+        sinks.push(Box::new(WebhookSink::new(webhook.clone())?));
+    }
+    if let Some(exec) = &alerts.exec {
+        sinks.push(Box::new(ExecSink::new(exec.clone())?));
+    }
+    Ok(sinks)
+}
+
+/// The rules: from `rules.dir`, else the built-in ruleset.
+fn ruleset(cfg: &Config) -> Result<RuleSet, CliError> {
+    match &cfg.rules.dir {
+        Some(dir) => RuleSet::load_dir(dir),
+        None => default_ruleset(),
+    }
+    .map_err(|e| CliError {
+        code: exit::CONFIG,
+        message: rule_error_text(&e),
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the default config: every key with its default value and a comment saying what it does and its unit.
+    #[command(after_help = "Example:\n  spanwatch config default > /etc/spanwatch.toml")]
+    Default,
+    /// Check a config file: syntax, keys, types and values. The first problem is reported with its file, line, column and key (exit code 5).
+    #[command(after_help = "Example:\n  spanwatch config check /etc/spanwatch.toml")]
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,38 +301,72 @@ pub struct ReplayArgs {
     /// Do not show a progress bar (it is only shown when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-    /// Write one JSON Lines log per protocol (http.jsonl, mqtt.jsonl, coap.jsonl, telnet.jsonl) here.
-    #[arg(long, value_name = "DIR")]
-    pub log_dir: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Interface to capture on.
+    /// Interface to capture on [config: capture.interface; one of the two is needed].
     #[arg(short = 'i', long)]
-    pub interface: String,
-    /// BPF capture filter (tcpdump syntax).
+    pub interface: Option<String>,
+    /// BPF capture filter (tcpdump syntax) [config: capture.bpf].
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
-    /// Bytes captured per frame.
-    #[arg(long, default_value_t = 65_535)]
-    pub snaplen: u32,
-    /// Do not put the interface in promiscuous mode.
+    /// Bytes captured per frame [config: capture.snaplen_bytes, default 262144].
+    #[arg(long, value_name = "BYTES")]
+    pub snaplen: Option<u32>,
+    /// Do not put the interface in promiscuous mode [config: capture.promisc = false].
     #[arg(long)]
     pub no_promisc: bool,
-    /// Kernel capture buffer size (e.g. 16M).
-    #[arg(long, default_value = "16M", value_parser = parse_bytes)]
-    pub buffer_size: usize,
-    /// Seconds between periodic summaries (0: only at the end).
-    #[arg(long, default_value_t = 60)]
-    pub stats_interval: u64,
+    /// Kernel capture buffer size (e.g. 16M) [config: capture.buffer_bytes, default 16M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_buffer_size)]
+    pub buffer_size: Option<u32>,
+    /// Seconds between periodic summaries (0: only at the end) [config: summary.stats_interval_secs, default 60].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=MAX_SECS_ARG))]
+    pub stats_interval: Option<u64>,
     /// Stop by itself after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// Largest number of seconds a flag that is also a config key takes (a TOML
+/// integer is a signed 64-bit number).
+const MAX_SECS_ARG: u64 = i64::MAX as u64;
+
+impl LiveArgs {
+    /// The config file (or the defaults) with the flags given applied.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut cfg = self.engine.config()?;
+        let capture = &mut cfg.capture;
+        if let Some(interface) = &self.interface {
+            capture.interface = Some(interface.clone());
+        }
+        if let Some(bpf) = &self.bpf {
+            capture.bpf = Some(bpf.clone());
+        }
+        if let Some(n) = self.snaplen {
+            capture.snaplen_bytes = n;
+        }
+        if self.no_promisc {
+            capture.promisc = false;
+        }
+        if let Some(n) = self.buffer_size {
+            capture.buffer_bytes = n;
+        }
+        if let Some(secs) = self.stats_interval {
+            cfg.summary.stats_interval_secs = secs;
+        }
+        Ok(cfg)
+    }
+}
+
+/// A kernel buffer size (e.g. 16M); it must fit libpcap's 32-bit setting.
+fn parse_buffer_size(s: &str) -> Result<u32, String> {
+    let n = parse_bytes(s)?;
+    u32::try_from(n).map_err(|_| format!("{s:?} is too large: at most 4G - 1 bytes"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -277,28 +407,6 @@ pub struct SynthArgs {
     pub drop: u16,
 }
 
-/// Parse a byte size: a number with an optional K, M or G suffix (powers of 1024).
-pub fn parse_bytes(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let (digits, shift) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                _ => return Err(format!("unknown size suffix {c:?} in {s:?}: use K, M or G")),
-            };
-            (&s[..i], shift)
-        }
-        _ => (s, 0),
-    };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 65536, 64K, 128M, 1G)"))?;
-    n.checked_mul(1usize << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
 /// An error with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -335,8 +443,43 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Replay(args) => replay(args),
         Command::Live(args) => live(args),
         Command::Synth(args) => synth_cmd(args),
+        Command::Config(ConfigCommand::Default) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(DEFAULT_TOML.as_bytes())?;
+            out.flush()?;
+            Ok(ExitCode::from(exit::OK))
+        }
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Rules(RulesCommand::Check { dir }) => rules_check(&dir),
     }
+}
+
+/// `config check`: the file is valid; list the settings it changes.
+fn config_check(file: &Path) -> Result<ExitCode, CliError> {
+    let cfg = Config::load(file).map_err(config_error)?;
+    let changes = Config::default().changes(&cfg).map_err(|e| CliError {
+        code: exit::CONFIG,
+        message: format!(
+            "{}: a value cannot be written back as TOML: {e}",
+            file.display()
+        ),
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: valid", file.display())?;
+    match changes.len() {
+        0 => writeln!(out, "every setting has its default value")?,
+        n => {
+            writeln!(
+                out,
+                "{n} settings differ from the defaults (key: default -> this file):"
+            )?;
+            for change in &changes {
+                writeln!(out, "  {change}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::from(exit::OK))
 }
 
 fn print_summary(summary: &Summary, json: bool) -> Result<(), CliError> {
@@ -352,13 +495,14 @@ fn print_summary(summary: &Summary, json: bool) -> Result<(), CliError> {
 }
 
 fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
+    let cfg = args.engine.config().map_err(config_error)?;
     let mut source = MergedSource::open(&args.files)?;
     let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
-    let mut pipeline = Pipeline::new(args.engine.pipeline_config());
-    if let Some(detector) = args.engine.detector()? {
+    let mut pipeline = Pipeline::new(cfg.pipeline_config());
+    if let Some(detector) = detector(&cfg)? {
         pipeline.detect_with(detector.0, detector.1);
     }
-    if let Some(dir) = &args.log_dir {
+    if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
     }
 
@@ -391,7 +535,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
-    print_summary(&pipeline.summary(&inputs, None), args.engine.json)?;
+    print_summary(&pipeline.summary(&inputs, None), cfg.summary.json)?;
     Ok(ExitCode::from(exit::OK))
 }
 
@@ -462,6 +606,13 @@ fn watch_signals(signals: &LiveSignals) -> Result<(), CliError> {
 }
 
 fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
+    let cfg = args.config().map_err(config_error)?;
+    let Some(interface) = cfg.capture.interface.clone() else {
+        return Err(CliError {
+            code: exit::USAGE,
+            message: "no interface to capture on: give -i IFACE, or set interface in the [capture] table of the config file".into(),
+        });
+    };
     let signals = LiveSignals::default();
     watch_signals(&signals)?;
     let stop = signals.stop.clone();
@@ -474,29 +625,25 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
                 stop.store(true, Ordering::Relaxed);
             })?;
     }
-    let cfg = LiveConfig {
-        bpf: args.bpf.clone(),
-        snaplen: args.snaplen,
-        promisc: !args.no_promisc,
-        buffer_bytes: u32::try_from(args.buffer_size).unwrap_or(u32::MAX),
-        ..LiveConfig::new(args.interface.clone())
-    };
-    let mut source = LiveSource::open_with_stop(&cfg, stop.clone())?;
+    let mut source = LiveSource::open_with_stop(&cfg.live_config(&interface), stop.clone())?;
     eprintln!(
-        "spanwatch: capturing on {} (link type {:?}); SIGINT or SIGTERM prints the summary and stops",
+        "spanwatch: capturing on {} (link type {:?}); SIGINT or SIGTERM prints the summary and stops, SIGHUP re-reads the config and rules",
         source.interface(),
         source.link_type()
     );
-    let inputs = vec![format!("live:{}", args.interface)];
-    let mut pipeline = Pipeline::new(args.engine.pipeline_config());
-    if let Some(detector) = args.engine.detector()? {
+    let inputs = vec![format!("live:{interface}")];
+    let mut pipeline = Pipeline::new(cfg.pipeline_config());
+    if let Some(detector) = detector(&cfg)? {
         pipeline.detect_with(detector.0, detector.1);
     }
-    let interval = match args.stats_interval {
+    if let Some(dir) = &cfg.logs.dir {
+        pipeline.log_to(dir).map_err(log_error)?;
+    }
+    let interval = match cfg.summary.stats_interval_secs {
         0 => Duration::MAX,
         secs => Duration::from_secs(secs),
     };
-    let json = args.engine.json;
+    let json = cfg.summary.json;
     let mut report_error = None;
     let mut report = |p: &mut Pipeline, kernel: Option<KernelStats>| {
         // What the stages published at the last tick: the pipeline goes on.
@@ -507,15 +654,9 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
             report_error.get_or_insert(e);
         }
     };
-    let mut reload = || match args.engine.ruleset() {
-        Ok(rules) => {
-            eprintln!("spanwatch: rules reloaded ({} rules)", rules.len());
-            Some(rules)
-        }
-        Err(e) => {
-            eprintln!("spanwatch: rules not reloaded, the old ones stay: {e}");
-            None
-        }
+    let mut reloader = Reloader {
+        args: &args,
+        running: cfg,
     };
     pipeline::run_live(
         &mut source,
@@ -523,16 +664,86 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
         &signals,
         interval,
         &mut report,
-        &mut reload,
+        &mut |p: &mut Pipeline| reloader.reload(p),
     )?;
     if let Some(e) = report_error {
         return Err(e);
     }
     pipeline.finish();
+    pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
     let kernel = pipeline::kernel_stats(&mut source);
     print_summary(&pipeline.summary(&inputs, kernel), json)?;
     Ok(ExitCode::from(exit::OK))
+}
+
+/// What SIGHUP does in `live`: read the config file (with the flags applied
+/// again, so they still win) and the rules again, apply the settings that
+/// can change while running, and report on stderr what changed. Anything
+/// that fails leaves the running config and rules as they were.
+struct Reloader<'a> {
+    args: &'a LiveArgs,
+    /// The settings in force.
+    running: Config,
+}
+
+impl Reloader<'_> {
+    fn reload(&mut self, pipeline: &mut Pipeline) {
+        match self.try_reload(pipeline) {
+            Ok(report) => {
+                for line in report {
+                    eprintln!("spanwatch: {line}");
+                }
+            }
+            Err(why) => {
+                eprintln!(
+                    "spanwatch: SIGHUP: nothing reloaded, the old config and rules stay: {why}"
+                );
+            }
+        }
+    }
+
+    /// The lines of the report, or why nothing was applied.
+    fn try_reload(&mut self, pipeline: &mut Pipeline) -> Result<Vec<String>, String> {
+        let new = self.args.config().map_err(|e| e.to_string())?;
+        let changes = self
+            .running
+            .changes(&new)
+            .map_err(|e| format!("a setting cannot be compared: {e}"))?;
+        let detecting = self.running.rules.enabled;
+        let mut report = Vec::new();
+        if let Some(path) = &self.args.engine.config {
+            report.push(format!("config {} re-read", path.display()));
+        }
+        if detecting {
+            let rules = ruleset(&new).map_err(|e| e.message)?;
+            let sinks = if new.alerts.sinks_differ(&self.running.alerts) {
+                Some(alert_sinks(&new).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            report.push(format!("rules reloaded ({} rules)", rules.len()));
+            pipeline.reload_rules(rules);
+            if let Err(e) = pipeline.reconfigure_alerts(&new.alerts.limits(), sinks) {
+                report.push(format!(
+                    "warning: flushing the replaced alert sinks failed: {e}"
+                ));
+            }
+            self.running.apply_reloadable(&new);
+        }
+        for change in &changes {
+            let outcome = if detecting && change.reloadable() {
+                "applied"
+            } else {
+                "changed, needs a restart: not applied"
+            };
+            report.push(format!("config: {change} ({outcome})"));
+        }
+        if changes.is_empty() && self.args.engine.config.is_some() {
+            report.push("config: no setting changed".into());
+        }
+        Ok(report)
+    }
 }
 
 fn synth_cmd(args: SynthArgs) -> Result<ExitCode, CliError> {
@@ -568,20 +779,4 @@ fn synth_cmd(args: SynthArgs) -> Result<ExitCode, CliError> {
         args.out.display()
     );
     Ok(ExitCode::from(exit::OK))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_suffixes() {
-        assert_eq!(parse_bytes("65536"), Ok(65536));
-        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
-        assert_eq!(parse_bytes("128m"), Ok(128 << 20));
-        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
-        assert!(parse_bytes("12X").unwrap_err().contains("suffix"));
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("").is_err());
-    }
 }

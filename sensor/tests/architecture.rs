@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 /// Top-level modules in data-path order. A module may import from itself and
 /// from modules listed before it, never from one listed after it.
 const STAGES: &[&str] = &[
+    // Units of measure every stage's settings use (`"64M"` as bytes).
+    "units",
     "capture",
     "decode",
     "flow",

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AlertError;
 use super::sink::{EveLine, Sink, SinkStats};
@@ -34,8 +34,8 @@ pub const EXEC_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// `flush` and drop wait this much longer than `timeout_ms` for commands.
 pub const EXEC_FLUSH_MARGIN: Duration = Duration::from_secs(1);
 
-/// Exec action settings.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// Exec action settings (config table `[alerts.exec]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ExecConfig {
     /// Program and arguments.
@@ -63,6 +63,27 @@ impl ExecConfig {
             timeout_ms: default_timeout_ms(),
             max_concurrent: default_max_concurrent(),
         }
+    }
+
+    /// There is a program and the bounds are acceptable (checked again by
+    /// [`ExecSink::new`]).
+    pub fn validate(&self) -> Result<(), AlertError> {
+        if self.argv.first().is_none_or(String::is_empty) {
+            return Err(AlertError::Config {
+                key: "exec.argv",
+                reason: "needs a program (e.g. [\"/usr/local/bin/isolate\", \"--quiet\"])".into(),
+            });
+        }
+        if self.max_concurrent == 0 || self.max_concurrent > MAX_EXEC_CONCURRENT {
+            return Err(AlertError::Config {
+                key: "exec.max_concurrent",
+                reason: format!(
+                    "must be 1..={MAX_EXEC_CONCURRENT}, got {}",
+                    self.max_concurrent
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -117,21 +138,7 @@ pub struct ExecSink {
 
 impl ExecSink {
     pub fn new(cfg: ExecConfig) -> Result<ExecSink, AlertError> {
-        if cfg.argv.first().is_none_or(String::is_empty) {
-            return Err(AlertError::Config {
-                key: "exec.argv",
-                reason: "needs a program (e.g. [\"/usr/local/bin/isolate\", \"--quiet\"])".into(),
-            });
-        }
-        if cfg.max_concurrent == 0 || cfg.max_concurrent > MAX_EXEC_CONCURRENT {
-            return Err(AlertError::Config {
-                key: "exec.max_concurrent",
-                reason: format!(
-                    "must be 1..={MAX_EXEC_CONCURRENT}, got {}",
-                    cfg.max_concurrent
-                ),
-            });
-        }
+        cfg.validate()?;
         Ok(ExecSink {
             argv: cfg.argv,
             timeout: Duration::from_millis(cfg.timeout_ms),

@@ -162,6 +162,15 @@ impl Limiter {
         }
     }
 
+    /// New settings, as [`Limiter::new`] takes them; remembered keys stay
+    /// (the least recently seen are evicted when `max_keys` shrank).
+    pub fn reconfigure(&mut self, dedupe_secs: u64, max_per_sec: u32, max_keys: usize) {
+        self.dedupe_nanos = dedupe_secs.saturating_mul(Timestamp::NANOS_PER_SEC as u64);
+        self.max_per_sec = max_per_sec;
+        self.max_keys = max_keys.max(1);
+        self.evict_above(self.max_keys);
+    }
+
     pub fn keys(&self) -> usize {
         self.slots.len()
     }
@@ -220,7 +229,12 @@ impl Limiter {
     }
     /// Evicts least recently seen keys until one more fits.
     fn make_room(&mut self) {
-        while self.slots.len() >= self.max_keys {
+        self.evict_above(self.max_keys - 1);
+    }
+
+    /// Evicts least recently seen keys until at most `keep` remain.
+    fn evict_above(&mut self, keep: usize) {
+        while self.slots.len() > keep {
             let Some((_, old)) = self.lru.pop_first() else {
                 return;
             };
@@ -391,6 +405,40 @@ mod tests {
         assert_eq!(l.evictions, 2);
         assert_eq!(l.lost_suppressed, 1);
         assert_eq!(l.check(c, at(5, 0), ip(99)), Decision::Deduped);
+    }
+
+    #[test]
+    fn reconfigure_keeps_keys_and_judges_repeats_by_the_new_window() {
+        let mut l = Limiter::new(3600, 0, 4);
+        let keys: Vec<DedupeKey> = (1..=3).map(|i| DedupeKey::pair(1, ip(i), ip(9))).collect();
+        for (i, &k) in keys.iter().enumerate() {
+            assert!(matches!(
+                l.check(k, at(i as i64, 0), ip(99)),
+                Decision::Emit { .. }
+            ));
+        }
+        assert_eq!(l.check(keys[0], at(10, 0), ip(99)), Decision::Deduped);
+        // A 5 s window: 10 s after its last alert, key 0 goes out again,
+        // reporting the repeat suppressed under the old window.
+        l.reconfigure(5, 0, 4);
+        assert_eq!(
+            l.check(keys[0], at(11, 0), ip(99)),
+            Decision::Emit {
+                suppressed: 1,
+                others: None
+            }
+        );
+        assert_eq!(l.check(keys[0], at(12, 0), ip(99)), Decision::Deduped);
+        // Fewer keys: the least recently seen (keys 1, then 2) are evicted.
+        l.reconfigure(5, 1, 1);
+        assert_eq!((l.keys(), l.evictions), (1, 2));
+        assert_eq!(l.check(keys[0], at(13, 0), ip(99)), Decision::Deduped);
+        // The new per-second cap holds.
+        assert!(matches!(
+            l.check(keys[1], at(20, 0), ip(99)),
+            Decision::Emit { .. }
+        ));
+        assert_eq!(l.check(keys[2], at(20, 1), ip(99)), Decision::RateLimited);
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub struct AlertInput {
 }
 
 /// Deduplication and rate limits (`[alerts]` config table).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertConfig {
     /// Repeats of a dedupe key within this many seconds of packet time after
@@ -217,6 +217,22 @@ impl Alerter {
 
     pub fn add_sink(&mut self, sink: Box<dyn Sink>) {
         self.sinks.push(sink);
+    }
+
+    /// New deduplication and rate settings (SIGHUP). The remembered keys
+    /// stay, so a repeat is judged by the new window from its last alert.
+    pub fn reconfigure(&mut self, cfg: &AlertConfig) {
+        self.limiter
+            .reconfigure(cfg.dedupe_secs, cfg.max_alerts_per_sec, cfg.max_keys);
+    }
+
+    /// Replace the sinks (SIGHUP): the old ones are flushed first, so every
+    /// alert raised so far reaches them. Every old sink is flushed; the first
+    /// error is returned.
+    pub fn replace_sinks(&mut self, sinks: Vec<Box<dyn Sink>>) -> Result<(), AlertError> {
+        let flushed = self.flush();
+        self.sinks = sinks;
+        flushed
     }
 
     /// Emits `input` to every sink unless deduplicated or rate-limited;
@@ -695,6 +711,42 @@ pub(crate) mod tests {
             }]
         );
         assert_eq!(stats.sinks, vec![("mem", SinkStats::default())]);
+    }
+
+    #[test]
+    fn replacing_sinks_flushes_the_old_ones_and_new_settings_apply() {
+        let dir = test_dir("replace-sinks");
+        let first = dir.join("first.jsonl");
+        let mut alerter = Alerter::new(AlertConfig {
+            dedupe_secs: 3600,
+            ..AlertConfig::default()
+        });
+        alerter.add_sink(Box::new(FileSink::open(&first).expect("open")));
+        let base = rule_input();
+        assert!(alerter.raise(at(&base, 1_000)));
+        assert!(!alerter.raise(at(&base, 1_010)));
+
+        let second = MemSink::default();
+        alerter
+            .replace_sinks(vec![Box::new(second.clone())])
+            .expect("flush");
+        // The file sink was flushed on replacement: its alert is on disk.
+        let on_disk = std::fs::read_to_string(&first).expect("read");
+        assert_eq!(on_disk.lines().count(), 1, "{on_disk}");
+
+        alerter.reconfigure(&AlertConfig {
+            dedupe_secs: 0,
+            ..AlertConfig::default()
+        });
+        assert!(alerter.raise(at(&base, 1_020)));
+        assert!(alerter.raise(at(&base, 1_021)));
+        let lines = second.lines();
+        assert_eq!(lines.len(), 2);
+        // The repeat deduplicated before the change rides on the next alert.
+        assert_eq!(lines[0]["spanwatch"]["suppressed"], 1);
+        assert_eq!(std::fs::read_to_string(&first).expect("read"), on_disk);
+        let stats = alerter.stats();
+        assert_eq!((stats.raised, stats.emitted, stats.deduped), (4, 3, 1));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AlertError;
 use super::sink::{EveLine, Sink, SinkStats};
@@ -27,8 +27,8 @@ pub const MAX_WEBHOOK_QUEUE_LEN: usize = 65_536;
 /// Upper bound for `max_retries`.
 pub const MAX_WEBHOOK_RETRIES: u32 = 10;
 
-/// Webhook settings (`[alerts.webhook]`-style config table).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// Webhook settings (config table `[alerts.webhook]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://host[:port]/path`.
@@ -84,6 +84,30 @@ impl WebhookConfig {
             shutdown_wait_ms: default_shutdown_wait_ms(),
         }
     }
+
+    /// The URL and the bounds are acceptable (checked again by [`WebhookSink::new`]).
+    pub fn validate(&self) -> Result<(), AlertError> {
+        check_url(&self.url)?;
+        if self.queue_len == 0 || self.queue_len > MAX_WEBHOOK_QUEUE_LEN {
+            return Err(AlertError::Config {
+                key: "webhook.queue_len",
+                reason: format!(
+                    "must be 1..={MAX_WEBHOOK_QUEUE_LEN}, got {}",
+                    self.queue_len
+                ),
+            });
+        }
+        if self.max_retries > MAX_WEBHOOK_RETRIES {
+            return Err(AlertError::Config {
+                key: "webhook.max_retries",
+                reason: format!(
+                    "must be at most {MAX_WEBHOOK_RETRIES}, got {}",
+                    self.max_retries
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -132,22 +156,7 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn new(cfg: WebhookConfig) -> Result<WebhookSink, AlertError> {
-        check_url(&cfg.url)?;
-        if cfg.queue_len == 0 || cfg.queue_len > MAX_WEBHOOK_QUEUE_LEN {
-            return Err(AlertError::Config {
-                key: "webhook.queue_len",
-                reason: format!("must be 1..={MAX_WEBHOOK_QUEUE_LEN}, got {}", cfg.queue_len),
-            });
-        }
-        if cfg.max_retries > MAX_WEBHOOK_RETRIES {
-            return Err(AlertError::Config {
-                key: "webhook.max_retries",
-                reason: format!(
-                    "must be at most {MAX_WEBHOOK_RETRIES}, got {}",
-                    cfg.max_retries
-                ),
-            });
-        }
+        cfg.validate()?;
         let (tx, rx) = mpsc::sync_channel(cfg.queue_len);
         let shared = Arc::new(Shared::default());
         let worker = Worker {

@@ -12,8 +12,9 @@ use crate::capture::Timestamp;
 /// Largest reassembled IP payload (the 16-bit IPv4 total length bounds it).
 pub const MAX_DATAGRAM_BYTES: usize = 65_535;
 
-/// Limits of the fragment reassembler.
-#[derive(Clone, Copy, Debug)]
+/// Limits of the fragment reassembler (config section `[defrag]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DefragLimits {
     /// Datagrams under reassembly at once; the oldest is dropped beyond this.
     pub max_datagrams: usize,

@@ -19,9 +19,9 @@ pub struct RulesSummary {
 }
 
 impl Detector {
-    pub fn new(rules: RuleSet) -> Self {
+    pub fn new(rules: RuleSet, limits: EngineLimits) -> Self {
         Detector {
-            engine: Engine::new(rules, EngineLimits::default()),
+            engine: Engine::new(rules, limits),
         }
     }
 

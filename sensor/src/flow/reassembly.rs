@@ -31,10 +31,12 @@ pub enum StreamEvent<'a> {
     Gap(u64),
 }
 
-/// Reassembly limits.
-#[derive(Clone, Copy, Debug)]
+/// Reassembly limits (config section `[flows.reassembly]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReassemblyLimits {
     /// Out-of-order bytes one direction may buffer before the hole is given up.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_buffered_bytes: usize,
     /// Out-of-order segments one direction may buffer.
     pub max_buffered_segments: usize,

@@ -17,12 +17,16 @@ use super::reassembly::{ReassemblyBudget, ReassemblyLimits, ReassemblyStats, Str
 use crate::capture::Timestamp;
 use crate::decode::{Packet, TcpSegment, Transport};
 
-/// Flow table settings. Units are in the names; defaults are in `Default`.
-#[derive(Clone, Copy, Debug)]
+/// Flow table settings (config section `[flows]`). Units are in the names;
+/// defaults are in `Default`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FlowConfig {
     /// Memory for flow records; `max_flows` is derived from it.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub memcap_bytes: usize,
     /// Memory for out-of-order TCP data across all streams.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub reassembly_memcap_bytes: usize,
     pub reassembly: ReassemblyLimits,
     /// A TCP flow that has not completed its handshake.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::alert::{AlertError, Alerter};
+use crate::alert::{AlertConfig, AlertError, Alerter, Sink};
 use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
 use crate::decode::{Decoded, Decoder};
@@ -27,10 +27,12 @@ use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
 pub use stage::{AppSnapshot, SharedSnapshot};
 
 /// Settings of a pipeline run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PipelineConfig {
     pub flows: FlowConfig,
     pub defrag: DefragLimits,
+    /// Bounds of each protocol parser.
+    pub app_limits: AppLimits,
     /// Memory for protocol sessions (parsers' per-flow state).
     pub app_memcap_bytes: usize,
     /// Parse the application protocols (off: flows and reassembly only).
@@ -51,6 +53,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             flows: FlowConfig::default(),
             defrag: DefragLimits::default(),
+            app_limits: AppLimits::default(),
             app_memcap_bytes: 64 << 20,
             parse_protocols: true,
             top_talkers: 10,
@@ -87,14 +90,17 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
         let published = Arc::<Published>::default();
-        let mut stage = AppStage::new(Dispatcher::new(AppLimits::default(), cfg.app_memcap_bytes));
+        let mut stage = AppStage::new(Dispatcher::new(
+            cfg.app_limits.clone(),
+            cfg.app_memcap_bytes,
+        ));
         stage.published = Arc::clone(&published.app);
         Pipeline {
-            cfg,
             decoder: Decoder::new(cfg.defrag),
             flows: FlowTable::with_consumer_bytes(cfg.flows, SLOT_BYTES_PER_FLOW),
             handoff: Handoff::new(cfg.parse_protocols),
             stage: Box::new(stage),
+            cfg,
             worker: None,
             packets: 0,
             bytes: 0,
@@ -224,6 +230,22 @@ impl Pipeline {
         if let Some(d) = self.stage().sink.detection.as_mut() {
             d.rules.reload(rules);
         }
+    }
+
+    /// New alert deduplication and rate settings, and new sinks if given
+    /// (SIGHUP). The old sinks are flushed before they are replaced; the
+    /// error is that of the flush. Without detection there is nothing to
+    /// change.
+    pub fn reconfigure_alerts(
+        &mut self,
+        limits: &AlertConfig,
+        sinks: Option<Vec<Box<dyn Sink>>>,
+    ) -> Result<(), AlertError> {
+        let Some(alerter) = self.stage().sink.detection.as_mut().map(|d| &mut d.alerts) else {
+            return Ok(());
+        };
+        alerter.reconfigure(limits);
+        sinks.map_or(Ok(()), |sinks| alerter.replace_sinks(sinks))
     }
 
     /// Flush the alert sinks (end of input or shutdown): nothing raised is lost.
@@ -382,7 +404,7 @@ const HANDOFF_INTERVAL: Duration = Duration::from_millis(100);
 pub struct LiveSignals {
     /// SIGINT or SIGTERM: print the summary, flush the alerts, stop.
     pub stop: Arc<AtomicBool>,
-    /// SIGHUP: load the rules again.
+    /// SIGHUP: read the config file and the rules again.
     pub reload: Arc<AtomicBool>,
 }
 
@@ -396,15 +418,15 @@ pub fn kernel_stats(source: &mut LiveSource) -> Option<KernelStats> {
 }
 
 /// Like [`run_source`] for a live capture: also calls `report` every
-/// `interval` of wall time (checked when frames arrive and when idle), and
-/// returns when `stop` is set.
+/// `interval` of wall time (checked when frames arrive and when idle) and
+/// `reload` after a SIGHUP, and returns when `stop` is set.
 pub fn run_live(
     source: &mut LiveSource,
     pipeline: &mut Pipeline,
     signals: &LiveSignals,
     interval: Duration,
     report: &mut dyn FnMut(&mut Pipeline, Option<KernelStats>),
-    reload: &mut dyn FnMut() -> Option<RuleSet>,
+    reload: &mut dyn FnMut(&mut Pipeline),
 ) -> Result<(), CaptureError> {
     let mut last_report = Instant::now();
     let mut last_handoff = Instant::now();
@@ -413,9 +435,7 @@ pub fn run_live(
             return Ok(());
         }
         if signals.reload.swap(false, Ordering::Relaxed) {
-            if let Some(rules) = reload() {
-                pipeline.reload_rules(rules);
-            }
+            reload(pipeline);
         }
         match source.advance()? {
             Next::Frame => {

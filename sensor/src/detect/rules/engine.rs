@@ -45,8 +45,10 @@ pub const MAX_DETAIL_VALUES: usize = 16;
 
 /// Bounds of the engine's state. Group keys come from packets, so an
 /// attacker chooses how many there are; both bounds evict the least recently
-/// used and count it in [`EngineStats`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// used and count it in [`EngineStats`]. Config keys `[rules]`
+/// `max_groups_per_rule` and `max_entries_per_group`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineLimits {
     /// Groups (window, sequence, suppression or concurrent-key state) kept
     /// per rule.

@@ -23,11 +23,16 @@ pub const DEFAULT_MAX_LINK_VALUE_LEN: usize = 128;
 /// Cap on Content-Format numbers kept from one `ct` attribute.
 pub const MAX_CONTENT_FORMATS_PER_LINK: usize = 8;
 
-/// Bounds for [`parse_link_format`].
+/// Bounds for [`parse_link_format`] (config section `[protocols.coap.link_format]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LinkFormatLimits {
     pub max_links: usize,
+    /// Bytes kept of a target or attribute value.
+    #[serde(
+        rename = "max_value_bytes",
+        deserialize_with = "crate::units::de_bytes"
+    )]
     pub max_value_len: usize,
 }
 

@@ -71,9 +71,10 @@ fn expiry(ts: Timestamp, life: u64) -> Timestamp {
     Timestamp(ts.0.saturating_add(i64::try_from(life).unwrap_or(i64::MAX)))
 }
 
-/// Bounds of one session. `Default` gives the named constants above.
+/// Bounds of one session (config section `[protocols.coap]`). `Default`
+/// gives the named constants above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CoapLimits {
     pub max_open_exchanges: usize,
     /// Per direction.
@@ -81,6 +82,11 @@ pub struct CoapLimits {
     pub max_observations: usize,
     pub max_block_transfers: usize,
     pub max_options: usize,
+    /// Bytes kept of each string in an event.
+    #[serde(
+        rename = "max_string_bytes",
+        deserialize_with = "crate::units::de_bytes"
+    )]
     pub max_string_len: usize,
     pub max_unknown_critical: usize,
     pub exchange_lifetime_secs: u64,

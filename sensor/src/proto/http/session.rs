@@ -62,26 +62,32 @@ const SMALL_HEADER_STORAGE: usize = 32;
 type HeadParser =
     for<'b> fn(&mut HttpSession, &'b [u8], &mut [Header<'b>], usize, &mut Vec<HttpEvent>) -> bool;
 
-/// Bounds on what one HTTP flow may make the session hold or emit.
+/// Bounds on what one HTTP flow may make the session hold or emit (config
+/// section `[protocols.http]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
     /// Largest head (start line + fields + empty line) buffered; also the
     /// bound on a partial line kept while resynchronising and on data held
     /// while a CONNECT/Upgrade request awaits its answer.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_head_bytes: usize,
     /// Most header fields in one head (at most [`MAX_HEADERS_HARD_CAP`]).
     pub max_headers: usize,
     /// Most requests awaiting a response (pipelining depth).
     pub max_pending_requests: usize,
     /// Bytes of the request-target kept in [`HttpRequest::uri`].
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_uri_bytes: usize,
     /// Bytes kept of other strings (Host, User-Agent, Content-Type, reason
     /// phrase, user names, Upgrade protocol).
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_field_bytes: usize,
     /// Longest chunk-size line, extensions included.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_chunk_line_bytes: usize,
     /// Largest trailer section of a chunked body.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_trailer_bytes: usize,
 }
 

@@ -55,16 +55,19 @@ const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 /// Bytes held while looking for a packet boundary after losing one.
 const RESYNC_WINDOW: usize = 512;
 
-/// Bounds of one MQTT session (config section `[mqtt]`).
+/// Bounds of one MQTT session (config section `[protocols.mqtt]`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttLimits {
     /// Packets with a larger Remaining Length are reported (`TooLarge`) and
     /// skipped without being buffered.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_packet_bytes: u32,
     /// Cap on each string (topic, client id, user name...) in an event.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_text_bytes: usize,
     /// PUBLISH payload bytes kept in the event.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub payload_head_bytes: usize,
     /// In-flight Packet Identifiers tracked per direction.
     pub max_inflight: usize,

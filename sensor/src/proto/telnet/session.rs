@@ -35,25 +35,32 @@ pub const DEFAULT_MAX_ENV_VARS: usize = 16;
 /// Default bound of a NEW-ENVIRON name/value or terminal type.
 pub const DEFAULT_MAX_ENV_STRING_BYTES: usize = 128;
 
-/// Bounds of a Telnet session (every one counts when hit).
+/// Bounds of a Telnet session (every one counts when hit; config section
+/// `[protocols.telnet]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelnetLimits {
     /// Longest sub-negotiation payload buffered; longer ones are skipped with an anomaly.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_subneg_bytes: usize,
     /// Longest client line assembled; the rest is dropped (counted).
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_line_bytes: usize,
     /// Longest user name kept.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_user_bytes: usize,
     /// Shell command lines reported after a successful login.
     pub max_shell_commands: usize,
     /// Longest shell command line kept.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_shell_command_bytes: usize,
     /// Bytes of the server's current output line kept for prompt recognition.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_server_line_bytes: usize,
     /// NEW-ENVIRON variables kept per message.
     pub max_env_vars: usize,
     /// Longest NEW-ENVIRON name/value, terminal type or AUTHENTICATION name kept.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
     pub max_env_string_bytes: usize,
 }
 
