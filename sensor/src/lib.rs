@@ -8,6 +8,7 @@ pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod detect;
+pub mod device;
 pub mod flow;
 pub mod pipeline;
 pub mod proto;
