@@ -1,9 +1,12 @@
 //! spanwatch: a passive anomaly-detection sensor for IoT network segments.
 //!
-//! The packet path is `capture` → `decode` → `flow` (with TCP reassembly) →
-//! protocol parsers; `pipeline` wires the stages and `summary` reports on them.
-//! `config` gathers every stage's settings into the typed config file;
-//! `units` (byte sizes) is shared by every stage and imports nothing.
+//! Data flows one way (checked by `tests/architecture.rs`): `capture` →
+//! `decode` → `flow` (with TCP reassembly) → `proto` (the parsers, one
+//! contract each) → `event` (normalised events) → `device`, `detect` (rules)
+//! → `alert` (dedupe, aggregation, sinks). `pipeline` wires the stages and
+//! `summary` reports on them; `config` gathers every stage's settings into
+//! the typed config file; `units` (byte sizes) is shared by every stage.
+#![forbid(unsafe_code)]
 
 pub mod alert;
 pub mod capture;
@@ -11,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod detect;
+pub mod device;
 pub mod event;
 pub mod flow;
 pub mod pipeline;

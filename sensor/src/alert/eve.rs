@@ -10,8 +10,6 @@
 //! `signature_id`, `rev`, `severity`. The schema in
 //! `rules/eve-alert.schema.json` describes exactly these lines.
 
-#![forbid(unsafe_code)]
-
 use std::borrow::Cow;
 use std::net::IpAddr;
 

@@ -24,8 +24,6 @@
 //! their count (packet records only: pcapng blocks without a packet are not
 //! counted).
 
-#![forbid(unsafe_code)]
-
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};

@@ -19,8 +19,6 @@
 //! libpcap lends a frame only until its next read, so each frame is copied
 //! once into a reused buffer (no allocation per frame).
 
-#![forbid(unsafe_code)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -17,8 +17,6 @@
 //! first file that cannot be opened or is not a capture, before any frame is
 //! read, so a mistyped path is reported at once.
 
-#![forbid(unsafe_code)]
-
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;

@@ -21,8 +21,6 @@
 //! [`generate_with_truth`] additionally returns each TCP session's exact
 //! application bytes for reassembly tests.
 
-#![forbid(unsafe_code)]
-
 mod coap;
 mod device;
 mod generator;

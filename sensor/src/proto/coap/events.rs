@@ -5,7 +5,6 @@
 //! inline (at most 8 bytes, RFC 7252 §3). A request's Uri-Path is copied once
 //! into an `Arc<str>`, which the message event, the session's exchange and
 //! observation tables and every later event about that request share.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::sync::Arc;

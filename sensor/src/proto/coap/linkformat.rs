@@ -12,7 +12,6 @@
 //! case-insensitively, a link that does not follow the grammar is skipped up to
 //! the next top-level ',' and counted. Bounded: at most `max_links` links and
 //! `max_value_len` bytes per kept string; hitting either sets `truncated`.
-#![forbid(unsafe_code)]
 
 use crate::proto::text::push_capped;
 

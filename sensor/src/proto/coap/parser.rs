@@ -17,7 +17,6 @@
 //! [`CoapMessage::format_error`], so the session can report what was parsed and
 //! why the rest was not. [`CoapMessage::parse_strict`] turns that recorded
 //! error into an `Err`, which is what an RFC 7252 endpoint would do.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::ops::Range;

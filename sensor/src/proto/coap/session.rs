@@ -18,7 +18,6 @@
 //! Every table is bounded by a [`CoapLimits`] field; evictions and expiries are
 //! counted in [`CoapStats`]. Entries expire after the RFC 7252 §4.8.2 lifetimes,
 //! measured on packet timestamps.
-#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::Arc;

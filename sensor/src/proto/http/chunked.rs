@@ -17,8 +17,6 @@
 //! errors due to integer conversion overflows"). A bare LF is accepted as a
 //! line terminator (RFC 9112 §2.2 allows recipients to do so).
 
-#![forbid(unsafe_code)]
-
 use thiserror::Error;
 
 /// Why chunked framing could not be followed.

@@ -7,8 +7,6 @@
 //! request target loses its password part before it is stored (RFC 9110
 //! §4.2.4).
 
-#![forbid(unsafe_code)]
-
 use crate::flow::Direction;
 use crate::proto::credential::CredentialDigest;
 use crate::proto::text::capped;

@@ -6,8 +6,6 @@
 //! Pure functions over borrowed bytes: no flow knowledge, no allocation except
 //! for the capped strings that end up in events.
 
-#![forbid(unsafe_code)]
-
 use std::borrow::Cow;
 
 use thiserror::Error;

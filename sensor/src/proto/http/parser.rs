@@ -14,8 +14,6 @@
 //! Nothing here knows about flows: every function takes bytes and returns a
 //! value, "incomplete" or a typed error.
 
-#![forbid(unsafe_code)]
-
 use std::mem::MaybeUninit;
 
 use httparse::{Header, ParserConfig, Status};

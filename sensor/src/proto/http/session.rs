@@ -23,8 +23,6 @@
 //! §6.3 items 4-5) stop the direction instead: guessing there is exactly what
 //! request smuggling exploits.
 
-#![forbid(unsafe_code)]
-
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 

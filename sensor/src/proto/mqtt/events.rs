@@ -7,8 +7,6 @@
 //! carries only whether a password was present, its length and the keyed
 //! credential digest of (user name, password).
 
-#![forbid(unsafe_code)]
-
 use crate::proto::credential::CredentialDigest;
 
 use super::anomaly::AnomalyKind;

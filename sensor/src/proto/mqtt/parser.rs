@@ -15,8 +15,6 @@
 //! PUBLISH from the first bytes of its body so the payload need not be
 //! buffered.
 
-#![forbid(unsafe_code)]
-
 use std::fmt;
 
 use crate::proto::credential::{self, CredentialDigest};

@@ -7,8 +7,6 @@
 //! the data (or in a PUBLISH whose Topic Name is already visible and valid).
 //! The same check finds packet boundaries again after a gap.
 
-#![forbid(unsafe_code)]
-
 use super::parser::{
     FixedHeader, PacketType, ProtocolVersion, Qos, parse_fixed_header, reason_code_allowed,
 };

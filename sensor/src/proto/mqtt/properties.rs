@@ -9,8 +9,6 @@
 //! because the length of its value is unknown; the block's own length still
 //! lets the rest of the packet be parsed.
 
-#![forbid(unsafe_code)]
-
 use super::anomaly::{AnomalyKind, Violation, violation};
 use super::topic::check_topic_name;
 use super::wire::{MqttStr, ReadFail, ReadResult, Reader};

@@ -5,8 +5,6 @@
 //! The test carries a minimal classic-pcap reader and a per-direction
 //! in-order segment filter so it depends on nothing but etherparse.
 
-#![forbid(unsafe_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -13,8 +13,6 @@
 //! Packet Identifiers per direction (5.0 §4.3.2, §4.3.3), pending SUBSCRIBE /
 //! UNSUBSCRIBE identifiers, and 5.0 Topic Aliases per direction (§3.3.2.3.4).
 
-#![forbid(unsafe_code)]
-
 use super::anomaly::{AnomalyKind, Violation};
 use super::events::{
     AckEvent, AuthEvent, ConnackCode, ConnackEvent, ConnectEvent, DisconnectEvent, MqttAnomaly,

@@ -9,8 +9,6 @@
 //! and `str` they hold (`Debug` output is the same as `Vec<u8>`'s and
 //! `String`'s).
 
-#![forbid(unsafe_code)]
-
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;

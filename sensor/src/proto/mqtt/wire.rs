@@ -8,8 +8,6 @@
 //! only means more input is needed. That split gives the parser its three
 //! outcomes (message, incomplete, typed error).
 
-#![forbid(unsafe_code)]
-
 use std::borrow::Cow;
 
 /// A Variable Byte Integer uses at most four bytes (MQTT 5.0 §1.5.5,

@@ -11,7 +11,6 @@
 //! counts are tshark's `telnet.cmd` counts for the same segments. The three
 //! small Telnet pcaps are read from the shared corpus and checked against
 //! MANIFEST.tsv's `iac_commands`.
-#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,6 @@
 //! Events a Telnet session produces. They own their data (capped strings) and
 //! never carry a password: a login attempt has only `has_password`, the
 //! password's length and the keyed credential digest of (user, password).
-#![forbid(unsafe_code)]
 
 use thiserror::Error;
 

@@ -21,7 +21,6 @@
 //! is done by [`super::nvt::LineAssembler`]. A line typed after a user name and
 //! before the password prompt arrives is treated as a password (secret first).
 //! A user name may also come from NEW-ENVIRON `USER` or AUTHENTICATION `NAME`.
-#![forbid(unsafe_code)]
 
 use crate::capture::Timestamp;
 use crate::proto::credential::CredentialDigest;

@@ -7,7 +7,6 @@
 //! arrives in a later segment, so CR ends a line at once and a following LF or
 //! NUL is swallowed. Editing: BS/DEL and `IAC EC` erase a character,
 //! ^U and `IAC EL` erase the line, ^C abandons it.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 

@@ -9,7 +9,6 @@
 //! stream. "Incomplete" is the parser holding a partial sequence
 //! ([`TelnetParser::pending`]); malformed input is reported as a
 //! [`Token::Error`] and the tokenizer resynchronises on the next byte.
-#![forbid(unsafe_code)]
 
 use thiserror::Error;
 

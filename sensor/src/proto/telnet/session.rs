@@ -4,7 +4,6 @@
 //!
 //! The session assumes `on_data` calls arrive in capture order across the two
 //! directions (a prompt is judged at the end of each server segment).
-#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 

@@ -13,7 +13,6 @@
 //!   is never kept, only its length.
 //!
 //! Other options are not decoded (only their length is reported).
-#![forbid(unsafe_code)]
 
 use thiserror::Error;
 

@@ -1,0 +1,3 @@
+//! Device inventory and behaviour profiles.
+
+pub mod oui;
