@@ -106,10 +106,17 @@ fn epoch_secs(ts: &str) -> f64 {
 fn times_by_key(lines: &[Value]) -> BTreeMap<(u64, String, String), Vec<f64>> {
     let mut keys: BTreeMap<_, Vec<f64>> = BTreeMap::new();
     for a in lines {
+        // An alert aggregated per source or per target (rules/README.md,
+        // `alert_per`) is deduplicated without the other side.
+        let per = a["spanwatch"]["evidence"]["aggregated_per"].as_str();
+        let side = |field: &str, left_out: &str| match per {
+            Some(p) if p == left_out => "*".to_string(),
+            _ => a[field].as_str().expect(field).to_string(),
+        };
         let key = (
             a["alert"]["signature_id"].as_u64().expect("signature_id"),
-            a["src_ip"].as_str().expect("src_ip").to_string(),
-            a["dest_ip"].as_str().expect("dest_ip").to_string(),
+            side("src_ip", "target"),
+            side("dest_ip", "source"),
         );
         keys.entry(key)
             .or_default()
