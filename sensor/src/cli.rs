@@ -375,6 +375,8 @@ pub enum SynthMode {
     Iot,
     /// One packet per distinct flow (to exercise the flow table's bounds).
     DistinctFlows,
+    /// SYNs from random spoofed sources at the devices (a distributed flood).
+    SynFlood,
 }
 
 #[derive(Debug, Args)]
@@ -754,6 +756,7 @@ fn synth_cmd(args: SynthArgs) -> Result<ExitCode, CliError> {
         mode: match args.mode {
             SynthMode::Iot => Mode::IotMix,
             SynthMode::DistinctFlows => Mode::DistinctFlows,
+            SynthMode::SynFlood => Mode::SynFlood,
         },
         impair: Impairments {
             reorder_permille: args.reorder,

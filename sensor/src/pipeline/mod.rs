@@ -76,13 +76,15 @@ pub struct Pipeline {
     bytes: u64,
     captured_bytes: u64,
     span: Span,
-    /// Packet time of the last frame and when (wall clock) it was seen: the
+    /// Packet time of the last tick and when (wall clock) it was given: the
     /// clock of a quiet live capture goes on from there.
     clock: Option<(Timestamp, Instant)>,
     /// Where both stages publish their counters at every tick.
     published: Arc<Published>,
-    /// The packet-time second of the last tick.
-    tick_secs: Option<i64>,
+    /// The packet-time second (in nanoseconds) of the last tick.
+    tick_second: std::ops::Range<i64>,
+    /// When the capture stage last published its counters.
+    last_publish: Option<Instant>,
     warnings: Vec<String>,
     started: Instant,
 }
@@ -108,7 +110,8 @@ impl Pipeline {
             span: Span::default(),
             clock: None,
             published,
-            tick_secs: None,
+            tick_second: 0..0,
+            last_publish: None,
             warnings: Vec::new(),
             started: Instant::now(),
         }
@@ -120,8 +123,10 @@ impl Pipeline {
         self.bytes += u64::from(frame.orig_len);
         self.captured_bytes += frame.data.len() as u64;
         self.span.add(frame.ts);
-        self.tick(frame.ts);
-        self.clock = Some((frame.ts, Instant::now()));
+        // Most frames fall in the second of the last tick: two comparisons.
+        if !self.tick_second.contains(&frame.ts.0) {
+            self.tick(frame.ts);
+        }
         if let Decoded::Packet(pkt) = self.decoder.decode(frame) {
             self.flows.process(&pkt, &mut self.handoff);
             if self.handoff.batch.is_full() {
@@ -130,12 +135,18 @@ impl Pipeline {
         }
     }
 
-    /// Tells the application stage that packet time reached `now`, once per
-    /// second of packet time.
+    /// Tells the application stage that packet time reached `now` (called
+    /// when `now` leaves the second of the last tick).
     fn tick(&mut self, now: Timestamp) {
-        if self.tick_secs != Some(now.secs()) {
-            self.tick_secs = Some(now.secs());
-            self.handoff.tick(now);
+        let start = now.secs().saturating_mul(Timestamp::NANOS_PER_SEC);
+        self.tick_second = start..start.saturating_add(Timestamp::NANOS_PER_SEC);
+        self.clock = Some((now, Instant::now()));
+        self.handoff.tick(now);
+        if self
+            .last_publish
+            .is_none_or(|at| at.elapsed() >= stage::PUBLISH_INTERVAL)
+        {
+            self.last_publish = Some(Instant::now());
             let summary = self.capture_summary(&[], None);
             if let Ok(mut published) = self.published.capture.lock() {
                 *published = Some(summary);
@@ -144,13 +155,13 @@ impl Pipeline {
     }
 
     /// A live capture saw nothing: packet time goes on with the wall clock
-    /// from the last frame, so that flows expire and the application stage
+    /// from the last tick, so that flows expire and the application stage
     /// gets its ticks during quiet periods too. Hands over what waits.
     pub fn idle(&mut self) {
         if let Some((ts, at)) = self.clock {
             let elapsed = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let now = Timestamp(ts.0.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)));
-            if self.tick_secs != Some(now.secs()) {
+            if !self.tick_second.contains(&now.0) {
                 self.flows.expire(now, &mut self.handoff);
                 self.tick(now);
             }

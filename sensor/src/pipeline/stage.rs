@@ -14,6 +14,7 @@ use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
@@ -321,6 +322,11 @@ pub struct AppSnapshot {
 /// Where the application stage's snapshot is published.
 pub type SharedSnapshot = Arc<Mutex<AppSnapshot>>;
 
+/// Snapshots are taken at a tick of packet time, at most this often in wall
+/// time: a replay ticks thousands of times a second, and readers (the
+/// periodic summary, a /metrics scrape) need no more than this.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Protocol sessions, events, rules and logs: everything after the flow table.
 #[derive(Default)]
 pub struct AppStage {
@@ -328,8 +334,9 @@ pub struct AppStage {
     pub sink: EventSink,
     /// Per-flow application state, by the slot the flow stage gave the flow.
     apps: Vec<FlowApp>,
-    /// Published at every tick.
+    /// Published at ticks, at most every [`PUBLISH_INTERVAL`].
     pub published: SharedSnapshot,
+    last_publish: Option<Instant>,
 }
 
 impl AppStage {
@@ -339,6 +346,7 @@ impl AppStage {
             sink: EventSink::default(),
             apps: Vec::new(),
             published: SharedSnapshot::default(),
+            last_publish: None,
         }
     }
 
@@ -363,9 +371,15 @@ impl AppStage {
                     kind,
                 } => (slot, dir, flow, kind),
                 Item::Tick(now) => {
-                    let snapshot = self.snapshot(Some(now));
-                    if let Ok(mut published) = self.published.lock() {
-                        *published = snapshot;
+                    if self
+                        .last_publish
+                        .is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL)
+                    {
+                        self.last_publish = Some(Instant::now());
+                        let snapshot = self.snapshot(Some(now));
+                        if let Ok(mut published) = self.published.lock() {
+                            *published = snapshot;
+                        }
                     }
                     continue;
                 }

@@ -36,6 +36,9 @@ const IDLE_MAX_NS: u64 = 2_000_000_000;
 const DISTINCT_PORTS: u64 = 64_512;
 const DISTINCT_SERVERS: u64 = 65_536;
 
+/// SynFlood: the MAC every spoofed SYN comes from (the router's port).
+const FLOOD_MAC: [u8; 6] = [0x02, 0x53, 0x59, 0x66, 0x00, 0x01];
+
 const SESSION_SALT: u64 = 0x0073_6573_7369_6F6E;
 const DISTINCT_SALT: u64 = 0x6469_7374_696E_6374;
 
@@ -76,7 +79,7 @@ impl Generator {
         let devices = cfg.devices.clamp(1, MAX_DEVICES);
         let live = match cfg.mode {
             Mode::IotMix => (devices as usize).min(MAX_LIVE_SESSIONS),
-            Mode::DistinctFlows => 0,
+            Mode::DistinctFlows | Mode::SynFlood => 0,
         };
         let mut g = Generator {
             cfg: *cfg,
@@ -148,6 +151,7 @@ impl Generator {
         }
         let at = match self.cfg.mode {
             Mode::DistinctFlows => self.distinct_frame()?,
+            Mode::SynFlood => self.flood_frame()?,
             Mode::IotMix => match self.mix_frame()? {
                 Some(at) => at,
                 None => {
@@ -273,6 +277,45 @@ impl Generator {
     /// TCP SYN and a CoAP GET over UDP; the 5-tuple is a bijection of `n`
     /// (client device, client port, server address), so flows are distinct
     /// for `n < devices × 64 512 × 65 536`.
+    /// One SYN of [`Mode::SynFlood`]: a random source address and port (the
+    /// flood's sources are spoofed), a target among the devices, gaps of 10
+    /// to 30 µs.
+    fn flood_frame(&mut self) -> io::Result<u64> {
+        let n = self.report.packets;
+        let target = (n % u64::from(self.devices)) as u32;
+        let rng = &mut self.distinct_rng;
+        self.distinct_clock_ns += rng.range(10_000, 30_000);
+        let src = (rng.next_u64() as u32).to_be_bytes();
+        let client = Endpoint {
+            mac: FLOOD_MAC,
+            ip: src,
+            port: rng.range(1024, 65_535) as u16,
+        };
+        let server = Endpoint {
+            mac: device_mac(target),
+            ip: device_ip(target),
+            port: 1883,
+        };
+        let tcp = TcpFields {
+            seq: rng.next_u64() as u32,
+            ack: 0,
+            flags: SYN,
+            window: 512,
+            mss: None,
+        };
+        let w = Wire {
+            src: &client,
+            dst: &server,
+            ttl: 64,
+            ip_id: rng.next_u64() as u16,
+            tcp: Some(tcp),
+            payload: &[],
+        };
+        build_frame(&mut self.frame, &w)?;
+        self.report.flows_tcp += 1;
+        Ok(self.distinct_clock_ns)
+    }
+
     fn distinct_frame(&mut self) -> io::Result<u64> {
         let n = self.report.packets;
         let devices = u64::from(self.devices);

@@ -83,6 +83,10 @@ pub enum Mode {
     /// `packets` distinct flows of one packet each (alternately a TCP SYN and
     /// a CoAP request over UDP) from `devices` devices.
     DistinctFlows,
+    /// A distributed SYN flood: `packets` TCP SYNs from random, spoofed
+    /// source addresses (one attacker MAC, as behind a router port) at
+    /// `devices` targets, 50 000 a second on average.
+    SynFlood,
 }
 
 /// Capture impairments of TCP data segments, each in 1/1000 of the data
