@@ -26,9 +26,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::condition::{FieldVal, lookup};
+use super::limits::MAX_WINDOW_COUNT;
 use super::lru::Lru;
-use super::parse::{MAX_WINDOW_COUNT, Window};
-use super::{Rule, RuleSet};
+use super::model::{Rule, Window};
+use super::set::RuleSet;
 use crate::capture::Timestamp;
 use crate::detect::credentials::Dictionary;
 use crate::proto::norm::{Event, Value};

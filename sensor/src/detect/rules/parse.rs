@@ -13,71 +13,16 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use super::case::parse_case;
 use super::catalogue::{self, EventKind, FieldType};
-use super::check::{self, TestCase};
 use super::condition;
-use super::{AlertPer, Reference, Rule, RuleError, RuleRef, Severity};
-
-/// Rule files are the files of a directory whose name ends so.
-pub const RULE_FILE_SUFFIX: &str = ".rules.toml";
-/// Largest rule file read, in bytes.
-pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
-/// Most rule files in one directory.
-pub const MAX_RULE_FILES: usize = 256;
-/// Most rules in one rule set.
-pub const MAX_RULES: usize = 4096;
-/// Largest `count` of a `threshold` or `distinct` (the per-group state of a
-/// window holds at most this many entries).
-pub const MAX_WINDOW_COUNT: u32 = 4096;
-/// Longest `within_secs` of a window and `secs` of a suppression: a week.
-pub const MAX_WINDOW_SECS: u64 = 7 * 24 * 3600;
-/// Most fields in one `group_by` or `per`.
-pub const MAX_GROUP_BY: usize = 8;
-/// Most `[[rule.test]]` cases of one rule.
-pub const MAX_TEST_CASES: usize = 64;
-/// Most events of one test case, after `repeat`.
-pub const MAX_TEST_EVENTS: usize = 10_000;
-
-/// The stateful part of a rule: how matching events become a firing.
-#[derive(Debug)]
-pub(crate) enum Window {
-    /// Every matching event fires.
-    Event,
-    /// `count` matching events within `within_secs`, per group.
-    Threshold {
-        count: u32,
-        within_secs: u64,
-        group_by: Box<[&'static str]>,
-    },
-    /// `count` distinct values of `field` within `within_secs`, per group.
-    Distinct {
-        field: &'static str,
-        count: u32,
-        within_secs: u64,
-        group_by: Box<[&'static str]>,
-    },
-    /// A matching event within `within_secs` after rule `after_rule` fired
-    /// for the same group.
-    Sequence {
-        after_rule: u32,
-        within_secs: u64,
-        group_by: Box<[&'static str]>,
-    },
-    /// A matching event whose `key` is held open by another source address;
-    /// events of kind `closed_by` close it.
-    Concurrent {
-        key: &'static str,
-        closed_by: &'static str,
-    },
-}
-
-/// After a firing, later firings with the same `per` values are suppressed
-/// for `secs` seconds (`None`: for as long as the engine runs).
-#[derive(Debug)]
-pub(crate) struct Suppress {
-    pub per: Box<[&'static str]>,
-    pub secs: Option<u64>,
-}
+use super::error::RuleError;
+use super::field::{FieldError, typed};
+use super::limits::{
+    MAX_GROUP_BY, MAX_RULE_FILE_BYTES, MAX_RULE_FILES, MAX_TEST_CASES, MAX_WINDOW_COUNT,
+    MAX_WINDOW_SECS, RULE_FILE_SUFFIX,
+};
+use super::model::{AlertPer, Reference, Rule, RuleRef, Severity, Suppress, TestCase, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,62 +167,6 @@ impl<'de> Deserialize<'de> for Severity {
         }
         d.deserialize_any(V)
     }
-}
-
-/// An error while reading one rule: the field path and the message.
-#[derive(Debug)]
-pub(crate) struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<condition::CondError> for FieldError {
-    fn from(e: condition::CondError) -> Self {
-        FieldError::new(e.field, e.message)
-    }
-}
-
-/// Deserializes `value` as `T`, naming the failing field below `path`
-/// (the TOML deserializer reports the key path after its message).
-pub(crate) fn typed<T: for<'de> Deserialize<'de>>(
-    value: toml::Value,
-    path: &str,
-) -> Result<T, FieldError> {
-    value.try_into::<T>().map_err(|e| {
-        let message = e.message().to_string();
-        let shown = e.to_string();
-        let mut keys = shown
-            .strip_prefix(message.as_str())
-            .and_then(|rest| rest.trim().strip_prefix("in `"))
-            .and_then(|rest| rest.strip_suffix('`'))
-            .unwrap_or("")
-            .to_string();
-        // An unknown key is named in the message; put it in the path.
-        if let Some(name) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            if !keys.is_empty() {
-                keys.push('.');
-            }
-            keys.push_str(name);
-        }
-        let field = match (path.is_empty(), keys.is_empty()) {
-            (true, _) => keys,
-            (false, true) => path.to_string(),
-            (false, false) => format!("{path}.{keys}"),
-        };
-        FieldError { field, message }
-    })
 }
 
 /// Reads every rule file of `dir`, in name order, as `(path, text)`.
@@ -592,7 +481,7 @@ fn parse_rule(file: &str, position: usize, table: toml::Table) -> Result<Rule, F
         .test
         .into_iter()
         .enumerate()
-        .map(|(i, t)| check::parse_case(t, &format!("test[{i}]")))
+        .map(|(i, t)| parse_case(t, &format!("test[{i}]")))
         .collect::<Result<Vec<TestCase>, _>>()?;
     if !tests.iter().any(|t| t.expect > 0) || !tests.iter().any(|t| t.expect == 0) {
         return Err(FieldError::new(
