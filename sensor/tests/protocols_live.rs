@@ -1,4 +1,4 @@
-//! The protocol parsers against traffic from real software (issue 4): libcoap's
+//! The protocol parsers against traffic from real software: libcoap's
 //! coap-server/coap-client, inetutils telnetd with the system's /bin/login, and
 //! mosquitto with mosquitto_pub/mosquitto_sub talk across a veth link between
 //! two network namespaces these tests create. tcpdump captures the client end,

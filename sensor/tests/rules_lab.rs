@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Phases the default rules must see (issue 5's list), when labelled in a capture.
+/// Phases the default rules must see, when labelled in a capture.
 const REQUIRED_PHASES: &[&str] = &[
     "telnet_bruteforce_hydra",
     "mqtt_bruteforce",
