@@ -20,8 +20,10 @@ use crate::config::{Config, ConfigError, DEFAULT_TOML};
 use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
 use crate::detect::rules::{RuleError, RuleSet, check_dir};
+use crate::features::FEATURES;
+use crate::features::jsonl::JsonlWindows;
 use crate::pipeline::{self, LiveSignals, Pipeline};
-use crate::summary::{KernelStats, Summary};
+use crate::summary::{DevicesSummary, KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
 use crate::units::parse_bytes;
 
@@ -94,6 +96,13 @@ pub enum Command {
     /// Validate rules and run each rule's own test cases.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// List the devices of captures: MAC, vendor, addresses, names, roles, zone, peers, protocols, first and last seen, traffic.
+    #[command(
+        after_help = "Examples:\n  spanwatch devices capture.pcap\n  spanwatch devices capture.pcap --json   # with each device's behaviour profile"
+    )]
+    Devices(DevicesArgs),
+    /// Print the features of a feature window: name, unit and meaning.
+    Features,
     /// Write a deterministic synthetic IoT capture (HTTP, MQTT, CoAP, Telnet) for benchmarks and tests.
     #[command(after_help = "Example:\n  spanwatch synth --out mix.pcap --packets 1000000 --seed 1")]
     Synth(SynthArgs),
@@ -127,6 +136,12 @@ pub struct EngineArgs {
     /// Do not run the rules [config: rules.enabled = false].
     #[arg(long, conflicts_with = "rules")]
     pub no_rules: bool,
+    /// Do not keep the device inventory, profiles and feature windows [config: devices.enabled = false].
+    #[arg(long)]
+    pub no_devices: bool,
+    /// Write every feature window to FILE as JSON Lines (`spanwatch features` lists the columns) [config: devices.windows_file].
+    #[arg(long, value_name = "FILE", conflicts_with = "no_devices")]
+    pub windows: Option<PathBuf>,
     /// Write alerts as EVE JSON Lines to PATH (appended; `-` for stdout) [config: alerts.file].
     #[arg(long, value_name = "PATH")]
     pub alerts: Option<PathBuf>,
@@ -181,6 +196,12 @@ impl EngineArgs {
         }
         if self.no_rules {
             cfg.rules.enabled = false;
+        }
+        if self.no_devices {
+            cfg.devices.enabled = false;
+        }
+        if let Some(path) = &self.windows {
+            cfg.devices.windows_file = Some(path.clone());
         }
         if let Some(path) = &self.alerts {
             cfg.alerts.file = Some(path.clone());
@@ -303,6 +324,19 @@ pub struct ReplayArgs {
     pub no_progress: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Capture files (pcap or pcapng).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print the inventory as JSON, with each device's behaviour profile.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the settings (zones, window length, bounds) from this TOML file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -445,6 +479,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Replay(args) => replay(args),
         Command::Live(args) => live(args),
         Command::Synth(args) => synth_cmd(args),
+        Command::Devices(args) => devices_cmd(args),
+        Command::Features => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<22} {:<12} meaning", "name", "unit")?;
+            for f in FEATURES {
+                writeln!(out, "{:<22} {:<12} {}", f.name, f.unit, f.meaning)?;
+            }
+            out.flush()?;
+            Ok(ExitCode::from(exit::OK))
+        }
         Command::Config(ConfigCommand::Default) => {
             let mut out = std::io::stdout().lock();
             out.write_all(DEFAULT_TOML.as_bytes())?;
@@ -507,6 +551,8 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
     }
+    profile_devices(&cfg, &mut pipeline)?;
+    profile_devices(&cfg, &mut pipeline)?;
 
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
@@ -537,6 +583,9 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
+    if let Some(e) = pipeline.window_sink_error() {
+        return Err(windows_error(e));
+    }
     print_summary(&pipeline.summary(&inputs, None), cfg.summary.json)?;
     Ok(ExitCode::from(exit::OK))
 }
@@ -674,6 +723,9 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
+    if let Some(e) = pipeline.window_sink_error() {
+        return Err(windows_error(e));
+    }
     let kernel = pipeline::kernel_stats(&mut source);
     print_summary(&pipeline.summary(&inputs, kernel), json)?;
     Ok(ExitCode::from(exit::OK))
@@ -781,5 +833,67 @@ fn synth_cmd(args: SynthArgs) -> Result<ExitCode, CliError> {
         report.flows_udp,
         args.out.display()
     );
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Devices, profiles and feature windows as `cfg` asks, with the windows
+/// file when one is set.
+fn profile_devices(cfg: &Config, pipeline: &mut Pipeline) -> Result<(), CliError> {
+    let Some(extractor) = cfg.devices.extractor() else {
+        return Ok(());
+    };
+    pipeline.profile_devices(extractor);
+    if let Some(path) = &cfg.devices.windows_file {
+        let sink = JsonlWindows::create(path).map_err(|e| CliError {
+            code: exit::FAILURE,
+            message: format!("cannot create the windows file {}: {e}", path.display()),
+        })?;
+        pipeline.add_window_sink(Box::new(sink));
+    }
+    Ok(())
+}
+
+/// A window sink failed: the windows file is incomplete.
+fn windows_error(e: std::io::Error) -> CliError {
+    CliError {
+        code: exit::FAILURE,
+        message: format!("cannot write the feature windows: {e}"),
+    }
+}
+
+/// `devices`: the inventory of captures, as a table or JSON.
+fn devices_cmd(args: DevicesArgs) -> Result<ExitCode, CliError> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::load(path).map_err(config_error)?,
+        None => Config::default(),
+    };
+    cfg.rules.enabled = false;
+    cfg.devices.enabled = true;
+    let Some(extractor) = cfg.devices.extractor() else {
+        return Ok(ExitCode::from(exit::OK));
+    };
+    let mut source = MergedSource::open(&args.files)?;
+    let mut pipeline = Pipeline::new(cfg.pipeline_config());
+    pipeline.profile_devices(extractor);
+    pipeline::run_source(&mut source, &mut pipeline, &mut |_, _| {})?;
+    for warning in source.take_warnings() {
+        eprintln!("spanwatch: warning: {warning}");
+    }
+    pipeline.finish();
+    let Some(devices) = pipeline.devices() else {
+        return Ok(ExitCode::from(exit::OK));
+    };
+    let inventory = devices.extractor.inventory();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &inventory.sorted())
+            .map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        let summary = DevicesSummary::new(inventory, devices.extractor.stats().windows);
+        writeln!(out, "{} devices", summary.devices)?;
+        out.write_all(summary.to_text(usize::MAX).as_bytes())?;
+    }
+    out.flush()?;
     Ok(ExitCode::from(exit::OK))
 }

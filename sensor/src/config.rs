@@ -34,6 +34,9 @@ use crate::alert::{AlertConfig, AlertError, ExecConfig, WebhookConfig};
 use crate::capture::LiveConfig;
 use crate::decode::defrag::DefragLimits;
 use crate::detect::rules::EngineLimits;
+use crate::device::inventory::DEFAULT_MAX_DEVICES;
+use crate::device::zone::Zone;
+use crate::features::{DEFAULT_WINDOW_SECS, Extractor};
 use crate::flow::FlowConfig;
 use crate::pipeline::{self, PipelineConfig};
 use crate::proto::AppLimits;
@@ -71,6 +74,7 @@ pub struct Config {
     pub logs: LogsSection,
     pub rules: RulesSection,
     pub alerts: AlertsSection,
+    pub devices: DevicesSection,
     pub summary: SummarySection,
 }
 
@@ -232,6 +236,43 @@ impl AlertsSection {
     /// Whether `other` names different sinks (or sink settings).
     pub fn sinks_differ(&self, other: &AlertsSection) -> bool {
         (&self.file, &self.webhook, &self.exec) != (&other.file, &other.webhook, &other.exec)
+    }
+}
+
+/// `[devices]`: the device inventory, behaviour profiles and feature windows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevicesSection {
+    pub enabled: bool,
+    /// Length of a feature window, in seconds of packet time.
+    pub window_secs: u64,
+    /// Devices kept; the least recently seen makes room.
+    pub max_devices: usize,
+    /// Feature windows are also written here as JSON Lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows_file: Option<PathBuf>,
+    /// Named subnets; the first holding a device's address is its zone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<Zone>,
+}
+
+impl Default for DevicesSection {
+    fn default() -> Self {
+        DevicesSection {
+            enabled: true,
+            window_secs: DEFAULT_WINDOW_SECS,
+            max_devices: DEFAULT_MAX_DEVICES,
+            windows_file: None,
+            zones: Vec::new(),
+        }
+    }
+}
+
+impl DevicesSection {
+    /// The extractor these settings ask for (None when devices are off).
+    pub fn extractor(&self) -> Option<Extractor> {
+        self.enabled
+            .then(|| Extractor::new(self.window_secs, self.max_devices, self.zones.clone()))
     }
 }
 

@@ -16,6 +16,7 @@ pub mod decode;
 pub mod detect;
 pub mod device;
 pub mod event;
+pub mod features;
 pub mod flow;
 pub mod pipeline;
 pub mod proto;

@@ -12,6 +12,7 @@ use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::decode::defrag::DefragStats;
 use crate::detect::rules::EngineStats;
+use crate::device::inventory::{Inventory, MacText, Role};
 use crate::flow::{FlowInfo, FlowStats, FlowTransport, ReassemblyStats};
 use crate::proto::ProtoCounts;
 use crate::proto::dispatch::SessionBudget;
@@ -203,6 +204,9 @@ pub struct Summary {
     /// Rules evaluated and alerts raised, when detection ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionSummary>,
+    /// The device inventory, when devices are profiled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<DevicesSummary>,
     pub top_talkers: Vec<TopTalker>,
     pub untracked_talker_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,6 +215,106 @@ pub struct Summary {
     /// Wall-clock processing time and rate (not part of the capture's facts).
     pub elapsed_secs: f64,
     pub packets_per_sec: f64,
+}
+
+/// Devices shown in the text summary; `spanwatch devices` lists them all.
+pub const MAX_SUMMARY_DEVICES: usize = 40;
+
+/// The inventory in brief.
+#[derive(Clone, Debug, Serialize)]
+pub struct DevicesSummary {
+    pub devices: usize,
+    /// Devices forgotten to make room.
+    pub evicted: u64,
+    pub windows: u64,
+    /// Every device, by address.
+    pub table: Vec<DeviceRow>,
+}
+
+/// One device in brief.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceRow {
+    pub mac: String,
+    pub vendor: Option<&'static str>,
+    pub ips: Vec<IpAddr>,
+    pub names: Vec<String>,
+    pub roles: Vec<&'static str>,
+    pub zone: Option<String>,
+    pub peers: usize,
+    pub protocols: Vec<&'static str>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl DevicesSummary {
+    pub fn new(inventory: &Inventory, windows: u64) -> Self {
+        let table = inventory
+            .sorted()
+            .into_iter()
+            .map(|d| DeviceRow {
+                mac: MacText(d.mac).to_string(),
+                vendor: d.vendor,
+                ips: d.ips.iter().map(|s| s.ip).collect(),
+                names: d.names.iter().map(|(_, n)| n.clone()).collect(),
+                roles: d.roles().map(Role::name).collect(),
+                zone: d.zone.clone(),
+                peers: d.profile.peers.len(),
+                protocols: d.protocols.iter().map(|(p, _)| *p).collect(),
+                first_seen: d.first_seen.to_string(),
+                last_seen: d.last_seen.to_string(),
+                packets: d.packets_out + d.packets_in,
+                bytes: d.bytes_out + d.bytes_in,
+            })
+            .collect();
+        let stats = inventory.stats();
+        DevicesSummary {
+            devices: stats.devices,
+            evicted: stats.evicted,
+            windows,
+            table,
+        }
+    }
+
+    /// The device table for a terminal, at most `max` rows.
+    pub fn to_text(&self, max: usize) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "  {:<17} {:<15} {:<22} {:<30} {:<24} {:>9}",
+            "mac", "ip", "vendor", "roles", "names", "packets"
+        );
+        let cut = |t: &str, n: usize| -> String {
+            if t.chars().count() <= n {
+                t.to_string()
+            } else {
+                let kept: String = t.chars().take(n.saturating_sub(1)).collect();
+                format!("{kept}…")
+            }
+        };
+        for d in self.table.iter().take(max) {
+            let ip = d.ips.first().map(|i| i.to_string()).unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {:<17} {:<15} {:<22} {:<30} {:<24} {:>9}",
+                d.mac,
+                cut(&ip, 15),
+                cut(d.vendor.unwrap_or("-"), 22),
+                cut(&d.roles.join(","), 30),
+                cut(&d.names.join(","), 24),
+                d.packets
+            );
+        }
+        if self.table.len() > max {
+            let _ = writeln!(
+                s,
+                "  ... and {} more (spanwatch devices FILE lists them all)",
+                self.table.len() - max
+            );
+        }
+        s
+    }
 }
 
 /// Time span of the packets seen.
@@ -332,7 +436,20 @@ impl Summary {
                 k.received, k.dropped, k.if_dropped
             );
         }
-        if !self.top_talkers.is_empty() {
+        if let Some(d) = &self.devices {
+            let _ = writeln!(
+                s,
+                "devices       {} ({} feature windows{})",
+                d.devices,
+                d.windows,
+                if d.evicted > 0 {
+                    format!(", {} evicted", d.evicted)
+                } else {
+                    String::new()
+                }
+            );
+            s.push_str(&d.to_text(MAX_SUMMARY_DEVICES));
+        } else if !self.top_talkers.is_empty() {
             let _ = writeln!(s, "top talkers");
             let _ = writeln!(
                 s,

@@ -44,7 +44,11 @@ fn a_spoofed_syn_flood_is_one_alert_per_target_with_its_size() {
         .arg(&pcap)
         .output()
         .expect("run synth");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = dir.join("alerts.jsonl");
     let (out, summary) = common::replay_json(&[&pcap], &["--alerts", file.to_str().unwrap()]);
     assert!(out.status.success());

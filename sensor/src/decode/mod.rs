@@ -6,6 +6,7 @@
 //! bounded [`defrag::Defragmenter`]. Every frame that is not decoded is counted
 //! by reason in [`DecodeStats`]; nothing here panics on input.
 
+pub mod arp;
 pub mod defrag;
 pub mod error;
 pub mod link;
@@ -123,12 +124,24 @@ pub struct Packet<'a> {
     pub reassembled: bool,
 }
 
+/// A valid frame that does not carry IP: its kind, addresses and length,
+/// and for ARP what its sender says of itself.
+#[derive(Clone, Copy, Debug)]
+pub struct NonIp {
+    pub kind: NonIpKind,
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    /// Frame length on the wire.
+    pub wire_len: u32,
+    pub arp: Option<arp::ArpSender>,
+}
+
 /// What became of one frame.
 #[derive(Debug)]
 pub enum Decoded<'a> {
     Packet(Packet<'a>),
     /// A valid frame that does not carry IP (ARP, LLDP, 802.11 management...).
-    NotIp(NonIpKind),
+    NotIp(NonIp),
     /// An IP fragment held until its datagram is complete.
     FragmentHeld,
     Error(DecodeError),
@@ -198,7 +211,15 @@ impl Decoder {
         let outcome = match link::walk(frame.link, frame.data) {
             Err(e) => Decoded::Error(e),
             Ok(l) => match l.network {
-                Network::NonIp(kind) => Decoded::NotIp(kind),
+                Network::NonIp(kind) => Decoded::NotIp(NonIp {
+                    kind,
+                    src_mac: l.src_mac,
+                    dst_mac: l.dst_mac,
+                    wire_len: frame.orig_len,
+                    arp: (kind == NonIpKind::Arp)
+                        .then(|| arp::sender(l.payload))
+                        .flatten(),
+                }),
                 Network::Ipv4 | Network::Ipv6 => decode_ip(&mut self.defrag, frame, &l),
             },
         };
@@ -212,7 +233,7 @@ impl Decoder {
                 }
             }
             Decoded::Error(e) => self.stats.errors[e.index()] += 1,
-            Decoded::NotIp(k) => self.stats.non_ip[*k as usize] += 1,
+            Decoded::NotIp(n) => self.stats.non_ip[n.kind as usize] += 1,
             Decoded::FragmentHeld => {}
         }
         outcome

@@ -1,5 +1,7 @@
 //! Bidirectional flow table and TCP stream reassembly.
 
+use std::net::IpAddr;
+
 use crate::capture::Timestamp;
 use crate::decode::{Packet, TcpFlags, Transport};
 
@@ -52,6 +54,70 @@ impl PacketNote {
     /// later stages through its flow's counters and stream data.
     pub fn is_connection_signal(&self) -> bool {
         self.tcp_flags.is_some_and(|f| f.syn() || f.rst())
+    }
+}
+
+/// What one flow did during one second of packet time: its endpoints, the
+/// packets and bytes each way, and the TCP handshake milestones seen. The
+/// flow stage collects one per flow and second; device profiles and feature
+/// windows are built from them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowActivity {
+    pub flow_id: u64,
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    pub client_mac: Option<[u8; 6]>,
+    pub server_mac: Option<[u8; 6]>,
+    /// IANA protocol number (6 TCP, 17 UDP, 1 ICMP).
+    pub transport: u8,
+    /// The flow's first packet was in this second.
+    pub opened: bool,
+    /// Packets and bytes on the wire, indexed by [`Direction::index`].
+    pub packets: [u32; 2],
+    pub bytes: [u64; 2],
+    /// TCP: the server answered the handshake (SYN-ACK) in this second.
+    pub answered: bool,
+    /// TCP: the server answered with a RST before the handshake completed
+    /// (the attempt was refused) in this second.
+    pub refused_by_server: bool,
+}
+
+impl FlowActivity {
+    /// The record of `info`'s activity, with nothing counted yet.
+    pub fn of(info: &FlowInfo, opened: bool) -> Self {
+        FlowActivity {
+            flow_id: info.id,
+            client: info.client,
+            server: info.server,
+            client_mac: info.client_mac,
+            server_mac: info.server_mac,
+            transport: info.protocol,
+            opened,
+            packets: [0; 2],
+            bytes: [0; 2],
+            answered: false,
+            refused_by_server: false,
+        }
+    }
+
+    /// Counts one packet of the flow.
+    pub fn add(
+        &mut self,
+        dir: Direction,
+        wire_len: u32,
+        note: &PacketNote,
+        established_before: bool,
+    ) {
+        let i = dir.index();
+        self.packets[i] = self.packets[i].saturating_add(1);
+        self.bytes[i] = self.bytes[i].saturating_add(u64::from(wire_len));
+        if let (Some(flags), Direction::ToClient) = (note.tcp_flags, dir) {
+            if flags.syn() && flags.ack() {
+                self.answered = true;
+            } else if flags.rst() && !established_before {
+                self.refused_by_server = true;
+            }
+        }
     }
 }
 

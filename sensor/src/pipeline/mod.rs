@@ -18,11 +18,13 @@ use crate::decode::defrag::DefragLimits;
 use crate::decode::{Decoded, Decoder};
 use crate::detect::detector::Detector;
 use crate::detect::rules::RuleSet;
+use crate::features::{Extractor, WindowSink};
 use crate::flow::{FlowConfig, FlowTable};
 use crate::proto::AppLimits;
 use crate::proto::dispatch::Dispatcher;
 use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
+pub use stage::Devices;
 use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
 pub use stage::{AppSnapshot, SharedSnapshot};
 
@@ -127,11 +129,15 @@ impl Pipeline {
         if !self.tick_second.contains(&frame.ts.0) {
             self.tick(frame.ts);
         }
-        if let Decoded::Packet(pkt) = self.decoder.decode(frame) {
-            self.flows.process(&pkt, &mut self.handoff);
-            if self.handoff.batch.is_full() {
-                self.hand_off();
+        match self.decoder.decode(frame) {
+            Decoded::Packet(pkt) => {
+                self.flows.process(&pkt, &mut self.handoff);
+                if self.handoff.batch.is_full() {
+                    self.hand_off();
+                }
             }
+            Decoded::NotIp(frame) => self.handoff.non_ip(frame),
+            Decoded::FragmentHeld | Decoded::Error(_) => {}
         }
     }
 
@@ -279,7 +285,38 @@ impl Pipeline {
     /// Close every flow (end of input), so their data and counters are final.
     pub fn finish(&mut self) {
         self.flows.flush(&mut self.handoff);
-        self.stage();
+        if let Some(last) = self.span.last {
+            // The last second's activity goes with a last tick.
+            self.handoff.tick(last);
+        }
+        if let Some(devices) = self.stage().sink.devices.as_mut() {
+            devices.finish();
+        }
+    }
+
+    /// Keep the device inventory and profiles and cut feature windows with
+    /// `extractor`.
+    pub fn profile_devices(&mut self, extractor: Extractor) {
+        self.stage().sink.devices = Some(Devices::new(extractor));
+        self.handoff.devices = true;
+    }
+
+    /// Also hand every feature window to `sink` (a dataset, the model).
+    pub fn add_window_sink(&mut self, sink: Box<dyn WindowSink>) {
+        if let Some(d) = self.stage().sink.devices.as_mut() {
+            d.sinks.push(sink);
+        }
+    }
+
+    /// The first failure of a window sink, if any (taken).
+    pub fn window_sink_error(&mut self) -> Option<std::io::Error> {
+        self.stage().sink.devices.as_mut()?.sink_error.take()
+    }
+
+    /// The device stage, with everything handed over so far done (the
+    /// worker thread is joined), when devices are profiled.
+    pub fn devices(&mut self) -> Option<&Devices> {
+        self.stage().sink.devices.as_ref()
     }
 
     /// The capture stage's part of the summary (the application stage's
@@ -301,6 +338,7 @@ impl Pipeline {
             protocols: Default::default(),
             sessions: Default::default(),
             detection: None,
+            devices: None,
             top_talkers: self.handoff.talkers.top(self.cfg.top_talkers),
             untracked_talker_bytes: self.handoff.talkers.untracked_bytes(),
             kernel,
@@ -335,6 +373,7 @@ fn with_app(summary: Summary, app: AppSnapshot) -> Summary {
         protocols: app.protocols,
         sessions: app.sessions,
         detection: app.detection,
+        devices: app.devices,
         ..summary
     }
 }

@@ -18,15 +18,19 @@ use std::time::{Duration, Instant};
 
 use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
+use crate::decode::NonIp;
 use crate::detect::detector::Detector;
 use crate::detect::rules::RuleMatch;
 use crate::event::Normalizer;
-use crate::flow::{CloseReason, Direction, FlowHandler, FlowInfo, PacketNote, StreamEvent};
+use crate::features::{Extractor, WindowSink};
+use crate::flow::{
+    CloseReason, Direction, FlowActivity, FlowHandler, FlowInfo, PacketNote, StreamEvent,
+};
 use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp};
 use crate::proto::log::{LogContext, LogError, ProtocolLogs};
 use crate::proto::norm::Event;
 use crate::proto::{AppEvent, AppProto, ProtoCounts};
-use crate::summary::{DetectionSummary, Talkers};
+use crate::summary::{DetectionSummary, DevicesSummary, Talkers};
 
 /// A batch is handed over once it holds this many observations...
 pub const BATCH_ITEMS: usize = 1024;
@@ -62,8 +66,15 @@ enum Item {
         flow: FlowInfo,
         kind: ItemKind,
     },
-    /// Packet time went on (at least once a second, also when quiet).
-    Tick(Timestamp),
+    /// Packet time went on to `now` (at least once a second, also when
+    /// quiet): what the flows did in the second that began at `second`, and
+    /// the frames without IP of that second.
+    Tick {
+        now: Timestamp,
+        second: Timestamp,
+        activity: Vec<FlowActivity>,
+        non_ip: Vec<NonIp>,
+    },
 }
 
 /// Observations in packet order, and the bytes they carry.
@@ -102,9 +113,19 @@ pub const SLOT_BYTES_PER_FLOW: usize =
     2 * std::mem::size_of::<FlowApp>() + std::mem::size_of::<u32>();
 
 /// The flow table's per-flow state in the flow stage: which application
-/// state slot the flow was given, once it had something for that stage.
+/// state slot the flow was given, once it had something for that stage, and
+/// where this second's activity record of the flow is.
 #[derive(Debug, Default)]
-pub struct AppSlot(Option<u32>);
+pub struct AppSlot {
+    slot: Option<u32>,
+    /// The tick number of the second `activity` is of (0: none yet).
+    tick: u32,
+    activity: u32,
+}
+
+/// Frames without IP kept per second for the device stage; more are counted
+/// in [`Handoff::non_ip_dropped`].
+pub const MAX_NON_IP_PER_SECOND: usize = 65_536;
 
 /// The flow table's consumer in the flow stage: fills the batch, and counts
 /// the top talkers (which need only the flow records).
@@ -118,6 +139,16 @@ pub struct Handoff {
     free: Vec<u32>,
     next_slot: u32,
     pub talkers: Talkers,
+    /// The device stage wants each flow's activity per second and the
+    /// frames without IP.
+    pub devices: bool,
+    /// Number of the current second (from 1), its start, and what happened
+    /// in it so far.
+    tick_no: u32,
+    second: Timestamp,
+    activity: Vec<FlowActivity>,
+    non_ip: Vec<NonIp>,
+    pub non_ip_dropped: u64,
 }
 
 impl Handoff {
@@ -129,18 +160,24 @@ impl Handoff {
             free: Vec::new(),
             next_slot: 0,
             talkers: Talkers::default(),
+            devices: false,
+            tick_no: 1,
+            second: Timestamp::default(),
+            activity: Vec::new(),
+            non_ip: Vec::new(),
+            non_ip_dropped: 0,
         }
     }
 
     fn push(&mut self, info: &FlowInfo, app: &mut AppSlot, dir: Direction, kind: ItemKind) {
-        let slot = match app.0 {
+        let slot = match app.slot {
             Some(slot) => slot,
             None => {
                 let slot = self.free.pop().unwrap_or_else(|| {
                     self.next_slot += 1;
                     self.next_slot - 1
                 });
-                app.0 = Some(slot);
+                app.slot = Some(slot);
                 slot
             }
         };
@@ -152,9 +189,28 @@ impl Handoff {
         });
     }
 
-    /// Packet time reached `now`.
+    /// Packet time reached `now`: the second that ended goes with the tick.
     pub fn tick(&mut self, now: Timestamp) {
-        self.batch.items.push(Item::Tick(now));
+        self.batch.items.push(Item::Tick {
+            now,
+            second: self.second,
+            activity: std::mem::take(&mut self.activity),
+            non_ip: std::mem::take(&mut self.non_ip),
+        });
+        self.second = now;
+        self.tick_no = self.tick_no.wrapping_add(1).max(1);
+    }
+
+    /// A frame that carries no IP, for the device stage.
+    pub fn non_ip(&mut self, frame: NonIp) {
+        if !self.devices {
+            return;
+        }
+        if self.non_ip.len() < MAX_NON_IP_PER_SECOND {
+            self.non_ip.push(frame);
+        } else {
+            self.non_ip_dropped += 1;
+        }
     }
 }
 
@@ -167,11 +223,22 @@ impl FlowHandler<AppSlot> for Handoff {
         pkt: &crate::decode::Packet<'_>,
         established_before: bool,
     ) {
-        if !self.packets {
+        if !self.packets && !self.devices {
             return;
         }
         let note = PacketNote::of(pkt);
-        if note.is_connection_signal() {
+        if self.devices {
+            if app.tick != self.tick_no {
+                app.tick = self.tick_no;
+                app.activity = self.activity.len() as u32;
+                let opened = info.packets[0] + info.packets[1] == 1;
+                self.activity.push(FlowActivity::of(info, opened));
+            }
+            if let Some(a) = self.activity.get_mut(app.activity as usize) {
+                a.add(dir, pkt.wire_len, &note, established_before);
+            }
+        }
+        if self.packets && note.is_connection_signal() {
             let kind = ItemKind::Packet {
                 note,
                 established_before,
@@ -209,7 +276,7 @@ impl FlowHandler<AppSlot> for Handoff {
     /// carried anything for the parsers; its slot goes to the next new flow.
     fn on_close(&mut self, info: &FlowInfo, app: &mut AppSlot, _: CloseReason) {
         self.talkers.add_flow(info);
-        let slot = app.0.take();
+        let slot = app.slot.take();
         if let Some(slot) = slot {
             self.free.push(slot);
         }
@@ -257,8 +324,61 @@ impl Detection {
     }
 }
 
+/// Device profiles and feature windows, and where the windows go.
+pub struct Devices {
+    pub extractor: Extractor,
+    pub sinks: Vec<Box<dyn WindowSink>>,
+    /// The first sink failure; that sink's later windows are lost.
+    pub sink_error: Option<std::io::Error>,
+}
+
+impl Devices {
+    pub fn new(extractor: Extractor) -> Self {
+        Devices {
+            extractor,
+            sinks: Vec::new(),
+            sink_error: None,
+        }
+    }
+
+    /// Hands the windows that closed to every sink.
+    fn drain(&mut self) {
+        for w in self.extractor.take_windows() {
+            for sink in &mut self.sinks {
+                if let Err(e) = sink.window(&w) {
+                    self.sink_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+
+    /// End of input: the last windows close and every sink writes out.
+    pub fn finish(&mut self) {
+        self.extractor.finish();
+        self.drain();
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.flush() {
+                self.sink_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Hands normalised events to the stages that read them.
+fn consume(detection: &mut Option<Detection>, devices: &mut Option<Devices>, events: &[Event]) {
+    if let Some(d) = detection.as_mut() {
+        d.run(events);
+    }
+    if let Some(d) = devices.as_mut() {
+        for ev in events {
+            d.extractor.event(ev);
+        }
+    }
+}
+
 /// What the pipeline does with parser events: counts them and, when asked,
-/// writes the per-protocol logs, normalises them and runs the rules.
+/// writes the per-protocol logs, normalises them and hands them to the rules
+/// and the device stage.
 #[derive(Default)]
 pub struct EventSink {
     pub protocols: ProtoCounts,
@@ -267,12 +387,31 @@ pub struct EventSink {
     pub log_error: Option<LogError>,
     pub normalizer: Normalizer,
     pub detection: Option<Detection>,
+    pub devices: Option<Devices>,
 }
 
 impl EventSink {
+    fn normalizing(&self) -> bool {
+        self.detection.is_some() || self.devices.is_some()
+    }
+
     fn packet(&mut self, flow: &FlowInfo, dir: Direction, note: &PacketNote, established: bool) {
-        if let Some(d) = self.detection.as_mut() {
-            d.run(self.normalizer.packet(flow, dir, note, established));
+        if self.normalizing() {
+            let events = self.normalizer.packet(flow, dir, note, established);
+            consume(&mut self.detection, &mut self.devices, events);
+        }
+    }
+
+    fn tick(
+        &mut self,
+        now: Timestamp,
+        second: Timestamp,
+        activity: &[FlowActivity],
+        non_ip: &[NonIp],
+    ) {
+        if let Some(d) = self.devices.as_mut() {
+            d.extractor.tick(now, second, activity, non_ip);
+            d.drain();
         }
     }
 }
@@ -280,22 +419,22 @@ impl EventSink {
 impl AppEventSink for EventSink {
     fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
         self.protocols.on_detect(proto);
-        if let Some(d) = self.detection.as_mut() {
-            d.run(self.normalizer.detect(flow, proto));
+        if self.normalizing() {
+            let events = self.normalizer.detect(flow, proto);
+            consume(&mut self.detection, &mut self.devices, events);
         }
     }
 
     fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
         let events = self.normalizer.close(flow, proto);
-        if let Some(d) = self.detection.as_mut() {
-            d.run(events);
-        }
+        consume(&mut self.detection, &mut self.devices, events);
     }
 
     fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
         self.protocols.on_event(event);
-        if let Some(d) = self.detection.as_mut() {
-            d.run(self.normalizer.event(flow, ts, dir, event));
+        if self.normalizing() {
+            let events = self.normalizer.event(flow, ts, dir, event);
+            consume(&mut self.detection, &mut self.devices, events);
         }
         if let Some(logs) = self.logs.as_mut() {
             let ctx = LogContext { ts, flow, dir };
@@ -317,6 +456,7 @@ pub struct AppSnapshot {
     pub protocols: ProtoCounts,
     pub sessions: crate::proto::dispatch::SessionBudget,
     pub detection: Option<DetectionSummary>,
+    pub devices: Option<DevicesSummary>,
 }
 
 /// Where the application stage's snapshot is published.
@@ -357,6 +497,11 @@ impl AppStage {
             protocols: self.sink.protocols.clone(),
             sessions: self.dispatcher.budget,
             detection: self.sink.detection.as_ref().map(Detection::summary),
+            devices: self
+                .sink
+                .devices
+                .as_ref()
+                .map(|d| DevicesSummary::new(d.extractor.inventory(), d.extractor.stats().windows)),
         }
     }
 
@@ -370,7 +515,13 @@ impl AppStage {
                     flow,
                     kind,
                 } => (slot, dir, flow, kind),
-                Item::Tick(now) => {
+                Item::Tick {
+                    now,
+                    second,
+                    activity,
+                    non_ip,
+                } => {
+                    self.sink.tick(now, second, &activity, &non_ip);
                     if self
                         .last_publish
                         .is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL)
@@ -513,7 +664,7 @@ mod tests {
                 Item::Flow {
                     slot, flow, kind, ..
                 } => Some((flow.id, *slot, matches!(kind, ItemKind::Close))),
-                Item::Tick(_) => None,
+                Item::Tick { .. } => None,
             })
             .collect()
     }

@@ -1,0 +1,446 @@
+//! The device inventory: a device is a MAC address on the segment, with the
+//! addresses it used, the names it showed, the roles its behaviour shows, its
+//! zone and its behaviour profile.
+//!
+//! Addresses behind a router reach the segment with the router's MAC: a MAC
+//! that sends from more than [`MAX_OWN_IPS`] addresses that are not its own
+//! (not announced by its ARP, not in a configured zone) is a **gateway**, and
+//! those addresses are external peers, never devices. Group and all-zero
+//! MACs are never devices. The inventory holds at most `max_devices`; the
+//! least recently seen device makes room, and is counted.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::oui;
+use super::profile::{Bounded, Profile};
+use super::zone::{Zone, zone_of};
+use crate::capture::Timestamp;
+
+/// Addresses a device may use before it counts as a gateway.
+pub const MAX_OWN_IPS: usize = 4;
+/// Addresses kept per device (its own, and a gateway's ARP-announced ones).
+pub const MAX_DEVICE_IPS: usize = 8;
+/// Names kept per device, and the longest kept, in bytes.
+pub const MAX_DEVICE_NAMES: usize = 16;
+pub const MAX_NAME_BYTES: usize = 64;
+/// Devices kept by default.
+pub const DEFAULT_MAX_DEVICES: usize = 10_000;
+
+/// A role a device's behaviour shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    MqttBroker,
+    MqttClient,
+    CoapServer,
+    CoapClient,
+    HttpServer,
+    HttpClient,
+    TelnetServer,
+    TelnetClient,
+    Gateway,
+    ScannerLike,
+}
+
+impl Role {
+    pub const ALL: [Role; 10] = [
+        Role::MqttBroker,
+        Role::MqttClient,
+        Role::CoapServer,
+        Role::CoapClient,
+        Role::HttpServer,
+        Role::HttpClient,
+        Role::TelnetServer,
+        Role::TelnetClient,
+        Role::Gateway,
+        Role::ScannerLike,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::MqttBroker => "mqtt-broker",
+            Role::MqttClient => "mqtt-client",
+            Role::CoapServer => "coap-server",
+            Role::CoapClient => "coap-client",
+            Role::HttpServer => "http-server",
+            Role::HttpClient => "http-client",
+            Role::TelnetServer => "telnet-server",
+            Role::TelnetClient => "telnet-client",
+            Role::Gateway => "gateway",
+            Role::ScannerLike => "scanner-like",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+
+    /// The server and client roles of an application protocol, by name.
+    pub fn of_protocol(proto: &str) -> Option<(Role, Role)> {
+        Some(match proto {
+            "mqtt" => (Role::MqttBroker, Role::MqttClient),
+            "coap" => (Role::CoapServer, Role::CoapClient),
+            "http" => (Role::HttpServer, Role::HttpClient),
+            "telnet" => (Role::TelnetServer, Role::TelnetClient),
+            _ => return None,
+        })
+    }
+}
+
+/// Where a device's name came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    DhcpHostname,
+    MqttClientId,
+    MqttUser,
+    HttpUserAgent,
+    HttpServer,
+    TelnetBanner,
+    CoapResource,
+}
+
+/// One address of a device and when it was seen.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SeenIp {
+    pub ip: IpAddr,
+    #[serde(serialize_with = "ts")]
+    pub first_seen: Timestamp,
+    #[serde(serialize_with = "ts")]
+    pub last_seen: Timestamp,
+}
+
+fn ts<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+/// One device.
+#[derive(Clone, Debug, Serialize)]
+pub struct Device {
+    #[serde(serialize_with = "mac_text")]
+    pub mac: [u8; 6],
+    pub vendor: Option<&'static str>,
+    pub ips: Vec<SeenIp>,
+    /// Addresses it sent from that are not its own (a gateway's external
+    /// peers), counted, not kept.
+    pub foreign_ips: u64,
+    pub names: Vec<(NameSource, String)>,
+    #[serde(skip)]
+    roles: u16,
+    pub zone: Option<String>,
+    #[serde(serialize_with = "ts")]
+    pub first_seen: Timestamp,
+    #[serde(serialize_with = "ts")]
+    pub last_seen: Timestamp,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// Application protocols its flows spoke.
+    pub protocols: Bounded<&'static str>,
+    pub profile: Profile,
+}
+
+fn mac_text<S: serde::Serializer>(m: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&MacText(*m))
+}
+
+/// A MAC address as `02:77:00:00:00:0a`.
+pub struct MacText(pub [u8; 6]);
+
+impl std::fmt::Display for MacText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl Device {
+    fn new(mac: [u8; 6], now: Timestamp) -> Self {
+        Device {
+            mac,
+            vendor: oui::vendor(mac),
+            ips: Vec::new(),
+            foreign_ips: 0,
+            names: Vec::new(),
+            roles: 0,
+            zone: None,
+            first_seen: now,
+            last_seen: now,
+            packets_out: 0,
+            packets_in: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+            protocols: Bounded::new(8),
+            profile: Profile::default(),
+        }
+    }
+
+    pub fn has_role(&self, r: Role) -> bool {
+        self.roles & r.bit() != 0
+    }
+
+    pub fn add_role(&mut self, r: Role) {
+        self.roles |= r.bit();
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
+        Role::ALL.into_iter().filter(|r| self.has_role(*r))
+    }
+
+    /// Whether `ip` is one of the device's own addresses.
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        self.ips.iter().any(|s| s.ip == ip)
+    }
+
+    /// Records a name the device showed (cut to [`MAX_NAME_BYTES`]).
+    pub fn add_name(&mut self, source: NameSource, name: &str) {
+        let name = crate::proto::text::capped(name.trim().as_bytes(), MAX_NAME_BYTES);
+        if name.is_empty()
+            || self.names.len() >= MAX_DEVICE_NAMES
+            || self.names.iter().any(|(s, n)| *s == source && *n == name)
+        {
+            return;
+        }
+        self.names.push((source, name));
+    }
+
+    fn note_ip(&mut self, ip: IpAddr, now: Timestamp, own: bool) {
+        if let Some(seen) = self.ips.iter_mut().find(|s| s.ip == ip) {
+            seen.last_seen = seen.last_seen.max(now);
+            return;
+        }
+        let room = if own { MAX_DEVICE_IPS } else { MAX_OWN_IPS };
+        if (own || !self.has_role(Role::Gateway)) && self.ips.len() < room {
+            self.ips.push(SeenIp {
+                ip,
+                first_seen: now,
+                last_seen: now,
+            });
+        } else {
+            self.foreign_ips += 1;
+            self.add_role(Role::Gateway);
+        }
+    }
+}
+
+/// Counters of the inventory.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct InventoryStats {
+    pub devices: usize,
+    /// Devices forgotten to make room (the least recently seen).
+    pub evicted: u64,
+    pub max_devices: usize,
+}
+
+/// Every device seen, bounded.
+#[derive(Debug)]
+pub struct Inventory {
+    devices: HashMap<[u8; 6], Device>,
+    max_devices: usize,
+    zones: Vec<Zone>,
+    evicted: u64,
+}
+
+/// Whether a MAC can be a device: unicast and not all zeros.
+pub fn is_device_mac(mac: [u8; 6]) -> bool {
+    mac[0] & 1 == 0 && mac != [0; 6]
+}
+
+impl Inventory {
+    pub fn new(max_devices: usize, zones: Vec<Zone>) -> Self {
+        Inventory {
+            devices: HashMap::new(),
+            max_devices: max_devices.max(1),
+            zones,
+            evicted: 0,
+        }
+    }
+
+    pub fn stats(&self) -> InventoryStats {
+        InventoryStats {
+            devices: self.devices.len(),
+            evicted: self.evicted,
+            max_devices: self.max_devices,
+        }
+    }
+
+    pub fn get(&self, mac: &[u8; 6]) -> Option<&Device> {
+        self.devices.get(mac)
+    }
+
+    pub fn get_mut(&mut self, mac: &[u8; 6]) -> Option<&mut Device> {
+        self.devices.get_mut(mac)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// The device `mac` (created if new and a possible device), seen at `now`.
+    pub fn touch(&mut self, mac: [u8; 6], now: Timestamp) -> Option<&mut Device> {
+        if !is_device_mac(mac) {
+            return None;
+        }
+        if !self.devices.contains_key(&mac) && self.devices.len() >= self.max_devices {
+            self.evict_one();
+        }
+        let d = self
+            .devices
+            .entry(mac)
+            .or_insert_with(|| Device::new(mac, now));
+        d.last_seen = d.last_seen.max(now);
+        Some(d)
+    }
+
+    /// `mac` sent a packet from `ip`: its own address, unless the MAC turns
+    /// out to route for others (see the module documentation).
+    pub fn sent_from(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) {
+        let zoned = zone_of(&self.zones, ip).map(str::to_string);
+        let zones_known = !self.zones.is_empty();
+        let Some(d) = self.touch(mac, now) else {
+            return;
+        };
+        // With zones configured, an address outside every zone is external.
+        let own = !zones_known || zoned.is_some();
+        if own || d.owns(ip) {
+            d.note_ip(ip, now, false);
+        } else {
+            d.foreign_ips += 1;
+            d.add_role(Role::Gateway);
+        }
+        if d.zone.is_none() && d.owns(ip) {
+            d.zone = zoned;
+        }
+    }
+
+    /// An ARP message of `mac` announced `ip`: its own address.
+    pub fn announced(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) {
+        let zoned = zone_of(&self.zones, ip).map(str::to_string);
+        if let Some(d) = self.touch(mac, now) {
+            d.note_ip(ip, now, true);
+            if d.zone.is_none() {
+                d.zone = zoned;
+            }
+        }
+    }
+
+    fn evict_one(&mut self) {
+        let oldest = self
+            .devices
+            .values()
+            .min_by_key(|d| (d.last_seen, d.mac))
+            .map(|d| d.mac);
+        if let Some(mac) = oldest {
+            self.devices.remove(&mac);
+            self.evicted += 1;
+        }
+    }
+
+    /// The devices, sorted by address (IPv4 first) then MAC, for tables.
+    pub fn sorted(&self) -> Vec<&Device> {
+        let mut v: Vec<&Device> = self.devices.values().collect();
+        v.sort_by_key(|d| (d.ips.first().map(|s| s.ip), d.mac));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 77, 0, last))
+    }
+
+    const CAM: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x19];
+    const RTR: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x1b];
+
+    #[test]
+    fn a_mac_that_sends_from_many_addresses_is_a_gateway() {
+        let mut inv = Inventory::new(100, Vec::new());
+        let t = Timestamp(0);
+        inv.sent_from(CAM, ip(25), t);
+        inv.sent_from(CAM, ip(25), t);
+        for n in 0..10u8 {
+            inv.sent_from(RTR, IpAddr::V4(Ipv4Addr::new(203, 0, 113, n)), t);
+        }
+        inv.announced(RTR, ip(1), t);
+        let cam = inv.get(&CAM).expect("camera");
+        assert_eq!(cam.ips.len(), 1);
+        assert!(!cam.has_role(Role::Gateway));
+        let rtr = inv.get(&RTR).expect("router");
+        assert!(rtr.has_role(Role::Gateway));
+        // The first MAX_OWN_IPS addresses were taken for its own before the
+        // fifth showed it routes; its ARP-announced address is kept too.
+        assert_eq!(rtr.ips.len(), MAX_OWN_IPS + 1);
+        assert!(rtr.owns(ip(1)));
+        assert_eq!(rtr.foreign_ips, 10 - MAX_OWN_IPS as u64);
+        assert_eq!(inv.len(), 2);
+    }
+
+    #[test]
+    fn with_zones_an_address_outside_them_is_external_at_once() {
+        let zones = vec![Zone {
+            name: "iot".into(),
+            subnets: vec!["10.77.0.0/24".parse().expect("subnet")],
+        }];
+        let mut inv = Inventory::new(100, zones);
+        inv.sent_from(RTR, ip(1), Timestamp(0));
+        inv.sent_from(RTR, IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)), Timestamp(0));
+        let rtr = inv.get(&RTR).expect("router");
+        assert!(rtr.has_role(Role::Gateway) && rtr.owns(ip(1)) && rtr.ips.len() == 1);
+        assert_eq!(rtr.zone.as_deref(), Some("iot"));
+    }
+
+    #[test]
+    fn group_and_zero_macs_are_not_devices_and_the_oldest_makes_room() {
+        let mut inv = Inventory::new(2, Vec::new());
+        assert!(inv.touch([0xff; 6], Timestamp(0)).is_none());
+        assert!(inv.touch([0x01, 0, 0x5e, 0, 0, 1], Timestamp(0)).is_none());
+        assert!(inv.touch([0; 6], Timestamp(0)).is_none());
+        inv.touch([2, 0, 0, 0, 0, 1], Timestamp(1));
+        inv.touch([2, 0, 0, 0, 0, 2], Timestamp(2));
+        inv.touch([2, 0, 0, 0, 0, 1], Timestamp(3));
+        inv.touch([2, 0, 0, 0, 0, 3], Timestamp(4));
+        assert!(inv.get(&[2, 0, 0, 0, 0, 2]).is_none());
+        assert_eq!((inv.len(), inv.stats().evicted), (2, 1));
+    }
+
+    #[test]
+    fn names_are_kept_once_capped_and_bounded() {
+        let mut d = Device::new(CAM, Timestamp(0));
+        d.add_name(NameSource::MqttClientId, " cam-1 ");
+        d.add_name(NameSource::MqttClientId, "cam-1");
+        d.add_name(NameSource::HttpServer, &"n".repeat(300));
+        d.add_name(NameSource::MqttUser, "");
+        assert_eq!(d.names.len(), 2);
+        assert_eq!(d.names[0], (NameSource::MqttClientId, "cam-1".to_string()));
+        assert_eq!(d.names[1].1.len(), MAX_NAME_BYTES);
+        for i in 0..40 {
+            d.add_name(NameSource::CoapResource, &format!("/r{i}"));
+        }
+        assert_eq!(d.names.len(), MAX_DEVICE_NAMES);
+    }
+
+    #[test]
+    fn macs_print_as_suricata_writes_them() {
+        assert_eq!(MacText(CAM).to_string(), "02:77:00:00:00:19");
+    }
+}

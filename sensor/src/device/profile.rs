@@ -1,0 +1,328 @@
+//! A device's behaviour profile: what it normally does, learned in packet
+//! time. Every set is bounded (the constants below); what does not fit is
+//! counted, never stored.
+//!
+//! Memory per device, at the bounds: peers 64 × 40 B, services 2 × 32 × 16 B,
+//! topics, filters, resources and paths (32 + 16 + 32 + 32) × (64 B of text
+//! and 24 B), hosts 16, methods 8, users 8 of the same, periodic behaviours
+//! 16 × 48 B: under 16 KiB ([`MAX_PROFILE_BYTES`]).
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::capture::Timestamp;
+
+/// Peers kept per device.
+pub const MAX_PEERS: usize = 64;
+/// Services offered, and services used, kept per device.
+pub const MAX_SERVICES: usize = 32;
+/// MQTT topics published, CoAP resources, HTTP paths kept per device.
+pub const MAX_NAMES: usize = 32;
+/// MQTT filters subscribed, HTTP hosts kept per device.
+pub const MAX_FEW_NAMES: usize = 16;
+/// HTTP methods and Telnet users kept per device.
+pub const MAX_TINY_NAMES: usize = 8;
+/// Periodic behaviours followed per device.
+pub const MAX_PERIODIC: usize = 16;
+/// Longest text kept of a topic, path, resource or user name, in bytes.
+pub const MAX_TEXT_BYTES: usize = 64;
+/// Upper bound of one profile's memory (see the module documentation).
+pub const MAX_PROFILE_BYTES: usize = 16 * 1024;
+
+/// Occurrences a behaviour needs before its period counts as learned.
+pub const PERIOD_MIN_OCCURRENCES: u32 = 4;
+/// A behaviour is periodic when its intervals vary by less than this
+/// fraction of the period (mean absolute deviation over the mean).
+pub const PERIOD_MAX_JITTER: f64 = 0.5;
+/// Intervals shorter than this are bursts, not a period.
+pub const PERIOD_MIN_NANOS: f64 = 500_000_000.0;
+/// Cap of `period_overdue`, in periods.
+pub const MAX_OVERDUE_PERIODS: f64 = 1_000.0;
+
+/// Counts of up to `cap` keys; further keys are counted in `dropped`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bounded<K> {
+    entries: Vec<(K, u64)>,
+    #[serde(skip)]
+    cap: usize,
+    pub dropped: u64,
+}
+
+impl<K: PartialEq> Bounded<K> {
+    pub fn new(cap: usize) -> Self {
+        Bounded {
+            entries: Vec::new(),
+            cap,
+            dropped: 0,
+        }
+    }
+
+    pub fn contains(&self, key: &K) -> bool {
+        self.entries.iter().any(|(k, _)| k == key)
+    }
+
+    /// Counts `key` once; `true` when it was new (kept or dropped).
+    pub fn add(&mut self, key: K) -> bool {
+        if let Some((_, n)) = self.entries.iter_mut().find(|(k, _)| *k == key) {
+            *n += 1;
+            return false;
+        }
+        if self.entries.len() < self.cap {
+            self.entries.push((key, 1));
+        } else {
+            self.dropped += 1;
+        }
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, u64)> {
+        self.entries.iter().map(|(k, n)| (k, *n))
+    }
+}
+
+impl Bounded<String> {
+    /// Counts a name, cut to [`MAX_TEXT_BYTES`]; `true` when it was new.
+    pub fn add_text(&mut self, text: &str) -> bool {
+        let kept = crate::proto::text::capped(text.as_bytes(), MAX_TEXT_BYTES);
+        self.add(kept)
+    }
+}
+
+/// A transport and port: a service a device offers or uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Service {
+    /// IANA protocol number (6 TCP, 17 UDP).
+    pub transport: u8,
+    pub port: u16,
+}
+
+/// How the connections a device opened ended.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Outcomes {
+    /// The handshake completed (or data flowed).
+    pub completed: u64,
+    /// The peer answered with a RST before the handshake completed.
+    pub refused: u64,
+    /// No answer at all.
+    pub unanswered: u64,
+}
+
+/// One regular behaviour (a topic published, a resource polled, a server
+/// connected to) and its period, learned as it happens.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Periodic {
+    /// Identifies the behaviour within the device (a hash of what it is).
+    #[serde(skip)]
+    key: u64,
+    /// What it is: "mqtt.publish", "coap.request", "flow.open"...
+    pub kind: &'static str,
+    #[serde(skip)]
+    last: Timestamp,
+    pub occurrences: u32,
+    /// Mean interval and mean absolute deviation from it, in nanoseconds
+    /// (exponentially weighted, 1/8 per interval).
+    pub period_nanos: f64,
+    pub jitter_nanos: f64,
+}
+
+impl Periodic {
+    /// Whether the period is known and regular enough to be relied on.
+    pub fn learned(&self) -> bool {
+        self.occurrences >= PERIOD_MIN_OCCURRENCES
+            && self.period_nanos >= PERIOD_MIN_NANOS
+            && self.jitter_nanos <= PERIOD_MAX_JITTER * self.period_nanos
+    }
+
+    /// How many periods late the behaviour is at `now`; 0 when on time.
+    fn overdue(&self, now: Timestamp) -> f64 {
+        if !self.learned() {
+            return 0.0;
+        }
+        let since = now.nanos_since(self.last) as f64;
+        (since / self.period_nanos - 1.0).clamp(0.0, MAX_OVERDUE_PERIODS)
+    }
+}
+
+/// What a device normally does.
+#[derive(Clone, Debug, Serialize)]
+pub struct Profile {
+    pub peers: Bounded<IpAddr>,
+    /// Services others used on the device (it was the server).
+    pub services_offered: Bounded<Service>,
+    /// Services the device used on others (it was the client).
+    pub services_used: Bounded<Service>,
+    pub mqtt_published: Bounded<String>,
+    pub mqtt_subscribed: Bounded<String>,
+    /// CoAP requests the device sent: "METHOD /path".
+    pub coap_requests: Bounded<String>,
+    pub http_hosts: Bounded<String>,
+    pub http_paths: Bounded<String>,
+    pub http_methods: Bounded<String>,
+    /// Responses the device received, by status class: 1xx..5xx, other.
+    pub http_status_classes: [u64; 6],
+    pub telnet_users: Bounded<String>,
+    pub telnet_logins_ok: u64,
+    pub telnet_logins_failed: u64,
+    pub outcomes: Outcomes,
+    pub periodic: Vec<Periodic>,
+    /// Periodic behaviours not followed (the list was full).
+    pub periodic_dropped: u64,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            peers: Bounded::new(MAX_PEERS),
+            services_offered: Bounded::new(MAX_SERVICES),
+            services_used: Bounded::new(MAX_SERVICES),
+            mqtt_published: Bounded::new(MAX_NAMES),
+            mqtt_subscribed: Bounded::new(MAX_FEW_NAMES),
+            coap_requests: Bounded::new(MAX_NAMES),
+            http_hosts: Bounded::new(MAX_FEW_NAMES),
+            http_paths: Bounded::new(MAX_NAMES),
+            http_methods: Bounded::new(MAX_TINY_NAMES),
+            http_status_classes: [0; 6],
+            telnet_users: Bounded::new(MAX_TINY_NAMES),
+            telnet_logins_ok: 0,
+            telnet_logins_failed: 0,
+            outcomes: Outcomes::default(),
+            periodic: Vec::new(),
+            periodic_dropped: 0,
+        }
+    }
+}
+
+/// A stable 64-bit hash of a behaviour's description (FNV-1a: the same in
+/// every run, so a profile saved and read back keeps its keys).
+pub fn behaviour_key(kind: &str, detail: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    kind.as_bytes()
+        .iter()
+        .chain(b"\0")
+        .chain(detail)
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+impl Profile {
+    /// A behaviour happened at `ts`: its period is learned from the intervals.
+    pub fn occurred(&mut self, kind: &'static str, key: u64, ts: Timestamp) {
+        let Some(p) = self.periodic.iter_mut().find(|p| p.key == key) else {
+            if self.periodic.len() < MAX_PERIODIC {
+                self.periodic.push(Periodic {
+                    key,
+                    kind,
+                    last: ts,
+                    occurrences: 1,
+                    period_nanos: 0.0,
+                    jitter_nanos: 0.0,
+                });
+            } else {
+                self.periodic_dropped += 1;
+            }
+            return;
+        };
+        if ts <= p.last {
+            return;
+        }
+        let interval = ts.nanos_since(p.last) as f64;
+        if p.occurrences == 1 {
+            p.period_nanos = interval;
+            p.jitter_nanos = 0.0;
+        } else {
+            let dev = (interval - p.period_nanos).abs();
+            p.period_nanos += (interval - p.period_nanos) / 8.0;
+            p.jitter_nanos += (dev - p.jitter_nanos) / 8.0;
+        }
+        p.last = ts;
+        p.occurrences = p.occurrences.saturating_add(1);
+    }
+
+    /// The most overdue learned behaviour at `now`, in periods.
+    pub fn period_overdue(&self, now: Timestamp) -> f64 {
+        self.periodic
+            .iter()
+            .map(|p| p.overdue(now))
+            .fold(0.0, f64::max)
+    }
+
+    /// Learned periods, for the inventory: (kind, seconds).
+    pub fn periods(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.periodic
+            .iter()
+            .filter(|p| p.learned())
+            .map(|p| (p.kind, p.period_nanos / 1e9))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: f64) -> Timestamp {
+        Timestamp((secs * 1e9) as i64)
+    }
+
+    #[test]
+    fn bounded_sets_count_and_drop_beyond_their_cap() {
+        let mut b = Bounded::new(2);
+        assert!(b.add("a"));
+        assert!(!b.add("a"));
+        assert!(b.add("b"));
+        assert!(b.add("c"));
+        assert_eq!((b.len(), b.dropped), (2, 1));
+        assert_eq!(b.iter().collect::<Vec<_>>(), [(&"a", 2), (&"b", 1)]);
+        let mut t = Bounded::new(4);
+        t.add_text(&"x".repeat(500));
+        assert_eq!(t.iter().next().map(|(k, _)| k.len()), Some(MAX_TEXT_BYTES));
+    }
+
+    #[test]
+    fn a_regular_behaviour_is_learned_and_its_silence_measured() {
+        let mut p = Profile::default();
+        let key = behaviour_key("mqtt.publish", b"home/t1");
+        // Every 5 s, ±0.2 s.
+        for (i, jitter) in [0.0, 0.2, -0.1, 0.1, -0.2, 0.0].iter().enumerate() {
+            p.occurred("mqtt.publish", key, at(100.0 + 5.0 * i as f64 + jitter));
+        }
+        let learned: Vec<_> = p.periods().collect();
+        assert_eq!(learned.len(), 1);
+        assert!((learned[0].1 - 5.0).abs() < 0.3, "{learned:?}");
+        // Last at 125 s: on time at 129 s, 3 periods late at 145 s.
+        assert_eq!(p.period_overdue(at(129.0)), 0.0);
+        let late = p.period_overdue(at(145.0));
+        assert!((late - 3.0).abs() < 0.3, "{late}");
+    }
+
+    #[test]
+    fn bursts_and_irregular_behaviours_are_not_periods() {
+        let mut p = Profile::default();
+        let burst = behaviour_key("mqtt.publish", b"flood");
+        for i in 0..20 {
+            p.occurred("mqtt.publish", burst, at(1.0 + 0.01 * f64::from(i)));
+        }
+        let irregular = behaviour_key("http.request", b"/");
+        for t in [1.0, 2.0, 30.0, 31.0, 90.0, 200.0] {
+            p.occurred("http.request", irregular, at(t));
+        }
+        assert_eq!(p.periods().count(), 0);
+        assert_eq!(p.period_overdue(at(10_000.0)), 0.0);
+    }
+
+    #[test]
+    fn behaviour_keys_are_stable_and_distinct() {
+        // FNV-1a of "a\0b" (offset basis 0xcbf29ce484222325, prime 0x100000001b3),
+        // computed with Python: h = (h ^ b) * prime mod 2^64 per byte.
+        assert_eq!(behaviour_key("a", b"b"), 0xe5d2_9919_0426_66b2);
+        assert_ne!(behaviour_key("ab", b""), behaviour_key("a", b"b"));
+    }
+}

@@ -1,0 +1,594 @@
+//! The one window extractor: keeps the device inventory and profiles up to
+//! date and turns what each device did into [`Window`]s.
+//!
+//! Inputs, in packet order: at every tick of packet time, what each flow did
+//! during the second that ended ([`FlowActivity`]) and the frames that carry
+//! no IP (ARP: who announces which address); in between, the normalised
+//! events of the parsers. A window closes at the first tick at or after its
+//! end; a device that was active gets rows for [`IDLE_WINDOWS`] more windows
+//! of silence, so that what stops shows.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{FEATURE_COUNT, Feature, Window};
+use crate::capture::Timestamp;
+use crate::decode::NonIp;
+use crate::device::inventory::{Device, Inventory, NameSource, Role, is_device_mac};
+use crate::device::profile::{Service, behaviour_key};
+use crate::device::zone::Zone;
+use crate::flow::{Direction, FlowActivity};
+use crate::proto::norm::{Event, Value};
+
+/// Windows of silence a device still gets a row for after its last activity.
+pub const IDLE_WINDOWS: u32 = 6;
+/// Distinct peers and ports counted per device and window (more read as
+/// this many).
+pub const MAX_WINDOW_DISTINCT: usize = 4096;
+/// TCP attempts waiting for an answer, over all devices.
+pub const MAX_PENDING_ATTEMPTS: usize = 65_536;
+/// Windows an attempt may wait for its answer before it is given up.
+pub const PENDING_WINDOWS: i64 = 6;
+/// A window with at least this many refused or unanswered attempts, or
+/// distinct destination ports, makes its device scanner-like.
+pub const SCAN_ATTEMPTS: f64 = 20.0;
+/// ...or with at least this many distinct peers.
+pub const SCAN_PEERS: f64 = 50.0;
+
+/// Content classes of a body that is a program or an archive of one.
+const EXECUTABLE_CLASSES: [&str; 7] = ["elf", "pe", "script", "zip", "gzip", "xz", "bzip2"];
+/// Path endings of firmware images.
+const FIRMWARE_SUFFIXES: [&str; 4] = [".bin", ".img", ".fw", ".hex"];
+
+/// One device's window being filled.
+#[derive(Debug)]
+struct Acc {
+    start: Timestamp,
+    values: [f64; FEATURE_COUNT],
+    peers: HashSet<IpAddr>,
+    ports: HashSet<u16>,
+    /// TCP attempts opened in this window and not answered yet.
+    pending: u32,
+    active: bool,
+    /// Windows of silence since the last active one.
+    idle: u32,
+}
+
+impl Acc {
+    fn new(start: Timestamp) -> Self {
+        Acc {
+            start,
+            values: [0.0; FEATURE_COUNT],
+            peers: HashSet::new(),
+            ports: HashSet::new(),
+            pending: 0,
+            active: false,
+            idle: 0,
+        }
+    }
+
+    fn bump(&mut self, f: Feature, by: f64) {
+        self.values[f.index()] += by;
+        self.active = true;
+    }
+}
+
+/// Counters of the extractor.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ExtractorStats {
+    pub windows: u64,
+    /// TCP attempts forgotten before an answer because too many waited.
+    pub pending_dropped: u64,
+}
+
+/// Devices, profiles and feature windows.
+#[derive(Debug)]
+pub struct Extractor {
+    inventory: Inventory,
+    window_nanos: i64,
+    open: HashMap<[u8; 6], Acc>,
+    /// TCP attempts waiting for an answer: flow id → (device, window start).
+    pending: HashMap<u64, ([u8; 6], Timestamp)>,
+    windows: Vec<Window>,
+    stats: ExtractorStats,
+}
+
+impl Extractor {
+    pub fn new(window_secs: u64, max_devices: usize, zones: Vec<Zone>) -> Self {
+        let window_nanos = i64::try_from(window_secs.max(1))
+            .unwrap_or(i64::MAX)
+            .saturating_mul(Timestamp::NANOS_PER_SEC);
+        Extractor {
+            inventory: Inventory::new(max_devices, zones),
+            window_nanos,
+            open: HashMap::new(),
+            pending: HashMap::new(),
+            windows: Vec::new(),
+            stats: ExtractorStats::default(),
+        }
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    pub fn stats(&self) -> ExtractorStats {
+        self.stats
+    }
+
+    /// The windows closed since the last call.
+    pub fn take_windows(&mut self) -> std::vec::Drain<'_, Window> {
+        self.windows.drain(..)
+    }
+
+    fn window_start(&self, ts: Timestamp) -> Timestamp {
+        Timestamp(ts.0.div_euclid(self.window_nanos) * self.window_nanos)
+    }
+
+    /// The device `mac` (when it is one) and its window for `ts`.
+    fn device(&mut self, mac: Option<[u8; 6]>, ts: Timestamp) -> Option<(&mut Device, &mut Acc)> {
+        let mac = mac.filter(|m| is_device_mac(*m))?;
+        let start = self.window_start(ts);
+        let device = self.inventory.touch(mac, ts)?;
+        let acc = self.open.entry(mac).or_insert_with(|| Acc::new(start));
+        Some((device, acc))
+    }
+
+    /// A second of packet time ended at `now`: what the flows did in it and
+    /// the frames without IP; then every window that ended closes.
+    pub fn tick(
+        &mut self,
+        now: Timestamp,
+        second: Timestamp,
+        activity: &[FlowActivity],
+        non_ip: &[NonIp],
+    ) {
+        for a in activity {
+            self.activity(second, a);
+        }
+        for f in non_ip {
+            self.frame(second, f);
+        }
+        self.close_until(now);
+    }
+
+    /// End of input: every window closes.
+    pub fn finish(&mut self) {
+        self.close_until(Timestamp(i64::MAX));
+    }
+
+    fn activity(&mut self, ts: Timestamp, a: &FlowActivity) {
+        let [to_server, to_client] = [Direction::ToServer.index(), Direction::ToClient.index()];
+        if a.packets[to_server] > 0
+            && let Some(mac) = a.client_mac
+        {
+            self.inventory.sent_from(mac, a.client.0, ts);
+        }
+        if a.packets[to_client] > 0
+            && let Some(mac) = a.server_mac
+        {
+            self.inventory.sent_from(mac, a.server.0, ts);
+        }
+        let service = Service {
+            transport: a.transport,
+            port: a.server.1,
+        };
+        let is_tcp = a.transport == 6;
+        let ported = is_tcp || a.transport == 17;
+        if let Some((d, acc)) = self.device(a.client_mac, ts) {
+            d.packets_out += u64::from(a.packets[to_server]);
+            d.bytes_out += a.bytes[to_server];
+            d.packets_in += u64::from(a.packets[to_client]);
+            d.bytes_in += a.bytes[to_client];
+            acc.bump(Feature::PacketsOut, f64::from(a.packets[to_server]));
+            acc.bump(Feature::BytesOut, a.bytes[to_server] as f64);
+            acc.bump(Feature::PacketsIn, f64::from(a.packets[to_client]));
+            acc.bump(Feature::BytesIn, a.bytes[to_client] as f64);
+            add_peer(d, acc, a.server.0);
+            if a.opened && ported {
+                acc.bump(Feature::FlowsOut, 1.0);
+                if acc.ports.len() < MAX_WINDOW_DISTINCT {
+                    acc.ports.insert(a.server.1);
+                }
+                if d.profile.services_used.add(service) {
+                    acc.bump(Feature::NewServices, 1.0);
+                }
+                let mut detail = [0u8; 19];
+                detail[..16].copy_from_slice(&ip_bytes(a.server.0));
+                detail[16..18].copy_from_slice(&a.server.1.to_be_bytes());
+                detail[18] = a.transport;
+                d.profile
+                    .occurred("flow.open", behaviour_key("flow.open", &detail), ts);
+                if is_tcp {
+                    acc.pending += 1;
+                }
+            }
+            if a.refused_by_server {
+                acc.bump(Feature::TcpRefusedOut, 1.0);
+                d.profile.outcomes.refused += 1;
+            } else if a.answered {
+                d.profile.outcomes.completed += 1;
+            }
+        }
+        if let Some((d, acc)) = self.device(a.server_mac, ts) {
+            d.packets_out += u64::from(a.packets[to_client]);
+            d.bytes_out += a.bytes[to_client];
+            d.packets_in += u64::from(a.packets[to_server]);
+            d.bytes_in += a.bytes[to_server];
+            acc.bump(Feature::PacketsOut, f64::from(a.packets[to_client]));
+            acc.bump(Feature::BytesOut, a.bytes[to_client] as f64);
+            acc.bump(Feature::PacketsIn, f64::from(a.packets[to_server]));
+            acc.bump(Feature::BytesIn, a.bytes[to_server] as f64);
+            add_peer(d, acc, a.client.0);
+            if a.opened && ported {
+                acc.bump(Feature::FlowsIn, 1.0);
+                if d.profile.services_offered.add(service) {
+                    acc.bump(Feature::NewServices, 1.0);
+                }
+            }
+            if a.refused_by_server {
+                acc.bump(Feature::TcpRefusedIn, 1.0);
+            }
+        }
+        self.attempt(ts, a);
+    }
+
+    /// Follows a TCP attempt until it is answered or refused.
+    fn attempt(&mut self, ts: Timestamp, a: &FlowActivity) {
+        if a.transport != 6 {
+            return;
+        }
+        let Some(client) = a.client_mac.filter(|m| is_device_mac(*m)) else {
+            return;
+        };
+        if a.opened && !a.answered && !a.refused_by_server {
+            if self.pending.len() >= MAX_PENDING_ATTEMPTS {
+                self.stats.pending_dropped += 1;
+                return;
+            }
+            self.pending
+                .insert(a.flow_id, (client, self.window_start(ts)));
+        } else if a.opened {
+            // Opened and answered within the same second: never pending.
+            if let Some(acc) = self.open.get_mut(&client) {
+                acc.pending = acc.pending.saturating_sub(1);
+            }
+        } else if (a.answered || a.refused_by_server)
+            && let Some((mac, start)) = self.pending.remove(&a.flow_id)
+            && let Some(acc) = self.open.get_mut(&mac)
+            && acc.start == start
+        {
+            acc.pending = acc.pending.saturating_sub(1);
+        }
+    }
+
+    fn frame(&mut self, ts: Timestamp, f: &NonIp) {
+        let len = f64::from(f.wire_len);
+        if let Some((d, acc)) = self.device(f.src_mac, ts) {
+            d.packets_out += 1;
+            d.bytes_out += u64::from(f.wire_len);
+            acc.bump(Feature::PacketsOut, 1.0);
+            acc.bump(Feature::BytesOut, len);
+        }
+        if let Some((d, acc)) = self.device(f.dst_mac, ts) {
+            d.packets_in += 1;
+            d.bytes_in += u64::from(f.wire_len);
+            acc.bump(Feature::PacketsIn, 1.0);
+            acc.bump(Feature::BytesIn, len);
+        }
+        if let Some(arp) = f.arp {
+            self.inventory.announced(arp.mac, IpAddr::V4(arp.ip), ts);
+        }
+    }
+
+    /// A normalised event (see `rules/README.md` for the catalogue).
+    pub fn event(&mut self, ev: &Event) {
+        let from_server = matches!(ev.field("from"), Some(Value::Str(s)) if s == "server");
+        let (sender, receiver) = if from_server {
+            (ev.dst_mac, ev.src_mac)
+        } else {
+            (ev.src_mac, ev.dst_mac)
+        };
+        let ts = ev.ts;
+        self.roles(ev);
+        match ev.kind {
+            "mqtt.connect" => {
+                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    acc.bump(Feature::MqttConnect, 1.0);
+                    if let Some(id) = text(ev, "client_id") {
+                        d.add_name(NameSource::MqttClientId, id);
+                    }
+                    if let Some(user) = text(ev, "user") {
+                        d.add_name(NameSource::MqttUser, user);
+                    }
+                }
+            }
+            "mqtt.connack" => {
+                if matches!(ev.field("accepted"), Some(Value::Bool(false)))
+                    && let Some((_, acc)) = self.device(ev.src_mac, ts)
+                {
+                    acc.bump(Feature::MqttConnackRefused, 1.0);
+                }
+            }
+            "mqtt.publish" => {
+                if let Some((d, acc)) = self.device(sender, ts) {
+                    acc.bump(Feature::MqttPublishOut, 1.0);
+                    if let Some(topic) = text(ev, "topic") {
+                        d.profile.mqtt_published.add_text(topic);
+                        let key = behaviour_key("mqtt.publish", topic.as_bytes());
+                        d.profile.occurred("mqtt.publish", key, ts);
+                    }
+                }
+                if let Some((_, acc)) = self.device(receiver, ts) {
+                    acc.bump(Feature::MqttPublishIn, 1.0);
+                }
+            }
+            "mqtt.subscribe" => {
+                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    acc.bump(Feature::MqttSubscribe, 1.0);
+                    if let Some(Value::List(filters)) = ev.field("filters") {
+                        for f in filters {
+                            d.profile.mqtt_subscribed.add_text(f);
+                            if f.contains(['#', '+']) {
+                                acc.bump(Feature::MqttWildcardFilters, 1.0);
+                            }
+                        }
+                    }
+                }
+            }
+            "coap.request" => self.coap_request(ev, sender),
+            "http.request" => {
+                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    acc.bump(Feature::HttpRequests, 1.0);
+                    if let Some(ua) = text(ev, "user_agent") {
+                        d.add_name(NameSource::HttpUserAgent, ua);
+                    }
+                    if let Some(host) = text(ev, "host") {
+                        d.profile.http_hosts.add_text(host);
+                    }
+                    if let Some(method) = text(ev, "method") {
+                        d.profile.http_methods.add_text(method);
+                    }
+                    if let Some(uri) = text(ev, "uri") {
+                        let path = uri.split('?').next().unwrap_or(uri);
+                        d.profile.http_paths.add_text(path);
+                        let key = behaviour_key("http.request", path.as_bytes());
+                        d.profile.occurred("http.request", key, ts);
+                    }
+                }
+            }
+            "http.response" => {
+                let status = match ev.field("status") {
+                    Some(Value::Int(n)) => *n,
+                    _ => 0,
+                };
+                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    let class = usize::try_from(status / 100).unwrap_or(0);
+                    let slot = if (1..=5).contains(&class) {
+                        class - 1
+                    } else {
+                        5
+                    };
+                    d.profile.http_status_classes[slot] += 1;
+                    if (400..500).contains(&status) {
+                        acc.bump(Feature::Http4xx, 1.0);
+                    }
+                    if status == 401 {
+                        acc.bump(Feature::Http401, 1.0);
+                    }
+                }
+                if let Some(server) = text(ev, "server")
+                    && let Some((d, _)) = self.device(ev.dst_mac, ts)
+                {
+                    d.add_name(NameSource::HttpServer, server);
+                }
+            }
+            "http.body" => {
+                let by_content = text(ev, "magic").is_some_and(|m| EXECUTABLE_CLASSES.contains(&m));
+                let by_path = text(ev, "uri").is_some_and(|u| {
+                    let path = u.split('?').next().unwrap_or(u).to_ascii_lowercase();
+                    FIRMWARE_SUFFIXES.iter().any(|s| path.ends_with(s))
+                });
+                if (by_content || by_path)
+                    && let Some((_, acc)) = self.device(receiver, ts)
+                {
+                    acc.bump(Feature::HttpExecutables, 1.0);
+                }
+            }
+            "telnet.login" => {
+                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    match text(ev, "outcome") {
+                        Some("failure") => {
+                            acc.bump(Feature::TelnetLoginFailed, 1.0);
+                            d.profile.telnet_logins_failed += 1;
+                        }
+                        Some("success") => {
+                            acc.bump(Feature::TelnetLoginOk, 1.0);
+                            d.profile.telnet_logins_ok += 1;
+                        }
+                        _ => {}
+                    }
+                    if let Some(user) = text(ev, "user") {
+                        d.profile.telnet_users.add_text(user);
+                    }
+                }
+            }
+            "telnet.banner" => {
+                if let Some(banner) = text(ev, "banner")
+                    && let Some((d, _)) = self.device(ev.dst_mac, ts)
+                {
+                    d.add_name(NameSource::TelnetBanner, banner);
+                }
+            }
+            "telnet.command" => {
+                if let Some((_, acc)) = self.device(ev.src_mac, ts) {
+                    acc.bump(Feature::TelnetCommands, 1.0);
+                }
+            }
+            "dhcp.request" => {
+                if let Some(name) = text(ev, "hostname")
+                    && let Some((d, _)) = self.device(ev.src_mac, ts)
+                {
+                    d.add_name(NameSource::DhcpHostname, name);
+                }
+            }
+            "anomaly" => {
+                if let Some((_, acc)) = self.device(ev.src_mac, ts) {
+                    acc.bump(Feature::Anomalies, 1.0);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Roles are what a device did, not what was asked of it: a server role
+    /// needs the server's own answer (a scan's probe makes no server).
+    fn roles(&mut self, ev: &Event) {
+        let Some((server, client)) = Role::of_protocol(ev.proto) else {
+            return;
+        };
+        let (role, mac) = match ev.kind {
+            "mqtt.connect" | "http.request" | "telnet.login" => (client, ev.src_mac),
+            "coap.request" if text(ev, "from") == Some("client") => (client, ev.src_mac),
+            "mqtt.connack" | "http.response" | "telnet.banner" => (server, ev.dst_mac),
+            "coap.response" if text(ev, "from") == Some("server") => (server, ev.dst_mac),
+            _ => return,
+        };
+        if let Some((d, _)) = self.device(mac, ev.ts) {
+            d.add_role(role);
+            d.protocols.add(ev.proto);
+        }
+        // A login attempt shows a server that prompted for it.
+        if ev.kind == "telnet.login"
+            && let Some((d, _)) = self.device(ev.dst_mac, ev.ts)
+        {
+            d.add_role(server);
+            d.protocols.add(ev.proto);
+        }
+    }
+
+    fn coap_request(&mut self, ev: &Event, sender: Option<[u8; 6]>) {
+        let ts = ev.ts;
+        let method = text(ev, "method").unwrap_or("UNKNOWN");
+        let path = text(ev, "uri_path").unwrap_or("");
+        if let Some((d, acc)) = self.device(sender, ts) {
+            let f = match method {
+                "GET" => Some(Feature::CoapGet),
+                "PUT" => Some(Feature::CoapPut),
+                "POST" => Some(Feature::CoapPost),
+                "DELETE" => Some(Feature::CoapDelete),
+                _ => None,
+            };
+            if let Some(f) = f {
+                acc.bump(f, 1.0);
+            }
+            if path.trim_start_matches('/') == ".well-known/core" {
+                acc.bump(Feature::CoapDiscovery, 1.0);
+            }
+            let request = format!("{method} /{}", path.trim_start_matches('/'));
+            d.profile.coap_requests.add_text(&request);
+            let key = behaviour_key("coap.request", request.as_bytes());
+            d.profile.occurred("coap.request", key, ts);
+        }
+    }
+
+    /// Closes every window that ended by `now`.
+    fn close_until(&mut self, now: Timestamp) {
+        let window = self.window_nanos;
+        let mut gone = Vec::new();
+        for (mac, acc) in &mut self.open {
+            while acc.start.0.saturating_add(window) <= now.0 {
+                let end = Timestamp(acc.start.0.saturating_add(window));
+                let device = self.inventory.get_mut(mac);
+                let w = close_window(*mac, acc, end, device);
+                self.windows.push(w);
+                self.stats.windows += 1;
+                if acc.active {
+                    acc.idle = 0;
+                } else {
+                    acc.idle += 1;
+                }
+                // Attempts still pending stay counted in the closed window.
+                *acc = Acc {
+                    idle: acc.idle,
+                    ..Acc::new(end)
+                };
+                if acc.idle >= IDLE_WINDOWS {
+                    gone.push(*mac);
+                    break;
+                }
+            }
+        }
+        for mac in gone {
+            self.open.remove(&mac);
+        }
+        // An attempt unanswered for PENDING_WINDOWS windows is given up.
+        let horizon = now.0.saturating_sub(window.saturating_mul(PENDING_WINDOWS));
+        if self.pending.len() >= MAX_PENDING_ATTEMPTS / 2 || now.0 == i64::MAX {
+            self.pending.retain(|_, (_, start)| start.0 >= horizon);
+        }
+    }
+}
+
+/// The values of a window that ended at `end`, and what it teaches the
+/// device's profile.
+fn close_window(
+    mac: [u8; 6],
+    acc: &mut Acc,
+    end: Timestamp,
+    device: Option<&mut Device>,
+) -> Window {
+    let mut values = acc.values;
+    values[Feature::Peers.index()] = acc.peers.len() as f64;
+    values[Feature::DstPorts.index()] = acc.ports.len() as f64;
+    values[Feature::TcpUnansweredOut.index()] = f64::from(acc.pending);
+    if let Some(d) = device {
+        values[Feature::PeriodOverdue.index()] = d.profile.period_overdue(end);
+        d.profile.outcomes.unanswered += u64::from(acc.pending);
+        for peer in &acc.peers {
+            d.profile.peers.add(*peer);
+        }
+        let attempts =
+            values[Feature::TcpRefusedOut.index()] + values[Feature::TcpUnansweredOut.index()];
+        if attempts >= SCAN_ATTEMPTS
+            || values[Feature::DstPorts.index()] >= SCAN_ATTEMPTS
+            || values[Feature::Peers.index()] >= SCAN_PEERS
+        {
+            d.add_role(Role::ScannerLike);
+        }
+    }
+    Window {
+        device: mac,
+        start: acc.start,
+        end,
+        values,
+    }
+}
+
+/// Counts `peer` in the window; new when the profile never had it.
+fn add_peer(d: &mut Device, acc: &mut Acc, peer: IpAddr) {
+    if acc.peers.len() >= MAX_WINDOW_DISTINCT || acc.peers.contains(&peer) {
+        return;
+    }
+    acc.peers.insert(peer);
+    if !d.profile.peers.contains(&peer) {
+        acc.bump(Feature::NewPeers, 1.0);
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// A string field of an event.
+fn text<'e>(ev: &'e Event, name: &str) -> Option<&'e str> {
+    match ev.field(name) {
+        Some(Value::Str(s)) => Some(s),
+        _ => None,
+    }
+}

@@ -1,0 +1,66 @@
+//! Feature windows: per device, per window of packet time, one fixed vector
+//! of counts that says what the device did ([`FEATURES`], generated from the
+//! table in `FEATURES.md`, its single source). The same extractor runs in
+//! `replay`, `live`, `extract` and `train`.
+//!
+//! Features hold no address or name: a model trained on one network can
+//! score another. The device a window belongs to travels beside the values.
+
+mod extract;
+pub mod jsonl;
+
+pub use extract::{Extractor, ExtractorStats};
+
+use serde::Serialize;
+
+use crate::capture::Timestamp;
+
+include!(concat!(env!("OUT_DIR"), "/features.rs"));
+
+/// Default length of a window, in seconds of packet time.
+pub const DEFAULT_WINDOW_SECS: u64 = 10;
+
+/// Name, unit and meaning of one feature (a row of `FEATURES.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FeatureSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub meaning: &'static str,
+}
+
+impl Feature {
+    /// Position in a window's values.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn spec(self) -> &'static FeatureSpec {
+        &FEATURES[self.index()]
+    }
+}
+
+/// One device's behaviour during one window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// The device (its MAC address).
+    pub device: [u8; 6],
+    /// Start (inclusive) and end (exclusive) in packet time.
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// The features, in [`FEATURES`] order.
+    pub values: [f64; FEATURE_COUNT],
+}
+
+impl Window {
+    pub fn get(&self, f: Feature) -> f64 {
+        self.values[f.index()]
+    }
+}
+
+/// Receives the windows as they close (in packet-time order per device):
+/// a dataset writer, the model.
+pub trait WindowSink: Send {
+    fn window(&mut self, w: &Window) -> std::io::Result<()>;
+    /// End of input or shutdown: write out what is buffered.
+    fn flush(&mut self) -> std::io::Result<()>;
+}
