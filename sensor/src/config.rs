@@ -33,6 +33,7 @@ use toml::de::{DeTable, DeValue};
 use crate::alert::{AlertConfig, AlertError, ExecConfig, WebhookConfig};
 use crate::capture::LiveConfig;
 use crate::decode::defrag::DefragLimits;
+use crate::detect::model::{Model, ModelArtifact, ModelDetector, ModelError};
 use crate::detect::rules::EngineLimits;
 use crate::device::inventory::DEFAULT_MAX_DEVICES;
 use crate::device::zone::Zone;
@@ -75,6 +76,7 @@ pub struct Config {
     pub rules: RulesSection,
     pub alerts: AlertsSection,
     pub devices: DevicesSection,
+    pub model: ModelSection,
     pub summary: SummarySection,
 }
 
@@ -273,6 +275,48 @@ impl DevicesSection {
     pub fn extractor(&self) -> Option<Extractor> {
         self.enabled
             .then(|| Extractor::new(self.window_secs, self.max_devices, self.zones.clone()))
+    }
+}
+
+/// `[model]`: the clustering model scoring every feature window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    pub enabled: bool,
+    /// A model file or directory (from `spanwatch train`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Seconds of packet time during which each device's own normal is
+    /// learned before the model raises anything about it.
+    pub learn_secs: u64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            enabled: true,
+            path: None,
+            learn_secs: 0,
+        }
+    }
+}
+
+impl Config {
+    /// The model detector these settings ask for: None when the model or the
+    /// devices (which make the windows it scores) are off, or no model is
+    /// given.
+    pub fn model_detector(&self) -> Result<Option<ModelDetector>, ModelError> {
+        if !self.model.enabled || !self.devices.enabled {
+            return Ok(None);
+        }
+        let Some(path) = &self.model.path else {
+            return Ok(None);
+        };
+        let artifact = ModelArtifact::load(path)?;
+        Ok(Some(ModelDetector::new(
+            Model::new(artifact),
+            self.model.learn_secs,
+        )))
     }
 }
 

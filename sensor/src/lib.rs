@@ -15,6 +15,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod device;
+pub mod eval;
 pub mod event;
 pub mod features;
 pub mod flow;
@@ -22,4 +23,6 @@ pub mod pipeline;
 pub mod proto;
 pub mod summary;
 pub mod synth;
+#[cfg(feature = "train")]
+pub mod train;
 pub mod units;

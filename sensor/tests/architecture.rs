@@ -27,12 +27,14 @@ const STAGES: &[&str] = &[
     "features",
     "detect",
     "alert",
-    "dataset",
-    "train",
-    "telemetry",
     "summary",
     "pipeline",
     "config",
+    // Tools that drive the pipeline: datasets, training, metrics.
+    "dataset",
+    "train",
+    "eval",
+    "telemetry",
     "synth",
     "cli",
 ];

@@ -62,6 +62,7 @@ impl From<&RuleMatch> for AlertInput {
                 signature_id: rule.id,
                 source,
                 target,
+                episode: 0,
             },
         }
     }

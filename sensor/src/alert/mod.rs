@@ -22,6 +22,7 @@ use crate::capture::Timestamp;
 
 pub mod eve;
 mod exec;
+pub mod from_model;
 pub mod from_rule;
 pub mod limit;
 mod sink;

@@ -1,9 +1,11 @@
-//! Detection: the rule engine over normalised events (the model comes next).
+//! Detection: the rule engine over normalised events and the clustering
+//! model over feature windows.
 //! Detectors produce matches; the alert stage ([`crate::alert`]) decides what
 //! becomes an alert.
 
 pub mod credentials;
 pub mod detector;
+pub mod model;
 pub mod rules;
 
 use std::path::Path;

@@ -17,6 +17,7 @@ use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timesta
 use crate::decode::defrag::DefragLimits;
 use crate::decode::{Decoded, Decoder};
 use crate::detect::detector::Detector;
+use crate::detect::model::ModelDetector;
 use crate::detect::rules::RuleSet;
 use crate::features::{Extractor, WindowSink};
 use crate::flow::{FlowConfig, FlowTable};
@@ -235,17 +236,28 @@ impl Pipeline {
         sink.logs.take().map(ProtocolLogs::finish).transpose()
     }
 
-    /// Run the rules on what the pipeline sees, raising alerts through the
-    /// alert stage `alerts`.
-    pub fn detect_with(&mut self, rules: Detector, alerts: Alerter) {
-        self.stage().sink.detection = Some(Detection::new(rules, alerts));
-        self.handoff.packets = true;
+    /// Run the rules on what the pipeline sees and the model on the
+    /// feature windows, raising alerts through the alert stage `alerts`.
+    pub fn detect_with(
+        &mut self,
+        rules: Option<Detector>,
+        model: Option<ModelDetector>,
+        alerts: Alerter,
+    ) {
+        self.handoff.packets = rules.is_some();
+        self.stage().sink.detection = Some(Detection::new(rules, model, alerts));
     }
 
     /// Replace the rules of a running detection (SIGHUP).
     pub fn reload_rules(&mut self, rules: RuleSet) {
-        if let Some(d) = self.stage().sink.detection.as_mut() {
-            d.rules.reload(rules);
+        if let Some(d) = self
+            .stage()
+            .sink
+            .detection
+            .as_mut()
+            .and_then(|d| d.rules.as_mut())
+        {
+            d.reload(rules);
         }
     }
 
@@ -289,8 +301,9 @@ impl Pipeline {
             // The last second's activity goes with a last tick.
             self.handoff.tick(last);
         }
-        if let Some(devices) = self.stage().sink.devices.as_mut() {
-            devices.finish();
+        let sink = &mut self.stage().sink;
+        if let Some(devices) = sink.devices.as_mut() {
+            devices.finish(sink.detection.as_mut());
         }
     }
 

@@ -10,6 +10,7 @@
 //! filled again. The application stage sees the same observations in the same
 //! order either way, so its output does not depend on where it runs.
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,10 @@ use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
 use crate::decode::NonIp;
 use crate::detect::detector::Detector;
+use crate::detect::model::ModelDetector;
 use crate::detect::rules::RuleMatch;
 use crate::event::Normalizer;
-use crate::features::{Extractor, WindowSink};
+use crate::features::{Extractor, Window, WindowSink};
 use crate::flow::{
     CloseReason, Direction, FlowActivity, FlowHandler, FlowInfo, PacketNote, StreamEvent,
 };
@@ -30,7 +32,7 @@ use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp};
 use crate::proto::log::{LogContext, LogError, ProtocolLogs};
 use crate::proto::norm::Event;
 use crate::proto::{AppEvent, AppProto, ProtoCounts};
-use crate::summary::{DetectionSummary, DevicesSummary, Talkers};
+use crate::summary::{DetectionSummary, DevicesSummary, ModelSummary, Talkers};
 
 /// A batch is handed over once it holds this many observations...
 pub const BATCH_ITEMS: usize = 1024;
@@ -289,18 +291,21 @@ impl FlowHandler<AppSlot> for Handoff {
     }
 }
 
-/// The rules and the alert stage they raise alerts through.
+/// The detectors (rules on events, the model on windows) and the alert
+/// stage they raise alerts through.
 pub struct Detection {
-    pub rules: Detector,
+    pub rules: Option<Detector>,
+    pub model: Option<ModelDetector>,
     pub alerts: Alerter,
     /// Matches of the current input, reused.
     matches: Vec<RuleMatch>,
 }
 
 impl Detection {
-    pub fn new(rules: Detector, alerts: Alerter) -> Self {
+    pub fn new(rules: Option<Detector>, model: Option<ModelDetector>, alerts: Alerter) -> Self {
         Detection {
             rules,
+            model,
             alerts,
             matches: Vec::new(),
         }
@@ -308,17 +313,31 @@ impl Detection {
 
     /// Runs the rules on `events` and raises an alert for every match.
     fn run(&mut self, events: &[Event]) {
-        self.rules.run(events, &mut self.matches);
+        let Some(rules) = self.rules.as_mut() else {
+            return;
+        };
+        rules.run(events, &mut self.matches);
         for m in self.matches.drain(..) {
             self.alerts.raise(AlertInput::from(&m));
         }
     }
 
+    /// Scores a window; raises the model's finding, if any.
+    fn window(&mut self, w: &Window, ip: Option<IpAddr>) {
+        if let Some(finding) = self.model.as_mut().and_then(|m| m.window(w, ip)) {
+            self.alerts.raise(AlertInput::from(&finding));
+        }
+    }
+
     pub fn summary(&self) -> DetectionSummary {
-        let rules = self.rules.summary();
+        let rules = self.rules.as_ref().map(Detector::summary);
         DetectionSummary {
-            rules: rules.rules,
-            engine: rules.engine,
+            rules: rules.as_ref().map_or(0, |r| r.rules),
+            engine: rules.map(|r| r.engine).unwrap_or_default(),
+            model: self.model.as_ref().map(|m| ModelSummary {
+                id: m.model().id().to_string(),
+                stats: m.stats(),
+            }),
             alerts: self.alerts.stats(),
         }
     }
@@ -341,21 +360,31 @@ impl Devices {
         }
     }
 
-    /// Hands the windows that closed to every sink.
-    fn drain(&mut self) {
-        for w in self.extractor.take_windows() {
+    /// Hands the windows that closed to every sink and to the model.
+    fn drain(&mut self, mut detection: Option<&mut Detection>) {
+        let windows: Vec<Window> = self.extractor.take_windows().collect();
+        for w in &windows {
             for sink in &mut self.sinks {
-                if let Err(e) = sink.window(&w) {
+                if let Err(e) = sink.window(w) {
                     self.sink_error.get_or_insert(e);
                 }
+            }
+            if let Some(d) = detection.as_deref_mut() {
+                let ip = self
+                    .extractor
+                    .inventory()
+                    .get(&w.device)
+                    .and_then(|dev| dev.ips.first())
+                    .map(|s| s.ip);
+                d.window(w, ip);
             }
         }
     }
 
     /// End of input: the last windows close and every sink writes out.
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self, detection: Option<&mut Detection>) {
         self.extractor.finish();
-        self.drain();
+        self.drain(detection);
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
                 self.sink_error.get_or_insert(e);
@@ -411,7 +440,7 @@ impl EventSink {
     ) {
         if let Some(d) = self.devices.as_mut() {
             d.extractor.tick(now, second, activity, non_ip);
-            d.drain();
+            d.drain(self.detection.as_mut());
         }
     }
 }
