@@ -19,11 +19,11 @@ use crate::capture::{CaptureError, LiveSource, MergedSource, Timestamp};
 use crate::config::{Config, ConfigError, DEFAULT_TOML};
 use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
-use crate::detect::model::ModelDetector;
+use crate::detect::learned::{LearnedState, StateError};
 use crate::detect::rules::{RuleError, RuleSet, check_dir};
 use crate::features::FEATURES;
 use crate::features::jsonl::JsonlWindows;
-use crate::pipeline::{self, LiveSignals, Pipeline};
+use crate::pipeline::{self, DetectionSetup, LiveSignals, Pipeline};
 use crate::summary::{DevicesSummary, KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
 use crate::units::parse_bytes;
@@ -115,6 +115,13 @@ pub enum Command {
         after_help = "Examples:\n  spanwatch train /data/benign-*/capture.pcap --out models/mine\n  spanwatch replay capture.pcap --model models/mine"
     )]
     Train(TrainArgs),
+    /// Accept findings as normal: each KEY is an alert's `spanwatch.key`; later runs with this state file no longer raise them (a model key raises that device's own threshold to the score).
+    #[command(
+        after_help = "Example:\n  spanwatch learn --state /var/lib/spanwatch/learned.json 'rule:9101002:10.0.0.2:*'"
+    )]
+    Learn(StateArgs),
+    /// Take back what `learn` (or a learning period) accepted for each KEY.
+    Unlearn(StateArgs),
     /// Write a deterministic synthetic IoT capture (HTTP, MQTT, CoAP, Telnet) for benchmarks and tests.
     #[command(after_help = "Example:\n  spanwatch synth --out mix.pcap --packets 1000000 --seed 1")]
     Synth(SynthArgs),
@@ -279,36 +286,40 @@ fn sink_error(e: AlertError) -> CliError {
     }
 }
 
-/// The detectors `cfg` asks for.
-struct Detectors {
-    rules: Option<Detector>,
-    model: Option<ModelDetector>,
-    alerts: Alerter,
-}
-
-/// The rules, the model and the alert stage `cfg` asks for (None with both
-/// detectors off: then no alert is raised).
-fn detector(cfg: &Config) -> Result<Option<Detectors>, CliError> {
+/// The rules, the model, the profile detections and the alert stage `cfg`
+/// asks for, with the learned state (None with every detector off: then no
+/// alert is raised).
+fn detector(cfg: &Config) -> Result<Option<DetectionSetup>, CliError> {
+    let config_error = |e: &dyn std::fmt::Display| CliError {
+        code: exit::CONFIG,
+        message: e.to_string(),
+    };
     let rules = if cfg.rules.enabled {
         Some(Detector::new(ruleset(cfg)?, cfg.rules.limits()))
     } else {
         None
     };
-    let model = cfg.model_detector().map_err(|e| CliError {
-        code: exit::CONFIG,
-        message: e.to_string(),
-    })?;
-    if rules.is_none() && model.is_none() {
+    let model = cfg.model_detector().map_err(|e| config_error(&e))?;
+    let profile = cfg.profile_detector();
+    if rules.is_none() && model.is_none() && profile.is_none() {
         return Ok(None);
     }
+    let learned = match &cfg.model.state_file {
+        Some(path) => LearnedState::load(path).map_err(|e| config_error(&e))?,
+        None => LearnedState::default(),
+    };
     let mut alerts = Alerter::new(cfg.alerts.limits());
     for sink in alert_sinks(cfg).map_err(sink_error)? {
         alerts.add_sink(sink);
     }
-    Ok(Some(Detectors {
+    Ok(Some(DetectionSetup {
         rules,
         model,
+        profile,
         alerts,
+        learned,
+        state_path: cfg.model.state_file.clone(),
+        learn_secs: cfg.model.learn_secs,
     }))
 }
 
@@ -514,6 +525,16 @@ pub enum SynthMode {
 }
 
 #[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The learned-state file [config: model.state_file]; created when absent.
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// Alert keys (`spanwatch.key` of an alert).
+    #[arg(required = true, value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Output pcap file.
     #[arg(long)]
@@ -583,6 +604,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Eval(args) => eval_cmd(args),
         #[cfg(feature = "train")]
         Command::Train(args) => train_cmd(args),
+        Command::Learn(args) => state_cmd(&args, LearnedState::learn),
+        Command::Unlearn(args) => state_cmd(&args, LearnedState::unlearn),
         Command::Features => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<22} {:<12} meaning", "name", "unit")?;
@@ -649,7 +672,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     let mut pipeline = Pipeline::new(cfg.pipeline_config());
     if let Some(detector) = detector(&cfg)? {
-        pipeline.detect_with(detector.rules, detector.model, detector.alerts);
+        pipeline.detect_with(detector);
     }
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
@@ -686,11 +709,37 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
+    pipeline.save_learned().map_err(state_error)?;
     if let Some(e) = pipeline.window_sink_error() {
         return Err(windows_error(e));
     }
     print_summary(&pipeline.summary(&inputs, None), cfg.summary.json)?;
     Ok(ExitCode::from(exit::OK))
+}
+
+/// `learn` and `unlearn`: apply `op` to every key, then save the state (all
+/// keys or none: a bad key leaves the file as it was).
+fn state_cmd(
+    args: &StateArgs,
+    op: fn(&mut LearnedState, &str) -> Result<(), StateError>,
+) -> Result<ExitCode, CliError> {
+    let usage = |e: StateError| CliError {
+        code: exit::USAGE,
+        message: e.to_string(),
+    };
+    let mut state = LearnedState::load(&args.state).map_err(state_error)?;
+    for key in &args.keys {
+        op(&mut state, key).map_err(usage)?;
+    }
+    state.save(&args.state).map_err(state_error)?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn state_error(e: StateError) -> CliError {
+    CliError {
+        code: exit::FAILURE,
+        message: e.to_string(),
+    }
 }
 
 fn alert_error(e: AlertError) -> CliError {
@@ -788,7 +837,7 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     let inputs = vec![format!("live:{interface}")];
     let mut pipeline = Pipeline::new(cfg.pipeline_config());
     if let Some(detector) = detector(&cfg)? {
-        pipeline.detect_with(detector.rules, detector.model, detector.alerts);
+        pipeline.detect_with(detector);
     }
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
@@ -826,6 +875,7 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
+    pipeline.save_learned().map_err(state_error)?;
     if let Some(e) = pipeline.window_sink_error() {
         return Err(windows_error(e));
     }
@@ -1070,9 +1120,10 @@ fn eval_cmd(args: EvalArgs) -> Result<ExitCode, CliError> {
     let mut pipeline = Pipeline::new(cfg.pipeline_config());
     let collect = crate::eval::Collect::default();
     profile_devices(&cfg, &mut pipeline)?;
-    if let Some(mut detectors) = detector(&cfg)? {
-        detectors.alerts.add_sink(Box::new(collect.clone()));
-        pipeline.detect_with(detectors.rules, detectors.model, detectors.alerts);
+    if let Some(mut setup) = detector(&cfg)? {
+        setup.alerts.add_sink(Box::new(collect.clone()));
+        setup.state_path = None;
+        pipeline.detect_with(setup);
     }
     pipeline::run_source(&mut source, &mut pipeline, &mut |_, _| {})?;
     pipeline.finish();
@@ -1094,13 +1145,13 @@ fn eval_cmd(args: EvalArgs) -> Result<ExitCode, CliError> {
     } else {
         writeln!(
             out,
-            "{:<28} {:>8} {:>9} {:>6} {:>6}  first alert",
-            "phase", "detected", "after s", "rule", "model"
+            "{:<28} {:>8} {:>9} {:>6} {:>6} {:>7}  first alert",
+            "phase", "detected", "after s", "rule", "model", "profile"
         )?;
         for p in &e.phases {
             writeln!(
                 out,
-                "{:<28} {:>8} {:>9} {:>6} {:>6}  {}",
+                "{:<28} {:>8} {:>9} {:>6} {:>6} {:>7}  {}",
                 p.phase,
                 if p.detected { "yes" } else { "NO" },
                 p.time_to_detect_secs
@@ -1108,6 +1159,7 @@ fn eval_cmd(args: EvalArgs) -> Result<ExitCode, CliError> {
                     .unwrap_or_default(),
                 p.rule_alerts,
                 p.model_alerts,
+                p.profile_alerts,
                 p.first_alert
                     .as_ref()
                     .map(|a| format!("[{}] {}", a.signature_id, a.signature))

@@ -34,6 +34,7 @@ use crate::alert::{AlertConfig, AlertError, ExecConfig, WebhookConfig};
 use crate::capture::LiveConfig;
 use crate::decode::defrag::DefragLimits;
 use crate::detect::model::{Model, ModelArtifact, ModelDetector, ModelError};
+use crate::detect::profile::{DeniedFlow, EXTERNAL_ZONE, ProfileDetector};
 use crate::detect::rules::EngineLimits;
 use crate::device::inventory::DEFAULT_MAX_DEVICES;
 use crate::device::zone::Zone;
@@ -250,6 +251,9 @@ pub struct DevicesSection {
     pub window_secs: u64,
     /// Devices kept; the least recently seen makes room.
     pub max_devices: usize,
+    /// Flows between zones that raise an alert.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<DeniedFlow>,
     /// Feature windows are also written here as JSON Lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub windows_file: Option<PathBuf>,
@@ -265,6 +269,7 @@ impl Default for DevicesSection {
             window_secs: DEFAULT_WINDOW_SECS,
             max_devices: DEFAULT_MAX_DEVICES,
             windows_file: None,
+            deny: Vec::new(),
             zones: Vec::new(),
         }
     }
@@ -286,9 +291,14 @@ pub struct ModelSection {
     /// A model file or directory (from `spanwatch train`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
-    /// Seconds of packet time during which each device's own normal is
-    /// learned before the model raises anything about it.
+    /// Seconds of packet time during which each device's own normal (and
+    /// the routine medium and low rule findings) are learned before the
+    /// model and those rules raise anything about it.
     pub learn_secs: u64,
+    /// Where what was learned is kept across restarts (read at start,
+    /// written at the end); `spanwatch learn` edits it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for ModelSection {
@@ -297,11 +307,23 @@ impl Default for ModelSection {
             enabled: true,
             path: None,
             learn_secs: 0,
+            state_file: None,
         }
     }
 }
 
 impl Config {
+    /// The profile detections (on when the devices are).
+    pub fn profile_detector(&self) -> Option<ProfileDetector> {
+        self.devices.enabled.then(|| {
+            ProfileDetector::new(
+                self.devices.zones.clone(),
+                self.devices.deny.clone(),
+                self.model.learn_secs,
+            )
+        })
+    }
+
     /// The model detector these settings ask for: None when the model or the
     /// devices (which make the windows it scores) are off, or no model is
     /// given.
@@ -503,6 +525,20 @@ impl Config {
         }
         if let Some(exec) = &self.alerts.exec {
             exec.validate().map_err(|e| alert_problem(e, "exec"))?;
+        }
+        let zone_names: Vec<&str> = self.devices.zones.iter().map(|z| z.name.as_str()).collect();
+        for (i, d) in self.devices.deny.iter().enumerate() {
+            for (side, zone) in [("from", &d.from), ("to", &d.to)] {
+                if zone != EXTERNAL_ZONE && !zone_names.contains(&zone.as_str()) {
+                    return Err((
+                        format!("devices.deny[{i}].{side}"),
+                        format!(
+                            "{zone:?} is not a zone of [[devices.zones]] ({}) nor {EXTERNAL_ZONE:?}",
+                            zone_names.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -883,6 +919,21 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("6 | memcap_byte = 1"), "{shown}");
+    }
+
+    #[test]
+    fn a_denied_flow_must_name_a_zone() {
+        let zones = "[[devices.zones]]\nname = \"iot\"\nsubnets = [\"10.77.0.0/24\"]\n";
+        let ok = format!("{zones}[[devices.deny]]\nfrom = \"iot\"\nto = \"external\"\n");
+        assert_eq!(parse(&ok).expect("valid").devices.deny.len(), 1);
+        let typo = format!("{zones}[[devices.deny]]\nfrom = \"iot\"\nto = \"exernal\"\n");
+        let err = parse(&typo).expect_err("no such zone");
+        assert_eq!(err.key.as_deref(), Some("devices.deny[0].to"));
+        assert!(
+            err.message.contains("\"exernal\" is not a zone"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

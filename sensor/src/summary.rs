@@ -12,6 +12,7 @@ use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::decode::defrag::DefragStats;
 use crate::detect::model::ModelStats;
+use crate::detect::profile::ProfileStats;
 use crate::detect::rules::EngineStats;
 use crate::device::inventory::{Inventory, MacText, Role};
 use crate::flow::{FlowInfo, FlowStats, FlowTransport, ReassemblyStats};
@@ -26,6 +27,12 @@ pub struct DetectionSummary {
     pub engine: EngineStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileStats>,
+    /// Medium and low rule findings learned as routine while learning, and
+    /// findings not raised because they were routine.
+    pub learned_findings: u64,
+    pub routine_suppressed: u64,
     pub alerts: AlertStats,
 }
 

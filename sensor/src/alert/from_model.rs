@@ -32,6 +32,11 @@ impl From<&ModelFinding> for AlertInput {
             .map(|d| serde_json::to_value(d).unwrap_or(Json::Null))
             .collect();
         AlertInput {
+            key: format!(
+                "model:{}:{:.3}",
+                crate::device::inventory::MacText(f.device),
+                f.score.score
+            ),
             ts: f.window_end,
             src: (ip, 0),
             dst: (ip, 0),

@@ -5,7 +5,9 @@
 
 pub mod credentials;
 pub mod detector;
+pub mod learned;
 pub mod model;
+pub mod profile;
 pub mod rules;
 
 use std::path::Path;

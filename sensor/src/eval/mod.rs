@@ -225,6 +225,7 @@ pub struct PhaseResult {
     /// Alerts of the phase naming the attacker, by source.
     pub rule_alerts: usize,
     pub model_alerts: usize,
+    pub profile_alerts: usize,
     /// Alerts of the phase about its targets only.
     pub target_alerts: usize,
 }
@@ -313,6 +314,10 @@ pub fn evaluate(
             model_alerts: culprit
                 .iter()
                 .filter(|a| a.source == AlertSource::Model)
+                .count(),
+            profile_alerts: culprit
+                .iter()
+                .filter(|a| a.source == AlertSource::Profile)
                 .count(),
             target_alerts: mine.len() - culprit.len(),
         });

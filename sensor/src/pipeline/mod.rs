@@ -12,12 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::alert::{AlertConfig, AlertError, Alerter, Sink};
+use crate::alert::{AlertConfig, AlertError, Sink};
 use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
 use crate::decode::{Decoded, Decoder};
-use crate::detect::detector::Detector;
-use crate::detect::model::ModelDetector;
+use crate::detect::learned::StateError;
 use crate::detect::rules::RuleSet;
 use crate::features::{Extractor, WindowSink};
 use crate::flow::{FlowConfig, FlowTable};
@@ -25,9 +24,9 @@ use crate::proto::AppLimits;
 use crate::proto::dispatch::Dispatcher;
 use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
-pub use stage::Devices;
 use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
 pub use stage::{AppSnapshot, SharedSnapshot};
+pub use stage::{DetectionSetup, Devices};
 
 /// Settings of a pipeline run.
 #[derive(Clone, Debug)]
@@ -236,16 +235,22 @@ impl Pipeline {
         sink.logs.take().map(ProtocolLogs::finish).transpose()
     }
 
-    /// Run the rules on what the pipeline sees and the model on the
-    /// feature windows, raising alerts through the alert stage `alerts`.
-    pub fn detect_with(
-        &mut self,
-        rules: Option<Detector>,
-        model: Option<ModelDetector>,
-        alerts: Alerter,
-    ) {
-        self.handoff.packets = rules.is_some();
-        self.stage().sink.detection = Some(Detection::new(rules, model, alerts));
+    /// Run the rules on what the pipeline sees, the model and the profile
+    /// detections on the feature windows, raising alerts through the alert
+    /// stage of `setup`.
+    pub fn detect_with(&mut self, setup: DetectionSetup) {
+        self.handoff.packets = setup.rules.is_some();
+        self.stage().sink.detection = Some(Detection::new(setup));
+    }
+
+    /// Writes what detection learned to its state file (end of a run).
+    pub fn save_learned(&mut self) -> Result<(), StateError> {
+        let sink = &mut self.stage().sink;
+        let inventory = sink.devices.as_ref().map(|d| d.extractor.inventory());
+        match sink.detection.as_mut() {
+            Some(d) => d.save_state(inventory),
+            None => Ok(()),
+        }
     }
 
     /// Replace the rules of a running detection (SIGHUP).

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::capture::{CaptureError, MergedSource};
 use crate::config::Config;
+use crate::device::inventory::parse_mac;
 use crate::features::{FEATURE_COUNT, FEATURES, Window, WindowSink};
 use crate::pipeline::{self, Pipeline};
 use fit::Labelled;
@@ -115,6 +116,7 @@ pub fn windows_of_jsonl(path: &Path) -> Result<Vec<Window>, InputError> {
             start,
             end,
             values,
+            notes: Default::default(),
         });
     }
     Ok(out)
@@ -143,15 +145,6 @@ pub fn read_inputs(inputs: &[PathBuf], cfg: &Config) -> Result<Vec<Labelled>, In
         }));
     }
     Ok(out)
-}
-
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 /// `2026-11-28T05:35:50.000000Z` (what `Timestamp` prints) back to a time.

@@ -11,13 +11,14 @@
 //! and [`LEARNED_MARGIN`] times its own learned highest score (its own
 //! normal, which the fleet model may find unusual).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::score::{Deviation, Model, Score};
 use crate::capture::Timestamp;
+use crate::device::inventory::parse_mac;
 use crate::features::Window;
 
 /// Normal windows that end an episode.
@@ -55,14 +56,6 @@ pub struct ModelFinding {
     pub model_id: String,
     /// Numbers the findings of one run: the alert stage keeps each apart.
     pub finding_id: u64,
-}
-
-/// What learning kept of each device: its highest score.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Learned {
-    /// MAC (as text) → highest score seen while learning.
-    pub max_score: HashMap<String, f64>,
 }
 
 /// Behaviours (most deviating features) one episode remembers.
@@ -122,9 +115,10 @@ impl ModelDetector {
         self.stats
     }
 
-    /// Continues from a saved learning (devices learned before a restart).
-    pub fn restore(&mut self, learned: &Learned) {
-        for (mac, score) in &learned.max_score {
+    /// Continues from a saved learning: MAC (as text) → the device's own
+    /// highest score.
+    pub fn restore(&mut self, scores: &BTreeMap<String, f64>) {
+        for (mac, score) in scores {
             if let Some(m) = parse_mac(mac)
                 && score.is_finite()
                 && self.learned.len() < MAX_LEARNED_DEVICES
@@ -134,15 +128,12 @@ impl ModelDetector {
         }
     }
 
-    /// What learning kept, to save.
-    pub fn learned(&self) -> Learned {
-        Learned {
-            max_score: self
-                .learned
-                .iter()
-                .map(|(m, s)| (crate::device::inventory::MacText(*m).to_string(), *s))
-                .collect(),
-        }
+    /// What learning kept, to save: MAC (as text) → highest score.
+    pub fn learned(&self) -> BTreeMap<String, f64> {
+        self.learned
+            .iter()
+            .map(|(m, s)| (crate::device::inventory::MacText(*m).to_string(), *s))
+            .collect()
     }
 
     /// Whether `ts` is still in the learning period.
@@ -210,13 +201,4 @@ impl ModelDetector {
             finding_id: self.stats.findings,
         })
     }
-}
-
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }

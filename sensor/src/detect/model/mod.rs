@@ -9,5 +9,5 @@ pub mod detector;
 pub mod score;
 
 pub use artifact::{ModelArtifact, ModelError};
-pub use detector::{Learned, ModelDetector, ModelFinding, ModelStats};
+pub use detector::{ModelDetector, ModelFinding, ModelStats};
 pub use score::{Deviation, Model, Score};
