@@ -23,6 +23,9 @@ use crate::alert::{AlertSource, EveLine, Sink, SinkStats};
 use crate::capture::Timestamp;
 use crate::device::zone::Cidr;
 
+#[cfg(feature = "train")]
+pub mod timeline;
+
 /// An alert up to this long before a phase's start still belongs to it
 /// (the labels' start is taken just before the tool starts).
 pub const LEAD_SECS: f64 = 2.0;
