@@ -104,12 +104,12 @@ pub enum Command {
     Devices(DevicesArgs),
     /// Print the features of a feature window: name, unit and meaning.
     Features,
-    /// Replay a labelled capture and judge the alerts against its attack phases: per phase detected or not, time to detect, first alert and source; false alerts per severity and per device-hour.
+    /// Replay a labelled capture and judge the alerts against its attack phases: per phase detected or not, time to detect, first alert and source; false alerts per severity and per device-hour; with --plot, a timeline of the phases and alerts (PNG).
     #[command(
-        after_help = "Examples:\n  spanwatch eval datasets/samples/attack/capture.pcap --labels datasets/samples/attack/labels.csv\n  spanwatch eval run/capture.pcap --labels run/labels.csv --no-rules --model models/mine --json"
+        after_help = "Examples:\n  spanwatch eval datasets/samples/attack/capture.pcap --labels datasets/samples/attack/labels.csv --plot timeline.png\n  spanwatch eval run/capture.pcap --labels run/labels.csv --no-rules --model models/mine --json"
     )]
     Eval(EvalArgs),
-    /// Fit the clustering model on normal traffic: captures (a labels.csv beside a capture marks its attack phases, left out) or --windows files; writes model.json and MODEL_CARD.md.
+    /// Fit the clustering model on normal traffic: captures (a labels.csv beside a capture marks its attack phases, left out) or --windows files; writes model.json, MODEL_CARD.md and its plots (scores.png, clusters.png, projection.png).
     #[cfg(feature = "train")]
     #[command(
         after_help = "Examples:\n  spanwatch train /data/benign-*/capture.pcap --out models/mine\n  spanwatch replay capture.pcap --model models/mine"
@@ -403,7 +403,7 @@ pub struct TrainArgs {
     /// Captures (pcap/pcapng) or feature windows (.jsonl from --windows).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Directory the model is written to (model.json, MODEL_CARD.md).
+    /// Directory the model is written to (model.json, MODEL_CARD.md, and the plots scores.png, clusters.png, projection.png: 1200×800 pixels).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Settings (window length, zones, bounds) to cut the windows of captures with.
@@ -433,6 +433,10 @@ pub struct EvalArgs {
     /// Its labels.csv (start_epoch,end_epoch,phase,attacker_ip,target_ips,...).
     #[arg(long, value_name = "FILE")]
     pub labels: PathBuf,
+    /// Draw a timeline of the labelled phases and the alerts (rule and model rows, coloured by severity) as a PNG of 1600×900 pixels.
+    #[cfg(feature = "train")]
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -1070,6 +1074,8 @@ fn train_cmd(args: TrainArgs) -> Result<ExitCode, CliError> {
             &"--false-alarm-rate must be between 0 and 1",
         ));
     }
+    // A missing font is said before the fit, not after it.
+    crate::plot::ensure_font().map_err(plot_error)?;
     let windows = train::read_inputs(&args.inputs, &cfg).map_err(|e| match e {
         train::InputError::Capture(c) => CliError::from(c),
         other => fail(exit::INPUT)(&other),
@@ -1095,6 +1101,7 @@ fn train_cmd(args: TrainArgs) -> Result<ExitCode, CliError> {
     let path = artifact
         .save(&args.out)
         .map_err(|e| fail(exit::FAILURE)(&e))?;
+    train::plots::write_all(&args.out, &artifact, &report).map_err(plot_error)?;
     let card = args.out.join("MODEL_CARD.md");
     std::fs::write(&card, train::card::card(&artifact, &report))
         .map_err(|e| fail(exit::FAILURE)(&format!("cannot write {}: {e}", card.display())))?;
@@ -1109,9 +1116,22 @@ fn train_cmd(args: TrainArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::from(exit::OK))
 }
 
-/// `eval`: replay a labelled capture and judge its alerts.
+/// A plot could not be drawn (no font, the file cannot be written).
+#[cfg(feature = "train")]
+fn plot_error(e: crate::plot::PlotError) -> CliError {
+    CliError {
+        code: exit::FAILURE,
+        message: e.to_string(),
+    }
+}
+
+/// `eval`: replay a labelled capture and judge its alerts (and draw them).
 fn eval_cmd(args: EvalArgs) -> Result<ExitCode, CliError> {
     let cfg = args.engine.config().map_err(config_error)?;
+    #[cfg(feature = "train")]
+    if args.plot.is_some() {
+        crate::plot::ensure_font().map_err(plot_error)?;
+    }
     let phases = crate::eval::read_labels(&args.labels).map_err(|e| CliError {
         code: exit::INPUT,
         message: e.to_string(),
@@ -1138,6 +1158,24 @@ fn eval_cmd(args: EvalArgs) -> Result<ExitCode, CliError> {
         .unwrap_or_default();
     let alerts = collect.0.lock().map(|a| a.clone()).unwrap_or_default();
     let e = crate::eval::evaluate(&phases, &alerts, devices, span);
+    #[cfg(feature = "train")]
+    if let Some(path) = &args.plot {
+        let capture = args
+            .capture
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        crate::eval::timeline::Timeline {
+            capture: &capture,
+            phases: &phases,
+            evaluation: &e,
+            alerts: &alerts,
+            span,
+        }
+        .write(path)
+        .map_err(plot_error)?;
+        eprintln!("spanwatch: timeline written to {}", path.display());
+    }
     let mut out = std::io::stdout().lock();
     if cfg.summary.json {
         serde_json::to_writer_pretty(&mut out, &e).map_err(std::io::Error::other)?;

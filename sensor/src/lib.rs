@@ -20,6 +20,8 @@ pub mod event;
 pub mod features;
 pub mod flow;
 pub mod pipeline;
+#[cfg(feature = "train")]
+pub mod plot;
 pub mod proto;
 pub mod summary;
 pub mod synth;

@@ -30,7 +30,9 @@ const STAGES: &[&str] = &[
     "summary",
     "pipeline",
     "config",
-    // Tools that drive the pipeline: datasets, training, metrics.
+    // Tools that drive the pipeline: the PNG canvas and font their plots
+    // share, datasets, training, metrics.
+    "plot",
     "dataset",
     "train",
     "eval",

@@ -23,6 +23,9 @@ use crate::alert::{AlertSource, EveLine, Sink, SinkStats};
 use crate::capture::Timestamp;
 use crate::device::zone::Cidr;
 
+#[cfg(feature = "train")]
+pub mod timeline;
+
 /// An alert up to this long before a phase's start still belongs to it
 /// (the labels' start is taken just before the tool starts).
 pub const LEAD_SECS: f64 = 2.0;
@@ -45,6 +48,10 @@ pub struct Alert {
     pub severity: u8,
     pub source: AlertSource,
 }
+
+/// Latest time a label may hold, in seconds since 1970 (in 2255; nanosecond
+/// timestamps end in 2262).
+pub const MAX_LABEL_EPOCH_SECS: f64 = 9e9;
 
 /// The category of policy findings, which do not detect an attack.
 pub const POLICY_CATEGORY: &str = "Policy Violation";
@@ -169,7 +176,17 @@ pub fn read_labels(path: &Path) -> Result<Vec<LabelledPhase>, LabelsError> {
         let epoch = |c: usize| -> Result<Timestamp, LabelsError> {
             let secs: f64 = get(c)
                 .parse()
-                .map_err(|_| fail(i + 1, format!("{:?} is not a time", get(c))))?;
+                .ok()
+                .filter(|s| (0.0..=MAX_LABEL_EPOCH_SECS).contains(s))
+                .ok_or_else(|| {
+                    fail(
+                        i + 1,
+                        format!(
+                            "{:?} is not a time (seconds since 1970, at most {MAX_LABEL_EPOCH_SECS})",
+                            get(c)
+                        ),
+                    )
+                })?;
             Ok(Timestamp((secs * 1e9).round() as i64))
         };
         let attacker = match get(ca) {
@@ -265,8 +282,9 @@ pub fn evaluate(
 ) -> Evaluation {
     let lead = (LEAD_SECS * 1e9) as i64;
     let trail = (TRAIL_SECS * 1e9) as i64;
-    let in_span =
-        |p: &LabelledPhase, a: &Alert| a.ts.0 >= p.start.0 - lead && a.ts.0 <= p.end.0 + trail;
+    let in_span = |p: &LabelledPhase, a: &Alert| {
+        a.ts.0 >= p.start.0.saturating_sub(lead) && a.ts.0 <= p.end.0.saturating_add(trail)
+    };
     let involved = |p: &LabelledPhase, ip: IpAddr| {
         p.attacker == Some(ip) || p.targets.iter().any(|t| t.holds(ip))
     };
@@ -299,7 +317,7 @@ pub fn evaluate(
             end: p.end.to_string(),
             detected: first.is_some(),
             time_to_detect_secs: first
-                .map(|a| ((a.ts.0 - p.start.0) as f64 / 1e9 * 1000.0).round() / 1000.0),
+                .map(|a| (a.ts.0.saturating_sub(p.start.0) as f64 / 1e9 * 1000.0).round() / 1000.0),
             first_alert: first.map(|a| FirstAlert {
                 signature_id: a.signature_id,
                 signature: a.signature.clone(),
@@ -395,6 +413,28 @@ mod tests {
         assert!(phases[0].targets[0].holds(ip("10.0.0.200")));
         assert_eq!(phases[1].attacker, None);
         assert_eq!(phases[1].end, at(206.0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn labels_with_times_out_of_range_are_refused_by_line() {
+        let dir = std::env::temp_dir().join(format!("spanwatch-eval-range-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("labels.csv");
+        for bad in ["-1e30", "1e30", "NaN", "inf"] {
+            std::fs::write(
+                &path,
+                format!(
+                    "start_epoch,end_epoch,phase,attacker_ip,target_ips\n\
+                     100,110,ok,,10.0.0.1\n\
+                     {bad},110,bad,,10.0.0.1\n"
+                ),
+            )
+            .expect("write");
+            let e = read_labels(&path).expect_err(bad);
+            assert_eq!(e.line, 3, "{bad}: {e}");
+            assert!(e.problem.contains("is not a time"), "{bad}: {e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

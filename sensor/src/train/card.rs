@@ -1,9 +1,11 @@
 //! The model card (`MODEL_CARD.md` beside `model.json`): what the model was
-//! trained on, the choices made, the false-alarm rate to expect, its limits.
+//! trained on, the choices made, the false-alarm rate to expect, its limits,
+//! and the training plots written beside it.
 
 use std::fmt::Write as _;
 
 use super::fit::FitReport;
+use super::plots::{CLUSTERS_PNG, PROJECTION_PNG, SCORES_PNG};
 use crate::detect::model::ModelArtifact;
 
 /// The card's text.
@@ -80,6 +82,22 @@ pub fn card(a: &ModelArtifact, report: &FitReport) -> String {
         report.held_out_scores.len(),
         t.held_out_false_alarm_rate
     );
+    let _ = writeln!(s, "## Plots\n");
+    for (what, file) in [
+        (
+            "Scores of the held-back windows, with each cluster's threshold \
+             (or the pooled one) as a vertical line",
+            SCORES_PNG,
+        ),
+        ("Fitted windows per cluster", CLUSTERS_PNG),
+        (
+            "A sample of the fitted windows on their first two principal \
+             components, coloured by cluster",
+            PROJECTION_PNG,
+        ),
+    ] {
+        let _ = writeln!(s, "{what}:\n\n![{what}]({file})\n");
+    }
     let _ = writeln!(s, "## Known limits\n");
     let _ = writeln!(
         s,

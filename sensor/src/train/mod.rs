@@ -1,10 +1,12 @@
 //! Training the model from normal traffic: windows from captures (cut by the
 //! same extractor the sensor runs) or from recorded windows, the labelled
-//! attack phases left out, a model fitted ([`fit`]) and written with its card.
+//! attack phases left out, a model fitted ([`fit`]) and written with its card
+//! ([`card`]) and plots ([`plots`]).
 
 pub mod card;
 pub mod fit;
 pub mod labels;
+pub mod plots;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
