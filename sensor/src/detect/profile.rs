@@ -4,7 +4,8 @@
 //! - a new peer or a new service for a device whose set has been stable;
 //! - lateral movement: a device that talked to few hosts opens flows to
 //!   several new ones on the segment;
-//! - a device silent: every one of its regular behaviours overdue;
+//! - a device silent: nothing sent, every one of its regular behaviours
+//!   overdue;
 //! - a flow between two zones the zone policy denies;
 //! - after learning, a device never seen before on the segment.
 //!
@@ -30,8 +31,9 @@ pub const STABLE_WINDOWS: u32 = 30;
 /// laterally.
 pub const LATERAL_MAX_PEERS: usize = 4;
 pub const LATERAL_NEW_PEERS: usize = 3;
-/// A device is silent when every one of its regular (learned periodic)
-/// behaviours is overdue: none has happened for the longest of
+/// A device is silent when it sends nothing and every one of its regular
+/// (learned periodic) behaviours is overdue: none has happened for the
+/// longest of
 /// [`SILENT_PERIODS`] periods, the period plus four times its jitter (how
 /// TCP bounds a retransmission timeout, RFC 6298) and [`SILENT_MIN_SECS`].
 pub const SILENT_PERIODS: f64 = 3.0;
@@ -256,25 +258,25 @@ impl ProfileDetector {
     }
 }
 
-/// When every learned regular behaviour of the device is overdue: the
-/// behaviour closest to on time, as (seconds since it happened, seconds it
-/// is allowed). None while any is on time, or with none learned.
+/// When the device sent nothing for longer than its regular (learned
+/// periodic) behaviours allow, and every one of them is overdue: (seconds
+/// since it last sent, seconds allowed, the least of what its behaviours
+/// allow). None while it sends or any behaviour is on time, or with none
+/// learned.
 fn silence(d: &Device, now: Timestamp) -> Option<(f64, f64)> {
-    let mut closest: Option<(f64, f64)> = None;
+    let mut allowed_least = f64::INFINITY;
     for p in d.profile.learned_periodic() {
         let period = p.period_nanos / 1e9;
         let allowed = (SILENT_PERIODS * period)
             .max(period + 4.0 * p.jitter_nanos / 1e9)
             .max(SILENT_MIN_SECS);
-        let since = p.since_secs(now);
-        if since <= allowed {
+        if p.since_secs(now) <= allowed {
             return None;
         }
-        if closest.is_none_or(|(s, a)| since - allowed < s - a) {
-            closest = Some((since, allowed));
-        }
+        allowed_least = allowed_least.min(allowed);
     }
-    closest
+    let quiet = now.nanos_since(d.last_sent) as f64 / 1e9;
+    (allowed_least.is_finite() && quiet > allowed_least).then_some((quiet, allowed_least))
 }
 
 /// Peers the device had before this window: the profile learned the
@@ -440,6 +442,7 @@ mod tests {
         let publish = |inv: &mut Inventory, t: i64| {
             let d = inv.get_mut(&CAM).expect("camera");
             d.profile.occurred("mqtt.publish", 7, secs(t));
+            d.sent(1, 100, secs(t));
         };
         for t in (0..=100).step_by(10) {
             publish(&mut inv, t);
@@ -459,20 +462,27 @@ mod tests {
             out[0].kind,
             ProfileKind::Silent {
                 silent_secs: 31.0,
-                allowed_secs: 30.0
+                allowed_secs: 20.0
             }
         );
         det.tick(secs(140), &inv, &mut out);
         assert_eq!(out.len(), 1, "raised once per silence");
         // One behaviour on time again ends the silence (its 41 s interval
         // lengthens what it is allowed, to 3 × 13.9 s); the next silence is
-        // raised again.
+        // raised again, once the publish is overdue: answering (sending
+        // with no regular behaviour) at 160 s does not stop that.
         publish(&mut inv, 141);
         for t in 142..=240 {
+            if t == 160 {
+                inv.get_mut(&CAM).expect("camera").sent(1, 60, secs(t));
+            }
             det.tick(secs(t), &inv, &mut out);
         }
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1].ts, secs(183));
+        assert!(
+            matches!(out[1].kind, ProfileKind::Silent { silent_secs, .. } if silent_secs == 23.0)
+        );
     }
 
     #[test]

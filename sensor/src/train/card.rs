@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::fit::FitReport;
+use super::fit::{FitReport, SCALE_FLOOR, SPREAD_FLOOR, THRESHOLD_FLOOR};
 use super::plots::{CLUSTERS_PNG, PROJECTION_PNG, SCORES_PNG};
 use crate::detect::model::ModelArtifact;
 
@@ -17,8 +17,10 @@ pub fn card(a: &ModelArtifact, report: &FitReport) -> String {
         s,
         "A {} model of normal device behaviour: {} clusters of feature windows \
          (spanwatch {}, model layout version {}). Each window of a device is \
-         scored by its distance to the nearest cluster centre, in units of that \
-         cluster's spread; a score above the cluster's threshold is an anomaly.\n",
+         assigned to the nearest cluster centre and scored by the root mean \
+         square of its deviations from it, each feature's in units of that \
+         cluster's spread in the feature; a score above the cluster's \
+         threshold is an anomaly.\n",
         t.algorithm,
         a.clusters.len(),
         a.spanwatch_version,
@@ -44,7 +46,10 @@ pub fn card(a: &ModelArtifact, report: &FitReport) -> String {
     let _ = writeln!(
         s,
         "- Transform: ln(1 + x) of every count, then robust scaling: minus the \
-         median, divided by the interquartile range (at least 1)."
+         median, divided by the interquartile range (at least {SCALE_FLOOR}). \
+         A cluster's spread in a feature is the root mean square deviation of \
+         its windows (at least {SPREAD_FLOOR}); thresholds are at least \
+         {THRESHOLD_FLOOR}."
     );
     let ks: Vec<String> = t
         .k_silhouette
@@ -62,13 +67,20 @@ pub fn card(a: &ModelArtifact, report: &FitReport) -> String {
         ks.join(", ")
     );
     let _ = writeln!(s, "- Seed {}.", t.seed);
-    let _ = writeln!(s, "\n| cluster | windows | spread | threshold |");
-    let _ = writeln!(s, "|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "\n| cluster | windows | median spread | features at the floor | threshold |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
     for (i, c) in a.clusters.iter().enumerate() {
+        let mut spread = c.spread.clone();
+        spread.sort_by(f64::total_cmp);
+        let median = spread.get(spread.len() / 2).copied().unwrap_or_default();
+        let floor = c.spread.iter().filter(|s| **s <= SPREAD_FLOOR).count();
         let _ = writeln!(
             s,
-            "| {i} | {} | {:.3} | {:.2} |",
-            c.size, c.spread, c.threshold
+            "| {i} | {} | {median:.3} | {floor} | {:.2} |",
+            c.size, c.threshold
         );
     }
     let _ = writeln!(s, "\n## Expected false alarms\n");

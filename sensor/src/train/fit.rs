@@ -11,14 +11,17 @@ use serde::Serialize;
 
 use crate::detect::model::ModelArtifact;
 use crate::detect::model::artifact::{Cluster, MODEL_FORMAT, MODEL_VERSION, Training};
+use crate::detect::model::score::deviation;
 use crate::features::{FEATURE_COUNT, FEATURES, Window};
 
 /// Smallest scale of a feature (in `ln(1 + x)` units): a feature that
 /// barely varies in normal traffic (an IQR of 0) must not turn its first
 /// change into an infinite score.
 pub const SCALE_FLOOR: f64 = 0.3;
-/// Smallest spread of a cluster, in scaled units, for the same reason.
-pub const SPREAD_FLOOR: f64 = 0.5;
+/// Smallest spread of a cluster in a feature, in scaled units, for the same
+/// reason: a feature constant within a cluster counts a jump of this much as
+/// one unit of deviation.
+pub const SPREAD_FLOOR: f64 = 0.3;
 /// Windows a k is judged on by silhouette (the score is quadratic).
 pub const SILHOUETTE_SAMPLE: usize = 2_000;
 /// Windows k-means is fitted on at most (the rest are assigned after).
@@ -26,8 +29,9 @@ pub const FIT_SAMPLE: usize = 100_000;
 /// Windows a cluster needs among the held-back ones to get a threshold of
 /// its own; smaller clusters use the pooled one.
 pub const OWN_THRESHOLD_MIN: usize = 200;
-/// A threshold is at least this (in units of spread): a calibration on few
-/// windows must not make the model raise at every twitch.
+/// A threshold is at least this (root mean square deviation in units of
+/// spread): a calibration on few windows must not make the model raise at
+/// every twitch.
 pub const THRESHOLD_FLOOR: f64 = 3.0;
 
 /// How to cluster.
@@ -152,15 +156,27 @@ pub fn fit(
         });
     };
 
-    // Spreads: the median distance of the fit windows to their centre.
-    let mut dists: Vec<Vec<f64>> = vec![Vec::new(); centroids.nrows()];
+    // Spreads: per cluster and feature, the root mean square deviation of
+    // the fit windows from the centre.
+    let k = centroids.nrows();
+    let mut sizes = vec![0u64; k];
+    let mut squares = Array2::<f64>::zeros((k, FEATURE_COUNT));
     for row in scaled.rows() {
         let c = nearest(&centroids, row);
-        dists[c].push(distance(centroids.row(c), row));
+        sizes[c] += 1;
+        let d = &row - &centroids.row(c);
+        let mut acc = squares.row_mut(c);
+        acc += &(&d * &d);
     }
-    let spreads: Vec<f64> = dists
-        .iter_mut()
-        .map(|d| median(d).max(SPREAD_FLOOR))
+    let spreads: Vec<Vec<f64>> = (0..k)
+        .map(|c| {
+            let n = sizes[c].max(1) as f64;
+            squares
+                .row(c)
+                .iter()
+                .map(|s| (s / n).sqrt().max(SPREAD_FLOOR))
+                .collect()
+        })
         .collect();
 
     // Thresholds from the held-back windows' scores.
@@ -170,7 +186,7 @@ pub fn fit(
     let mut held_out_scores = Vec::with_capacity(held_scaled.nrows());
     for row in held_scaled.rows() {
         let c = nearest(&centroids, row);
-        let s = distance(centroids.row(c), row) / spreads[c];
+        let s = deviation(&row.to_vec(), &centroids.row(c).to_vec(), &spreads[c]);
         per_cluster[c].push(s);
         held_out_scores.push((c, s));
     }
@@ -198,9 +214,9 @@ pub fn fit(
         .enumerate()
         .map(|(i, c)| Cluster {
             centroid: c.to_vec(),
-            spread: spreads[i],
+            spread: spreads[i].clone(),
             threshold: thresholds[i],
-            size: dists[i].len() as u64,
+            size: sizes[i],
         })
         .collect();
     let devices: std::collections::BTreeSet<[u8; 6]> =
@@ -404,10 +420,6 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    quantile(v, 0.5)
 }
 
 /// Rows projected on the first two principal components (power iteration),

@@ -117,7 +117,7 @@ fn scores(
         .configure_mesh()
         .light_line_style(TRANSPARENT)
         .disable_x_mesh()
-        .x_desc("score: distance to the nearest centre / that cluster's spread")
+        .x_desc("score: RMS deviation from the nearest centre, in units of that cluster's spreads")
         .y_desc("windows (log scale)")
         .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 16))
@@ -295,6 +295,7 @@ fn projection(
 mod tests {
     use super::*;
     use crate::detect::model::artifact::{Cluster, MODEL_FORMAT, MODEL_VERSION, Training};
+    use crate::features::FEATURE_COUNT;
 
     fn artifact(clusters: &[(f64, u64)]) -> ModelArtifact {
         ModelArtifact {
@@ -310,7 +311,7 @@ mod tests {
                 .iter()
                 .map(|&(threshold, size)| Cluster {
                     centroid: Vec::new(),
-                    spread: 1.0,
+                    spread: vec![1.0; FEATURE_COUNT],
                     threshold,
                     size,
                 })

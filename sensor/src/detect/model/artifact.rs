@@ -1,6 +1,6 @@
 //! The model file: a versioned JSON document holding everything scoring
 //! needs (feature names and order, the transform and scaler, the clusters,
-//! their spreads and thresholds) and what it was trained on. Model files are
+//! their per-feature spreads and thresholds) and what it was trained on. Model files are
 //! data: a corrupt, truncated or mismatched file is an error that names the
 //! file and what is wrong, never a panic.
 
@@ -13,7 +13,7 @@ use crate::features::{FEATURE_COUNT, FEATURES};
 /// The `format` tag of every model file.
 pub const MODEL_FORMAT: &str = "spanwatch-model";
 /// The layout version this build reads and writes.
-pub const MODEL_VERSION: u32 = 1;
+pub const MODEL_VERSION: u32 = 2;
 /// Largest model file read, in bytes.
 pub const MAX_MODEL_BYTES: u64 = 16 << 20;
 /// Most clusters a model may have.
@@ -27,9 +27,10 @@ pub const MODEL_FILE: &str = "model.json";
 pub struct Cluster {
     /// The centre, in scaled feature space.
     pub centroid: Vec<f64>,
-    /// Typical distance of the training windows to the centre (their
-    /// median): scores are distances in units of this.
-    pub spread: f64,
+    /// Per feature, how far the training windows of the cluster lie from
+    /// the centre (root mean square, scaled units, at least the fit's
+    /// floor): a window's deviation in a feature is counted in units of it.
+    pub spread: Vec<f64>,
     /// Scores above this are anomalies.
     pub threshold: f64,
     /// Training windows in the cluster.
@@ -194,8 +195,11 @@ impl ModelArtifact {
         }
         for (i, c) in self.clusters.iter().enumerate() {
             dims(&format!("cluster {i}'s centroid"), &c.centroid)?;
-            if !(c.spread.is_finite() && c.spread > 0.0) {
-                return Err(format!("cluster {i}'s spread is not a positive number"));
+            dims(&format!("cluster {i}'s spread"), &c.spread)?;
+            if c.spread.iter().any(|s| *s <= 0.0) {
+                return Err(format!(
+                    "cluster {i}'s spread holds a value that is not positive"
+                ));
             }
             if !(c.threshold.is_finite() && c.threshold > 0.0) {
                 return Err(format!("cluster {i}'s threshold is not a positive number"));

@@ -1,7 +1,10 @@
 //! Scoring a window: its features are transformed and scaled as the model
-//! was trained, the nearest cluster is found, and the score is the distance
-//! to that cluster's centre in units of the cluster's spread. The features
-//! that deviate most from the centre explain the score.
+//! was trained, the nearest cluster is found, and the score is the root mean
+//! square of the window's deviations from that cluster's centre, each
+//! feature's in units of the cluster's spread in that feature (a diagonal
+//! Mahalanobis distance). A feature that stays put in a cluster (a sensor
+//! never opens a flow) counts its first jump fully; one that varies a lot
+//! counts little. The features that deviate most explain the score.
 
 use serde::Serialize;
 
@@ -16,7 +19,7 @@ pub const EXPLAINED_FEATURES: usize = 3;
 pub struct Score {
     /// The nearest cluster.
     pub cluster: usize,
-    /// Distance to its centre, in units of its spread.
+    /// Root mean square deviation from its centre, in units of its spread.
     pub score: f64,
     pub threshold: f64,
 }
@@ -77,8 +80,9 @@ impl Model {
         out
     }
 
-    /// The nearest cluster to a scaled vector and the squared distance.
-    pub fn nearest(&self, scaled: &[f64; FEATURE_COUNT]) -> (usize, f64) {
+    /// The nearest cluster (Euclidean, as k-means assigned) to a scaled
+    /// vector.
+    pub fn nearest(&self, scaled: &[f64; FEATURE_COUNT]) -> usize {
         let mut best = (0, f64::INFINITY);
         for (i, c) in self.artifact.clusters.iter().enumerate() {
             let d: f64 = c
@@ -91,16 +95,16 @@ impl Model {
                 best = (i, d);
             }
         }
-        best
+        best.0
     }
 
     pub fn score(&self, values: &[f64; FEATURE_COUNT]) -> Score {
         let scaled = self.scaled(values);
-        let (cluster, d2) = self.nearest(&scaled);
+        let cluster = self.nearest(&scaled);
         let c = &self.artifact.clusters[cluster];
         Score {
             cluster,
-            score: d2.sqrt() / c.spread,
+            score: deviation(&scaled, &c.centroid, &c.spread),
             threshold: c.threshold,
         }
     }
@@ -109,11 +113,13 @@ impl Model {
     pub fn explain(&self, values: &[f64; FEATURE_COUNT], cluster: usize) -> Vec<Deviation> {
         let a = &self.artifact;
         let scaled = self.scaled(values);
-        let centroid = &a.clusters[cluster].centroid;
+        let c = &a.clusters[cluster];
+        let centroid = &c.centroid;
         let parts: Vec<f64> = scaled
             .iter()
             .zip(centroid)
-            .map(|(x, m)| (x - m) * (x - m))
+            .zip(&c.spread)
+            .map(|((x, m), s)| ((x - m) / s).powi(2))
             .collect();
         let total: f64 = parts.iter().sum::<f64>().max(f64::MIN_POSITIVE);
         let mut order: Vec<usize> = (0..FEATURE_COUNT).collect();
@@ -134,4 +140,15 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Root mean square of `(x - centre) / spread` over the features.
+pub fn deviation(scaled: &[f64], centroid: &[f64], spread: &[f64]) -> f64 {
+    let sum: f64 = scaled
+        .iter()
+        .zip(centroid)
+        .zip(spread)
+        .map(|((x, m), s)| ((x - m) / s).powi(2))
+        .sum();
+    (sum / scaled.len().max(1) as f64).sqrt()
 }
