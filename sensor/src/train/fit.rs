@@ -466,3 +466,148 @@ fn model_id(a: &ModelArtifact) -> String {
     let hash = blake3::hash(text.as_bytes());
     hash.to_hex()[..16].to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::detect::model::Model;
+    use crate::features::{Feature, WindowNotes};
+
+    /// Deterministic noise in [0, 1) (a 64-bit LCG, Knuth's MMIX constants).
+    struct Noise(u64);
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// `n` windows of two kinds of device: sensors (a few packets, one
+    /// publish) and a hub (hundreds of packets, many flows), with noise.
+    fn fleet(n: usize) -> Vec<Labelled> {
+        let mut noise = Noise(7);
+        (0..n)
+            .map(|i| {
+                let hub = i % 4 == 0;
+                let mut values = [0.0; FEATURE_COUNT];
+                let mut set = |f: Feature, base: f64| {
+                    values[f.index()] = (base * (0.7 + 0.6 * noise.next())).round();
+                };
+                if hub {
+                    set(Feature::PacketsOut, 400.0);
+                    set(Feature::PacketsIn, 380.0);
+                    set(Feature::FlowsOut, 30.0);
+                    set(Feature::HttpRequests, 20.0);
+                } else {
+                    set(Feature::PacketsOut, 6.0);
+                    set(Feature::PacketsIn, 4.0);
+                    set(Feature::MqttPublishOut, 2.0);
+                }
+                let device = [2, 0, 0, 0, (i % 64) as u8, u8::from(hub)];
+                let end = (i as i64 / 64 + 1) * 10 * Timestamp::NANOS_PER_SEC;
+                Labelled {
+                    window: Window {
+                        device,
+                        start: Timestamp(end - 10 * Timestamp::NANOS_PER_SEC),
+                        end: Timestamp(end),
+                        values,
+                        notes: WindowNotes::default(),
+                    },
+                    attack: false,
+                }
+            })
+            .collect()
+    }
+
+    /// k from 2 to 4 (the default range is slow in a debug build).
+    fn small() -> FitConfig {
+        FitConfig {
+            k_max: 4,
+            ..FitConfig::default()
+        }
+    }
+
+    #[test]
+    fn two_kinds_of_device_make_two_clusters_and_an_outlier_scores_over() {
+        let mut windows = fleet(1_000);
+        let mut flood = windows[1].window.clone();
+        flood.values[Feature::FlowsOut.index()] = 800.0;
+        windows.push(Labelled {
+            window: flood.clone(),
+            attack: true,
+        });
+        let (a, report) = fit(&windows, &["fleet".into()], &small()).expect("fit");
+        assert_eq!(a.clusters.len(), 2, "{:?}", a.training.k_silhouette);
+        assert_eq!(a.training.attack_windows_excluded, 1);
+        assert_eq!(a.training.fit_windows + a.training.held_out_windows, 1_000);
+        let held = a.training.held_out_windows as f64;
+        assert!(
+            (150.0..250.0).contains(&held),
+            "about 20 % held back: {held}"
+        );
+        assert_eq!(
+            report.held_out_scores.len() as u64,
+            a.training.held_out_windows
+        );
+        let m = Model::new(a);
+        let s = m.score(&flood.values);
+        assert!(s.is_anomaly(), "a sensor opening 800 flows: {s:?}");
+        let normal = m.score(&windows[1].window.values);
+        assert!(!normal.is_anomaly(), "{normal:?}");
+    }
+
+    #[test]
+    fn the_same_data_and_seed_give_the_same_model_and_a_saved_one_scores_the_same() {
+        let windows = fleet(600);
+        let cfg = small();
+        let (a, _) = fit(&windows, &[], &cfg).expect("fit");
+        let (b, _) = fit(&windows, &[], &cfg).expect("fit again");
+        assert_eq!(a, b);
+        assert!(!a.model_id.is_empty());
+        let other = fit(&windows, &[], &FitConfig { seed: 2, ..cfg })
+            .expect("seed 2")
+            .0;
+        assert_ne!(other.model_id, a.model_id, "the seed is part of the model");
+
+        let dir = std::env::temp_dir().join(format!("spanwatch-fit-{}", std::process::id()));
+        a.save(&dir).expect("save");
+        let loaded = ModelArtifact::load(&dir).expect("load");
+        let (before, after) = (Model::new(a), Model::new(loaded));
+        for l in &windows {
+            assert_eq!(
+                before.score(&l.window.values),
+                after.score(&l.window.values),
+                "bit for bit"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn too_few_windows_or_an_empty_k_range_are_refused() {
+        let e = fit(&fleet(40), &[], &FitConfig::default()).expect_err("too few");
+        assert!(
+            matches!(
+                e,
+                FitError::TooFew {
+                    normal: 40,
+                    needed: 100
+                }
+            ),
+            "{e}"
+        );
+        let cfg = FitConfig {
+            k_min: 5,
+            k_max: 4,
+            ..FitConfig::default()
+        };
+        assert!(matches!(
+            fit(&fleet(500), &[], &cfg),
+            Err(FitError::KRange { .. })
+        ));
+    }
+}

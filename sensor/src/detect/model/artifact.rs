@@ -222,3 +222,144 @@ impl ModelArtifact {
         Ok(path)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A two-cluster model: centres at 0 and at 4 in every scaled feature,
+    /// spreads of 1 (and 0.5 in the first feature of cluster 0),
+    /// thresholds of 3; no transform, no scaling.
+    pub(crate) fn two_clusters() -> ModelArtifact {
+        let mut tight = vec![1.0; FEATURE_COUNT];
+        tight[0] = 0.5;
+        ModelArtifact {
+            format: MODEL_FORMAT.into(),
+            version: MODEL_VERSION,
+            spanwatch_version: env!("CARGO_PKG_VERSION").into(),
+            model_id: "test-model".into(),
+            features: FEATURES.iter().map(|f| f.name.to_string()).collect(),
+            log1p: false,
+            center: vec![0.0; FEATURE_COUNT],
+            scale: vec![1.0; FEATURE_COUNT],
+            clusters: vec![
+                Cluster {
+                    centroid: vec![0.0; FEATURE_COUNT],
+                    spread: tight,
+                    threshold: 3.0,
+                    size: 10,
+                },
+                Cluster {
+                    centroid: vec![4.0; FEATURE_COUNT],
+                    spread: vec![1.0; FEATURE_COUNT],
+                    threshold: 3.0,
+                    size: 10,
+                },
+            ],
+            training: Training::default(),
+        }
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("spanwatch-model-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("dir");
+        d
+    }
+
+    #[test]
+    fn a_model_round_trips_through_its_file() {
+        let d = dir("round-trip");
+        let a = two_clusters();
+        let path = a.save(&d).expect("save");
+        assert_eq!(path, d.join(MODEL_FILE));
+        assert_eq!(ModelArtifact::load(&d).expect("load dir"), a);
+        assert_eq!(ModelArtifact::load(&path).expect("load file"), a);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Writes `text` as a model file and returns the error loading it.
+    fn error_of(d: &Path, text: &str) -> String {
+        let path = d.join("model.json");
+        std::fs::write(&path, text).expect("write");
+        let e = ModelArtifact::load(&path).expect_err("refused").to_string();
+        assert!(
+            e.contains(&path.display().to_string()),
+            "names the file: {e}"
+        );
+        e
+    }
+
+    #[test]
+    fn corrupt_truncated_or_mismatched_files_are_named_errors() {
+        let d = dir("corrupt");
+        let good = serde_json::to_string_pretty(&two_clusters()).expect("json");
+
+        let truncated = &good[..good.len() / 2];
+        let e = error_of(&d, truncated);
+        assert!(
+            e.contains("not a spanwatch model") && e.contains("line "),
+            "{e}"
+        );
+
+        let old = good.replace(&format!("\"version\": {MODEL_VERSION}"), "\"version\": 1");
+        let e = error_of(&d, &old);
+        assert!(
+            e.contains("layout version 1") && e.contains("train the model again"),
+            "{e}"
+        );
+
+        let renamed = good.replacen("\"packets_out\"", "\"packets_sent\"", 1);
+        let e = error_of(&d, &renamed);
+        assert!(
+            e.contains("unknown [\"packets_sent\"]") && e.contains("missing [\"packets_out\"]"),
+            "{e}"
+        );
+
+        let mut a = two_clusters();
+        a.clusters[1].spread[3] = 0.0;
+        let e = error_of(&d, &serde_json::to_string(&a).expect("json"));
+        assert!(
+            e.contains("cluster 1's spread holds a value that is not positive"),
+            "{e}"
+        );
+
+        let mut a = two_clusters();
+        a.clusters[0].centroid.pop();
+        let e = error_of(&d, &serde_json::to_string(&a).expect("json"));
+        assert!(
+            e.contains(&format!(
+                "cluster 0's centroid has {} values",
+                FEATURE_COUNT - 1
+            )),
+            "{e}"
+        );
+
+        let mut a = two_clusters();
+        a.clusters.clear();
+        let e = error_of(&d, &serde_json::to_string(&a).expect("json"));
+        assert!(e.contains("0 clusters"), "{e}");
+
+        let e = error_of(&d, &good.replace("\"log1p\"", "\"log2p\""));
+        assert!(e.contains("unknown field `log2p`"), "{e}");
+
+        let big = d.join("big.json");
+        let f = std::fs::File::create(&big).expect("create");
+        f.set_len(MAX_MODEL_BYTES + 1).expect("grow");
+        let e = ModelArtifact::load(&big)
+            .expect_err("too large")
+            .to_string();
+        assert!(e.contains("big.json") && e.contains("larger than"), "{e}");
+
+        let empty = dir("corrupt-empty-dir");
+        let e = ModelArtifact::load(&empty)
+            .expect_err("no model.json")
+            .to_string();
+        assert!(
+            e.contains(&empty.join(MODEL_FILE).display().to_string()),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&empty);
+    }
+}

@@ -202,3 +202,95 @@ impl ModelDetector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::model::artifact::tests::two_clusters;
+    use crate::features::{FEATURE_COUNT, Feature, WindowNotes};
+
+    const DEV: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x15];
+
+    /// A window of DEV ending at `end` s with `value` in `feature` (the
+    /// test model has no transform: values are scaled values).
+    fn window(end: i64, feature: Feature, value: f64) -> Window {
+        let mut values = [0.0; FEATURE_COUNT];
+        values[feature.index()] = value;
+        Window {
+            device: DEV,
+            start: Timestamp((end - 10) * Timestamp::NANOS_PER_SEC),
+            end: Timestamp(end * Timestamp::NANOS_PER_SEC),
+            values,
+            notes: WindowNotes::default(),
+        }
+    }
+
+    #[test]
+    fn an_episode_is_one_finding_until_it_shows_another_behaviour_or_worsens() {
+        let mut d = ModelDetector::new(Model::new(two_clusters()), 0);
+        // 20 units in one of 33 features: sqrt(400 / 33) = 3.48, over 3.
+        let flows = |end| window(end, Feature::FlowsOut, 20.0);
+        let first = d.window(&flows(10), None).expect("opens an episode");
+        assert_eq!(first.severity, 3, "excess 1.16 is low");
+        assert_eq!(first.deviations[0].feature, "flows_out");
+        assert!(d.window(&flows(20), None).is_none(), "same behaviour");
+        let worse = d.window(&window(30, Feature::FlowsOut, 40.0), None);
+        assert_eq!(worse.expect("worse").severity, 2, "6.96 / 3 = 2.3: medium");
+        let other = d.window(&window(40, Feature::MqttConnect, 20.0), None);
+        assert_eq!(
+            other.expect("another behaviour").deviations[0].feature,
+            "mqtt_connect"
+        );
+        // Three normal windows end the episode; the same behaviour opens a
+        // new one.
+        for end in [50, 60, 70] {
+            assert!(
+                d.window(&window(end, Feature::FlowsOut, 0.0), None)
+                    .is_none()
+            );
+        }
+        assert!(d.window(&flows(80), None).is_some());
+        assert_eq!(d.stats().findings, 4);
+        assert_eq!(d.stats().windows_scored, 8);
+    }
+
+    #[test]
+    fn learning_raises_a_device_threshold_to_its_own_normal() {
+        let mut d = ModelDetector::new(Model::new(two_clusters()), 30);
+        // Learning (the first 30 s): a score of 3.48 is this device's normal.
+        for end in [10, 20, 30] {
+            assert!(
+                d.window(&window(end, Feature::FlowsOut, 20.0), None)
+                    .is_none()
+            );
+        }
+        assert!(d.learning(Timestamp(25 * Timestamp::NANOS_PER_SEC)));
+        let learned = d.learned();
+        let own = learned["02:77:00:00:00:15"];
+        assert!((own - (400.0f64 / 33.0).sqrt()).abs() < 1e-12);
+        // After: up to 1.25 × 3.48 = 4.35 is still normal; 30 units
+        // (5.22) is not, and the finding carries the device's threshold.
+        assert!(
+            d.window(&window(40, Feature::FlowsOut, 24.0), None)
+                .is_none()
+        );
+        let f = d
+            .window(&window(50, Feature::FlowsOut, 30.0), None)
+            .expect("over its own");
+        assert!((f.threshold - own * LEARNED_MARGIN).abs() < 1e-12);
+
+        // A restart with the saved learning behaves the same, at once.
+        let mut again = ModelDetector::new(Model::new(two_clusters()), 0);
+        again.restore(&learned);
+        assert!(
+            again
+                .window(&window(40, Feature::FlowsOut, 24.0), None)
+                .is_none()
+        );
+        assert!(
+            again
+                .window(&window(50, Feature::FlowsOut, 30.0), None)
+                .is_some()
+        );
+    }
+}

@@ -152,3 +152,53 @@ pub fn deviation(scaled: &[f64], centroid: &[f64], spread: &[f64]) -> f64 {
         .sum();
     (sum / scaled.len().max(1) as f64).sqrt()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::model::artifact::tests::two_clusters;
+
+    #[test]
+    fn the_score_is_the_rms_deviation_in_units_of_the_clusters_spreads() {
+        let m = Model::new(two_clusters());
+        // Nearest centre 0; feature 0 is 1.0 off with a spread of 0.5
+        // (2 units), feature 1 is 3.0 off with a spread of 1 (3 units):
+        // sqrt((2² + 3²) / 33) = sqrt(13 / 33).
+        let mut v = [0.0; FEATURE_COUNT];
+        v[0] = 1.0;
+        v[1] = 3.0;
+        let s = m.score(&v);
+        assert_eq!(s.cluster, 0);
+        assert!((s.score - (13.0f64 / 33.0).sqrt()).abs() < 1e-12, "{s:?}");
+        assert!(!s.is_anomaly());
+        // Every feature 3.9 off the far centre is near the other one.
+        let s = m.score(&[3.9; FEATURE_COUNT]);
+        assert_eq!(s.cluster, 1);
+        assert!((s.score - 0.1).abs() < 1e-12, "{s:?}");
+        // One feature alone far off: 20 units in a cluster of 33 features
+        // is sqrt(400 / 33) = 3.48, over the threshold of 3.
+        let mut v = [0.0; FEATURE_COUNT];
+        v[5] = 20.0;
+        let s = m.score(&v);
+        assert!(s.is_anomaly() && (s.score - (400.0f64 / 33.0).sqrt()).abs() < 1e-12);
+        assert!((s.excess() - s.score / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_explanation_ranks_features_by_their_share() {
+        let mut a = two_clusters();
+        a.log1p = true;
+        let m = Model::new(a);
+        // ln(1 + x): features 2 and 7 at e² - 1 and e - 1 are 2 and 1
+        // units off the centre 0 (baseline ln(1 + x) = 0, so x = 0).
+        let mut v = [0.0; FEATURE_COUNT];
+        v[2] = 2f64.exp() - 1.0;
+        v[7] = 1f64.exp() - 1.0;
+        let e = m.explain(&v, 0);
+        assert_eq!(e.len(), 2, "features with no deviation are left out");
+        assert_eq!(e[0].feature, FEATURES[2].name);
+        assert_eq!(e[1].feature, FEATURES[7].name);
+        assert_eq!((e[0].baseline, e[0].observed), (0.0, v[2]));
+        assert!((e[0].share - 0.8).abs() < 1e-9 && (e[1].share - 0.2).abs() < 1e-9);
+    }
+}
