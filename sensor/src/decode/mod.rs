@@ -136,14 +136,55 @@ pub struct NonIp {
     pub arp: Option<arp::ArpSender>,
 }
 
+/// A frame counted by its addresses alone, where no flow counts it for its
+/// devices: a frame without IP, an IP fragment held for reassembly, a packet
+/// whose MAC addresses are not those of its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameNote {
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    /// Frame length on the wire.
+    pub wire_len: u32,
+    /// Source and destination address of an IP frame.
+    pub ips: Option<(IpAddr, IpAddr)>,
+    /// What an ARP frame says of its sender.
+    pub arp: Option<arp::ArpSender>,
+}
+
+impl FrameNote {
+    pub fn of_packet(p: &Packet<'_>) -> Self {
+        FrameNote {
+            src_mac: p.src_mac,
+            dst_mac: p.dst_mac,
+            wire_len: p.wire_len,
+            ips: Some((p.src, p.dst)),
+            arp: None,
+        }
+    }
+}
+
+impl From<&NonIp> for FrameNote {
+    fn from(f: &NonIp) -> Self {
+        FrameNote {
+            src_mac: f.src_mac,
+            dst_mac: f.dst_mac,
+            wire_len: f.wire_len,
+            ips: None,
+            arp: f.arp,
+        }
+    }
+}
+
 /// What became of one frame.
 #[derive(Debug)]
 pub enum Decoded<'a> {
     Packet(Packet<'a>),
     /// A valid frame that does not carry IP (ARP, LLDP, 802.11 management...).
     NotIp(NonIp),
-    /// An IP fragment held until its datagram is complete.
-    FragmentHeld,
+    /// An IP fragment held until its datagram is complete: the frame's
+    /// addresses and length (its bytes count with the whole datagram's
+    /// protocol only once the last fragment arrives).
+    FragmentHeld(FrameNote),
     Error(DecodeError),
 }
 
@@ -234,7 +275,7 @@ impl Decoder {
             }
             Decoded::Error(e) => self.stats.errors[e.index()] += 1,
             Decoded::NotIp(n) => self.stats.non_ip[n.kind as usize] += 1,
-            Decoded::FragmentHeld => {}
+            Decoded::FragmentHeld(_) => {}
         }
         outcome
     }
@@ -273,7 +314,7 @@ fn decode_ip<'a>(
         };
         let ts = frame.ts;
         return match defrag.add(ts, fragment) {
-            None => Decoded::FragmentHeld,
+            None => Decoded::FragmentHeld(FrameNote::of_packet(&base)),
             Some(whole) => {
                 let whole_len = whole.len() as u32;
                 match transport(protocol, whole, whole_len) {
@@ -514,7 +555,14 @@ mod tests {
         let first = ip_frag(0, true, &udp[..16]);
         let second = ip_frag(2, false, &udp[16..]);
         let mut d = Decoder::default();
-        assert!(matches!(d.decode(&frame(&first)), Decoded::FragmentHeld));
+        let Decoded::FragmentHeld(held) = d.decode(&frame(&first)) else {
+            panic!("first fragment not held")
+        };
+        // The held fragment is still a frame of its sender and receiver.
+        assert_eq!(held.src_mac, Some([1; 6]));
+        assert_eq!(held.dst_mac, Some([2; 6]));
+        assert_eq!(held.wire_len, first.len() as u32);
+        assert_eq!(held.ips, Some(([10, 0, 0, 1].into(), [10, 0, 0, 2].into())));
         let Decoded::Packet(p) = d.decode(&frame(&second)) else {
             panic!("not reassembled")
         };
