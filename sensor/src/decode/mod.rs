@@ -137,8 +137,9 @@ pub struct NonIp {
 }
 
 /// A frame counted by its addresses alone, where no flow counts it for its
-/// devices: a frame without IP, an IP fragment held for reassembly, a packet
-/// whose MAC addresses are not those of its flow.
+/// devices: a frame without IP, an IP fragment held for reassembly, a frame
+/// whose IP or transport header does not decode, a packet whose MAC
+/// addresses are not those of its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameNote {
     pub src_mac: Option<[u8; 6]>,
@@ -185,7 +186,9 @@ pub enum Decoded<'a> {
     /// addresses and length (its bytes count with the whole datagram's
     /// protocol only once the last fragment arrives).
     FragmentHeld(FrameNote),
-    Error(DecodeError),
+    /// A frame that does not decode, and its addresses when its link header
+    /// decoded.
+    Error(DecodeError, Option<FrameNote>),
 }
 
 /// Decoder counters, all monotonic.
@@ -250,7 +253,7 @@ impl Decoder {
             self.stats.snap_truncated += 1;
         }
         let outcome = match link::walk(frame.link, frame.data) {
-            Err(e) => Decoded::Error(e),
+            Err(e) => Decoded::Error(e, None),
             Ok(l) => match l.network {
                 Network::NonIp(kind) => Decoded::NotIp(NonIp {
                     kind,
@@ -273,7 +276,7 @@ impl Decoder {
                     self.stats.ipv6 += 1;
                 }
             }
-            Decoded::Error(e) => self.stats.errors[e.index()] += 1,
+            Decoded::Error(e, _) => self.stats.errors[e.index()] += 1,
             Decoded::NotIp(n) => self.stats.non_ip[n.kind as usize] += 1,
             Decoded::FragmentHeld(_) => {}
         }
@@ -288,7 +291,16 @@ fn decode_ip<'a>(
 ) -> Decoded<'a> {
     let (ip, ext_err) = match LaxIpSlice::from_slice(l.payload) {
         Ok(v) => v,
-        Err(e) => return Decoded::Error(ip_error(&e)),
+        Err(e) => {
+            let frame = FrameNote {
+                src_mac: l.src_mac,
+                dst_mac: l.dst_mac,
+                wire_len: frame.orig_len,
+                ips: None,
+                arp: None,
+            };
+            return Decoded::Error(ip_error(&e), Some(frame));
+        }
     };
     let ipv6_ext_error = ext_err.is_some();
     let src = ip.source_addr();
@@ -310,7 +322,7 @@ fn decode_ip<'a>(
     };
     if payload.fragmented {
         let Some(fragment) = fragment_of(&ip, l.vlan, payload.payload) else {
-            return Decoded::Error(DecodeError::IpMalformed);
+            return Decoded::Error(DecodeError::IpMalformed, Some(FrameNote::of_packet(&base)));
         };
         let ts = frame.ts;
         return match defrag.add(ts, fragment) {
@@ -323,13 +335,16 @@ fn decode_ip<'a>(
                         reassembled: true,
                         ..base
                     }),
-                    Err(e) => Decoded::Error(e),
+                    Err(e) => Decoded::Error(e, Some(FrameNote::of_packet(&base))),
                 }
             }
         };
     }
     if ipv6_ext_error && payload.payload.is_empty() {
-        return Decoded::Error(DecodeError::Ipv6ExtMalformed);
+        return Decoded::Error(
+            DecodeError::Ipv6ExtMalformed,
+            Some(FrameNote::of_packet(&base)),
+        );
     }
     // When the snap length cut the packet, the headers still say how much the
     // wire carried; reassembly needs that to mark the missing bytes as a gap.
@@ -343,7 +358,7 @@ fn decode_ip<'a>(
             transport: t,
             ..base
         }),
-        Err(e) => Decoded::Error(e),
+        Err(e) => Decoded::Error(e, Some(FrameNote::of_packet(&base))),
     }
 }
 
@@ -582,10 +597,17 @@ mod tests {
         let mut d = Decoder::default();
         let mut junk = vec![0u8; 12];
         junk.extend_from_slice(&[0x08, 0x00, 0x47, 0xFF]);
-        assert!(matches!(d.decode(&frame(&junk)), Decoded::Error(_)));
+        // The link header decoded: the frame keeps its (here all-zero) addresses.
+        let Decoded::Error(_, Some(note)) = d.decode(&frame(&junk)) else {
+            panic!("not an error with addresses")
+        };
+        assert_eq!(
+            (note.src_mac, note.dst_mac, note.ips),
+            (Some([0; 6]), Some([0; 6]), None)
+        );
         assert!(matches!(
             d.decode(&frame(&[1, 2, 3])),
-            Decoded::Error(DecodeError::LinkTruncated)
+            Decoded::Error(DecodeError::LinkTruncated, None)
         ));
         assert_eq!(d.stats.errors_total(), 2);
         // Every prefix of a valid frame decodes to something without panicking.

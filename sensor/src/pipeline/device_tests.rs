@@ -183,3 +183,19 @@ fn held_ip_fragments_count_as_frames() {
     assert_eq!(total(&ws, CLIENT, Feature::FlowsOut), 1.0);
     assert_eq!(total(&ws, CLIENT, Feature::Peers), 1.0);
 }
+
+/// A frame whose IPv4 header does not decode (a header length of 4 words,
+/// below the minimum of 5, RFC 791 §3.1) is still a frame its sender sent:
+/// counted, with no peer, as the decode error it also is.
+#[test]
+fn a_frame_whose_ip_header_does_not_decode_still_counts() {
+    let mut f = SERVER.to_vec();
+    f.extend_from_slice(&CLIENT);
+    f.extend_from_slice(&[0x08, 0x00, 0x44]);
+    f.resize(60, 0);
+    let ws = windows(&[(100, f)]);
+    assert_eq!(total(&ws, CLIENT, Feature::PacketsOut), 1.0);
+    assert_eq!(total(&ws, CLIENT, Feature::BytesOut), 60.0);
+    assert_eq!(total(&ws, SERVER, Feature::PacketsIn), 1.0);
+    assert_eq!(total(&ws, CLIENT, Feature::Peers), 0.0);
+}

@@ -139,8 +139,8 @@ impl Pipeline {
                 }
             }
             Decoded::NotIp(frame) => self.handoff.frame(FrameNote::from(&frame)),
-            Decoded::FragmentHeld(note) => self.handoff.frame(note),
-            Decoded::Error(_) => {}
+            Decoded::FragmentHeld(note) | Decoded::Error(_, Some(note)) => self.handoff.frame(note),
+            Decoded::Error(_, None) => {}
         }
     }
 
