@@ -126,8 +126,8 @@ def is_device(mac):
     return bool(mac) and int(mac[:2], 16) & 1 == 0 and mac != "00:00:00:00:00:00"
 
 
-def ints(values, base=10):
-    return [int(v, base) for v in values if v]
+def ints(values):
+    return [int(v) for v in values if v]
 
 
 class Flow:
@@ -144,7 +144,8 @@ class Flow:
         self.client_isn = None
         self.established = False
         self.refused = False
-        self.telnet_tail = {True: "", False: ""}
+        # The end of the server's Telnet text so far, for a failure message split over segments.
+        self.server_text_tail = ""
 
     def timeout_secs(self, cfg):
         if self.proto == UDP:
@@ -190,7 +191,7 @@ def login_failures(flow, from_client, chunks):
     server (a text split over segments counts once, where it ends)."""
     if from_client:
         return 0
-    tail = flow.telnet_tail[False]
+    tail = flow.server_text_tail
     text = (tail + "".join(chunks)).lower()
     n = 0
     for needle in LOGIN_FAILURE_TEXTS:
@@ -200,7 +201,7 @@ def login_failures(flow, from_client, chunks):
                 n += 1
             at = text.find(needle, at + 1)
     longest = max(len(t) for t in LOGIN_FAILURE_TEXTS)
-    flow.telnet_tail[False] = text[-(longest - 1):]
+    flow.server_text_tail = text[-(longest - 1):]
     return n
 
 
