@@ -65,7 +65,7 @@ NS = 1_000_000_000
 FIELDS = [
     "frame.time_epoch", "frame.len", "frame.protocols", "eth.src", "eth.dst", "vlan.id", "ip.src", "ip.dst",
     "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq_raw",
-    "tcp.len", "tcp.segment", "udp.srcport", "udp.dstport", "mqtt.msgtype", "coap.code", "http.request.method",
+    "tcp.len", "tcp.segment", "tcp.analysis.retransmission", "udp.srcport", "udp.dstport", "mqtt.msgtype", "coap.code", "http.request.method",
     "http.response.code", "telnet.data",
 ]
 SEP, AGG = "\x1e", "\x1f"
@@ -93,10 +93,10 @@ def frames(pcap):
             yield number, {k: (v.split(AGG) if v else []) for k, v in zip(FIELDS, parts)}
         err = proc.stderr.read().decode("utf-8", "replace")
         if proc.wait() != 0:
-            if "cut short in the middle of a packet" not in err:
+            if "cut short in the middle of a packet" not in err and "appears to be damaged or corrupt" not in err:
                 raise FieldError("tshark failed on %s: %s" % (pcap, err.strip()[-500:]))
             # Like spanwatch, a capture damaged part-way keeps its frames before the damage.
-            print("features_tshark: warning: %s is cut short after %d frames" % (pcap, number), file=sys.stderr)
+            print("features_tshark: warning: %s is damaged after %d frames" % (pcap, number), file=sys.stderr)
 
 
 def transport_of(protocols):
@@ -273,6 +273,8 @@ def compute(pcap, cfg):
             if is_device(flow.server_mac):
                 rows[(flow.server_mac, w)]["tcp_refused_in"] += 1
 
+        if f["tcp.analysis.retransmission"]:
+            continue  # data seen before: spanwatch's reassembly keeps the first copy, no new message
         # Messages: sent by the flow's endpoint on this side, with its MAC in the flow's first packet.
         sender, receiver = (flow.client_mac, flow.server_mac) if from_client else (flow.server_mac, flow.client_mac)
         # The first message of a frame that completes a message begun in earlier segments
