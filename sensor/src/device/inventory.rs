@@ -128,7 +128,9 @@ pub struct Device {
     /// peers), counted, not kept.
     pub foreign_ips: u64,
     pub names: Vec<(NameSource, String)>,
-    #[serde(skip)]
+    /// The roles its behaviour showed, as a bit set of [`Role`]s (a list of
+    /// role names in JSON).
+    #[serde(serialize_with = "role_names")]
     roles: u16,
     pub zone: Option<String>,
     #[serde(serialize_with = "ts")]
@@ -145,6 +147,15 @@ pub struct Device {
     /// Application protocols its flows spoke.
     pub protocols: Bounded<&'static str>,
     pub profile: Profile,
+}
+
+fn role_names<S: serde::Serializer>(roles: &u16, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(
+        Role::ALL
+            .iter()
+            .filter(|r| roles & r.bit() != 0)
+            .map(|r| r.name()),
+    )
 }
 
 fn mac_text<S: serde::Serializer>(m: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
@@ -464,6 +475,21 @@ mod tests {
             d.add_name(NameSource::CoapResource, &format!("/r{i}"));
         }
         assert_eq!(d.names.len(), MAX_DEVICE_NAMES);
+    }
+
+    /// `spanwatch devices --json` left the roles out.
+    #[test]
+    fn a_devices_json_lists_its_roles() {
+        let mut d = Device::new(CAM, Timestamp(0));
+        d.add_role(Role::ScannerLike);
+        d.add_role(Role::HttpServer);
+        let json = serde_json::to_value(&d).expect("json");
+        assert_eq!(
+            json["roles"],
+            serde_json::json!(["http-server", "scanner-like"])
+        );
+        let none = serde_json::to_value(Device::new(RTR, Timestamp(0))).expect("json");
+        assert_eq!(none["roles"], serde_json::json!([]));
     }
 
     #[test]

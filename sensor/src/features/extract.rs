@@ -2,8 +2,10 @@
 //! date and turns what each device did into [`Window`]s.
 //!
 //! Inputs, in packet order: at every tick of packet time, what each flow did
-//! during the second that ended ([`FlowActivity`]) and the frames that carry
-//! no IP (ARP: who announces which address); in between, the normalised
+//! during the second that ended ([`FlowActivity`]) and the frames no flow
+//! counted for its devices ([`FrameNote`]: frames without IP, with ARP telling
+//! who announces which address; IP fragments held for reassembly; packets
+//! whose MAC addresses are not their flow's); in between, the normalised
 //! events of the parsers. A window closes at the first tick at or after its
 //! end; a device that was active gets rows for [`IDLE_WINDOWS`] more windows
 //! of silence, so that what stops shows.
@@ -15,7 +17,7 @@ use serde::Serialize;
 
 use super::{FEATURE_COUNT, Feature, Window, WindowNotes};
 use crate::capture::Timestamp;
-use crate::decode::NonIp;
+use crate::decode::FrameNote;
 use crate::device::inventory::{Device, Inventory, NameSource, Role, is_device_mac};
 use crate::device::profile::{Service, behaviour_key};
 use crate::device::zone::Zone;
@@ -71,9 +73,10 @@ impl Acc {
         }
     }
 
+    /// Adds `by` to `f`; the window is active when anything was counted.
     fn bump(&mut self, f: Feature, by: f64) {
         self.values[f.index()] += by;
-        self.active = true;
+        self.active |= by != 0.0;
     }
 }
 
@@ -139,18 +142,19 @@ impl Extractor {
     }
 
     /// A second of packet time ended at `now`: what the flows did in it and
-    /// the frames without IP; then every window that ended closes.
+    /// the frames counted by their addresses alone; then every window that
+    /// ended closes.
     pub fn tick(
         &mut self,
         now: Timestamp,
         second: Timestamp,
         activity: &[FlowActivity],
-        non_ip: &[NonIp],
+        frames: &[FrameNote],
     ) {
         for a in activity {
             self.activity(second, a);
         }
-        for f in non_ip {
+        for f in frames {
             self.frame(second, f);
         }
         self.close_until(now);
@@ -179,6 +183,8 @@ impl Extractor {
         };
         let is_tcp = a.transport == 6;
         let ported = is_tcp || a.transport == 17;
+        // Frames sent with other MAC addresses than the flow's came as frames.
+        let counted = a.packets != [0, 0];
         if let Some((d, acc)) = self.device(a.client_mac, ts) {
             d.sent(u64::from(a.packets[to_server]), a.bytes[to_server], ts);
             d.packets_in += u64::from(a.packets[to_client]);
@@ -190,7 +196,9 @@ impl Extractor {
             if a.opened && ported && !d.profile.peers.contains(&a.server.0) {
                 WindowNotes::push(&mut acc.notes.new_peers_opened, a.server.0);
             }
-            add_peer(d, acc, a.server.0);
+            if counted {
+                add_peer(d, acc, a.server.0);
+            }
             if a.opened && ported {
                 acc.bump(Feature::FlowsOut, 1.0);
                 WindowNotes::push(&mut acc.notes.opened_to, a.server.0);
@@ -226,7 +234,9 @@ impl Extractor {
             acc.bump(Feature::BytesOut, a.bytes[to_client] as f64);
             acc.bump(Feature::PacketsIn, f64::from(a.packets[to_server]));
             acc.bump(Feature::BytesIn, a.bytes[to_server] as f64);
-            add_peer(d, acc, a.client.0);
+            if counted {
+                add_peer(d, acc, a.client.0);
+            }
             if a.opened && ported {
                 acc.bump(Feature::FlowsIn, 1.0);
                 if d.profile.services_offered.add(service) {
@@ -270,18 +280,27 @@ impl Extractor {
         }
     }
 
-    fn frame(&mut self, ts: Timestamp, f: &NonIp) {
+    fn frame(&mut self, ts: Timestamp, f: &FrameNote) {
         let len = f64::from(f.wire_len);
+        if let (Some(mac), Some((src, _))) = (f.src_mac, f.ips) {
+            self.inventory.sent_from(mac, src, ts);
+        }
         if let Some((d, acc)) = self.device(f.src_mac, ts) {
             d.sent(1, u64::from(f.wire_len), ts);
             acc.bump(Feature::PacketsOut, 1.0);
             acc.bump(Feature::BytesOut, len);
+            if let Some((_, dst)) = f.ips {
+                add_peer(d, acc, dst);
+            }
         }
         if let Some((d, acc)) = self.device(f.dst_mac, ts) {
             d.packets_in += 1;
             d.bytes_in += u64::from(f.wire_len);
             acc.bump(Feature::PacketsIn, 1.0);
             acc.bump(Feature::BytesIn, len);
+            if let Some((src, _)) = f.ips {
+                add_peer(d, acc, src);
+            }
         }
         if let Some(arp) = f.arp {
             self.inventory.announced(arp.mac, IpAddr::V4(arp.ip), ts);

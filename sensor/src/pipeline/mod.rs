@@ -6,6 +6,8 @@
 //! application stage runs on a worker thread fed with batches (see [`stage`]),
 //! so that parsing and rules overlap with decoding and reassembly.
 
+#[cfg(test)]
+mod device_tests;
 mod stage;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::alert::{AlertConfig, AlertError, Sink};
 use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
-use crate::decode::{Decoded, Decoder};
+use crate::decode::{Decoded, Decoder, FrameNote};
 use crate::detect::learned::StateError;
 use crate::detect::rules::RuleSet;
 use crate::features::{Extractor, WindowSink};
@@ -136,8 +138,9 @@ impl Pipeline {
                     self.hand_off();
                 }
             }
-            Decoded::NotIp(frame) => self.handoff.non_ip(frame),
-            Decoded::FragmentHeld | Decoded::Error(_) => {}
+            Decoded::NotIp(frame) => self.handoff.frame(FrameNote::from(&frame)),
+            Decoded::FragmentHeld(note) | Decoded::Error(_, Some(note)) => self.handoff.frame(note),
+            Decoded::Error(_, None) => {}
         }
     }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::alert::AlertSource;
 use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
-use crate::decode::NonIp;
+use crate::decode::FrameNote;
 use crate::detect::detector::Detector;
 use crate::detect::learned::{LearnedState, MAX_LEARNED_ENTRIES, StateError};
 use crate::detect::model::ModelDetector;
@@ -74,12 +74,12 @@ enum Item {
     },
     /// Packet time went on to `now` (at least once a second, also when
     /// quiet): what the flows did in the second that began at `second`, and
-    /// the frames without IP of that second.
+    /// the frames of that second that no flow counted for its devices.
     Tick {
         now: Timestamp,
         second: Timestamp,
         activity: Vec<FlowActivity>,
-        non_ip: Vec<NonIp>,
+        frames: Vec<FrameNote>,
     },
 }
 
@@ -119,19 +119,21 @@ pub const SLOT_BYTES_PER_FLOW: usize =
     2 * std::mem::size_of::<FlowApp>() + std::mem::size_of::<u32>();
 
 /// The flow table's per-flow state in the flow stage: which application
-/// state slot the flow was given, once it had something for that stage, and
-/// where this second's activity record of the flow is.
+/// state slot the flow was given, once it had something for that stage,
+/// where this second's activity record of the flow is, and whether the
+/// server refused the connection already.
 #[derive(Debug, Default)]
 pub struct AppSlot {
     slot: Option<u32>,
     /// The tick number of the second `activity` is of (0: none yet).
     tick: u32,
     activity: u32,
+    refused: bool,
 }
 
-/// Frames without IP kept per second for the device stage; more are counted
-/// in [`Handoff::non_ip_dropped`].
-pub const MAX_NON_IP_PER_SECOND: usize = 65_536;
+/// Frames counted by their addresses alone ([`FrameNote`]) kept per second
+/// for the device stage; more are counted in [`Handoff::frames_dropped`].
+pub const MAX_FRAMES_PER_SECOND: usize = 65_536;
 
 /// The flow table's consumer in the flow stage: fills the batch, and counts
 /// the top talkers (which need only the flow records).
@@ -146,15 +148,15 @@ pub struct Handoff {
     next_slot: u32,
     pub talkers: Talkers,
     /// The device stage wants each flow's activity per second and the
-    /// frames without IP.
+    /// frames no flow counts for its devices.
     pub devices: bool,
     /// Number of the current second (from 1), its start, and what happened
     /// in it so far.
     tick_no: u32,
     second: Timestamp,
     activity: Vec<FlowActivity>,
-    non_ip: Vec<NonIp>,
-    pub non_ip_dropped: u64,
+    frames: Vec<FrameNote>,
+    pub frames_dropped: u64,
 }
 
 impl Handoff {
@@ -170,8 +172,8 @@ impl Handoff {
             tick_no: 1,
             second: Timestamp::default(),
             activity: Vec::new(),
-            non_ip: Vec::new(),
-            non_ip_dropped: 0,
+            frames: Vec::new(),
+            frames_dropped: 0,
         }
     }
 
@@ -201,21 +203,21 @@ impl Handoff {
             now,
             second: self.second,
             activity: std::mem::take(&mut self.activity),
-            non_ip: std::mem::take(&mut self.non_ip),
+            frames: std::mem::take(&mut self.frames),
         });
         self.second = now;
         self.tick_no = self.tick_no.wrapping_add(1).max(1);
     }
 
-    /// A frame that carries no IP, for the device stage.
-    pub fn non_ip(&mut self, frame: NonIp) {
+    /// A frame that no flow counts for its devices, for the device stage.
+    pub fn frame(&mut self, frame: FrameNote) {
         if !self.devices {
             return;
         }
-        if self.non_ip.len() < MAX_NON_IP_PER_SECOND {
-            self.non_ip.push(frame);
+        if self.frames.len() < MAX_FRAMES_PER_SECOND {
+            self.frames.push(frame);
         } else {
-            self.non_ip_dropped += 1;
+            self.frames_dropped += 1;
         }
     }
 }
@@ -240,8 +242,24 @@ impl FlowHandler<AppSlot> for Handoff {
                 let opened = info.packets[0] + info.packets[1] == 1;
                 self.activity.push(FlowActivity::of(info, opened));
             }
+            // A connection is refused once, however many RSTs answer it.
+            let refusal = !app.refused && note.refuses(dir, established_before);
+            app.refused |= refusal;
+            // A frame counts for the devices of its own MAC addresses: those
+            // of its flow's first packet, or (routed, mirrored twice) others.
+            let (sender, receiver) = match dir {
+                Direction::ToServer => (info.client_mac, info.server_mac),
+                Direction::ToClient => (info.server_mac, info.client_mac),
+            };
+            let own_macs = (pkt.src_mac, pkt.dst_mac) == (sender, receiver);
             if let Some(a) = self.activity.get_mut(app.activity as usize) {
-                a.add(dir, pkt.wire_len, &note, established_before);
+                if own_macs {
+                    a.count(dir, pkt.wire_len);
+                }
+                a.handshake(dir, &note, refusal);
+            }
+            if !own_macs {
+                self.frame(FrameNote::of_packet(pkt));
             }
         }
         if self.packets && note.is_connection_signal() {
@@ -551,10 +569,10 @@ impl EventSink {
         now: Timestamp,
         second: Timestamp,
         activity: &[FlowActivity],
-        non_ip: &[NonIp],
+        frames: &[FrameNote],
     ) {
         if let Some(d) = self.devices.as_mut() {
-            d.extractor.tick(now, second, activity, non_ip);
+            d.extractor.tick(now, second, activity, frames);
             d.drain(self.detection.as_mut());
             if let Some(det) = self.detection.as_mut() {
                 det.tick(now, d.extractor.inventory());
@@ -666,9 +684,9 @@ impl AppStage {
                     now,
                     second,
                     activity,
-                    non_ip,
+                    frames,
                 } => {
-                    self.sink.tick(now, second, &activity, &non_ip);
+                    self.sink.tick(now, second, &activity, &frames);
                     if self
                         .last_publish
                         .is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL)
