@@ -1,5 +1,5 @@
 //! Zeek-style protocol logs, one file per protocol (`http.jsonl`,
-//! `mqtt.jsonl`, `coap.jsonl`, `telnet.jsonl`), one JSON object per line (JSON Lines, RFC 8259 texts
+//! `mqtt.jsonl`, `coap.jsonl`, `telnet.jsonl`, `dhcp.jsonl`), one JSON object per line (JSON Lines, RFC 8259 texts
 //! separated by `\n`), written by `spanwatch replay --log-dir DIR`.
 //!
 //! Every line starts with where the event happened: `ts` (RFC 3339, UTC,
