@@ -50,33 +50,41 @@ impl Banner {
     }
 
     /// A complete, non-empty line of server output (escape sequences and
-    /// control characters already removed).
+    /// C0 control bytes already removed, see [`super::nvt::ServerText`]).
     pub fn on_server_line(&mut self, line: &[u8]) {
         let State::Open { text, lines } = &mut self.state else {
             return;
         };
-        if *lines >= MAX_BANNER_LINES || !line.iter().any(u8::is_ascii_alphanumeric) {
+        if *lines >= MAX_BANNER_LINES {
             return;
         }
-        let line = trim(line);
+        // Tabs become spaces; other control characters (C1 ones too, which
+        // survive as UTF-8) are dropped.
+        let clean: String = String::from_utf8_lossy(line)
+            .chars()
+            .map(|c| if c == '\t' { ' ' } else { c })
+            .filter(|c| !c.is_control())
+            .collect();
+        let clean = clean.trim();
+        if !clean.chars().any(char::is_alphanumeric) {
+            return;
+        }
         if *lines > 0 {
-            push_capped(text, LINE_SEPARATOR.as_bytes(), self.max_bytes);
-        }
-        // A tab is the one control character the server text keeps.
-        for (i, piece) in line.split(|&b| b == b'\t').enumerate() {
-            if i > 0 {
-                push_capped(text, b" ", self.max_bytes);
+            // No separator without room for some of the line after it.
+            if text.len() + LINE_SEPARATOR.len() >= self.max_bytes {
+                return;
             }
-            push_capped(text, piece, self.max_bytes);
+            text.push_str(LINE_SEPARATOR);
         }
+        push_capped(text, clean.as_bytes(), self.max_bytes);
         *lines += 1;
     }
 
     /// The server's output now ends with a prompt: the banner, if any, is
     /// complete.
     pub fn on_prompt(&mut self, out: &mut Vec<TelnetEvent>) {
-        if let State::Open { text, lines } = std::mem::replace(&mut self.state, State::Closed)
-            && lines > 0
+        if let State::Open { text, .. } = std::mem::replace(&mut self.state, State::Closed)
+            && !text.is_empty()
         {
             out.push(TelnetEvent::Banner { text });
         }
@@ -86,16 +94,6 @@ impl Banner {
     pub fn close(&mut self) {
         self.state = State::Closed;
     }
-}
-
-fn trim(line: &[u8]) -> &[u8] {
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = line.iter().position(|b| !blank(b)).unwrap_or(line.len());
-    let end = line
-        .iter()
-        .rposition(|b| !blank(b))
-        .map_or(start, |i| i + 1);
-    line.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -129,10 +127,22 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_removed() {
+        // U+0085 (NEL, a C1 control) arrives as valid UTF-8 and is dropped;
+        // an invalid byte becomes U+FFFD.
+        assert_eq!(
+            banner(&["Cam\u{85}Pro".as_bytes(), b"v\xff1"], 256),
+            text("CamPro / v\u{fffd}1")
+        );
+    }
+
+    #[test]
     fn capped_and_once() {
-        assert_eq!(banner(&[b"abcdef", b"ghi"], 8), text("abcdef /"));
+        assert_eq!(banner(&[b"abcdef", b"ghi"], 8), text("abcdef"));
+        assert_eq!(banner(&[b"abcdef", b"ghi"], 10), text("abcdef / g"));
         assert_eq!(banner(&[], 256), vec![]);
         assert_eq!(banner(&[b"----"], 256), vec![]);
+        assert_eq!(banner(&[b"abc"], 0), vec![]);
     }
 
     #[test]
