@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::DhcpEvent;
+use super::{DhcpEvent, MessageType};
 use crate::proto::counts::{CodeCounts, NameSet, anomalies_suffix, bump_name};
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -44,13 +44,54 @@ impl DhcpCounts {
 }
 
 impl fmt::Display for DhcpCounts {
+    /// "2 flows, 5 messages (2 DISCOVER, 1 OFFER, 1 REQUEST, 1 ACK)".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} flows, {} messages{}",
-            self.flows,
-            self.messages,
-            anomalies_suffix(&self.anomalies)
-        )
+        write!(f, "{} flows, {} messages", self.flows, self.messages)?;
+        let types: Vec<String> = self
+            .message_type
+            .nonzero()
+            .map(|(t, n)| {
+                let t = MessageType::from_u8(u8::try_from(t).unwrap_or(u8::MAX));
+                format!("{n} {t}")
+            })
+            .collect();
+        if !types.is_empty() {
+            write!(f, " ({})", types.join(", "))?;
+        }
+        f.write_str(&anomalies_suffix(&self.anomalies))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::flow::Direction;
+    use crate::proto::dhcp::parser::tests::{Builder, MAC};
+    use crate::proto::dhcp::{DhcpLimits, DhcpSession};
+
+    #[test]
+    fn summary_line_lists_messages_by_type() {
+        let mut session = DhcpSession::new(DhcpLimits::default());
+        let mut counts = DhcpCounts::default();
+        counts.flows = 2;
+        let mut out = Vec::new();
+        for (op, t) in [(1, 1), (2, 2), (1, 3), (2, 5), (1, 1)] {
+            let d = Builder::new(op, 1, MAC).options(&[53, 1, t, 255]);
+            session.on_datagram(Timestamp(0), Direction::ToServer, &d, &mut out);
+        }
+        session.on_datagram(Timestamp(0), Direction::ToServer, &[1, 1], &mut out);
+        for ev in &out {
+            counts.count(ev);
+        }
+        assert_eq!(
+            counts.to_string(),
+            "2 flows, 5 messages (2 DISCOVER, 1 OFFER, 1 REQUEST, 1 ACK); anomalies: truncated_header 1"
+        );
+        let json = serde_json::to_value(&counts).unwrap();
+        assert_eq!(
+            json["message_type"],
+            serde_json::json!({"1": 2, "2": 1, "3": 1, "5": 1})
+        );
     }
 }
