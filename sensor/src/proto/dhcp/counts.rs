@@ -73,8 +73,10 @@ mod tests {
     #[test]
     fn summary_line_lists_messages_by_type() {
         let mut session = DhcpSession::new(DhcpLimits::default());
-        let mut counts = DhcpCounts::default();
-        counts.flows = 2;
+        let mut counts = DhcpCounts {
+            flows: 2,
+            ..DhcpCounts::default()
+        };
         let mut out = Vec::new();
         for (op, t) in [(1, 1), (2, 2), (1, 3), (2, 5), (1, 1)] {
             let d = Builder::new(op, 1, MAC).options(&[53, 1, t, 255]);
