@@ -255,6 +255,19 @@ impl Profile {
             .fold(0.0, f64::max)
     }
 
+    /// The longest gap, in seconds, the device's regular behaviours allow
+    /// between two of its packets: over its learned behaviours, the
+    /// smallest of max(2 × period, period + 4 × jitter) (the jitter term is
+    /// how TCP bounds a retransmission timeout, RFC 6298). None with no
+    /// learned period.
+    pub fn silence_after(&self) -> Option<f64> {
+        self.periodic
+            .iter()
+            .filter(|p| p.learned())
+            .map(|p| (2.0 * p.period_nanos).max(p.period_nanos + 4.0 * p.jitter_nanos) / 1e9)
+            .reduce(f64::min)
+    }
+
     /// Learned periods, for the inventory: (kind, seconds).
     pub fn periods(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
         self.periodic

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{FEATURE_COUNT, Feature, Window};
+use super::{FEATURE_COUNT, Feature, Window, WindowNotes};
 use crate::capture::Timestamp;
 use crate::decode::NonIp;
 use crate::device::inventory::{Device, Inventory, NameSource, Role, is_device_mac};
@@ -51,6 +51,7 @@ struct Acc {
     ports: HashSet<u16>,
     /// TCP attempts opened in this window and not answered yet.
     pending: u32,
+    notes: WindowNotes,
     active: bool,
     /// Windows of silence since the last active one.
     idle: u32,
@@ -64,6 +65,7 @@ impl Acc {
             peers: HashSet::new(),
             ports: HashSet::new(),
             pending: 0,
+            notes: WindowNotes::default(),
             active: false,
             idle: 0,
         }
@@ -178,22 +180,26 @@ impl Extractor {
         let is_tcp = a.transport == 6;
         let ported = is_tcp || a.transport == 17;
         if let Some((d, acc)) = self.device(a.client_mac, ts) {
-            d.packets_out += u64::from(a.packets[to_server]);
-            d.bytes_out += a.bytes[to_server];
+            d.sent(u64::from(a.packets[to_server]), a.bytes[to_server], ts);
             d.packets_in += u64::from(a.packets[to_client]);
             d.bytes_in += a.bytes[to_client];
             acc.bump(Feature::PacketsOut, f64::from(a.packets[to_server]));
             acc.bump(Feature::BytesOut, a.bytes[to_server] as f64);
             acc.bump(Feature::PacketsIn, f64::from(a.packets[to_client]));
             acc.bump(Feature::BytesIn, a.bytes[to_client] as f64);
+            if a.opened && ported && !d.profile.peers.contains(&a.server.0) {
+                WindowNotes::push(&mut acc.notes.new_peers_opened, a.server.0);
+            }
             add_peer(d, acc, a.server.0);
             if a.opened && ported {
                 acc.bump(Feature::FlowsOut, 1.0);
+                WindowNotes::push(&mut acc.notes.opened_to, a.server.0);
                 if acc.ports.len() < MAX_WINDOW_DISTINCT {
                     acc.ports.insert(a.server.1);
                 }
                 if d.profile.services_used.add(service) {
                     acc.bump(Feature::NewServices, 1.0);
+                    WindowNotes::push(&mut acc.notes.new_services, service);
                 }
                 let mut detail = [0u8; 19];
                 detail[..16].copy_from_slice(&ip_bytes(a.server.0));
@@ -213,8 +219,7 @@ impl Extractor {
             }
         }
         if let Some((d, acc)) = self.device(a.server_mac, ts) {
-            d.packets_out += u64::from(a.packets[to_client]);
-            d.bytes_out += a.bytes[to_client];
+            d.sent(u64::from(a.packets[to_client]), a.bytes[to_client], ts);
             d.packets_in += u64::from(a.packets[to_server]);
             d.bytes_in += a.bytes[to_server];
             acc.bump(Feature::PacketsOut, f64::from(a.packets[to_client]));
@@ -226,6 +231,7 @@ impl Extractor {
                 acc.bump(Feature::FlowsIn, 1.0);
                 if d.profile.services_offered.add(service) {
                     acc.bump(Feature::NewServices, 1.0);
+                    WindowNotes::push(&mut acc.notes.new_services, service);
                 }
             }
             if a.refused_by_server {
@@ -267,8 +273,7 @@ impl Extractor {
     fn frame(&mut self, ts: Timestamp, f: &NonIp) {
         let len = f64::from(f.wire_len);
         if let Some((d, acc)) = self.device(f.src_mac, ts) {
-            d.packets_out += 1;
-            d.bytes_out += u64::from(f.wire_len);
+            d.sent(1, u64::from(f.wire_len), ts);
             acc.bump(Feature::PacketsOut, 1.0);
             acc.bump(Feature::BytesOut, len);
         }
@@ -564,6 +569,7 @@ fn close_window(
         start: acc.start,
         end,
         values,
+        notes: std::mem::take(&mut acc.notes),
     }
 }
 

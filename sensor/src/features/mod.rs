@@ -13,7 +13,10 @@ pub use extract::{Extractor, ExtractorStats};
 
 use serde::Serialize;
 
+use std::net::IpAddr;
+
 use crate::capture::Timestamp;
+use crate::device::profile::Service;
 
 include!(concat!(env!("OUT_DIR"), "/features.rs"));
 
@@ -49,6 +52,31 @@ pub struct Window {
     pub end: Timestamp,
     /// The features, in [`FEATURES`] order.
     pub values: [f64; FEATURE_COUNT],
+    /// What the counts leave out, for the profile detections: which peers
+    /// and services were new. Not part of the datasets.
+    pub notes: WindowNotes,
+}
+
+/// Peers and services kept per window note list.
+pub const MAX_WINDOW_NOTES: usize = 8;
+
+/// Addresses and services behind a window's counts, bounded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowNotes {
+    /// Peers the device opened flows to that its profile did not have.
+    pub new_peers_opened: Vec<IpAddr>,
+    /// Services it used or offered for the first time.
+    pub new_services: Vec<Service>,
+    /// Peers it opened flows to (for the zone policy).
+    pub opened_to: Vec<IpAddr>,
+}
+
+impl WindowNotes {
+    pub(crate) fn push<T: PartialEq>(list: &mut Vec<T>, item: T) {
+        if list.len() < MAX_WINDOW_NOTES && !list.contains(&item) {
+            list.push(item);
+        }
+    }
 }
 
 impl Window {

@@ -11,18 +11,24 @@
 //! order either way, so its output does not depend on where it runs.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::alert::AlertSource;
 use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
 use crate::decode::NonIp;
 use crate::detect::detector::Detector;
+use crate::detect::learned::{LearnedState, MAX_LEARNED_ENTRIES, StateError};
+use crate::detect::model::ModelDetector;
+use crate::detect::profile::{ProfileDetector, ProfileFinding};
 use crate::detect::rules::RuleMatch;
+use crate::device::inventory::{Device, Inventory, MacText, parse_mac};
 use crate::event::Normalizer;
-use crate::features::{Extractor, WindowSink};
+use crate::features::{Extractor, Window, WindowSink};
 use crate::flow::{
     CloseReason, Direction, FlowActivity, FlowHandler, FlowInfo, PacketNote, StreamEvent,
 };
@@ -30,7 +36,7 @@ use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp};
 use crate::proto::log::{LogContext, LogError, ProtocolLogs};
 use crate::proto::norm::Event;
 use crate::proto::{AppEvent, AppProto, ProtoCounts};
-use crate::summary::{DetectionSummary, DevicesSummary, Talkers};
+use crate::summary::{DetectionSummary, DevicesSummary, ModelSummary, Talkers};
 
 /// A batch is handed over once it holds this many observations...
 pub const BATCH_ITEMS: usize = 1024;
@@ -289,36 +295,170 @@ impl FlowHandler<AppSlot> for Handoff {
     }
 }
 
-/// The rules and the alert stage they raise alerts through.
+/// The detectors (rules on events, the model and the profile detections on
+/// windows) and the alert stage they raise alerts through, with what was
+/// learned of the network's normal.
 pub struct Detection {
-    pub rules: Detector,
+    pub rules: Option<Detector>,
+    pub model: Option<ModelDetector>,
+    pub profile: Option<ProfileDetector>,
     pub alerts: Alerter,
-    /// Matches of the current input, reused.
+    /// Routine findings, device scores and known devices (see
+    /// [`LearnedState`]); saved to `state_path` at the end.
+    pub learned: LearnedState,
+    pub state_path: Option<PathBuf>,
+    learn_nanos: i64,
+    learn_until: Option<Timestamp>,
+    /// Medium and low rule findings learned as routine, and findings
+    /// suppressed because they were.
+    pub learned_findings: u64,
+    pub routine_suppressed: u64,
+    /// Matches and findings of the current input, reused.
     matches: Vec<RuleMatch>,
+    findings: Vec<ProfileFinding>,
+}
+
+/// How the detectors are set up.
+pub struct DetectionSetup {
+    pub rules: Option<Detector>,
+    pub model: Option<ModelDetector>,
+    pub profile: Option<ProfileDetector>,
+    pub alerts: Alerter,
+    pub learned: LearnedState,
+    pub state_path: Option<PathBuf>,
+    /// Seconds of packet time in which routine medium and low rule findings
+    /// are learned instead of raised.
+    pub learn_secs: u64,
 }
 
 impl Detection {
-    pub fn new(rules: Detector, alerts: Alerter) -> Self {
-        Detection {
-            rules,
-            alerts,
-            matches: Vec::new(),
+    pub fn new(setup: DetectionSetup) -> Self {
+        let mut model = setup.model;
+        if let Some(m) = model.as_mut() {
+            m.restore(&setup.learned.device_scores);
         }
+        let mut profile = setup.profile;
+        if let Some(p) = profile.as_mut() {
+            p.know(setup.learned.devices.iter().filter_map(|m| parse_mac(m)));
+        }
+        Detection {
+            rules: setup.rules,
+            model,
+            profile,
+            alerts: setup.alerts,
+            learned: setup.learned,
+            state_path: setup.state_path,
+            learn_nanos: i64::try_from(setup.learn_secs)
+                .unwrap_or(i64::MAX / Timestamp::NANOS_PER_SEC)
+                .saturating_mul(Timestamp::NANOS_PER_SEC),
+            learn_until: None,
+            learned_findings: 0,
+            routine_suppressed: 0,
+            matches: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Raises an alert unless it is routine: a finding accepted as normal,
+    /// or (while learning) a medium or low rule finding, learned. High
+    /// findings of the rules always go out.
+    fn raise(&mut self, input: AlertInput) {
+        let until = *self
+            .learn_until
+            .get_or_insert(Timestamp(input.ts.0.saturating_add(self.learn_nanos)));
+        if input.source == AlertSource::Rule && input.severity >= 2 && input.ts < until {
+            if self.learned.findings.len() < MAX_LEARNED_ENTRIES
+                && self.learned.findings.insert(input.key.clone())
+            {
+                self.learned_findings += 1;
+            }
+            return;
+        }
+        if (input.severity >= 2 || input.source != AlertSource::Rule)
+            && self.learned.findings.contains(&input.key)
+        {
+            self.routine_suppressed += 1;
+            return;
+        }
+        self.alerts.raise(input);
     }
 
     /// Runs the rules on `events` and raises an alert for every match.
     fn run(&mut self, events: &[Event]) {
-        self.rules.run(events, &mut self.matches);
-        for m in self.matches.drain(..) {
-            self.alerts.raise(AlertInput::from(&m));
+        let Some(rules) = self.rules.as_mut() else {
+            return;
+        };
+        rules.run(events, &mut self.matches);
+        let matches = std::mem::take(&mut self.matches);
+        for m in &matches {
+            self.raise(AlertInput::from(m));
+        }
+        self.matches = matches;
+        self.matches.clear();
+    }
+
+    /// Scores a window and runs the profile detections on it.
+    fn window(&mut self, w: &Window, device: Option<&Device>) {
+        let ip = device.and_then(|d| d.ips.first()).map(|s| s.ip);
+        if let Some(finding) = self.model.as_mut().and_then(|m| m.window(w, ip)) {
+            self.raise(AlertInput::from(&finding));
+        }
+        if let (Some(p), Some(d)) = (self.profile.as_mut(), device) {
+            p.window(w, d, &mut self.findings);
+            self.raise_findings();
         }
     }
 
+    /// A second of packet time passed: silences, new devices.
+    fn tick(&mut self, now: Timestamp, inventory: &Inventory) {
+        if let Some(p) = self.profile.as_mut() {
+            p.tick(now, inventory, &mut self.findings);
+            self.raise_findings();
+        }
+    }
+
+    fn raise_findings(&mut self) {
+        let findings = std::mem::take(&mut self.findings);
+        for f in &findings {
+            self.raise(AlertInput::from(f));
+        }
+        self.findings = findings;
+        self.findings.clear();
+    }
+
+    /// End of input: what was learned goes to the state file.
+    pub fn save_state(&mut self, inventory: Option<&Inventory>) -> Result<(), StateError> {
+        let Some(path) = self.state_path.clone() else {
+            return Ok(());
+        };
+        if let Some(m) = self.model.as_ref() {
+            for (mac, score) in m.learned() {
+                let best = self.learned.device_scores.entry(mac).or_insert(0.0);
+                *best = best.max(score);
+            }
+        }
+        if let Some(inv) = inventory {
+            for d in inv.iter() {
+                if self.learned.devices.len() < MAX_LEARNED_ENTRIES {
+                    self.learned.devices.insert(MacText(d.mac).to_string());
+                }
+            }
+        }
+        self.learned.save(&path)
+    }
+
     pub fn summary(&self) -> DetectionSummary {
-        let rules = self.rules.summary();
+        let rules = self.rules.as_ref().map(Detector::summary);
         DetectionSummary {
-            rules: rules.rules,
-            engine: rules.engine,
+            rules: rules.as_ref().map_or(0, |r| r.rules),
+            engine: rules.map(|r| r.engine).unwrap_or_default(),
+            model: self.model.as_ref().map(|m| ModelSummary {
+                id: m.model().id().to_string(),
+                stats: m.stats(),
+            }),
+            profile: self.profile.as_ref().map(ProfileDetector::stats),
+            learned_findings: self.learned_findings,
+            routine_suppressed: self.routine_suppressed,
             alerts: self.alerts.stats(),
         }
     }
@@ -341,21 +481,25 @@ impl Devices {
         }
     }
 
-    /// Hands the windows that closed to every sink.
-    fn drain(&mut self) {
-        for w in self.extractor.take_windows() {
+    /// Hands the windows that closed to every sink and to the model.
+    fn drain(&mut self, mut detection: Option<&mut Detection>) {
+        let windows: Vec<Window> = self.extractor.take_windows().collect();
+        for w in &windows {
             for sink in &mut self.sinks {
-                if let Err(e) = sink.window(&w) {
+                if let Err(e) = sink.window(w) {
                     self.sink_error.get_or_insert(e);
                 }
+            }
+            if let Some(d) = detection.as_deref_mut() {
+                d.window(w, self.extractor.inventory().get(&w.device));
             }
         }
     }
 
     /// End of input: the last windows close and every sink writes out.
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self, detection: Option<&mut Detection>) {
         self.extractor.finish();
-        self.drain();
+        self.drain(detection);
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
                 self.sink_error.get_or_insert(e);
@@ -411,7 +555,10 @@ impl EventSink {
     ) {
         if let Some(d) = self.devices.as_mut() {
             d.extractor.tick(now, second, activity, non_ip);
-            d.drain();
+            d.drain(self.detection.as_mut());
+            if let Some(det) = self.detection.as_mut() {
+                det.tick(now, d.extractor.inventory());
+            }
         }
     }
 }
