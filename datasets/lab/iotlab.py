@@ -57,7 +57,10 @@ PHASE_BUDGET = {
     "mirai_telnet_login": 13.0,
     "lateral_movement": 12.0,
     "syn_flood_hping3": 6.0,
-    "device_silent": 6.0,
+    # An outage, not a reboot: the irregular reboots (REBOOT_SILENCE) are off
+    # the wire for at most 10 s, and a sensor publishes every 3-14 s, so a
+    # silence must last several of its periods to be told from either.
+    "device_silent": 50.0,
 }
 ALL_PHASES = list(PHASE_BUDGET)
 PHASE_TOOL = {

@@ -433,7 +433,7 @@ pub struct EvalArgs {
     /// Its labels.csv (start_epoch,end_epoch,phase,attacker_ip,target_ips,...).
     #[arg(long, value_name = "FILE")]
     pub labels: PathBuf,
-    /// Draw a timeline of the labelled phases and the alerts (rule and model rows, coloured by severity) as a PNG of 1600×900 pixels.
+    /// Draw a timeline of the labelled phases and the alerts (rule, model and profile rows, coloured by severity) as a PNG of 1600×900 pixels.
     #[cfg(feature = "train")]
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,

@@ -4,7 +4,7 @@
 //! - a new peer or a new service for a device whose set has been stable;
 //! - lateral movement: a device that talked to few hosts opens flows to
 //!   several new ones on the segment;
-//! - a device silent for longer than its regular behaviours allow;
+//! - a device silent: every one of its regular behaviours overdue;
 //! - a flow between two zones the zone policy denies;
 //! - after learning, a device never seen before on the segment.
 //!
@@ -30,11 +30,13 @@ pub const STABLE_WINDOWS: u32 = 30;
 /// laterally.
 pub const LATERAL_MAX_PEERS: usize = 4;
 pub const LATERAL_NEW_PEERS: usize = 3;
-/// A device is silent when it has sent nothing for longer than its regular
-/// behaviours allow ([`Profile::silence_after`]) plus this.
-///
-/// [`Profile::silence_after`]: crate::device::profile::Profile::silence_after
-pub const SILENT_SLACK_SECS: f64 = 2.0;
+/// A device is silent when every one of its regular (learned periodic)
+/// behaviours is overdue: none has happened for the longest of
+/// [`SILENT_PERIODS`] periods, the period plus four times its jitter (how
+/// TCP bounds a retransmission timeout, RFC 6298) and [`SILENT_MIN_SECS`].
+pub const SILENT_PERIODS: f64 = 3.0;
+/// A reboot (a device off the wire for a few seconds) is not a silence.
+pub const SILENT_MIN_SECS: f64 = 20.0;
 /// Devices whose state the detector keeps.
 pub const MAX_TRACKED_DEVICES: usize = 65_536;
 /// The zone name of an address in no configured zone.
@@ -228,32 +230,51 @@ impl ProfileDetector {
                     });
                 }
             }
-            let Some(allowed) = d.profile.silence_after() else {
-                continue;
-            };
-            let quiet = now.nanos_since(d.last_sent) as f64 / 1e9;
+            let silent = silence(d, now);
             let Some(track) = self.tracks.get_mut(&d.mac) else {
                 continue;
             };
-            if quiet > allowed + SILENT_SLACK_SECS {
-                if !track.silent && !learning {
-                    out.push(ProfileFinding {
-                        device: d.mac,
-                        ip: d.ips.first().map(|s| s.ip),
-                        ts: now,
-                        kind: ProfileKind::Silent {
-                            silent_secs: (quiet * 10.0).round() / 10.0,
-                            allowed_secs: (allowed * 10.0).round() / 10.0,
-                        },
-                    });
+            match silent {
+                Some((quiet, allowed)) => {
+                    if !track.silent && !learning {
+                        out.push(ProfileFinding {
+                            device: d.mac,
+                            ip: d.ips.first().map(|s| s.ip),
+                            ts: now,
+                            kind: ProfileKind::Silent {
+                                silent_secs: (quiet * 10.0).round() / 10.0,
+                                allowed_secs: (allowed * 10.0).round() / 10.0,
+                            },
+                        });
+                    }
+                    track.silent = true;
                 }
-                track.silent = true;
-            } else {
-                track.silent = false;
+                None => track.silent = false,
             }
         }
         self.stats.findings += (out.len() - start) as u64;
     }
+}
+
+/// When every learned regular behaviour of the device is overdue: the
+/// behaviour closest to on time, as (seconds since it happened, seconds it
+/// is allowed). None while any is on time, or with none learned.
+fn silence(d: &Device, now: Timestamp) -> Option<(f64, f64)> {
+    let mut closest: Option<(f64, f64)> = None;
+    for p in d.profile.learned_periodic() {
+        let period = p.period_nanos / 1e9;
+        let allowed = (SILENT_PERIODS * period)
+            .max(period + 4.0 * p.jitter_nanos / 1e9)
+            .max(SILENT_MIN_SECS);
+        let since = p.since_secs(now);
+        if since <= allowed {
+            return None;
+        }
+        if closest.is_none_or(|(s, a)| since - allowed < s - a) {
+            closest = Some((since, allowed));
+        }
+    }
+    closest
 }
 
 /// Peers the device had before this window: the profile learned the
@@ -413,28 +434,45 @@ mod tests {
         let mut det = ProfileDetector::new(Vec::new(), Vec::new(), 0);
         let mut inv = Inventory::new(16, Vec::new());
         inv.sent_from(CAM, ip(25), secs(0));
-        // Publishes every 5 s from 0 to 60 s: period 5 s, no jitter, so
-        // silence_after is 10 s and the alert comes past 12 s of silence.
-        for t in (0..=60).step_by(5) {
+        // Publishes every 10 s from 0 to 100 s and polls every 2 s: periods
+        // without jitter, so each is allowed max(3 periods, 20 s): 30 s for
+        // the publish, 20 s for the poll.
+        let publish = |inv: &mut Inventory, t: i64| {
             let d = inv.get_mut(&CAM).expect("camera");
             d.profile.occurred("mqtt.publish", 7, secs(t));
-            d.sent(1, 100, secs(t));
+        };
+        for t in (0..=100).step_by(10) {
+            publish(&mut inv, t);
+        }
+        for t in (0..=100).step_by(2) {
+            let d = inv.get_mut(&CAM).expect("camera");
+            d.profile.occurred("coap.request", 8, secs(t));
         }
         let mut out = Vec::new();
-        for t in 61..=72 {
+        for t in 101..=130 {
             det.tick(secs(t), &inv, &mut out);
         }
-        assert!(out.is_empty(), "12 s is within the slack: {out:?}");
-        for t in 73..=90 {
-            det.tick(secs(t), &inv, &mut out);
-        }
+        assert!(out.is_empty(), "the publish is not 30 s late yet: {out:?}");
+        det.tick(secs(131), &inv, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        assert!(
-            matches!(out[0].kind, ProfileKind::Silent { allowed_secs, .. } if allowed_secs == 10.0)
+        assert_eq!(
+            out[0].kind,
+            ProfileKind::Silent {
+                silent_secs: 31.0,
+                allowed_secs: 30.0
+            }
         );
-        inv.get_mut(&CAM).expect("camera").sent(1, 100, secs(91));
-        det.tick(secs(92), &inv, &mut out);
-        assert_eq!(out.len(), 1, "it spoke again");
+        det.tick(secs(140), &inv, &mut out);
+        assert_eq!(out.len(), 1, "raised once per silence");
+        // One behaviour on time again ends the silence (its 41 s interval
+        // lengthens what it is allowed, to 3 × 13.9 s); the next silence is
+        // raised again.
+        publish(&mut inv, 141);
+        for t in 142..=240 {
+            det.tick(secs(t), &inv, &mut out);
+        }
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].ts, secs(183));
     }
 
     #[test]

@@ -142,6 +142,11 @@ impl Periodic {
             && self.jitter_nanos <= PERIOD_MAX_JITTER * self.period_nanos
     }
 
+    /// Seconds since the behaviour last happened.
+    pub fn since_secs(&self, now: Timestamp) -> f64 {
+        now.nanos_since(self.last) as f64 / 1e9
+    }
+
     /// How many periods late the behaviour is at `now`; 0 when on time.
     fn overdue(&self, now: Timestamp) -> f64 {
         if !self.learned() {
@@ -255,17 +260,9 @@ impl Profile {
             .fold(0.0, f64::max)
     }
 
-    /// The longest gap, in seconds, the device's regular behaviours allow
-    /// between two of its packets: over its learned behaviours, the
-    /// smallest of max(2 × period, period + 4 × jitter) (the jitter term is
-    /// how TCP bounds a retransmission timeout, RFC 6298). None with no
-    /// learned period.
-    pub fn silence_after(&self) -> Option<f64> {
-        self.periodic
-            .iter()
-            .filter(|p| p.learned())
-            .map(|p| (2.0 * p.period_nanos).max(p.period_nanos + 4.0 * p.jitter_nanos) / 1e9)
-            .reduce(f64::min)
+    /// The behaviours whose period is learned.
+    pub fn learned_periodic(&self) -> impl Iterator<Item = &Periodic> + '_ {
+        self.periodic.iter().filter(|p| p.learned())
     }
 
     /// Learned periods, for the inventory: (kind, seconds).

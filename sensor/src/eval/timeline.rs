@@ -92,19 +92,22 @@ impl Timeline<'_> {
         let length = secs(t1);
         let x_range = -0.01 * length..length * 1.01;
 
-        // Rows from the top: the phases, then the rule and model alerts.
+        // Rows from the top: the phases, then the rule, model and profile
+        // alerts.
         let n = self.phases.len();
-        let rows = n + 2;
+        let rows = n + 3;
         // In units of a tenth of a row (plotters labels integer axes at
         // chosen points; the row names sit at the rows' centres).
         let top = (rows * ROW) as i32;
         let row_lo = |i: usize| ((rows - 1 - i) * ROW) as i32;
         let rule_row = n;
         let model_row = n + 1;
+        let profile_row = n + 2;
         let count = |source: AlertSource| self.alerts.iter().filter(|a| a.source == source).count();
         let mut names: Vec<String> = self.phases.iter().map(|p| p.name.clone()).collect();
         names.push(format!("rule alerts ({})", count(AlertSource::Rule)));
         names.push(format!("model alerts ({})", count(AlertSource::Model)));
+        names.push(format!("profile alerts ({})", count(AlertSource::Profile)));
         let centres: Vec<i32> = (0..rows).map(|i| row_lo(i) + HALF).collect();
         let row_name = |y: &i32| {
             let from_bottom = usize::try_from(*y).unwrap_or(0) / ROW;
@@ -219,6 +222,7 @@ impl Timeline<'_> {
             let row = match a.source {
                 AlertSource::Rule => rule_row,
                 AlertSource::Model => model_row,
+                AlertSource::Profile => profile_row,
             };
             let (x, y) = (secs(a.ts), row_lo(row));
             Rectangle::new(

@@ -499,9 +499,11 @@ impl Extractor {
         }
     }
 
-    /// Closes every window that ended by `now`.
+    /// Closes every window that ended by `now`, in (end, device) order so
+    /// that a capture always gives the same windows in the same order.
     fn close_until(&mut self, now: Timestamp) {
         let window = self.window_nanos;
+        let first = self.windows.len();
         let mut gone = Vec::new();
         for (mac, acc) in &mut self.open {
             while acc.start.0.saturating_add(window) <= now.0 {
@@ -526,6 +528,7 @@ impl Extractor {
                 }
             }
         }
+        self.windows[first..].sort_unstable_by_key(|w| (w.end, w.device));
         for mac in gone {
             self.open.remove(&mac);
         }
