@@ -12,7 +12,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::events::{AnomalyKind, DhcpAnomaly, DhcpEvent, DhcpMessageEvent, HwAddr};
-use super::parser::{Area, DhcpMessage, MessageType, OptionCode, OptionError, OptionItem};
+use super::parser::{
+    Area, DhcpMessage, DhcpOption, MessageType, OptionCode, OptionError, OptionItem,
+};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::text::push_capped;
@@ -56,8 +58,6 @@ pub struct DhcpStats {
     pub messages: u64,
     /// Datagrams too short or with a bad `op` (no message event).
     pub rejected_datagrams: u64,
-    /// Messages whose options were not all read (`max_options`).
-    pub options_skipped: u64,
 }
 
 /// DHCP state of one UDP flow: its limits and counters.
@@ -209,8 +209,8 @@ impl DhcpSession {
                     continue;
                 }
             };
+            // Hitting the bound is counted as this anomaly.
             if ev.option_count >= self.limits.max_options {
-                self.stats.options_skipped += 1;
                 out.push(anomaly(
                     AnomalyKind::TooManyOptions,
                     dir,
@@ -232,7 +232,7 @@ impl DhcpSession {
         &self,
         ev: &mut DhcpMessageEvent,
         totals: &mut Totals,
-        opt: super::parser::DhcpOption<'_>,
+        opt: DhcpOption<'_>,
         out: &mut Vec<DhcpEvent>,
     ) {
         let (dir, xid) = (ev.dir, Some(ev.xid));
