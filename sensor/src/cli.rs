@@ -179,7 +179,7 @@ pub struct EngineArgs {
     /// Also run this program for each alert, the EVE JSON on its stdin (with a timeout), e.g. a script that isolates a device [config: alerts.exec.argv].
     #[arg(long, value_name = "PROGRAM")]
     pub exec: Option<PathBuf>,
-    /// Write one JSON Lines log per protocol (http.jsonl, mqtt.jsonl, coap.jsonl, telnet.jsonl) here [config: logs.dir].
+    /// Write one JSON Lines log per protocol (http.jsonl, mqtt.jsonl, coap.jsonl, telnet.jsonl, dhcp.jsonl) here [config: logs.dir].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
     /// Print the summary as JSON instead of a table [config: summary.json = true].

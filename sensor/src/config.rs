@@ -43,6 +43,7 @@ use crate::flow::FlowConfig;
 use crate::pipeline::{self, PipelineConfig};
 use crate::proto::AppLimits;
 use crate::proto::coap::CoapLimits;
+use crate::proto::dhcp::DhcpLimits;
 use crate::proto::http::HttpLimits;
 use crate::proto::mqtt::MqttLimits;
 use crate::proto::telnet::TelnetLimits;
@@ -133,6 +134,7 @@ pub struct ProtocolsSection {
     pub mqtt: MqttLimits,
     pub coap: CoapLimits,
     pub telnet: TelnetLimits,
+    pub dhcp: DhcpLimits,
 }
 
 impl Default for ProtocolsSection {
@@ -143,6 +145,7 @@ impl Default for ProtocolsSection {
             mqtt,
             coap,
             telnet,
+            dhcp,
         } = pipeline.app_limits;
         ProtocolsSection {
             enabled: pipeline.parse_protocols,
@@ -151,6 +154,7 @@ impl Default for ProtocolsSection {
             mqtt,
             coap,
             telnet,
+            dhcp,
         }
     }
 }
@@ -554,6 +558,7 @@ impl Config {
                 mqtt: p.mqtt.clone(),
                 coap: p.coap,
                 telnet: p.telnet,
+                dhcp: p.dhcp,
             },
             app_memcap_bytes: p.memcap_bytes,
             parse_protocols: p.enabled,

@@ -62,7 +62,7 @@ pub struct AlertInput {
     pub dst: (IpAddr, u16),
     /// IANA protocol number (6 TCP, 17 UDP, 1 ICMP).
     pub transport: u8,
-    /// EVE `app_proto` ("http", "mqtt", "coap", "telnet"), when known.
+    /// EVE `app_proto` ("http", "mqtt", "coap", "telnet", "dhcp"), when known.
     pub app_proto: Option<&'static str>,
     pub flow_id: u64,
     pub signature_id: u32,

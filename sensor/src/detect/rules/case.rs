@@ -185,7 +185,7 @@ pub(crate) fn parse_case(value: toml::Value, path: &str) -> Result<TestCase, Fie
             fields.push((static_name, field_value(v, ty, &here)?));
         }
         let proto = match (kind.kind, e.fields.get("protocol").and_then(|p| p.as_str())) {
-            ("anomaly", Some(p)) => ["http", "mqtt", "coap", "telnet"]
+            ("anomaly", Some(p)) => ["http", "mqtt", "coap", "telnet", "dhcp"]
                 .into_iter()
                 .find(|known| *known == p)
                 .unwrap_or(kind.proto),
