@@ -10,11 +10,12 @@
 //! end; a device that was active gets rows for [`IDLE_WINDOWS`] more windows
 //! of silence, so that what stops shows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::distinct::{Distinct, Ports};
 use super::{FEATURE_COUNT, Feature, Window, WindowNotes};
 use crate::capture::Timestamp;
 use crate::decode::FrameNote;
@@ -29,8 +30,19 @@ pub const IDLE_WINDOWS: u32 = 6;
 /// Distinct peers and ports counted per device and window (more read as
 /// this many).
 pub const MAX_WINDOW_DISTINCT: usize = 4096;
+/// Memory of one device in the device stage at its bounds: its profile
+/// ([`MAX_PROFILE_BYTES`]), its open window (at most [`EXACT_DISTINCT`]
+/// peers kept and a 1 KiB bitmap, the 8 KiB bitmap of ports, the notes:
+/// under 20 KiB) and its record (addresses and names: under 2 KiB).
+///
+/// [`MAX_PROFILE_BYTES`]: crate::device::profile::MAX_PROFILE_BYTES
+/// [`EXACT_DISTINCT`]: super::distinct::EXACT_DISTINCT
+pub const MAX_DEVICE_BYTES: usize = 32 * 1024;
+/// Memory of one TCP attempt waiting for its answer (its entry in a hash
+/// map that grows by doubling).
+pub const PENDING_ATTEMPT_BYTES: usize = 64;
 /// TCP attempts waiting for an answer, over all devices.
-pub const MAX_PENDING_ATTEMPTS: usize = 65_536;
+pub const MAX_PENDING_ATTEMPTS: usize = 16_384;
 /// Windows an attempt may wait for its answer before it is given up.
 pub const PENDING_WINDOWS: i64 = 6;
 /// A window with at least this many refused or unanswered attempts, or
@@ -49,8 +61,8 @@ const FIRMWARE_SUFFIXES: [&str; 4] = [".bin", ".img", ".fw", ".hex"];
 struct Acc {
     start: Timestamp,
     values: [f64; FEATURE_COUNT],
-    peers: HashSet<IpAddr>,
-    ports: HashSet<u16>,
+    peers: Distinct<IpAddr>,
+    ports: Ports,
     /// TCP attempts opened in this window and not answered yet.
     pending: u32,
     notes: WindowNotes,
@@ -64,8 +76,8 @@ impl Acc {
         Acc {
             start,
             values: [0.0; FEATURE_COUNT],
-            peers: HashSet::new(),
-            ports: HashSet::new(),
+            peers: Distinct::default(),
+            ports: Ports::default(),
             pending: 0,
             notes: WindowNotes::default(),
             active: false,
@@ -568,13 +580,13 @@ fn close_window(
     device: Option<&mut Device>,
 ) -> Window {
     let mut values = acc.values;
-    values[Feature::Peers.index()] = acc.peers.len() as f64;
-    values[Feature::DstPorts.index()] = acc.ports.len() as f64;
+    values[Feature::Peers.index()] = acc.peers.len().min(MAX_WINDOW_DISTINCT) as f64;
+    values[Feature::DstPorts.index()] = acc.ports.len().min(MAX_WINDOW_DISTINCT) as f64;
     values[Feature::TcpUnansweredOut.index()] = f64::from(acc.pending);
     if let Some(d) = device {
         values[Feature::PeriodOverdue.index()] = d.profile.period_overdue(end);
         d.profile.outcomes.unanswered += u64::from(acc.pending);
-        for peer in &acc.peers {
+        for peer in acc.peers.kept() {
             d.profile.peers.add(*peer);
         }
         let attempts =
@@ -597,10 +609,9 @@ fn close_window(
 
 /// Counts `peer` in the window; new when the profile never had it.
 fn add_peer(d: &mut Device, acc: &mut Acc, peer: IpAddr) {
-    if acc.peers.len() >= MAX_WINDOW_DISTINCT || acc.peers.contains(&peer) {
+    if acc.peers.len() >= MAX_WINDOW_DISTINCT || !acc.peers.insert(peer) {
         return;
     }
-    acc.peers.insert(peer);
     if !d.profile.peers.contains(&peer) {
         acc.bump(Feature::NewPeers, 1.0);
     }

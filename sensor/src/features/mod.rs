@@ -6,10 +6,13 @@
 //! Features hold no address or name: a model trained on one network can
 //! score another. The device a window belongs to travels beside the values.
 
+mod distinct;
 mod extract;
 pub mod jsonl;
 
-pub use extract::{Extractor, ExtractorStats};
+pub use extract::{
+    Extractor, ExtractorStats, MAX_DEVICE_BYTES, MAX_PENDING_ATTEMPTS, PENDING_ATTEMPT_BYTES,
+};
 
 use serde::Serialize;
 

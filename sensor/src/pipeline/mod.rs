@@ -28,7 +28,7 @@ use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
 use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
 pub use stage::{AppSnapshot, SharedSnapshot};
-pub use stage::{DetectionSetup, Devices};
+pub use stage::{DetectionSetup, Devices, device_stage_bytes};
 
 /// Settings of a pipeline run.
 #[derive(Clone, Debug)]

@@ -42,6 +42,9 @@ use crate::summary::{DetectionSummary, DevicesSummary, ModelSummary, Talkers};
 pub const BATCH_ITEMS: usize = 1024;
 /// ...or this many bytes of stream data and datagrams (sized to stay in cache).
 pub const BATCH_BYTES: usize = 256 * 1024;
+/// ...or this many flow activity records (a second of a million flows goes
+/// over in parts, so the flow stage never holds more than this many).
+pub const BATCH_ACTIVITY: usize = 4096;
 /// Batches waiting for the worker thread; capture waits when they are all full.
 pub const QUEUE_BATCHES: usize = 4;
 
@@ -81,6 +84,12 @@ enum Item {
         activity: Vec<FlowActivity>,
         frames: Vec<FrameNote>,
     },
+    /// Part of what the flows did in the second that began at `second`,
+    /// handed over before the second ends ([`BATCH_ACTIVITY`]).
+    Activity {
+        second: Timestamp,
+        activity: Vec<FlowActivity>,
+    },
 }
 
 /// Observations in packet order, and the bytes they carry.
@@ -88,6 +97,8 @@ enum Item {
 pub struct Batch {
     items: Vec<Item>,
     bytes: Vec<u8>,
+    /// Flow activity records in `items`.
+    records: usize,
 }
 
 impl Batch {
@@ -95,6 +106,7 @@ impl Batch {
         Batch {
             items: Vec::with_capacity(BATCH_ITEMS),
             bytes: Vec::with_capacity(BATCH_BYTES),
+            records: 0,
         }
     }
 
@@ -103,7 +115,9 @@ impl Batch {
     }
 
     pub fn is_full(&self) -> bool {
-        self.items.len() >= BATCH_ITEMS || self.bytes.len() >= BATCH_BYTES
+        self.items.len() >= BATCH_ITEMS
+            || self.bytes.len() >= BATCH_BYTES
+            || self.records >= BATCH_ACTIVITY
     }
 
     fn bytes(&mut self, data: &[u8]) -> Range<usize> {
@@ -111,6 +125,17 @@ impl Batch {
         self.bytes.extend_from_slice(data);
         start..self.bytes.len()
     }
+}
+
+/// The most memory the device stage takes with `devices` devices: each at
+/// its bounds, the attempts waiting for an answer, and the flow activity
+/// records in flight (the batches queued, the one being filled, the one
+/// being read, and the second being collected).
+pub fn device_stage_bytes(devices: usize) -> usize {
+    use crate::features::{MAX_DEVICE_BYTES, MAX_PENDING_ATTEMPTS, PENDING_ATTEMPT_BYTES};
+    devices * MAX_DEVICE_BYTES
+        + MAX_PENDING_ATTEMPTS * PENDING_ATTEMPT_BYTES
+        + (QUEUE_BATCHES + 3) * BATCH_ACTIVITY * std::mem::size_of::<FlowActivity>()
 }
 
 /// What the application stage's slot table costs per flow: its entry (the
@@ -150,8 +175,9 @@ pub struct Handoff {
     /// The device stage wants each flow's activity per second and the
     /// frames no flow counts for its devices.
     pub devices: bool,
-    /// Number of the current second (from 1), its start, and what happened
-    /// in it so far.
+    /// Number of the current second (from 1; also moved on when part of the
+    /// second's activity is handed over), its start, and what happened in it
+    /// so far.
     tick_no: u32,
     second: Timestamp,
     activity: Vec<FlowActivity>,
@@ -199,6 +225,7 @@ impl Handoff {
 
     /// Packet time reached `now`: the second that ended goes with the tick.
     pub fn tick(&mut self, now: Timestamp) {
+        self.batch.records += self.activity.len();
         self.batch.items.push(Item::Tick {
             now,
             second: self.second,
@@ -206,6 +233,19 @@ impl Handoff {
             frames: std::mem::take(&mut self.frames),
         });
         self.second = now;
+        self.tick_no = self.tick_no.wrapping_add(1).max(1);
+    }
+
+    /// This second's activity so far goes with the batch (which is then
+    /// full); flows active again in the second start new records.
+    fn hand_over_activity(&mut self) {
+        let activity = std::mem::take(&mut self.activity);
+        self.batch.records += activity.len();
+        self.batch.items.push(Item::Activity {
+            second: self.second,
+            activity,
+        });
+        // Records handed over are no longer this second's to add to.
         self.tick_no = self.tick_no.wrapping_add(1).max(1);
     }
 
@@ -237,6 +277,9 @@ impl FlowHandler<AppSlot> for Handoff {
         let note = PacketNote::of(pkt);
         if self.devices {
             if app.tick != self.tick_no {
+                if self.activity.len() >= BATCH_ACTIVITY {
+                    self.hand_over_activity();
+                }
                 app.tick = self.tick_no;
                 app.activity = self.activity.len() as u32;
                 let opened = info.packets[0] + info.packets[1] == 1;
@@ -564,6 +607,13 @@ impl EventSink {
         }
     }
 
+    /// Part of a second's flow activity, before its tick.
+    fn activity(&mut self, second: Timestamp, activity: &[FlowActivity]) {
+        if let Some(d) = self.devices.as_mut() {
+            d.extractor.tick(second, second, activity, &[]);
+        }
+    }
+
     fn tick(
         &mut self,
         now: Timestamp,
@@ -699,6 +749,10 @@ impl AppStage {
                     }
                     continue;
                 }
+                Item::Activity { second, activity } => {
+                    self.sink.activity(second, &activity);
+                    continue;
+                }
             };
             let sink = &mut self.sink;
             let Some(slot) = slot.map(|s| s as usize) else {
@@ -736,6 +790,7 @@ impl AppStage {
             }
         }
         batch.bytes.clear();
+        batch.records = 0;
     }
 }
 
@@ -829,7 +884,7 @@ mod tests {
                 Item::Flow {
                     slot, flow, kind, ..
                 } => Some((flow.id, *slot, matches!(kind, ItemKind::Close))),
-                Item::Tick { .. } => None,
+                Item::Tick { .. } | Item::Activity { .. } => None,
             })
             .collect()
     }
