@@ -158,7 +158,7 @@ pub struct EngineArgs {
     /// Do not keep the device inventory, profiles and feature windows [config: devices.enabled = false].
     #[arg(long)]
     pub no_devices: bool,
-    /// Score the feature windows with this model (a file or directory from `spanwatch train`) [config: model.path].
+    /// Score the feature windows with this model (a file or directory from `spanwatch train`) [config: model.path; default: the built-in model, models/default].
     #[arg(long, value_name = "PATH", conflicts_with = "no_model")]
     pub model: Option<PathBuf>,
     /// Do not score the feature windows [config: model.enabled = false].
@@ -412,10 +412,10 @@ pub struct TrainArgs {
     /// Clustering algorithm.
     #[arg(long, value_enum, default_value = "kmeans")]
     pub algorithm: TrainAlgorithm,
-    /// Smallest and largest number of clusters tried.
-    #[arg(long, default_value_t = 2)]
+    /// Smallest and largest number of clusters tried (a segment has several kinds of device: fewer than 4 clusters lump kinds whose normals differ, and the tighter models catch more).
+    #[arg(long, default_value_t = crate::train::fit::DEFAULT_K_MIN)]
     pub k_min: usize,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = crate::train::fit::DEFAULT_K_MAX)]
     pub k_max: usize,
     /// Seed of the clustering and of the split into fitted and held-back windows.
     #[arg(long, default_value_t = 1)]

@@ -329,16 +329,16 @@ impl Config {
     }
 
     /// The model detector these settings ask for: None when the model or the
-    /// devices (which make the windows it scores) are off, or no model is
-    /// given.
+    /// devices (which make the windows it scores) are off; without a path,
+    /// the built-in default model.
     pub fn model_detector(&self) -> Result<Option<ModelDetector>, ModelError> {
         if !self.model.enabled || !self.devices.enabled {
             return Ok(None);
         }
-        let Some(path) = &self.model.path else {
-            return Ok(None);
+        let artifact = match &self.model.path {
+            Some(path) => ModelArtifact::load(path)?,
+            None => ModelArtifact::built_in()?,
         };
-        let artifact = ModelArtifact::load(path)?;
         Ok(Some(ModelDetector::new(
             Model::new(artifact),
             self.model.learn_secs,

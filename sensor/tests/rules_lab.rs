@@ -74,8 +74,16 @@ fn replay_alerts(capture: &Path, threads: &str) -> (Vec<serde_json::Value>, Path
             .to_string_lossy()
     ));
     let _ = std::fs::remove_file(&alerts);
+    // The rules alone: the model's findings are judged by `spanwatch eval`.
     let out = common::spanwatch()
-        .args(["replay", "--no-progress", "--threads", threads, "--alerts"])
+        .args([
+            "replay",
+            "--no-progress",
+            "--no-model",
+            "--threads",
+            threads,
+        ])
+        .arg("--alerts")
         .arg(&alerts)
         .arg(capture)
         .output()

@@ -31,6 +31,12 @@ pub struct LearnedState {
     pub device_scores: BTreeMap<String, f64>,
     /// Devices known on the segment (MACs): not reported as new.
     pub devices: BTreeSet<String>,
+    /// Targets of routine rule findings, `<rule id>:<target>`: the same
+    /// rule against the same target is routine for any device that had
+    /// used that service of the target before (firmware downloads from the
+    /// update server the device checks with).
+    #[serde(default)]
+    pub targets: BTreeSet<String>,
 }
 
 impl Default for LearnedState {
@@ -40,6 +46,7 @@ impl Default for LearnedState {
             findings: BTreeSet::new(),
             device_scores: BTreeMap::new(),
             devices: BTreeSet::new(),
+            targets: BTreeSet::new(),
         }
     }
 }
@@ -175,6 +182,21 @@ impl LearnedState {
             }
         }
         Ok(())
+    }
+}
+
+impl LearnedState {
+    /// The routine-target entry of a rule finding against `target`.
+    pub fn target_key(rule: u32, target: std::net::IpAddr) -> String {
+        format!("{rule}:{target}")
+    }
+
+    /// Learns a routine rule finding: its key, and its rule and target.
+    pub fn learn_finding(&mut self, key: &str, rule: u32, target: std::net::IpAddr) -> bool {
+        bounded_insert(&mut self.targets, Self::target_key(rule, target));
+        let new = !self.findings.contains(key);
+        bounded_insert(&mut self.findings, key.to_string());
+        new
     }
 }
 

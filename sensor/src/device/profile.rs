@@ -3,10 +3,12 @@
 //! counted, never stored.
 //!
 //! Memory per device, at the bounds: peers 64 × 40 B, services 2 × 32 × 16 B,
+//! conversations 64 × 32 B,
 //! topics, filters, resources and paths (32 + 16 + 32 + 32) × (64 B of text
 //! and 24 B), hosts 16, methods 8, users 8 of the same, periodic behaviours
-//! 16 × 48 B: under 16 KiB ([`MAX_PROFILE_BYTES`]).
+//! 16 × 48 B: under 20 KiB ([`MAX_PROFILE_BYTES`]).
 
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -17,6 +19,8 @@ use crate::capture::Timestamp;
 pub const MAX_PEERS: usize = 64;
 /// Services offered, and services used, kept per device.
 pub const MAX_SERVICES: usize = 32;
+/// Conversations (a peer and a service of it) the device opened, kept.
+pub const MAX_CONVERSATIONS: usize = 64;
 /// MQTT topics published, CoAP resources, HTTP paths kept per device.
 pub const MAX_NAMES: usize = 32;
 /// MQTT filters subscribed, HTTP hosts kept per device.
@@ -28,7 +32,7 @@ pub const MAX_PERIODIC: usize = 16;
 /// Longest text kept of a topic, path, resource or user name, in bytes.
 pub const MAX_TEXT_BYTES: usize = 64;
 /// Upper bound of one profile's memory (see the module documentation).
-pub const MAX_PROFILE_BYTES: usize = 16 * 1024;
+pub const MAX_PROFILE_BYTES: usize = 20 * 1024;
 
 /// Occurrences a behaviour needs before its period counts as learned.
 pub const PERIOD_MIN_OCCURRENCES: u32 = 4;
@@ -46,15 +50,25 @@ pub struct Bounded<K> {
     entries: Vec<(K, u64)>,
     #[serde(skip)]
     cap: usize,
+    /// Keys seen beyond the cap (distinct, as far as [`Bounded::beyond`]
+    /// tells them apart).
     pub dropped: u64,
+    /// Keys seen beyond the cap, one bit each by hash: a key dropped once
+    /// is not new the next time (but for the odd collision).
+    #[serde(skip)]
+    beyond: [u64; BEYOND_WORDS],
 }
 
-impl<K: PartialEq> Bounded<K> {
+/// Words of the bitmap of keys seen beyond a bounded set's cap (1024 bits).
+pub const BEYOND_WORDS: usize = 16;
+
+impl<K: PartialEq + Hash> Bounded<K> {
     pub fn new(cap: usize) -> Self {
         Bounded {
             entries: Vec::new(),
             cap,
             dropped: 0,
+            beyond: [0; BEYOND_WORDS],
         }
     }
 
@@ -62,7 +76,8 @@ impl<K: PartialEq> Bounded<K> {
         self.entries.iter().any(|(k, _)| k == key)
     }
 
-    /// Counts `key` once; `true` when it was new (kept or dropped).
+    /// Counts `key` once; `true` when it was new (kept, or seen beyond the
+    /// cap for the first time).
     pub fn add(&mut self, key: K) -> bool {
         if let Some((_, n)) = self.entries.iter_mut().find(|(k, _)| *k == key) {
             *n += 1;
@@ -70,9 +85,18 @@ impl<K: PartialEq> Bounded<K> {
         }
         if self.entries.len() < self.cap {
             self.entries.push((key, 1));
-        } else {
-            self.dropped += 1;
+            return true;
         }
+        // The same hasher every run (SipHash with fixed keys).
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        let bit = (h.finish() % (BEYOND_WORDS as u64 * 64)) as usize;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if self.beyond[word] & mask != 0 {
+            return false;
+        }
+        self.beyond[word] |= mask;
+        self.dropped += 1;
         true
     }
 
@@ -165,6 +189,8 @@ pub struct Profile {
     pub services_offered: Bounded<Service>,
     /// Services the device used on others (it was the client).
     pub services_used: Bounded<Service>,
+    /// Services of peers the device opened flows to: (peer, service).
+    pub conversations: Bounded<(IpAddr, Service)>,
     pub mqtt_published: Bounded<String>,
     pub mqtt_subscribed: Bounded<String>,
     /// CoAP requests the device sent: "METHOD /path".
@@ -189,6 +215,7 @@ impl Default for Profile {
             peers: Bounded::new(MAX_PEERS),
             services_offered: Bounded::new(MAX_SERVICES),
             services_used: Bounded::new(MAX_SERVICES),
+            conversations: Bounded::new(MAX_CONVERSATIONS),
             mqtt_published: Bounded::new(MAX_NAMES),
             mqtt_subscribed: Bounded::new(MAX_FEW_NAMES),
             coap_requests: Bounded::new(MAX_NAMES),
@@ -289,6 +316,7 @@ mod tests {
         assert!(!b.add("a"));
         assert!(b.add("b"));
         assert!(b.add("c"));
+        assert!(!b.add("c"), "a key dropped once is not new again");
         assert_eq!((b.len(), b.dropped), (2, 1));
         assert_eq!(b.iter().collect::<Vec<_>>(), [(&"a", 2), (&"b", 1)]);
         let mut t = Bounded::new(4);

@@ -32,12 +32,13 @@ pub const IDLE_WINDOWS: u32 = 6;
 pub const MAX_WINDOW_DISTINCT: usize = 4096;
 /// Memory of one device in the device stage at its bounds: its profile
 /// ([`MAX_PROFILE_BYTES`]), its open window (at most [`EXACT_DISTINCT`]
-/// peers kept and a 1 KiB bitmap, the 8 KiB bitmap of ports, the notes:
-/// under 20 KiB) and its record (addresses and names: under 2 KiB).
+/// peers kept in a hash set of 512 slots and a 1 KiB bitmap, the 8 KiB
+/// bitmap of ports, the notes: under 20 KiB) and its record (addresses and
+/// names: under 2 KiB), with room for the allocator's rounding.
 ///
 /// [`MAX_PROFILE_BYTES`]: crate::device::profile::MAX_PROFILE_BYTES
 /// [`EXACT_DISTINCT`]: super::distinct::EXACT_DISTINCT
-pub const MAX_DEVICE_BYTES: usize = 32 * 1024;
+pub const MAX_DEVICE_BYTES: usize = 48 * 1024;
 /// Memory of one TCP attempt waiting for its answer (its entry in a hash
 /// map that grows by doubling).
 pub const PENDING_ATTEMPT_BYTES: usize = 64;
@@ -217,6 +218,7 @@ impl Extractor {
                 if acc.ports.len() < MAX_WINDOW_DISTINCT {
                     acc.ports.insert(a.server.1);
                 }
+                d.profile.conversations.add((a.server.0, service));
                 if d.profile.services_used.add(service) {
                     acc.bump(Feature::NewServices, 1.0);
                     WindowNotes::push(&mut acc.notes.new_services, service);

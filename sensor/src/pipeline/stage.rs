@@ -27,6 +27,7 @@ use crate::detect::model::ModelDetector;
 use crate::detect::profile::{ProfileDetector, ProfileFinding};
 use crate::detect::rules::RuleMatch;
 use crate::device::inventory::{Device, Inventory, MacText, parse_mac};
+use crate::device::profile::Service;
 use crate::event::Normalizer;
 use crate::features::{Extractor, Window, WindowSink};
 use crate::flow::{
@@ -423,21 +424,28 @@ impl Detection {
     /// Raises an alert unless it is routine: a finding accepted as normal,
     /// or (while learning) a medium or low rule finding, learned. High
     /// findings of the rules always go out.
-    fn raise(&mut self, input: AlertInput) {
+    fn raise(&mut self, input: AlertInput, inventory: Option<&Inventory>) {
         let until = *self
             .learn_until
             .get_or_insert(Timestamp(input.ts.0.saturating_add(self.learn_nanos)));
-        if input.source == AlertSource::Rule && input.severity >= 2 && input.ts < until {
-            if self.learned.findings.len() < MAX_LEARNED_ENTRIES
-                && self.learned.findings.insert(input.key.clone())
+        let routine_kind = input.source == AlertSource::Rule && input.severity >= 2;
+        if routine_kind && input.ts < until {
+            if self
+                .learned
+                .learn_finding(&input.key, input.signature_id, input.dst.0)
             {
                 self.learned_findings += 1;
             }
             return;
         }
-        if (input.severity >= 2 || input.source != AlertSource::Rule)
-            && self.learned.findings.contains(&input.key)
-        {
+        let routine = if input.source == AlertSource::Rule {
+            routine_kind
+                && (self.learned.findings.contains(&input.key)
+                    || used_before(&self.learned, &input, inventory))
+        } else {
+            self.learned.findings.contains(&input.key)
+        };
+        if routine {
             self.routine_suppressed += 1;
             return;
         }
@@ -445,14 +453,14 @@ impl Detection {
     }
 
     /// Runs the rules on `events` and raises an alert for every match.
-    fn run(&mut self, events: &[Event]) {
+    fn run(&mut self, events: &[Event], inventory: Option<&Inventory>) {
         let Some(rules) = self.rules.as_mut() else {
             return;
         };
         rules.run(events, &mut self.matches);
         let matches = std::mem::take(&mut self.matches);
         for m in &matches {
-            self.raise(AlertInput::from(m));
+            self.raise(AlertInput::from(m), inventory);
         }
         self.matches = matches;
         self.matches.clear();
@@ -462,7 +470,7 @@ impl Detection {
     fn window(&mut self, w: &Window, device: Option<&Device>) {
         let ip = device.and_then(|d| d.ips.first()).map(|s| s.ip);
         if let Some(finding) = self.model.as_mut().and_then(|m| m.window(w, ip)) {
-            self.raise(AlertInput::from(&finding));
+            self.raise(AlertInput::from(&finding), None);
         }
         if let (Some(p), Some(d)) = (self.profile.as_mut(), device) {
             p.window(w, d, &mut self.findings);
@@ -481,7 +489,7 @@ impl Detection {
     fn raise_findings(&mut self) {
         let findings = std::mem::take(&mut self.findings);
         for f in &findings {
-            self.raise(AlertInput::from(f));
+            self.raise(AlertInput::from(f), None);
         }
         self.findings = findings;
         self.findings.clear();
@@ -523,6 +531,27 @@ impl Detection {
             alerts: self.alerts.stats(),
         }
     }
+}
+
+/// Whether a rule finding's target is a routine one for its rule and the
+/// device behind the finding had opened a flow to that very service of the
+/// target before (its own routine with the target, not a newcomer's).
+fn used_before(learned: &LearnedState, input: &AlertInput, inventory: Option<&Inventory>) -> bool {
+    let (Some(inv), Some(mac)) = (inventory, input.device_mac) else {
+        return false;
+    };
+    if !learned
+        .targets
+        .contains(&LearnedState::target_key(input.signature_id, input.dst.0))
+    {
+        return false;
+    }
+    let service = Service {
+        transport: input.transport,
+        port: input.dst.1,
+    };
+    inv.get(&mac)
+        .is_some_and(|d| d.profile.conversations.contains(&(input.dst.0, service)))
 }
 
 /// Device profiles and feature windows, and where the windows go.
@@ -572,7 +601,7 @@ impl Devices {
 /// Hands normalised events to the stages that read them.
 fn consume(detection: &mut Option<Detection>, devices: &mut Option<Devices>, events: &[Event]) {
     if let Some(d) = detection.as_mut() {
-        d.run(events);
+        d.run(events, devices.as_ref().map(|d| d.extractor.inventory()));
     }
     if let Some(d) = devices.as_mut() {
         for ev in events {

@@ -20,6 +20,10 @@ pub const MAX_MODEL_BYTES: u64 = 16 << 20;
 pub const MAX_CLUSTERS: usize = 64;
 /// The model file's name inside a model directory.
 pub const MODEL_FILE: &str = "model.json";
+/// The default model (`models/default` of the source), built in.
+const BUILT_IN_MODEL: &str = include_str!("../../../../models/default/model.json");
+/// How errors name the built-in model.
+pub const BUILT_IN_NAME: &str = "<built-in models/default/model.json>";
 
 /// One cluster of normal windows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,6 +129,11 @@ impl ModelArtifact {
         }
         let text = std::fs::read_to_string(&file).map_err(read)?;
         Self::parse(&file, &text)
+    }
+
+    /// The default model, built into the binary.
+    pub fn built_in() -> Result<ModelArtifact, ModelError> {
+        Self::parse(Path::new(BUILT_IN_NAME), BUILT_IN_MODEL)
     }
 
     /// Parses and validates a model held in memory; `path` names it in errors.
@@ -265,6 +274,13 @@ pub(crate) mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("dir");
         d
+    }
+
+    #[test]
+    fn the_built_in_model_is_valid_and_is_models_default() {
+        let a = ModelArtifact::built_in().expect("built-in model");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default");
+        assert_eq!(ModelArtifact::load(&shipped).expect("models/default"), a);
     }
 
     #[test]
