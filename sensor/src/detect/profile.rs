@@ -13,6 +13,8 @@
 //! peer. Nothing is raised while learning.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -111,7 +113,7 @@ pub struct ProfileDetector {
     deny: Vec<DeniedFlow>,
     learn_nanos: i64,
     learn_until: Option<Timestamp>,
-    tracks: HashMap<[u8; 6], Track>,
+    tracks: HashMap<[u8; 6], Track, RandomState>,
     stats: ProfileStats,
 }
 
@@ -124,7 +126,7 @@ impl ProfileDetector {
                 .unwrap_or(i64::MAX / Timestamp::NANOS_PER_SEC)
                 .saturating_mul(Timestamp::NANOS_PER_SEC),
             learn_until: None,
-            tracks: HashMap::new(),
+            tracks: HashMap::default(),
             stats: ProfileStats::default(),
         }
     }

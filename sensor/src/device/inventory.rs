@@ -10,6 +10,8 @@
 //! least recently seen device makes room, and is counted.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -240,14 +242,14 @@ impl Device {
 
     /// Records a name the device showed (cut to [`MAX_NAME_BYTES`]).
     pub fn add_name(&mut self, source: NameSource, name: &str) {
-        let name = crate::proto::text::capped(name.trim().as_bytes(), MAX_NAME_BYTES);
+        let name = crate::proto::text::cap_str(name.trim(), MAX_NAME_BYTES);
         if name.is_empty()
             || self.names.len() >= MAX_DEVICE_NAMES
-            || self.names.iter().any(|(s, n)| *s == source && *n == name)
+            || self.names.iter().any(|(s, n)| *s == source && n == name)
         {
             return;
         }
-        self.names.push((source, name));
+        self.names.push((source, name.to_string()));
     }
 
     fn note_ip(&mut self, ip: IpAddr, now: Timestamp, own: bool) {
@@ -281,7 +283,7 @@ pub struct InventoryStats {
 /// Every device seen, bounded.
 #[derive(Debug)]
 pub struct Inventory {
-    devices: HashMap<[u8; 6], Device>,
+    devices: HashMap<[u8; 6], Device, RandomState>,
     max_devices: usize,
     zones: Vec<Zone>,
     evicted: u64,
@@ -295,7 +297,7 @@ pub fn is_device_mac(mac: [u8; 6]) -> bool {
 impl Inventory {
     pub fn new(max_devices: usize, zones: Vec<Zone>) -> Self {
         Inventory {
-            devices: HashMap::new(),
+            devices: HashMap::default(),
             max_devices: max_devices.max(1),
             zones,
             evicted: 0,
@@ -335,7 +337,7 @@ impl Inventory {
         if !is_device_mac(mac) {
             return None;
         }
-        if !self.devices.contains_key(&mac) && self.devices.len() >= self.max_devices {
+        if self.devices.len() >= self.max_devices && !self.devices.contains_key(&mac) {
             self.evict_one();
         }
         let d = self

@@ -115,9 +115,14 @@ impl<K: PartialEq + Hash> Bounded<K> {
 
 impl Bounded<String> {
     /// Counts a name, cut to [`MAX_TEXT_BYTES`]; `true` when it was new.
+    /// A name kept already is counted without a copy.
     pub fn add_text(&mut self, text: &str) -> bool {
-        let kept = crate::proto::text::capped(text.as_bytes(), MAX_TEXT_BYTES);
-        self.add(kept)
+        let kept = crate::proto::text::cap_str(text, MAX_TEXT_BYTES);
+        if let Some((_, n)) = self.entries.iter_mut().find(|(k, _)| k == kept) {
+            *n += 1;
+            return false;
+        }
+        self.add(kept.to_string())
     }
 }
 

@@ -9,6 +9,8 @@
 //! Ports ([`Ports`]): exact, a few in a list, then one bit per port (8 KiB).
 
 use std::collections::HashSet;
+
+use foldhash::fast::RandomState;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Values kept and counted exactly per window.
@@ -20,14 +22,14 @@ pub const DISTINCT_BITMAP_BITS: usize = 8192;
 /// The distinct values seen: exact, then estimated.
 #[derive(Debug)]
 pub struct Distinct<T> {
-    exact: HashSet<T>,
+    exact: HashSet<T, RandomState>,
     beyond: Option<Box<[u64; DISTINCT_BITMAP_BITS / 64]>>,
 }
 
 impl<T> Default for Distinct<T> {
     fn default() -> Self {
         Distinct {
-            exact: HashSet::new(),
+            exact: HashSet::default(),
             beyond: None,
         }
     }

@@ -11,6 +11,8 @@
 //! of silence, so that what stops shows.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -106,9 +108,9 @@ pub struct ExtractorStats {
 pub struct Extractor {
     inventory: Inventory,
     window_nanos: i64,
-    open: HashMap<[u8; 6], Acc>,
+    open: HashMap<[u8; 6], Acc, RandomState>,
     /// TCP attempts waiting for an answer: flow id → (device, window start).
-    pending: HashMap<u64, ([u8; 6], Timestamp)>,
+    pending: HashMap<u64, ([u8; 6], Timestamp), RandomState>,
     windows: Vec<Window>,
     stats: ExtractorStats,
 }
@@ -121,8 +123,8 @@ impl Extractor {
         Extractor {
             inventory: Inventory::new(max_devices, zones),
             window_nanos,
-            open: HashMap::new(),
-            pending: HashMap::new(),
+            open: HashMap::default(),
+            pending: HashMap::default(),
             windows: Vec::new(),
             stats: ExtractorStats::default(),
         }

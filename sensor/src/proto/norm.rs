@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::net::IpAddr;
 
 use crate::capture::Timestamp;
@@ -142,7 +144,7 @@ struct FlowNotes(Vec<(&'static str, String)>);
 /// Notes of every flow, bounded by [`MAX_FLOW_NOTES`].
 #[derive(Debug, Default)]
 pub struct NoteTable {
-    flows: HashMap<u64, FlowNotes>,
+    flows: HashMap<u64, FlowNotes, RandomState>,
     /// Notes not kept because the table was full.
     pub dropped: u64,
 }

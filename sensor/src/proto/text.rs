@@ -33,6 +33,16 @@ pub fn push_capped(dst: &mut String, bytes: &[u8], cap: usize) -> bool {
     }
 }
 
+/// At most `cap` bytes of `text`, cut on a character boundary: what
+/// [`capped`] keeps of valid UTF-8, without a copy.
+pub fn cap_str(text: &str, cap: usize) -> &str {
+    let mut end = cap.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// At most `cap` bytes of `bytes` as text (see [`push_capped`]).
 pub fn capped(bytes: &[u8], cap: usize) -> String {
     let mut s = String::new();
@@ -58,6 +68,19 @@ mod tests {
         let mut s = String::new();
         assert!(!push_capped(&mut s, &[0xFF], 8));
         assert_eq!(s, "\u{FFFD}");
+    }
+
+    #[test]
+    fn cap_str_keeps_what_capped_keeps() {
+        for text in ["", "abc", "aé", "éé", "日本語", "a日本"] {
+            for cap in 0..8 {
+                assert_eq!(
+                    cap_str(text, cap),
+                    capped(text.as_bytes(), cap),
+                    "{text} {cap}"
+                );
+            }
+        }
     }
 
     /// The valid-UTF-8 fast path cuts exactly where the char-by-char loop

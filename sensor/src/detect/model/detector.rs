@@ -12,6 +12,8 @@
 //! normal, which the fleet model may find unusual).
 
 use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::RandomState;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -87,8 +89,8 @@ pub struct ModelDetector {
     model: Model,
     learn_nanos: i64,
     learn_until: Option<Timestamp>,
-    learned: HashMap<[u8; 6], f64>,
-    episodes: HashMap<[u8; 6], Episode>,
+    learned: HashMap<[u8; 6], f64, RandomState>,
+    episodes: HashMap<[u8; 6], Episode, RandomState>,
     stats: ModelStats,
 }
 
@@ -101,8 +103,8 @@ impl ModelDetector {
                 .unwrap_or(i64::MAX / Timestamp::NANOS_PER_SEC)
                 .saturating_mul(Timestamp::NANOS_PER_SEC),
             learn_until: None,
-            learned: HashMap::new(),
-            episodes: HashMap::new(),
+            learned: HashMap::default(),
+            episodes: HashMap::default(),
             stats: ModelStats::default(),
         }
     }
