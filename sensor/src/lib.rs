@@ -3,7 +3,9 @@
 //! Data flows one way (checked by `tests/architecture.rs`): `capture` →
 //! `decode` → `flow` (with TCP reassembly) → `proto` (the parsers, one
 //! contract each) → `event` (normalised events) → `device`, `detect` (rules)
-//! → `alert` (dedupe, aggregation, sinks). `pipeline` wires the stages and
+//! → `alert` (dedupe, aggregation, sinks); `dataset` (with the `train`
+//! feature) writes feature windows and the inventory as Parquet. `pipeline`
+//! wires the stages and
 //! `summary` reports on them; `config` gathers every stage's settings into
 //! the typed config file; `units` (byte sizes) is shared by every stage.
 #![forbid(unsafe_code)]
@@ -12,6 +14,8 @@ pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "train")]
+pub mod dataset;
 pub mod decode;
 pub mod detect;
 pub mod device;

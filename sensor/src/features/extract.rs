@@ -118,9 +118,10 @@ impl Extractor {
         self.stats
     }
 
-    /// The windows closed since the last call.
-    pub fn take_windows(&mut self) -> std::vec::Drain<'_, Window> {
-        self.windows.drain(..)
+    /// The windows closed since the last call, and the inventory their
+    /// devices are in.
+    pub fn take_windows(&mut self) -> (std::vec::Drain<'_, Window>, &Inventory) {
+        (self.windows.drain(..), &self.inventory)
     }
 
     fn window_start(&self, ts: Timestamp) -> Timestamp {

@@ -14,6 +14,7 @@ pub use extract::{Extractor, ExtractorStats};
 use serde::Serialize;
 
 use crate::capture::Timestamp;
+use crate::device::inventory::Device;
 
 include!(concat!(env!("OUT_DIR"), "/features.rs"));
 
@@ -60,7 +61,14 @@ impl Window {
 /// Receives the windows as they close (in packet-time order per device):
 /// a dataset writer, the model.
 pub trait WindowSink: Send {
-    fn window(&mut self, w: &Window) -> std::io::Result<()>;
+    /// A window closed; `device` is its device as the inventory knows it
+    /// then (its addresses, names, roles), None if it was evicted.
+    fn window(&mut self, w: &Window, device: Option<&Device>) -> std::io::Result<()>;
+    /// Packet time reached `now` (each second, after that second's
+    /// windows): a sink that cuts files by time rotates here.
+    fn tick(&mut self, _now: Timestamp) -> std::io::Result<()> {
+        Ok(())
+    }
     /// End of input or shutdown: write out what is buffered.
     fn flush(&mut self) -> std::io::Result<()>;
 }

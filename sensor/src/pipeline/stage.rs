@@ -341,11 +341,21 @@ impl Devices {
         }
     }
 
-    /// Hands the windows that closed to every sink.
-    fn drain(&mut self) {
-        for w in self.extractor.take_windows() {
+    /// Hands the windows that closed to every sink, then the time, when
+    /// packet time reached `now`.
+    fn drain(&mut self, now: Option<Timestamp>) {
+        let (windows, inventory) = self.extractor.take_windows();
+        for w in windows {
+            let device = inventory.get(&w.device);
             for sink in &mut self.sinks {
-                if let Err(e) = sink.window(&w) {
+                if let Err(e) = sink.window(&w, device) {
+                    self.sink_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(now) = now {
+            for sink in &mut self.sinks {
+                if let Err(e) = sink.tick(now) {
                     self.sink_error.get_or_insert(e);
                 }
             }
@@ -355,7 +365,7 @@ impl Devices {
     /// End of input: the last windows close and every sink writes out.
     pub fn finish(&mut self) {
         self.extractor.finish();
-        self.drain();
+        self.drain(None);
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
                 self.sink_error.get_or_insert(e);
@@ -411,7 +421,7 @@ impl EventSink {
     ) {
         if let Some(d) = self.devices.as_mut() {
             d.extractor.tick(now, second, activity, non_ip);
-            d.drain();
+            d.drain(Some(now));
         }
     }
 }
