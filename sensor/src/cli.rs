@@ -1,6 +1,8 @@
 //! Command-line interface: argument definitions (clap) and the commands.
 //! `main.rs` only parses the arguments and turns errors into exit codes.
 
+mod dataset;
+
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ use crate::summary::{DevicesSummary, KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
 use crate::units::parse_bytes;
 
+pub use dataset::{ExtractArgs, RecordArgs};
+
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
     /// Success (a damaged capture whose readable part was processed counts as success;
@@ -40,8 +44,8 @@ pub mod exit {
     pub const INPUT: u8 = 3;
     /// Live capture could not start or failed (no such interface, permissions, bad BPF).
     pub const CAPTURE: u8 = 4;
-    /// The config file, a rule file, the credential dictionary or an alert output is
-    /// invalid or cannot be opened.
+    /// The config file, a rule file, the credential dictionary, an alert output, a
+    /// labels file or a pseudonymisation key is invalid or cannot be opened.
     pub const CONFIG: u8 = 5;
     /// `rules check`: a rule's own test case failed.
     pub const RULE_TEST: u8 = 6;
@@ -55,15 +59,17 @@ Examples:
   spanwatch config default > spanwatch.toml
   spanwatch live -i eth1 --config spanwatch.toml --alerts alerts.jsonl
   spanwatch synth --out /tmp/mix.pcap --packets 1000000 --seed 7
+  spanwatch extract capture.pcap --out dataset/ --labels labels.csv
+  spanwatch live -i eth1 --dataset-dir /var/lib/spanwatch/dataset --rotate 1h --retain 30d
 
 Exit codes:
   0  success (damage in a capture is a warning; the frames before it are processed)
   1  unexpected failure
-  2  bad command line
+  2  bad command line (or a dataset asked of a build without Parquet)
   3  an input file cannot be read or is not a pcap/pcapng capture
   4  live capture could not start or failed
-  5  the config file, a rule file, the credential dictionary or an alert output is
-     invalid or cannot be opened
+  5  the config file, a rule file, the credential dictionary, an alert output, a
+     labels file or a pseudonymisation key is invalid or cannot be opened
   6  rules check: a rule's own test case failed";
 
 #[derive(Debug, Parser)]
@@ -103,6 +109,11 @@ pub enum Command {
     Devices(DevicesArgs),
     /// Print the features of a feature window: name, unit and meaning.
     Features,
+    /// Write Parquet datasets from captures: the feature windows (with the lab's labels) and the device inventory, partitioned by sensor and date; MACs, IPs and names optionally pseudonymised.
+    #[command(
+        after_help = "Examples:\n  spanwatch extract capture.pcap --out dataset/ --labels labels.csv\n  spanwatch extract day1.pcap day2.pcap --out dataset/ --pseudonymize-key dataset.key --sensor-name edge-01\n\nRead back: duckdb -c \"SELECT * FROM read_parquet('dataset/windows/**/*.parquet', hive_partitioning = true)\"\n(a build without the `train` feature has no Parquet and says so)"
+    )]
+    Extract(ExtractArgs),
     /// Write a deterministic synthetic IoT capture (HTTP, MQTT, CoAP, Telnet) for benchmarks and tests.
     #[command(after_help = "Example:\n  spanwatch synth --out mix.pcap --packets 1000000 --seed 1")]
     Synth(SynthArgs),
@@ -363,6 +374,8 @@ pub struct LiveArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
     #[command(flatten)]
+    pub record: RecordArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -393,6 +406,7 @@ impl LiveArgs {
         if let Some(secs) = self.stats_interval {
             cfg.summary.stats_interval_secs = secs;
         }
+        self.record.apply(&mut cfg);
         Ok(cfg)
     }
 }
@@ -480,6 +494,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Live(args) => live(args),
         Command::Synth(args) => synth_cmd(args),
         Command::Devices(args) => devices_cmd(args),
+        Command::Extract(args) => dataset::extract(args),
         Command::Features => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<22} {:<12} meaning", "name", "unit")?;
@@ -551,7 +566,6 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
     }
-    profile_devices(&cfg, &mut pipeline)?;
     profile_devices(&cfg, &mut pipeline)?;
 
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
@@ -690,6 +704,8 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
     }
+    profile_devices(&cfg, &mut pipeline)?;
+    let recording = dataset::record(&cfg, &mut pipeline)?;
     let interval = match cfg.summary.stats_interval_secs {
         0 => Duration::MAX,
         secs => Duration::from_secs(secs),
@@ -725,6 +741,9 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     pipeline.flush_alerts().map_err(alert_error)?;
     if let Some(e) = pipeline.window_sink_error() {
         return Err(windows_error(e));
+    }
+    if let Some(recording) = recording {
+        eprintln!("spanwatch: {}", recording.finish(&mut pipeline)?);
     }
     let kernel = pipeline::kernel_stats(&mut source);
     print_summary(&pipeline.summary(&inputs, kernel), json)?;

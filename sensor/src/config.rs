@@ -75,6 +75,7 @@ pub struct Config {
     pub rules: RulesSection,
     pub alerts: AlertsSection,
     pub devices: DevicesSection,
+    pub dataset: DatasetSection,
     pub summary: SummarySection,
 }
 
@@ -276,6 +277,59 @@ impl DevicesSection {
     }
 }
 
+/// Default length of a dataset file's period, in seconds.
+pub const DEFAULT_ROTATE_SECS: u64 = 3600;
+/// Default rows of a Parquet row group (the rows a writer buffers).
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 16_384;
+/// Largest `[dataset] row_group_rows`.
+pub const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// `[dataset]`: Parquet datasets of feature windows and the inventory
+/// (`spanwatch extract`, `spanwatch live --dataset-dir`; builds with the
+/// `train` feature). The defaults are here, not in the dataset module, so
+/// that a build without it reads the same files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetSection {
+    /// `live` records the windows under this directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// The `sensor=` partition; absent: the host name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensor_name: Option<String>,
+    /// Period of one recorded file, in seconds of packet time.
+    pub rotate_secs: u64,
+    /// Recorded files older than this are deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_secs: Option<u64>,
+    /// The oldest recorded files are deleted while the sensor's files
+    /// together are larger than this.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::units::de_opt_bytes"
+    )]
+    pub retain_bytes: Option<u64>,
+    /// Rows buffered and written as one Parquet row group.
+    pub row_group_rows: usize,
+    /// MACs, IPs and names are replaced by pseudonyms keyed by this file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudonymize_key_file: Option<PathBuf>,
+}
+
+impl Default for DatasetSection {
+    fn default() -> Self {
+        DatasetSection {
+            dir: None,
+            sensor_name: None,
+            rotate_secs: DEFAULT_ROTATE_SECS,
+            retain_secs: None,
+            retain_bytes: None,
+            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            pseudonymize_key_file: None,
+        }
+    }
+}
+
 /// `[summary]`: the run's summary report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -436,6 +490,11 @@ impl Config {
             ("logs.dir", &self.logs.dir),
             ("rules.dir", &self.rules.dir),
             ("alerts.file", &self.alerts.file),
+            ("dataset.dir", &self.dataset.dir),
+            (
+                "dataset.pseudonymize_key_file",
+                &self.dataset.pseudonymize_key_file,
+            ),
         ];
         for (key, path) in paths {
             if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
@@ -445,6 +504,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_dataset()?;
         let alert_problem = |e: AlertError, table: &str| match e {
             AlertError::Config { key, reason } => (format!("alerts.{key}"), reason),
             AlertError::WebhookUrl { url, reason } => {
@@ -459,6 +519,28 @@ impl Config {
         }
         if let Some(exec) = &self.alerts.exec {
             exec.validate().map_err(|e| alert_problem(e, "exec"))?;
+        }
+        Ok(())
+    }
+
+    fn validate_dataset(&self) -> Result<(), (String, String)> {
+        let d = &self.dataset;
+        if d.rotate_secs == 0 {
+            return Err(("dataset.rotate_secs".into(), "must be at least 1".into()));
+        }
+        if !(1..=MAX_ROW_GROUP_ROWS).contains(&d.row_group_rows) {
+            return Err((
+                "dataset.row_group_rows".into(),
+                format!(
+                    "must be 1 to {MAX_ROW_GROUP_ROWS}, got {}",
+                    d.row_group_rows
+                ),
+            ));
+        }
+        #[cfg(feature = "train")]
+        if let Some(name) = &d.sensor_name {
+            crate::dataset::SensorName::new(name)
+                .map_err(|e| ("dataset.sensor_name".into(), e.to_string()))?;
         }
         Ok(())
     }

@@ -79,6 +79,16 @@ where
     deserializer.deserialize_any(BytesVisitor(PhantomData))
 }
 
+/// [`de_bytes`] for an optional field (with the struct's `default`, an
+/// absent key stays `None`).
+pub fn de_opt_bytes<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64> + Bounded,
+{
+    de_bytes(deserializer).map(Some)
+}
+
 /// The largest value of an unsigned integer type, for error messages.
 pub trait Bounded {
     const MAX_U64: u64;
