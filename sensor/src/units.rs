@@ -173,7 +173,11 @@ mod tests {
         assert!(parse_secs("2w").unwrap_err().contains("suffix"));
         assert!(parse_secs("h").is_err());
         assert!(parse_secs("-1s").is_err());
-        assert!(parse_secs("9223372036854775807d").unwrap_err().contains("too long"));
+        assert!(
+            parse_secs("9223372036854775807d")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[derive(Debug, serde::Deserialize)]

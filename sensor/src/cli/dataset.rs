@@ -210,7 +210,11 @@ mod train {
         pseudonyms: Option<Pseudonymizer>,
     }
 
-    pub fn record(cfg: &Config, dir: &Path, pipeline: &mut Pipeline) -> Result<Recording, CliError> {
+    pub fn record(
+        cfg: &Config,
+        dir: &Path,
+        pipeline: &mut Pipeline,
+    ) -> Result<Recording, CliError> {
         let d = &cfg.dataset;
         let settings = WindowsSettings {
             root: dir.to_path_buf(),
@@ -241,15 +245,23 @@ mod train {
                 return Ok(String::new());
             };
             let inventory = devices.extractor.inventory();
-            let file = write_devices(&self.root, &self.sensor, inventory, self.pseudonyms.as_ref())
-                .map_err(dataset_error)?;
+            let file = write_devices(
+                &self.root,
+                &self.sensor,
+                inventory,
+                self.pseudonyms.as_ref(),
+            )
+            .map_err(dataset_error)?;
             Ok(match file {
                 Some(path) => format!(
                     "dataset: feature windows under {}, the inventory in {}",
                     shown(&self.root),
                     path.display()
                 ),
-                None => format!("dataset: no device seen, nothing written to {}", shown(&self.root)),
+                None => format!(
+                    "dataset: no device seen, nothing written to {}",
+                    shown(&self.root)
+                ),
             })
         }
     }

@@ -23,10 +23,10 @@ use polars::prelude::{
 };
 use serde::Serialize;
 
+use super::DatasetError;
 use super::layout::{PartFile, SensorName, Table, date_of, partition_dir, stamp_of};
 use super::pseudonym::Pseudonymizer;
 use super::windows::{micros, timestamp_column, timestamp_type};
-use super::DatasetError;
 use crate::device::inventory::{Device, Inventory, MacText};
 
 /// The column types of the table.
@@ -89,8 +89,7 @@ pub fn frame(
         None => MacText(d.mac).to_string(),
     };
     let columns = vec![
-        StringChunked::from_iter_values("mac".into(), devices.iter().map(|d| mac(d)))
-            .into_column(),
+        StringChunked::from_iter_values("mac".into(), devices.iter().map(|d| mac(d))).into_column(),
         StringChunked::from_iter_options("vendor".into(), devices.iter().map(|d| d.vendor))
             .into_column(),
         list_column("ips", &devices, |d| {

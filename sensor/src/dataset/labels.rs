@@ -127,17 +127,14 @@ impl Labels {
             };
             let time = |i: usize, what: &str| -> Result<i64, (usize, String)> {
                 let text = cell(i)?;
-                let secs: f64 = text
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e10)
-                    .ok_or_else(|| {
-                        (
-                            line,
-                            format!("{what} {text:?} is not a Unix time in seconds"),
-                        )
-                    })?;
-                Ok((secs * 1e9).round() as i64)
+                epoch_nanos(text).ok_or_else(|| {
+                    (
+                        line,
+                        format!(
+                            "{what} {text:?} is not a Unix time in seconds (e.g. 1795444182.206)"
+                        ),
+                    )
+                })
             };
             let (start, end) = (time(0, "start_epoch")?, time(1, "end_epoch")?);
             if end < start {
@@ -154,12 +151,7 @@ impl Labels {
                 "" => None,
                 text => Some(
                     text.parse::<IpAddr>()
-                        .map_err(|_| {
-                            (
-                                line,
-                                format!("attacker_ip {text:?} is not an IP address"),
-                            )
-                        })?
+                        .map_err(|_| (line, format!("attacker_ip {text:?} is not an IP address")))?
                         .to_canonical(),
                 ),
             };
@@ -214,6 +206,23 @@ fn read_bounded(path: &Path) -> Result<String, DatasetError> {
     Ok(text)
 }
 
+/// Unix time in seconds with up to nine decimals, exactly, in nanoseconds
+/// (a float would round the milliseconds of today's times).
+fn epoch_nanos(text: &str) -> Option<i64> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !(frac.is_empty() || digits(frac) && frac.len() <= 9) {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let nanos: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().ok()? * 10i64.pow(9 - frac.len() as u32)
+    };
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 /// `target_ips`: `;`-separated addresses or subnets (possibly none).
 fn targets(text: &str) -> Result<Vec<Cidr>, String> {
     let mut out = Vec::new();
@@ -222,7 +231,8 @@ fn targets(text: &str) -> Result<Vec<Cidr>, String> {
             return Err(format!("more than {MAX_TARGETS} targets"));
         }
         let cidr = if part.contains('/') {
-            part.parse::<Cidr>().map_err(|e| format!("target_ips: {e}"))?
+            part.parse::<Cidr>()
+                .map_err(|e| format!("target_ips: {e}"))?
         } else {
             let ip: IpAddr = part
                 .parse()
@@ -313,6 +323,10 @@ mod tests {
         let e = Labels::parse(&format!("{HEADER}x,2,p,10.0.0.1,10.0.0.2,t,n\n")).unwrap_err();
         assert_eq!(e.0, 2);
         assert!(e.1.contains("start_epoch \"x\""), "{e:?}");
+        for bad in ["1e9", "-1", ".5", "1.0000000001", "99999999999999999999"] {
+            let e = Labels::parse(&format!("{HEADER}{bad},2,p,,,t,n\n")).unwrap_err();
+            assert!(e.1.contains("start_epoch"), "{bad}: {e:?}");
+        }
         let e = Labels::parse(&format!("{HEADER}1,2,p,10.0.0.300,,t,n\n")).unwrap_err();
         assert!(e.1.contains("attacker_ip"), "{e:?}");
         let e = Labels::parse(&format!("{HEADER}1,2,p,,10.0.0.0/40,t,n\n")).unwrap_err();

@@ -87,8 +87,7 @@ impl SensorName {
                 }
             })
             .collect();
-        SensorName::new(&cleaned)
-            .unwrap_or_else(|_| SensorName(FALLBACK_SENSOR_NAME.to_string()))
+        SensorName::new(&cleaned).unwrap_or_else(|_| SensorName(FALLBACK_SENSOR_NAME.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -396,7 +395,8 @@ mod tests {
     use super::*;
 
     fn tempdir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("spanwatch-layout-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("spanwatch-layout-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         dir

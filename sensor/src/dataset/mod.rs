@@ -71,10 +71,9 @@ impl DatasetError {
 impl From<DatasetError> for std::io::Error {
     fn from(e: DatasetError) -> Self {
         match e {
-            DatasetError::Io { path, source } => std::io::Error::new(
-                source.kind(),
-                format!("{}: {source}", path.display()),
-            ),
+            DatasetError::Io { path, source } => {
+                std::io::Error::new(source.kind(), format!("{}: {source}", path.display()))
+            }
             other => std::io::Error::other(other.to_string()),
         }
     }

@@ -177,7 +177,9 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let short = dir.join("short.key");
         std::fs::write(&short, "secret\n").expect("write");
-        let e = Pseudonymizer::from_key_file(&short).unwrap_err().to_string();
+        let e = Pseudonymizer::from_key_file(&short)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("short.key") && e.contains("holds 7 bytes"),
             "{e}"

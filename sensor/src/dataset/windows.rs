@@ -21,17 +21,16 @@ use std::time::SystemTime;
 
 use polars::prelude::{
     Column, DataFrame, DataType, Float64Chunked, Int64Chunked, IntoColumn, NewChunkedArray, Schema,
-    StringChunked,
-    TimeUnit, TimeZone,
+    StringChunked, TimeUnit, TimeZone,
 };
 
+use super::DatasetError;
 use super::labels::Labels;
 use super::layout::{
     PartFile, Retention, SensorName, Table, date_of, enforce_retention, partition_dir,
     remove_stale_temporaries, stamp_of,
 };
 use super::pseudonym::Pseudonymizer;
-use super::DatasetError;
 use crate::capture::Timestamp;
 use crate::device::inventory::{Device, MacText};
 use crate::features::{FEATURE_COUNT, FEATURES, Window, WindowSink};
@@ -123,8 +122,11 @@ impl Rows {
         let rows = std::mem::take(self);
         let height = rows.len();
         let mut columns = vec![
-            StringChunked::from_iter_values("device".into(), rows.device.iter().map(String::as_str))
-                .into_column(),
+            StringChunked::from_iter_values(
+                "device".into(),
+                rows.device.iter().map(String::as_str),
+            )
+            .into_column(),
             timestamp_column("start", rows.start),
             timestamp_column("end", rows.end),
         ];
@@ -133,8 +135,12 @@ impl Rows {
         for (spec, column) in FEATURES.iter().zip(values) {
             columns.push(Float64Chunked::from_vec(spec.name.into(), column).into_column());
         }
-        columns.push(StringChunked::from_iter_options("phase".into(), rows.phase.into_iter()).into_column());
-        columns.push(StringChunked::from_iter_options("role".into(), rows.role.into_iter()).into_column());
+        columns.push(
+            StringChunked::from_iter_options("phase".into(), rows.phase.into_iter()).into_column(),
+        );
+        columns.push(
+            StringChunked::from_iter_options("role".into(), rows.role.into_iter()).into_column(),
+        );
         DataFrame::new(height, columns)
     }
 }
@@ -302,5 +308,191 @@ impl WindowSink for ParquetWindows {
         self.close_all()?;
         self.retain()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use polars::prelude::{
+        DataType as Dt, HiveOptions, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col,
+    };
+
+    use super::*;
+    use crate::features::Feature;
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("spanwatch-windows-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn window(mac_last: u8, start_secs: i64, packets: f64) -> Window {
+        let mut values = [0.0; FEATURE_COUNT];
+        values[Feature::PacketsOut.index()] = packets;
+        Window {
+            device: [2, 0x77, 0, 0, 0, mac_last],
+            start: Timestamp::from_secs_nanos(start_secs, 0),
+            end: Timestamp::from_secs_nanos(start_secs + 2, 0),
+            values,
+        }
+    }
+
+    fn settings(root: &Path, rotate_secs: Option<u64>) -> WindowsSettings {
+        WindowsSettings {
+            root: root.to_path_buf(),
+            sensor: SensorName::new("unit").expect("name"),
+            rotate_secs,
+            row_group_rows: 2,
+            retention: Retention::default(),
+            pseudonyms: None,
+            labels: None,
+        }
+    }
+
+    /// Complete `.parquet` files and temporaries under `root`, by name.
+    fn files(root: &Path) -> (Vec<String>, usize) {
+        let mut done = Vec::new();
+        let mut temp = 0;
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if name.ends_with(".tmp") {
+                    temp += 1;
+                } else {
+                    let rel = p.strip_prefix(root).expect("under root");
+                    done.push(rel.display().to_string());
+                }
+            }
+        }
+        done.sort();
+        (done, temp)
+    }
+
+    /// The whole table as polars reads a Hive-partitioned dataset.
+    fn scan(root: &Path) -> DataFrame {
+        let glob = format!("{}/windows/**/*.parquet", root.display());
+        // Dates stay text: this build of polars has no Date type.
+        let args = ScanArgsParquet {
+            hive_options: HiveOptions {
+                try_parse_dates: false,
+                ..HiveOptions::new_enabled()
+            },
+            glob: true,
+            ..ScanArgsParquet::default()
+        };
+        LazyFrame::scan_parquet(PlRefPath::new(glob), args)
+            .expect("scan")
+            .sort(["start"], Default::default())
+            .collect()
+            .expect("collect")
+    }
+
+    #[test]
+    fn files_rotate_on_packet_time_split_by_date_and_appear_only_complete() {
+        let root = tempdir("rot");
+        let mut sink = ParquetWindows::new(settings(&root, Some(10))).expect("writer");
+        // 1700006396 s = 2023-11-14T23:59:56Z (`date -u -d @1700006396`):
+        // windows at :56 and :58 fall on the 14th, :00 and :02 on the 15th.
+        let midnight = 1_700_006_400;
+        sink.tick(Timestamp::from_secs_nanos(midnight - 4, 0))
+            .expect("tick");
+        for (i, t) in [-4, -2, 0, 2].into_iter().enumerate() {
+            sink.window(&window(1, midnight + t, i as f64), None)
+                .expect("window");
+        }
+        sink.window(&window(2, midnight - 2, 9.0), None)
+            .expect("window");
+        // Same period (1700006390-1700006399 is one 10 s period; the 15th's
+        // windows went to another date's file): nothing complete yet.
+        sink.tick(Timestamp::from_secs_nanos(midnight - 1, 0))
+            .expect("tick");
+        let (done, temp) = files(&root);
+        assert!(done.is_empty(), "{done:?}");
+        assert_eq!(temp, 2);
+        // The next period: both files close and appear under their names.
+        sink.tick(Timestamp::from_secs_nanos(midnight + 5, 0))
+            .expect("tick");
+        let (done, temp) = files(&root);
+        assert_eq!(
+            done,
+            [
+                "windows/sensor=unit/date=2023-11-14/windows-20231114T235956Z-0.parquet",
+                "windows/sensor=unit/date=2023-11-15/windows-20231115T000000Z-0.parquet",
+            ]
+        );
+        assert_eq!(temp, 0);
+        // A late window and a new one; SIGTERM's flush closes their file.
+        sink.window(&window(1, midnight + 4, 7.0), None)
+            .expect("window");
+        sink.flush().expect("flush");
+        let (done, temp) = files(&root);
+        assert_eq!(done.len(), 3, "{done:?}");
+        assert_eq!(temp, 0);
+        assert_eq!(sink.stats().rows, 6);
+        assert_eq!(sink.stats().files, 3);
+
+        let df = scan(&root);
+        assert_eq!(df.height(), 6);
+        let packets = df
+            .column("packets_out")
+            .expect("column")
+            .f64()
+            .expect("f64");
+        let packets: Vec<Option<f64>> = (0..packets.len()).map(|i| packets.get(i)).collect();
+        // Sorted by start: -4 (0), -2 (1 and 9), 0 (2), 2 (3), 4 (7).
+        let mut middle = packets[1..3].to_vec();
+        middle.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+        assert_eq!(packets[0], Some(0.0));
+        assert_eq!(middle, [Some(1.0), Some(9.0)]);
+        assert_eq!(packets[3..], [Some(2.0), Some(3.0), Some(7.0)]);
+        let dates = df
+            .lazy()
+            .select([col("date").cast(Dt::String), col("sensor")])
+            .collect()
+            .expect("select");
+        let dates = dates.column("date").expect("date").str().expect("str");
+        let dates: Vec<Option<&str>> = (0..dates.len()).map(|i| dates.get(i)).collect();
+        assert_eq!(
+            dates,
+            [
+                Some("2023-11-14"),
+                Some("2023-11-14"),
+                Some("2023-11-14"),
+                Some("2023-11-15"),
+                Some("2023-11-15"),
+                Some("2023-11-15"),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn without_rotation_a_run_is_one_file_per_date_and_a_file_is_never_overwritten() {
+        let root = tempdir("once");
+        for run in 0..2 {
+            let mut sink = ParquetWindows::new(settings(&root, None)).expect("writer");
+            for t in 0..5 {
+                sink.tick(Timestamp::from_secs_nanos(1_700_000_000 + 100 * t, 0))
+                    .expect("tick");
+                sink.window(&window(1, 1_700_000_000 + 100 * t, run as f64), None)
+                    .expect("window");
+            }
+            sink.flush().expect("flush");
+        }
+        let (done, _) = files(&root);
+        assert_eq!(
+            done,
+            [
+                "windows/sensor=unit/date=2023-11-14/windows-20231114T221320Z-0.parquet",
+                "windows/sensor=unit/date=2023-11-14/windows-20231114T221320Z-1.parquet",
+            ]
+        );
+        assert_eq!(scan(&root).height(), 10);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
