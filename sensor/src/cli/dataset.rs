@@ -2,7 +2,7 @@
 //! --dataset-dir`. A build without the `train` feature has them too, and
 //! says it cannot write Parquet.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -153,18 +153,13 @@ pub fn extract(args: ExtractArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-/// Where a dataset goes, for messages.
-fn shown(dir: &Path) -> String {
-    dir.display().to_string()
-}
-
 #[cfg(feature = "train")]
 mod train {
     use std::path::Path;
     use std::process::ExitCode;
     use std::time::{Duration, Instant};
 
-    use super::{CliError, ExtractArgs, exit, shown};
+    use super::{CliError, ExtractArgs, exit};
     use crate::capture::MergedSource;
     use crate::config::Config;
     use crate::dataset::{
@@ -255,12 +250,12 @@ mod train {
             Ok(match file {
                 Some(path) => format!(
                     "dataset: feature windows under {}, the inventory in {}",
-                    shown(&self.root),
+                    self.root.display(),
                     path.display()
                 ),
                 None => format!(
                     "dataset: no device seen, nothing written to {}",
-                    shown(&self.root)
+                    self.root.display()
                 ),
             })
         }
@@ -339,7 +334,7 @@ mod train {
             inventory.len(),
             sensor.as_str(),
             windows as f64 / secs.max(1e-9),
-            shown(&args.out),
+            args.out.display(),
             device_file.map_or_else(|| "empty".to_string(), |p| p.display().to_string()),
         );
         eprintln!("{message}");
