@@ -678,6 +678,17 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
             message: "no interface to capture on: give -i IFACE, or set interface in the [capture] table of the config file".into(),
         });
     };
+    // Every output is set up (and may fail) before the interface opens.
+    let inputs = vec![format!("live:{interface}")];
+    let mut pipeline = Pipeline::new(cfg.pipeline_config());
+    if let Some(detector) = detector(&cfg)? {
+        pipeline.detect_with(detector.0, detector.1);
+    }
+    if let Some(dir) = &cfg.logs.dir {
+        pipeline.log_to(dir).map_err(log_error)?;
+    }
+    profile_devices(&cfg, &mut pipeline)?;
+    let recording = dataset::record(&cfg, &mut pipeline)?;
     let signals = LiveSignals::default();
     watch_signals(&signals)?;
     let stop = signals.stop.clone();
@@ -696,16 +707,6 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
         source.interface(),
         source.link_type()
     );
-    let inputs = vec![format!("live:{interface}")];
-    let mut pipeline = Pipeline::new(cfg.pipeline_config());
-    if let Some(detector) = detector(&cfg)? {
-        pipeline.detect_with(detector.0, detector.1);
-    }
-    if let Some(dir) = &cfg.logs.dir {
-        pipeline.log_to(dir).map_err(log_error)?;
-    }
-    profile_devices(&cfg, &mut pipeline)?;
-    let recording = dataset::record(&cfg, &mut pipeline)?;
     let interval = match cfg.summary.stats_interval_secs {
         0 => Duration::MAX,
         secs => Duration::from_secs(secs),
