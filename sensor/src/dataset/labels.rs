@@ -248,9 +248,12 @@ fn targets(text: &str) -> Result<Vec<Cidr>, String> {
     Ok(out)
 }
 
+/// A CSV record and the line it starts on.
+type Record = (usize, Vec<String>);
+
 /// The records of CSV text (RFC 4180: fields in double quotes may hold
-/// commas, line breaks and doubled quotes), each with the line it starts on.
-fn csv_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// commas, line breaks and doubled quotes).
+fn csv_records(text: &str) -> Result<Vec<Record>, (usize, String)> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
