@@ -17,6 +17,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// Rows per row group in the first test (the lab sample has a few hundred
+/// windows).
+const ROW_GROUP_ROWS: u64 = 100;
+
 fn lab_sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lab-sample")
 }
@@ -100,6 +104,13 @@ fn every_window_of_the_run_is_one_row_and_the_labels_join_matches_labels_csv() {
     let dir = workdir("labels");
     let out = dir.join("dataset");
     let jsonl = dir.join("windows.jsonl");
+    // Small row groups: the writer holds at most this many rows.
+    let config = dir.join("spanwatch.toml");
+    std::fs::write(
+        &config,
+        format!("[dataset]\nrow_group_rows = {ROW_GROUP_ROWS}\n"),
+    )
+    .unwrap();
     let lab = lab_sample();
     extract(
         &lab.join("capture.pcap"),
@@ -109,6 +120,8 @@ fn every_window_of_the_run_is_one_row_and_the_labels_join_matches_labels_csv() {
             lab.join("labels.csv").to_str().unwrap(),
             "--windows",
             jsonl.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
         ],
     );
     let report = check(
@@ -176,6 +189,12 @@ fn every_window_of_the_run_is_one_row_and_the_labels_join_matches_labels_csv() {
         .collect();
     assert_eq!(partitions, want);
     for f in windows["files"].as_array().unwrap() {
+        let rows = f["rows"].as_u64().unwrap();
+        assert_eq!(
+            f["row_groups"].as_u64(),
+            Some(rows.div_ceil(ROW_GROUP_ROWS)),
+            "{f}"
+        );
         let path = f["path"].as_str().unwrap();
         assert!(
             path.starts_with("windows/sensor=lab-a/date=") && path.ends_with(".parquet"),

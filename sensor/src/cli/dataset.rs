@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{CliError, exit};
+use super::error::{CliError, exit};
 use crate::config::Config;
 use crate::pipeline::Pipeline;
 use crate::units::{parse_bytes, parse_secs};
@@ -159,7 +159,8 @@ mod train {
     use std::process::ExitCode;
     use std::time::{Duration, Instant};
 
-    use super::{CliError, ExtractArgs, exit};
+    use super::super::error::{CliError, config_error, exit};
+    use super::ExtractArgs;
     use crate::capture::MergedSource;
     use crate::config::Config;
     use crate::dataset::{
@@ -264,7 +265,7 @@ mod train {
     pub fn extract(args: ExtractArgs) -> Result<ExitCode, CliError> {
         let started = Instant::now();
         let mut cfg = match &args.config {
-            Some(path) => Config::load(path).map_err(super::super::config_error)?,
+            Some(path) => Config::load(path).map_err(config_error)?,
             None => Config::default(),
         };
         cfg.rules.enabled = false;
