@@ -147,7 +147,6 @@ pub struct PartFile {
     path: PathBuf,
     file: SharedFile,
     writer: BatchedWriter<SharedFile>,
-    rows: u64,
 }
 
 impl PartFile {
@@ -187,7 +186,6 @@ impl PartFile {
                 path,
                 file,
                 writer,
-                rows: 0,
             });
         }
         Err(DatasetError::Io {
@@ -203,13 +201,7 @@ impl PartFile {
             .map_err(|source| DatasetError::Parquet {
                 path: self.temp.clone(),
                 source,
-            })?;
-        self.rows += df.height() as u64;
-        Ok(())
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
+            })
     }
 
     /// Where the file is while it is written.
@@ -224,7 +216,6 @@ impl PartFile {
             path,
             file,
             writer,
-            ..
         } = self;
         writer.finish().map_err(|source| DatasetError::Parquet {
             path: temp.clone(),

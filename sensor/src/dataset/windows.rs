@@ -16,7 +16,7 @@
 //! period.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use polars::prelude::{
@@ -194,10 +194,6 @@ impl ParquetWindows {
         self.stats
     }
 
-    pub fn root(&self) -> &Path {
-        &self.settings.root
-    }
-
     fn add(&mut self, w: &Window, device: Option<&Device>) -> Result<(), DatasetError> {
         let date = date_of(w.start);
         if !self.open.contains_key(&date) {
@@ -313,6 +309,8 @@ impl WindowSink for ParquetWindows {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use polars::prelude::{
         DataType as Dt, HiveOptions, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, col,
     };
