@@ -12,8 +12,8 @@
 //! Files are cut by date (the `date=` partition is the UTC date of each
 //! row's `start`) and, when recording, by rotation period of packet time:
 //! a file holds the windows that closed during its period. Rows are
-//! buffered up to a row group at a time, so memory is bounded whatever the
-//! period.
+//! buffered a row group at a time (about 350 bytes a row), in at most
+//! [`MAX_OPEN_FILES`] files, so memory is bounded whatever the period.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ pub struct WindowsSettings {
     pub rotate_secs: Option<u64>,
     /// Rows buffered before they are written as a row group.
     pub row_group_rows: usize,
-    /// Applied when a file closes.
+    /// Applied at start, at each rotation and at the end.
     pub retention: Retention,
     pub pseudonyms: Option<Pseudonymizer>,
     pub labels: Option<Labels>,
