@@ -297,7 +297,7 @@ pub struct DatasetSection {
     /// The `sensor=` partition; absent: the host name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sensor_name: Option<String>,
-    /// Period of one recorded file, in seconds of packet time.
+    /// Period of one recorded file, in seconds of packet time (0 counts as 1).
     pub rotate_secs: u64,
     /// Recorded files older than this are deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -309,7 +309,7 @@ pub struct DatasetSection {
         deserialize_with = "crate::units::de_opt_bytes"
     )]
     pub retain_bytes: Option<u64>,
-    /// Rows buffered and written as one Parquet row group.
+    /// Rows buffered and written as one Parquet row group (0 counts as 1).
     pub row_group_rows: usize,
     /// MACs, IPs and names are replaced by pseudonyms keyed by this file.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -525,14 +525,11 @@ impl Config {
 
     fn validate_dataset(&self) -> Result<(), (String, String)> {
         let d = &self.dataset;
-        if d.rotate_secs == 0 {
-            return Err(("dataset.rotate_secs".into(), "must be at least 1".into()));
-        }
-        if !(1..=MAX_ROW_GROUP_ROWS).contains(&d.row_group_rows) {
+        if d.row_group_rows > MAX_ROW_GROUP_ROWS {
             return Err((
                 "dataset.row_group_rows".into(),
                 format!(
-                    "must be 1 to {MAX_ROW_GROUP_ROWS}, got {}",
+                    "must be at most {MAX_ROW_GROUP_ROWS}, got {}",
                     d.row_group_rows
                 ),
             ));
@@ -988,6 +985,28 @@ mod tests {
         assert_eq!(err.position, Some((1, 13)));
         let err = parse("[logs]\ndir = \"\"\n").expect_err("empty path");
         assert_eq!(err.key.as_deref(), Some("logs.dir"));
+        let err = parse("[dataset]\nrow_group_rows = 2000000\n").expect_err("too many rows");
+        assert_eq!(err.key.as_deref(), Some("dataset.row_group_rows"));
+        assert_eq!(err.position, Some((2, 1)));
+        #[cfg(feature = "train")]
+        {
+            let err = parse("[dataset]\nsensor_name = \"a/b\"\n").expect_err("slash");
+            assert_eq!(err.key.as_deref(), Some("dataset.sensor_name"));
+            assert!(err.message.contains("letters"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn dataset_sizes_and_durations_read_as_written() {
+        let cfg = Config::from_toml(
+            "t.toml",
+            "[dataset]\nretain_bytes = \"10G\"\nretain_secs = 2592000\nrotate_secs = 5\n",
+        )
+        .expect("valid");
+        assert_eq!(cfg.dataset.retain_bytes, Some(10 << 30));
+        assert_eq!(cfg.dataset.retain_secs, Some(30 * 86_400));
+        assert_eq!(cfg.dataset.rotate_secs, 5);
+        assert_eq!(Config::default().dataset.retain_bytes, None);
     }
 
     #[test]

@@ -38,8 +38,6 @@ use crate::features::{FEATURE_COUNT, FEATURES, Window, WindowSink};
 /// Most files open at once (one per date a period's windows fall on);
 /// beyond it the oldest date's file is closed.
 pub const MAX_OPEN_FILES: usize = 4;
-/// Largest row group, in rows.
-pub const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// How windows are written.
 #[derive(Clone, Debug)]
@@ -50,7 +48,8 @@ pub struct WindowsSettings {
     /// Length of a file's period in seconds of packet time; None: one file
     /// per date for the whole run.
     pub rotate_secs: Option<u64>,
-    /// Rows buffered before they are written as a row group.
+    /// Rows buffered before they are written as a row group (the config
+    /// bounds it: `[dataset] row_group_rows`).
     pub row_group_rows: usize,
     /// Applied at start, at each rotation and at the end.
     pub retention: Retention,
@@ -178,7 +177,7 @@ impl ParquetWindows {
         remove_stale_temporaries(&settings.root, &settings.sensor)?;
         let mut w = ParquetWindows {
             settings: WindowsSettings {
-                row_group_rows: settings.row_group_rows.clamp(1, MAX_ROW_GROUP_ROWS),
+                row_group_rows: settings.row_group_rows.max(1),
                 ..settings
             },
             schema: schema(),
