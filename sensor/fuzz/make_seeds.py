@@ -3,7 +3,7 @@
 
 Usage: make_seeds.py PCAP_DIR OUT_DIR
 
-Writes OUT_DIR/<target>/<name> for the targets http, mqtt, coap and telnet:
+Writes OUT_DIR/<target>/<name> for the targets http, mqtt, coap, telnet and dhcp:
 hand-built message sequences (spec examples, the shapes the parsers' unit
 tests use) and the TCP/UDP payloads of the shared captures, extracted with
 tshark. Each seed uses the input layout of src/lib.rs: a config byte, the
@@ -187,6 +187,24 @@ def from_captures(pcap_dir, out_dir, written):
                     continue  # another protocol in a mixed capture
                 base = fname.rsplit(".", 1)[0]
                 write(out_dir, proto, f"pcap-{base}-s{int(stream)}", encode(steps), written)
+    # DHCP frames are in mixed captures: the ones whose protocol hierarchy
+    # (phs/<path>.txt) lists dhcp. Server-to-client is what leaves port 67.
+    for folder in sorted(os.listdir(os.path.join(pcap_dir, "phs"))):
+        for fname in sorted(os.listdir(os.path.join(pcap_dir, "phs", folder))):
+            with open(os.path.join(pcap_dir, "phs", folder, fname)) as f:
+                if not any(line.split()[:1] == ["dhcp"] for line in f):
+                    continue
+            pcap = fname[: -len(".txt")]
+            rows = tshark(
+                os.path.join(pcap_dir, folder, pcap), "dhcp", ["udp.srcport", "udp.payload"]
+            )
+            steps = [
+                (TO_CLIENT if sport == b"67" else TO_SERVER, bytes.fromhex(h.decode()))
+                for sport, h in rows
+            ]
+            if steps:
+                base = pcap.rsplit(".", 1)[0]
+                write(out_dir, "dhcp", f"pcap-{base}", datagrams(steps), written)
     folder = os.path.join(pcap_dir, "coap")
     for fname in sorted(os.listdir(folder)):
         rows = tshark(
@@ -385,10 +403,53 @@ def handmade(out_dir, written):
     write(out_dir, "telnet", "hand-keystrokes", bytes([0, len(ks)]) + table + data, written)
 
 
+def dhcp_message(op, xid, options, yiaddr=b"\0" * 4, giaddr=b"\0" * 4, sname=b"", file=b""):
+    """RFC 2131 §2 Figure 1: the BOOTP header (Ethernet client
+    00:0b:82:01:fc:42, BROADCAST set), the magic cookie (§3) and options."""
+    header = bytes([op, 1, 6, 0]) + xid.to_bytes(4, "big") + b"\0\0\x80\0"
+    header += b"\0" * 4 + yiaddr + b"\0" * 4 + giaddr
+    header += bytes.fromhex("000b8201fc42") + b"\0" * 10
+    header += sname.ljust(64, b"\0") + file.ljust(128, b"\0")
+    return header + bytes([99, 130, 83, 99]) + options
+
+
+def handmade_dhcp(out_dir, written):
+    c, s = TO_SERVER, TO_CLIENT
+    # RFC 2131 §3.1 exchange; options of RFC 2132 (53 type, 12 host name,
+    # 60 vendor class, 61 client id, 55 parameter list, 50 requested
+    # address, 54 server id, 51 lease time).
+    x = 0x3903F326
+    ident = b"\x0c\x06cam-01\x3c\x08MSFT 5.0\x3d\x07\x01\x00\x0b\x82\x01\xfc\x42\x37\x04\x01\x03\x06\x0f"
+    lease = b"\x33\x04\x00\x00\x0e\x10\x36\x04\xc0\xa8\x01\x01"
+    offered = bytes([192, 168, 1, 124])
+    exchange = [
+        (c, dhcp_message(1, x, b"\x35\x01\x01" + ident + b"\xff")),
+        (s, dhcp_message(2, x, b"\x35\x01\x02" + lease + b"\xff", yiaddr=offered)),
+        (c, dhcp_message(1, x, b"\x35\x01\x03\x32\x04" + offered + b"\x36\x04\xc0\xa8\x01\x01" + ident + b"\xff")),
+        (s, dhcp_message(2, x, b"\x35\x01\x05" + lease + b"\xff", yiaddr=offered)),
+        (c, dhcp_message(1, x + 1, b"\x35\x01\x07\x36\x04\xc0\xa8\x01\x01\xff")),
+    ]
+    dhcp = {
+        "rfc2131-exchange": exchange,
+        # Option 52 = 3: `file`, then `sname` hold options (RFC 2131 §4.1),
+        # a host name split over them (RFC 3396).
+        "overload": [(s, dhcp_message(2, x, b"\x35\x01\x05\x34\x01\x03\xff",
+                                      sname=b"\x0c\x02-1\xff", file=b"\x0c\x03cam\xff"))],
+        "relayed-inform": [(c, dhcp_message(1, x, b"\x35\x01\x08\xff", giaddr=bytes([10, 0, 0, 1])))],
+        "truncated-option": [(c, dhcp_message(1, x, b"\x35\x01\x01\x0c\x20abc"))],
+        "no-end-repeats": [(c, dhcp_message(1, x, b"\x35\x01\x01\x35\x02\x01\x03\x00\x00"))],
+        "bootp": [(c, dhcp_message(1, x, b"")[:236] + b"\0" * 64)],
+    }
+    for name, steps in dhcp.items():
+        write(out_dir, "dhcp", f"hand-{name}", datagrams(steps), written)
+        write(out_dir, "dhcp", f"hand-{name}-tiny", datagrams(steps, 1), written)
+
+
 def main():
     pcap_dir, out_dir = sys.argv[1], sys.argv[2]
     written = set()
     handmade(out_dir, written)
+    handmade_dhcp(out_dir, written)
     from_captures(pcap_dir, out_dir, written)
 
 

@@ -18,14 +18,15 @@ use crate::alert::{
     AlertError, Alerter, ExecConfig, ExecSink, FileSink, Sink, StdoutSink, WebhookConfig,
     WebhookSink,
 };
-use crate::capture::{LiveSource, MergedSource};
+use crate::capture::{LiveSource, MergedSource, Timestamp};
 use crate::config::{Config, ConfigError, DEFAULT_TOML};
 use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
+use crate::detect::learned::{LearnedState, StateError};
 use crate::detect::rules::{RuleError, RuleSet, check_dir};
 use crate::features::FEATURES;
 use crate::features::jsonl::JsonlWindows;
-use crate::pipeline::{self, LiveSignals, Pipeline};
+use crate::pipeline::{self, DetectionSetup, LiveSignals, Pipeline};
 use crate::summary::{DevicesSummary, KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
 use crate::units::parse_bytes;
@@ -97,6 +98,24 @@ pub enum Command {
         after_help = "Examples:\n  spanwatch extract capture.pcap --out dataset/ --labels labels.csv\n  spanwatch extract day1.pcap day2.pcap --out dataset/ --pseudonymize-key dataset.key --sensor-name edge-01\n\nRead back: duckdb -c \"SELECT * FROM read_parquet('dataset/windows/**/*.parquet', hive_partitioning = true)\"\n(a build without the `train` feature has no Parquet and says so)"
     )]
     Extract(ExtractArgs),
+    /// Replay a labelled capture and judge the alerts against its attack phases: per phase detected or not, time to detect, first alert and source; false alerts per severity and per device-hour; with --plot, a timeline of the phases and alerts (PNG).
+    #[command(
+        after_help = "Examples:\n  spanwatch eval datasets/samples/attack/capture.pcap --labels datasets/samples/attack/labels.csv --plot timeline.png\n  spanwatch eval run/capture.pcap --labels run/labels.csv --no-rules --model models/mine --json"
+    )]
+    Eval(EvalArgs),
+    /// Fit the clustering model on normal traffic: captures (a labels.csv beside a capture marks its attack phases, left out) or --windows files; writes model.json, MODEL_CARD.md and its plots (scores.png, clusters.png, projection.png).
+    #[cfg(feature = "train")]
+    #[command(
+        after_help = "Examples:\n  spanwatch train /data/benign-*/capture.pcap --out models/mine\n  spanwatch replay capture.pcap --model models/mine"
+    )]
+    Train(TrainArgs),
+    /// Accept findings as normal: each KEY is an alert's `spanwatch.key`; later runs with this state file no longer raise them (a model key raises that device's own threshold to the score).
+    #[command(
+        after_help = "Example:\n  spanwatch learn --state /var/lib/spanwatch/learned.json 'rule:9101002:10.0.0.2:*'"
+    )]
+    Learn(StateArgs),
+    /// Take back what `learn` (or a learning period) accepted for each KEY.
+    Unlearn(StateArgs),
     /// Write a deterministic synthetic IoT capture (HTTP, MQTT, CoAP, Telnet) for benchmarks and tests.
     #[command(after_help = "Example:\n  spanwatch synth --out mix.pcap --packets 1000000 --seed 1")]
     Synth(SynthArgs),
@@ -133,6 +152,15 @@ pub struct EngineArgs {
     /// Do not keep the device inventory, profiles and feature windows [config: devices.enabled = false].
     #[arg(long)]
     pub no_devices: bool,
+    /// Score the feature windows with this model (a file or directory from `spanwatch train`) [config: model.path].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_model")]
+    pub model: Option<PathBuf>,
+    /// Do not score the feature windows [config: model.enabled = false].
+    #[arg(long)]
+    pub no_model: bool,
+    /// Learn each device's own normal for SECONDS of packet time before the model raises anything about it [config: model.learn_secs].
+    #[arg(long, value_name = "SECONDS")]
+    pub learn: Option<u64>,
     /// Write every feature window to FILE as JSON Lines (`spanwatch features` lists the columns) [config: devices.windows_file].
     #[arg(long, value_name = "FILE", conflicts_with = "no_devices")]
     pub windows: Option<PathBuf>,
@@ -145,7 +173,7 @@ pub struct EngineArgs {
     /// Also run this program for each alert, the EVE JSON on its stdin (with a timeout), e.g. a script that isolates a device [config: alerts.exec.argv].
     #[arg(long, value_name = "PROGRAM")]
     pub exec: Option<PathBuf>,
-    /// Write one JSON Lines log per protocol (http.jsonl, mqtt.jsonl, coap.jsonl, telnet.jsonl) here [config: logs.dir].
+    /// Write one JSON Lines log per protocol (http.jsonl, mqtt.jsonl, coap.jsonl, telnet.jsonl, dhcp.jsonl) here [config: logs.dir].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
     /// Print the summary as JSON instead of a table [config: summary.json = true].
@@ -197,6 +225,16 @@ impl EngineArgs {
         if let Some(path) = &self.windows {
             cfg.devices.windows_file = Some(path.clone());
         }
+        if let Some(path) = &self.model {
+            cfg.model.path = Some(path.clone());
+            cfg.model.enabled = true;
+        }
+        if self.no_model {
+            cfg.model.enabled = false;
+        }
+        if let Some(secs) = self.learn {
+            cfg.model.learn_secs = secs;
+        }
         if let Some(path) = &self.alerts {
             cfg.alerts.file = Some(path.clone());
         }
@@ -234,17 +272,41 @@ fn sink_error(e: AlertError) -> CliError {
     }
 }
 
-/// The rules and the alert stage `cfg` asks for (None with the rules off).
-fn detector(cfg: &Config) -> Result<Option<(Detector, Alerter)>, CliError> {
-    if !cfg.rules.enabled {
+/// The rules, the model, the profile detections and the alert stage `cfg`
+/// asks for, with the learned state (None with every detector off: then no
+/// alert is raised).
+fn detector(cfg: &Config) -> Result<Option<DetectionSetup>, CliError> {
+    let config_error = |e: &dyn std::fmt::Display| CliError {
+        code: exit::CONFIG,
+        message: e.to_string(),
+    };
+    let rules = if cfg.rules.enabled {
+        Some(Detector::new(ruleset(cfg)?, cfg.rules.limits()))
+    } else {
+        None
+    };
+    let model = cfg.model_detector().map_err(|e| config_error(&e))?;
+    let profile = cfg.profile_detector();
+    if rules.is_none() && model.is_none() && profile.is_none() {
         return Ok(None);
     }
-    let rules = ruleset(cfg)?;
-    let mut alerter = Alerter::new(cfg.alerts.limits());
+    let learned = match &cfg.model.state_file {
+        Some(path) => LearnedState::load(path).map_err(|e| config_error(&e))?,
+        None => LearnedState::default(),
+    };
+    let mut alerts = Alerter::new(cfg.alerts.limits());
     for sink in alert_sinks(cfg).map_err(sink_error)? {
-        alerter.add_sink(sink);
+        alerts.add_sink(sink);
     }
-    Ok(Some((Detector::new(rules, cfg.rules.limits()), alerter)))
+    Ok(Some(DetectionSetup {
+        rules,
+        model,
+        profile,
+        alerts,
+        learned,
+        state_path: cfg.model.state_file.clone(),
+        learn_secs: cfg.model.learn_secs,
+    }))
 }
 
 /// The alert sinks of `cfg.alerts`: file (or stdout), webhook, exec.
@@ -308,6 +370,59 @@ pub struct ReplayArgs {
     /// Do not show a progress bar (it is only shown when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[cfg(feature = "train")]
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TrainAlgorithm {
+    /// k-means, k chosen by the silhouette.
+    Kmeans,
+    /// A Gaussian mixture, k chosen by BIC.
+    Gmm,
+}
+
+#[cfg(feature = "train")]
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Captures (pcap/pcapng) or feature windows (.jsonl from --windows).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Directory the model is written to (model.json, MODEL_CARD.md, and the plots scores.png, clusters.png, projection.png: 1200×800 pixels).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Settings (window length, zones, bounds) to cut the windows of captures with.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Clustering algorithm.
+    #[arg(long, value_enum, default_value = "kmeans")]
+    pub algorithm: TrainAlgorithm,
+    /// Smallest and largest number of clusters tried.
+    #[arg(long, default_value_t = 2)]
+    pub k_min: usize,
+    #[arg(long, default_value_t = 10)]
+    pub k_max: usize,
+    /// Seed of the clustering and of the split into fitted and held-back windows.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Anomalous windows per normal window the thresholds aim at.
+    #[arg(long, default_value_t = 0.001)]
+    pub false_alarm_rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A capture of the lab generator (pcap or pcapng).
+    #[arg(value_name = "CAPTURE")]
+    pub capture: PathBuf,
+    /// Its labels.csv (start_epoch,end_epoch,phase,attacker_ip,target_ips,...).
+    #[arg(long, value_name = "FILE")]
+    pub labels: PathBuf,
+    /// Draw a timeline of the labelled phases and the alerts (rule, model and profile rows, coloured by severity) as a PNG of 1600×900 pixels.
+    #[cfg(feature = "train")]
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -403,6 +518,16 @@ pub enum SynthMode {
 }
 
 #[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The learned-state file [config: model.state_file]; created when absent.
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// Alert keys (`spanwatch.key` of an alert).
+    #[arg(required = true, value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Output pcap file.
     #[arg(long)]
@@ -440,6 +565,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Synth(args) => synth_cmd(args),
         Command::Devices(args) => devices_cmd(args),
         Command::Extract(args) => dataset::extract(args),
+        Command::Eval(args) => eval_cmd(args),
+        #[cfg(feature = "train")]
+        Command::Train(args) => train_cmd(args),
+        Command::Learn(args) => state_cmd(&args, LearnedState::learn),
+        Command::Unlearn(args) => state_cmd(&args, LearnedState::unlearn),
         Command::Features => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<22} {:<12} meaning", "name", "unit")?;
@@ -506,7 +636,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     let mut pipeline = Pipeline::new(cfg.pipeline_config());
     if let Some(detector) = detector(&cfg)? {
-        pipeline.detect_with(detector.0, detector.1);
+        pipeline.detect_with(detector);
     }
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
@@ -542,11 +672,37 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
+    pipeline.save_learned().map_err(state_error)?;
     if let Some(e) = pipeline.window_sink_error() {
         return Err(windows_error(e));
     }
     print_summary(&pipeline.summary(&inputs, None), cfg.summary.json)?;
     Ok(ExitCode::from(exit::OK))
+}
+
+/// `learn` and `unlearn`: apply `op` to every key, then save the state (all
+/// keys or none: a bad key leaves the file as it was).
+fn state_cmd(
+    args: &StateArgs,
+    op: fn(&mut LearnedState, &str) -> Result<(), StateError>,
+) -> Result<ExitCode, CliError> {
+    let usage = |e: StateError| CliError {
+        code: exit::USAGE,
+        message: e.to_string(),
+    };
+    let mut state = LearnedState::load(&args.state).map_err(state_error)?;
+    for key in &args.keys {
+        op(&mut state, key).map_err(usage)?;
+    }
+    state.save(&args.state).map_err(state_error)?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn state_error(e: StateError) -> CliError {
+    CliError {
+        code: exit::FAILURE,
+        message: e.to_string(),
+    }
 }
 
 fn alert_error(e: AlertError) -> CliError {
@@ -627,7 +783,7 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     let inputs = vec![format!("live:{interface}")];
     let mut pipeline = Pipeline::new(cfg.pipeline_config());
     if let Some(detector) = detector(&cfg)? {
-        pipeline.detect_with(detector.0, detector.1);
+        pipeline.detect_with(detector);
     }
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
@@ -685,6 +841,7 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     pipeline.finish();
     pipeline.finish_logs().map_err(log_error)?;
     pipeline.flush_alerts().map_err(alert_error)?;
+    pipeline.save_learned().map_err(state_error)?;
     if let Some(e) = pipeline.window_sink_error() {
         return Err(windows_error(e));
     }
@@ -858,6 +1015,174 @@ fn devices_cmd(args: DevicesArgs) -> Result<ExitCode, CliError> {
         let summary = DevicesSummary::new(inventory, devices.extractor.stats().windows);
         writeln!(out, "{} devices", summary.devices)?;
         out.write_all(summary.to_text(usize::MAX).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// `train`: fit a model and write it with its card.
+#[cfg(feature = "train")]
+fn train_cmd(args: TrainArgs) -> Result<ExitCode, CliError> {
+    use crate::train::{self, fit};
+    let cfg = match &args.config {
+        Some(path) => Config::load(path).map_err(config_error)?,
+        None => Config::default(),
+    };
+    let fail = |code: u8| {
+        move |e: &dyn std::fmt::Display| CliError {
+            code,
+            message: e.to_string(),
+        }
+    };
+    if !(args.false_alarm_rate > 0.0 && args.false_alarm_rate < 1.0) {
+        return Err(fail(exit::USAGE)(
+            &"--false-alarm-rate must be between 0 and 1",
+        ));
+    }
+    // A missing font is said before the fit, not after it.
+    crate::plot::ensure_font().map_err(plot_error)?;
+    let windows = train::read_inputs(&args.inputs, &cfg).map_err(|e| match e {
+        train::InputError::Capture(c) => CliError::from(c),
+        other => fail(exit::INPUT)(&other),
+    })?;
+    let fit_cfg = fit::FitConfig {
+        algorithm: match args.algorithm {
+            TrainAlgorithm::Kmeans => fit::Algorithm::Kmeans,
+            TrainAlgorithm::Gmm => fit::Algorithm::Gmm,
+        },
+        k_min: args.k_min,
+        k_max: args.k_max,
+        seed: args.seed,
+        false_alarm_rate: args.false_alarm_rate,
+        ..fit::FitConfig::default()
+    };
+    let inputs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let (artifact, report) =
+        fit::fit(&windows, &inputs, &fit_cfg).map_err(|e| fail(exit::FAILURE)(&e))?;
+    let path = artifact
+        .save(&args.out)
+        .map_err(|e| fail(exit::FAILURE)(&e))?;
+    train::plots::write_all(&args.out, &artifact, &report).map_err(plot_error)?;
+    let card = args.out.join("MODEL_CARD.md");
+    std::fs::write(&card, train::card::card(&artifact, &report))
+        .map_err(|e| fail(exit::FAILURE)(&format!("cannot write {}: {e}", card.display())))?;
+    eprintln!(
+        "spanwatch: model {} ({} clusters, {} windows from {} devices) written to {}",
+        artifact.model_id,
+        artifact.clusters.len(),
+        artifact.training.fit_windows,
+        artifact.training.devices,
+        path.display()
+    );
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// A plot could not be drawn (no font, the file cannot be written).
+#[cfg(feature = "train")]
+fn plot_error(e: crate::plot::PlotError) -> CliError {
+    CliError {
+        code: exit::FAILURE,
+        message: e.to_string(),
+    }
+}
+
+/// `eval`: replay a labelled capture and judge its alerts (and draw them).
+fn eval_cmd(args: EvalArgs) -> Result<ExitCode, CliError> {
+    let cfg = args.engine.config().map_err(config_error)?;
+    #[cfg(feature = "train")]
+    if args.plot.is_some() {
+        crate::plot::ensure_font().map_err(plot_error)?;
+    }
+    let phases = crate::eval::read_labels(&args.labels).map_err(|e| CliError {
+        code: exit::INPUT,
+        message: e.to_string(),
+    })?;
+    let mut source = MergedSource::open(std::slice::from_ref(&args.capture))?;
+    let mut pipeline = Pipeline::new(cfg.pipeline_config());
+    let collect = crate::eval::Collect::default();
+    profile_devices(&cfg, &mut pipeline)?;
+    if let Some(mut setup) = detector(&cfg)? {
+        setup.alerts.add_sink(Box::new(collect.clone()));
+        setup.state_path = None;
+        pipeline.detect_with(setup);
+    }
+    pipeline::run_source(&mut source, &mut pipeline, &mut |_, _| {})?;
+    pipeline.finish();
+    pipeline.flush_alerts().map_err(alert_error)?;
+    let summary = pipeline.summary(&[args.capture.display().to_string()], None);
+    let devices = summary.devices.as_ref().map_or(0, |d| d.devices);
+    let span = summary
+        .first_ts
+        .as_deref()
+        .zip(summary.last_ts.as_deref())
+        .and_then(|(a, b)| Some((Timestamp::parse_rfc3339(a)?, Timestamp::parse_rfc3339(b)?)))
+        .unwrap_or_default();
+    let alerts = collect.0.lock().map(|a| a.clone()).unwrap_or_default();
+    let e = crate::eval::evaluate(&phases, &alerts, devices, span);
+    #[cfg(feature = "train")]
+    if let Some(path) = &args.plot {
+        let capture = args
+            .capture
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        crate::eval::timeline::Timeline {
+            capture: &capture,
+            phases: &phases,
+            evaluation: &e,
+            alerts: &alerts,
+            span,
+        }
+        .write(path)
+        .map_err(plot_error)?;
+        eprintln!("spanwatch: timeline written to {}", path.display());
+    }
+    let mut out = std::io::stdout().lock();
+    if cfg.summary.json {
+        serde_json::to_writer_pretty(&mut out, &e).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{:<28} {:>8} {:>9} {:>6} {:>6} {:>7}  first alert",
+            "phase", "detected", "after s", "rule", "model", "profile"
+        )?;
+        for p in &e.phases {
+            writeln!(
+                out,
+                "{:<28} {:>8} {:>9} {:>6} {:>6} {:>7}  {}",
+                p.phase,
+                if p.detected { "yes" } else { "NO" },
+                p.time_to_detect_secs
+                    .map(|s| format!("{s:.1}"))
+                    .unwrap_or_default(),
+                p.rule_alerts,
+                p.model_alerts,
+                p.profile_alerts,
+                p.first_alert
+                    .as_ref()
+                    .map(|a| format!("[{}] {}", a.signature_id, a.signature))
+                    .unwrap_or_default()
+            )?;
+        }
+        let f = &e.false_alerts;
+        writeln!(
+            out,
+            "detected {} of {} phases; {} alerts outside the phases (high {}, medium {}, low {}): {} medium-or-high per device-hour ({} devices, {:.3} h)",
+            e.detected,
+            e.phases.len(),
+            f.total,
+            f.high,
+            f.medium,
+            f.low,
+            f.medium_or_high_per_device_hour,
+            f.devices,
+            f.hours
+        )?;
     }
     out.flush()?;
     Ok(ExitCode::from(exit::OK))

@@ -33,6 +33,8 @@ use toml::de::{DeTable, DeValue};
 use crate::alert::{AlertConfig, AlertError, ExecConfig, WebhookConfig};
 use crate::capture::LiveConfig;
 use crate::decode::defrag::DefragLimits;
+use crate::detect::model::{Model, ModelArtifact, ModelDetector, ModelError};
+use crate::detect::profile::{DeniedFlow, EXTERNAL_ZONE, ProfileDetector};
 use crate::detect::rules::EngineLimits;
 use crate::device::inventory::DEFAULT_MAX_DEVICES;
 use crate::device::zone::Zone;
@@ -41,6 +43,7 @@ use crate::flow::FlowConfig;
 use crate::pipeline::{self, PipelineConfig};
 use crate::proto::AppLimits;
 use crate::proto::coap::CoapLimits;
+use crate::proto::dhcp::DhcpLimits;
 use crate::proto::http::HttpLimits;
 use crate::proto::mqtt::MqttLimits;
 use crate::proto::telnet::TelnetLimits;
@@ -76,6 +79,7 @@ pub struct Config {
     pub alerts: AlertsSection,
     pub devices: DevicesSection,
     pub dataset: DatasetSection,
+    pub model: ModelSection,
     pub summary: SummarySection,
 }
 
@@ -131,6 +135,7 @@ pub struct ProtocolsSection {
     pub mqtt: MqttLimits,
     pub coap: CoapLimits,
     pub telnet: TelnetLimits,
+    pub dhcp: DhcpLimits,
 }
 
 impl Default for ProtocolsSection {
@@ -141,6 +146,7 @@ impl Default for ProtocolsSection {
             mqtt,
             coap,
             telnet,
+            dhcp,
         } = pipeline.app_limits;
         ProtocolsSection {
             enabled: pipeline.parse_protocols,
@@ -149,6 +155,7 @@ impl Default for ProtocolsSection {
             mqtt,
             coap,
             telnet,
+            dhcp,
         }
     }
 }
@@ -249,6 +256,9 @@ pub struct DevicesSection {
     pub window_secs: u64,
     /// Devices kept; the least recently seen makes room.
     pub max_devices: usize,
+    /// Flows between zones that raise an alert.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<DeniedFlow>,
     /// Feature windows are also written here as JSON Lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub windows_file: Option<PathBuf>,
@@ -264,6 +274,7 @@ impl Default for DevicesSection {
             window_secs: DEFAULT_WINDOW_SECS,
             max_devices: DEFAULT_MAX_DEVICES,
             windows_file: None,
+            deny: Vec::new(),
             zones: Vec::new(),
         }
     }
@@ -327,6 +338,65 @@ impl Default for DatasetSection {
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
             pseudonymize_key_file: None,
         }
+    }
+}
+
+/// `[model]`: the clustering model scoring every feature window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    pub enabled: bool,
+    /// A model file or directory (from `spanwatch train`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Seconds of packet time during which each device's own normal (and
+    /// the routine medium and low rule findings) are learned before the
+    /// model and those rules raise anything about it.
+    pub learn_secs: u64,
+    /// Where what was learned is kept across restarts (read at start,
+    /// written at the end); `spanwatch learn` edits it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            enabled: true,
+            path: None,
+            learn_secs: 0,
+            state_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// The profile detections (on when the devices are).
+    pub fn profile_detector(&self) -> Option<ProfileDetector> {
+        self.devices.enabled.then(|| {
+            ProfileDetector::new(
+                self.devices.zones.clone(),
+                self.devices.deny.clone(),
+                self.model.learn_secs,
+            )
+        })
+    }
+
+    /// The model detector these settings ask for: None when the model or the
+    /// devices (which make the windows it scores) are off, or no model is
+    /// given.
+    pub fn model_detector(&self) -> Result<Option<ModelDetector>, ModelError> {
+        if !self.model.enabled || !self.devices.enabled {
+            return Ok(None);
+        }
+        let Some(path) = &self.model.path else {
+            return Ok(None);
+        };
+        let artifact = ModelArtifact::load(path)?;
+        Ok(Some(ModelDetector::new(
+            Model::new(artifact),
+            self.model.learn_secs,
+        )))
     }
 }
 
@@ -520,6 +590,20 @@ impl Config {
         if let Some(exec) = &self.alerts.exec {
             exec.validate().map_err(|e| alert_problem(e, "exec"))?;
         }
+        let zone_names: Vec<&str> = self.devices.zones.iter().map(|z| z.name.as_str()).collect();
+        for (i, d) in self.devices.deny.iter().enumerate() {
+            for (side, zone) in [("from", &d.from), ("to", &d.to)] {
+                if zone != EXTERNAL_ZONE && !zone_names.contains(&zone.as_str()) {
+                    return Err((
+                        format!("devices.deny[{i}].{side}"),
+                        format!(
+                            "{zone:?} is not a zone of [[devices.zones]] ({}) nor {EXTERNAL_ZONE:?}",
+                            zone_names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -553,6 +637,7 @@ impl Config {
                 mqtt: p.mqtt.clone(),
                 coap: p.coap,
                 telnet: p.telnet,
+                dhcp: p.dhcp,
             },
             app_memcap_bytes: p.memcap_bytes,
             parse_protocols: p.enabled,
@@ -918,6 +1003,21 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("6 | memcap_byte = 1"), "{shown}");
+    }
+
+    #[test]
+    fn a_denied_flow_must_name_a_zone() {
+        let zones = "[[devices.zones]]\nname = \"iot\"\nsubnets = [\"10.77.0.0/24\"]\n";
+        let ok = format!("{zones}[[devices.deny]]\nfrom = \"iot\"\nto = \"external\"\n");
+        assert_eq!(parse(&ok).expect("valid").devices.deny.len(), 1);
+        let typo = format!("{zones}[[devices.deny]]\nfrom = \"iot\"\nto = \"exernal\"\n");
+        let err = parse(&typo).expect_err("no such zone");
+        assert_eq!(err.key.as_deref(), Some("devices.deny[0].to"));
+        assert!(
+            err.message.contains("\"exernal\" is not a zone"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -19,11 +19,16 @@ pub mod dataset;
 pub mod decode;
 pub mod detect;
 pub mod device;
+pub mod eval;
 pub mod event;
 pub mod features;
 pub mod flow;
 pub mod pipeline;
+#[cfg(feature = "train")]
+pub mod plot;
 pub mod proto;
 pub mod summary;
 pub mod synth;
+#[cfg(feature = "train")]
+pub mod train;
 pub mod units;

@@ -11,18 +11,37 @@ use crate::alert::AlertStats;
 use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::decode::defrag::DefragStats;
+use crate::detect::model::ModelStats;
+use crate::detect::profile::ProfileStats;
 use crate::detect::rules::EngineStats;
 use crate::device::inventory::{Inventory, MacText, Role};
 use crate::flow::{FlowInfo, FlowStats, FlowTransport, ReassemblyStats};
 use crate::proto::ProtoCounts;
 use crate::proto::dispatch::SessionBudget;
 
-/// What detection did: the rules evaluated and the alerts raised.
+/// What detection did: the rules evaluated, the windows the model scored,
+/// and the alerts raised.
 #[derive(Clone, Debug, Serialize)]
 pub struct DetectionSummary {
     pub rules: usize,
     pub engine: EngineStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileStats>,
+    /// Medium and low rule findings learned as routine while learning, and
+    /// findings not raised because they were routine.
+    pub learned_findings: u64,
+    pub routine_suppressed: u64,
     pub alerts: AlertStats,
+}
+
+/// The model in use and what it did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelSummary {
+    pub id: String,
+    #[serde(flatten)]
+    pub stats: ModelStats,
 }
 
 /// Distinct addresses tracked for the top-talkers table; traffic of addresses

@@ -27,12 +27,16 @@ const STAGES: &[&str] = &[
     "features",
     "detect",
     "alert",
-    "dataset",
-    "train",
-    "telemetry",
     "summary",
     "pipeline",
     "config",
+    // Tools that drive the pipeline: the PNG canvas and font their plots
+    // share, datasets, training, metrics.
+    "plot",
+    "dataset",
+    "train",
+    "eval",
+    "telemetry",
     "synth",
     "cli",
 ];

@@ -37,9 +37,11 @@ events = [{ kind = "http.request", src = "10.0.0.1:40000", dst = "10.0.0.2:80", 
 expect = 0
 events = [{ kind = "http.request", src = "10.0.0.1:40000", dst = "10.0.0.2:80", ts = 1.0, fields = { method = "GET", uri = "/other" } }]
 "#;
-/// Default ruleset: an HTTP Basic login with a known default credential
-/// (suppressed per source, target and user for an hour by the rule itself).
-const DEFAULT_CREDENTIAL_RULE_ID: u64 = 9_100_102;
+/// Default ruleset: an HTTP Basic login attempt with a known default
+/// credential (the server answers /probe with 404, so an attempt, not a
+/// success; suppressed per source, target and user for an hour by the rule
+/// itself).
+const DEFAULT_CREDENTIAL_RULE_ID: u64 = 9_100_105;
 /// Default ruleset: Basic credentials over cleartext HTTP (suppressed
 /// forever per service by the rule itself); removed by the reload.
 const CLEARTEXT_RULE_ID: u64 = 9_100_301;

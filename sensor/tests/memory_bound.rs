@@ -3,7 +3,9 @@
 //! Peak RSS is measured from outside, with getrusage on the spanwatch child
 //! process (this file is its own test binary, so the only child waited for is
 //! that replay). The rules run without a byte cap of their own (their state is
-//! bounded in groups and entries per rule), so they are left out here.
+//! bounded in groups and entries per rule), so they are left out here. The
+//! device stage is bounded per device (`device_stage_bytes`): its bound for
+//! the capture's devices is part of the cap.
 
 mod common;
 
@@ -70,7 +72,13 @@ fn million_distinct_flows_stay_under_the_memory_cap() {
         assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
         usage.ru_maxrss as u64
     };
-    let cap_kib = (FLOW_MEMCAP_MIB + REASSEMBLY_MEMCAP_MIB + APP_MEMCAP_MIB) * 1024;
+    let devices = json["devices"]["devices"].as_u64().unwrap();
+    assert!(
+        devices >= u64::from(cfg.devices),
+        "every client MAC is a device: {devices}"
+    );
+    let device_kib = spanwatch::pipeline::device_stage_bytes(devices as usize) as u64 / 1024;
+    let cap_kib = (FLOW_MEMCAP_MIB + REASSEMBLY_MEMCAP_MIB + APP_MEMCAP_MIB) * 1024 + device_kib;
     eprintln!("peak RSS {peak_kib} KiB for a cap of {cap_kib} KiB");
     assert!(
         peak_kib < cap_kib,

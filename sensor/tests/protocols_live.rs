@@ -1,6 +1,7 @@
 //! The protocol parsers against traffic from real software: libcoap's
-//! coap-server/coap-client, inetutils telnetd with the system's /bin/login, and
-//! mosquitto with mosquitto_pub/mosquitto_sub talk across a veth link between
+//! coap-server/coap-client, inetutils telnetd with the system's /bin/login,
+//! mosquitto with mosquitto_pub/mosquitto_sub, and busybox udhcpd with
+//! busybox udhcpc talk across a veth link between
 //! two network namespaces these tests create. tcpdump captures the client end,
 //! tshark's counts over the capture are the expected values, and
 //! `spanwatch replay --json` must report the same per-protocol counts in its
@@ -8,8 +9,8 @@
 //! compared with what the test itself did. Needs root.
 //!
 //! Debian packages: libcoap3-bin, inetutils-inetd, inetutils-telnetd, login,
-//! passwd, python3-minimal, mosquitto, mosquitto-clients, tcpdump, tshark,
-//! iproute2, procps.
+//! passwd, python3-minimal, mosquitto, mosquitto-clients, busybox, tcpdump,
+//! tshark, iproute2, procps.
 
 mod common;
 mod netlab;
@@ -28,8 +29,8 @@ const TELNET_TIMEOUT: Duration = Duration::from_secs(90);
 /// them). Warnings are allowed: tshark 4.0 warns about option 292
 /// (Request-Tag, RFC 9175), which libcoap sends with block-wise PUTs.
 const EXPERT_ERRORS: &str = "_ws.expert.severity >= 8388608";
-/// The four protocols of the `protocols` section.
-const PROTOCOLS: [&str; 4] = ["http", "mqtt", "coap", "telnet"];
+/// The five protocols of the `protocols` section.
+const PROTOCOLS: [&str; 5] = ["http", "mqtt", "coap", "telnet", "dhcp"];
 
 /// spanwatch's summary of `pcap`, which must have a `protocols` section.
 fn spanwatch_protocols(pcap: &Path) -> (Value, String) {
@@ -720,4 +721,185 @@ fn mqtt_from_mosquitto_matches_tshark() {
         "an MQTT password appears in spanwatch's output"
     );
     assert_protocols_match(&actual, &expected, "mosquitto capture");
+}
+
+// ---------------------------------------------------------------- DHCP
+
+/// First and last address udhcpd leases (in SERVER_ADDR's /24).
+const DHCP_POOL: (&str, &str) = ("10.233.0.100", "10.233.0.110");
+/// Bound on each step of a udhcpc run (its DISCOVER retries are 1 s apart).
+const DHCP_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// udhcpc's event script: configures the leased address, so that the renewal
+/// and the DHCPRELEASE leave from it (RFC 2131 §4.4.5, §4.4.6).
+const UDHCPC_SCRIPT: &str = "#!/bin/sh\n\
+case \"$1\" in\n\
+bound|renew) ip addr replace \"$ip/24\" dev \"$interface\" ;;\n\
+esac\n\
+exit 0\n";
+
+/// Wait (bounded) until `needle` occurs `n` times in the process's output.
+fn wait_count(lab: &mut Lab, id: netlab::ProcId, needle: &str, n: usize) {
+    let deadline = std::time::Instant::now() + DHCP_STEP_TIMEOUT;
+    while lab.log(id).matches(needle).count() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not seen {n} times within {DHCP_STEP_TIMEOUT:?}:\n{}",
+            lab.log(id)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn dhcp_from_busybox_matches_tshark() {
+    netlab::require_program("busybox", "busybox");
+    let mut lab = Lab::new("dh");
+    let conf = lab.dir().join("udhcpd.conf");
+    let leases = lab.dir().join("udhcpd.leases");
+    std::fs::write(&leases, "").unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "start {}\nend {}\ninterface {}\nlease_file {}\npidfile {}\nmax_leases 10\n\
+             option subnet 255.255.255.0\noption lease 600\n",
+            DHCP_POOL.0,
+            DHCP_POOL.1,
+            lab.server_interface(),
+            leases.display(),
+            lab.dir().join("udhcpd.pid").display(),
+        ),
+    )
+    .unwrap();
+    let script = lab.dir().join("udhcpc.script");
+    std::fs::write(&script, UDHCPC_SCRIPT).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    // -a 100: 100 ms for the ARP check of an offered address.
+    let server = lab.start_server(
+        "udhcpd",
+        "busybox",
+        &["udhcpd", "-f", "-a", "100", conf.to_str().unwrap()],
+    );
+    lab.wait_log(server, "started", DHCP_STEP_TIMEOUT);
+    let capture = lab.start_capture("dhcp");
+    let iface = lab.client_interface().to_string();
+    let script = script.to_str().unwrap().to_string();
+    // Two clients in turn, each with its own host name (option 12) and
+    // vendor class (option 60); the second asks for an address (option 50)
+    // and for broadcast replies. Each takes a lease (DISCOVER, OFFER,
+    // REQUEST, ACK), renews it on SIGUSR1 (unicast REQUEST and ACK) and
+    // releases it on SIGTERM (-R: unicast RELEASE).
+    let runs: [(&str, &str, &[&str]); 2] = [
+        ("swdhcp-cam", "swvendor-cam", &[]),
+        (
+            "swdhcp-plug",
+            "swvendor-plug",
+            &["-B", "-r", "10.233.0.105"],
+        ),
+    ];
+    for (hostname, vendor, extra) in runs {
+        let host_option = format!("hostname:{hostname}");
+        let mut args = vec![
+            "udhcpc",
+            "-i",
+            &iface,
+            "-f",
+            "-n",
+            "-R",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            &script,
+            "-x",
+            &host_option,
+            "-V",
+            vendor,
+        ];
+        args.extend_from_slice(extra);
+        let client = lab.start_client(hostname, "busybox", &args);
+        wait_count(&mut lab, client, "obtained", 1);
+        lab.signal(client, "USR1");
+        wait_count(&mut lab, client, "obtained", 2);
+        lab.stop(client);
+        let log = lab.log(client);
+        assert!(log.contains("unicasting a release"), "{hostname}: {log}");
+    }
+    let pcap = lab.finish_capture(capture);
+    lab.stop(server);
+
+    let rows = netlab::tshark_fields(
+        &pcap,
+        "dhcp",
+        &[
+            "dhcp.option.dhcp",
+            "dhcp.option.hostname",
+            "dhcp.option.vendor_class_id",
+            "dhcp.hw.mac_addr",
+        ],
+    );
+    let types = netlab::count_values(&rows, 0);
+    // Per client: DISCOVER, OFFER, 2 REQUEST, 2 ACK, RELEASE.
+    let want: BTreeMap<String, u64> = [("1", 2), ("2", 2), ("3", 4), ("5", 4), ("7", 2)]
+        .into_iter()
+        .map(|(t, n)| (t.to_string(), n))
+        .collect();
+    assert_eq!(types, want, "tshark's DHCP message types");
+    let hostnames = netlab::distinct(&rows, 1);
+    assert_eq!(
+        hostnames,
+        ["swdhcp-cam", "swdhcp-plug"],
+        "tshark's host names"
+    );
+    netlab::assert_no_frames(
+        &pcap,
+        EXPERT_ERRORS,
+        "tshark finds errors in the DHCP capture",
+    );
+
+    let mut expected = Map::new();
+    expected.insert(
+        "dhcp".into(),
+        json!({
+            "flows": tshark_flows(&pcap, "dhcp"),
+            "messages": rows.len(),
+            "message_type": counts(types),
+            "hostnames": hostnames,
+            "vendor_classes": netlab::distinct(&rows, 2),
+            "anomalies": {},
+        }),
+    );
+    expect_absent(&pcap, &mut expected, "dhcp");
+    let (actual, _) = spanwatch_protocols(&pcap);
+    assert_protocols_match(&actual, &expected, "udhcpd capture");
+
+    // The device inventory names the client's MAC (tshark's chaddr) after
+    // the host names it sent.
+    let macs = netlab::distinct(&rows, 3);
+    let [mac] = macs.as_slice() else {
+        panic!("one client MAC expected, tshark sees {macs:?}")
+    };
+    let out = common::spanwatch()
+        .args(["devices", "--json"])
+        .arg(&pcap)
+        .output()
+        .expect("run spanwatch devices");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let devices: Value = serde_json::from_slice(&out.stdout).expect("devices --json");
+    let device = devices
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["mac"] == mac.as_str()))
+        .unwrap_or_else(|| panic!("no device {mac}: {devices:#}"));
+    for hostname in ["swdhcp-cam", "swdhcp-plug"] {
+        assert!(
+            device["names"]
+                .as_array()
+                .is_some_and(|n| n.contains(&json!(["dhcp_hostname", hostname]))),
+            "device {mac} is not named {hostname}: {device:#}"
+        );
+    }
 }

@@ -91,6 +91,9 @@ fn check_events(events: &[HttpEvent], limits: &HttpLimits, tally: &mut Tally) {
                 if let Some(ct) = &r.content_type {
                     assert_chars_capped(ct, field, "content-type");
                 }
+                if let Some(server) = &r.server {
+                    assert_chars_capped(server, field, "server");
+                }
                 if let Some(m) = &r.request_method {
                     check_method(m);
                 }

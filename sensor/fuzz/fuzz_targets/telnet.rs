@@ -70,6 +70,7 @@ struct Tally {
     subnegotiations: u64,
     anomalies: u64,
     shell_commands: usize,
+    banners: usize,
 }
 
 fn check_events(events: &[TelnetEvent], l: &TelnetLimits, t: &mut Tally) {
@@ -94,6 +95,12 @@ fn check_events(events: &[TelnetEvent], l: &TelnetLimits, t: &mut Tally) {
             TelnetEvent::ShellCommand { line, .. } => {
                 t.shell_commands += 1;
                 assert_bytes_capped(line, l.max_shell_command_bytes, "shell command");
+            }
+            TelnetEvent::Banner { text } => {
+                t.banners += 1;
+                assert_bytes_capped(text, l.max_server_line_bytes, "banner");
+                assert!(!text.is_empty(), "empty banner");
+                assert!(!text.chars().any(char::is_control), "control character in {text:?}");
             }
             TelnetEvent::Anomaly(a) => {
                 t.anomalies += 1;
@@ -136,6 +143,7 @@ fn session(input: &Input<'_>, limits: &TelnetLimits) {
     assert_eq!(stats.subnegotiations, t.subnegotiations);
     assert_eq!(stats.anomalies, t.anomalies);
     assert!(t.shell_commands <= limits.max_shell_commands);
+    assert!(t.banners <= 1, "{} banners in one session", t.banners);
 }
 
 /// A token with owned contents; runs of data are merged.

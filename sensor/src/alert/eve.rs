@@ -87,6 +87,9 @@ pub struct SpanwatchInfo {
     pub references: Vec<String>,
     /// Counts, window, user name; never a password (see [`sanitize_evidence`]).
     pub evidence: Map<String, Value>,
+    /// Names the finding: `spanwatch learn KEY` accepts its behaviour as
+    /// normal, `spanwatch unlearn KEY` takes that back.
+    pub key: String,
     /// Alerts with the same dedupe key not emitted since the previous one.
     pub suppressed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,6 +161,7 @@ impl EveRecord {
                 },
                 references: input.references,
                 evidence,
+                key: input.key,
                 suppressed,
                 score: input.score.filter(|s| s.is_finite()),
                 threshold: input.threshold.filter(|t| t.is_finite()),

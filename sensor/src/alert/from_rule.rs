@@ -40,7 +40,10 @@ impl From<&RuleMatch> for AlertInput {
             AlertPer::Target => (None, Some(ev.dst.0)),
             AlertPer::Source => (Some(ev.src.0), None),
         };
+        let side = |ip: Option<std::net::IpAddr>| ip.map_or("*".to_string(), |a| a.to_string());
+        let key = format!("rule:{}:{}:{}", rule.id, side(source), side(target));
         AlertInput {
+            key,
             ts: ev.ts,
             src: ev.src,
             dst: ev.dst,
@@ -62,6 +65,7 @@ impl From<&RuleMatch> for AlertInput {
                 signature_id: rule.id,
                 source,
                 target,
+                episode: 0,
             },
         }
     }

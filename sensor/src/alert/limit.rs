@@ -26,6 +26,9 @@ pub struct DedupeKey {
     pub source: Option<IpAddr>,
     /// `None`: alerts against any target are one episode (a sweep).
     pub target: Option<IpAddr>,
+    /// Keeps apart alerts a detector already deduplicated itself (the
+    /// model's findings, one per episode and behaviour); 0 for rules.
+    pub episode: u64,
 }
 
 impl DedupeKey {
@@ -35,6 +38,7 @@ impl DedupeKey {
             signature_id,
             source: Some(source),
             target: Some(target),
+            episode: 0,
         }
     }
 }
@@ -466,6 +470,7 @@ mod tests {
             signature_id: 7,
             source: None,
             target: Some(ip(10)),
+            episode: 0,
         };
         let spoofed = |n: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
         assert_eq!(

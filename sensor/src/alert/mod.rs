@@ -22,6 +22,8 @@ use crate::capture::Timestamp;
 
 pub mod eve;
 mod exec;
+pub mod from_model;
+pub mod from_profile;
 pub mod from_rule;
 pub mod limit;
 mod sink;
@@ -47,6 +49,8 @@ pub const MAX_TRACKED_SIGNATURES: usize = 4096;
 pub enum AlertSource {
     Rule,
     Model,
+    /// The detections on device profiles.
+    Profile,
 }
 
 /// What a rule match or a model score hands to the [`Alerter`].
@@ -58,7 +62,7 @@ pub struct AlertInput {
     pub dst: (IpAddr, u16),
     /// IANA protocol number (6 TCP, 17 UDP, 1 ICMP).
     pub transport: u8,
-    /// EVE `app_proto` ("http", "mqtt", "coap", "telnet"), when known.
+    /// EVE `app_proto` ("http", "mqtt", "coap", "telnet", "dhcp"), when known.
     pub app_proto: Option<&'static str>,
     pub flow_id: u64,
     pub signature_id: u32,
@@ -77,6 +81,8 @@ pub struct AlertInput {
     pub threshold: Option<f64>,
     /// Model alerts: the most deviating features (baseline vs observed).
     pub top_features: Vec<Value>,
+    /// Names the finding for `spanwatch learn` (see [`crate::detect::learned`]).
+    pub key: String,
     /// What the alert is deduplicated and aggregated by: usually
     /// [`DedupeKey::pair`] of the signature, source and target.
     pub dedupe_key: DedupeKey,
@@ -391,6 +397,7 @@ pub(crate) mod tests {
             threshold: None,
             top_features: Vec::new(),
             dedupe_key: DedupeKey::pair(2_000_001, src, dst),
+            key: "rule:2000001:192.0.2.10:192.0.2.20".into(),
         }
     }
 
@@ -411,6 +418,7 @@ pub(crate) mod tests {
             threshold: Some(3.5),
             top_features: vec![Value::Object(features)],
             dedupe_key: DedupeKey::pair(3_000_001, base.src.0, base.dst.0),
+            key: "model:02:00:00:00:00:0a:7.250".into(),
             ..base
         }
     }

@@ -83,6 +83,67 @@ impl fmt::Display for Timestamp {
 
 /// Proleptic Gregorian date from days since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days` algorithm).
+impl serde::Serialize for Timestamp {
+    /// As its RFC 3339 text.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
+/// [`civil_from_days`]; H. Hinnant, "chrono-Compatible Low-Level Date
+/// Algorithms").
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl Timestamp {
+    /// Reads what `Display` writes: `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (RFC
+    /// 3339 in UTC, up to nanoseconds); `None` for anything else.
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let b = text.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let s = text.get(r)?;
+            s.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| s.parse().ok())?
+        };
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        let rest = text.get(19..)?.strip_suffix('Z')?;
+        let nanos = match rest.strip_prefix('.') {
+            None if rest.is_empty() => 0,
+            Some(f) if (1..=9).contains(&f.len()) && f.bytes().all(|c| c.is_ascii_digit()) => {
+                f.parse::<i64>().ok()? * 10_i64.pow(9 - f.len() as u32)
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, mo as u32, d as u32);
+        let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+        Some(Timestamp(
+            secs.checked_mul(Self::NANOS_PER_SEC)?.checked_add(nanos)?,
+        ))
+    }
+}
+
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -222,5 +283,40 @@ impl CaptureError {
     /// input can be skipped with a warning.
     pub fn is_damage(&self) -> bool {
         matches!(self, CaptureError::Damaged { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_text_reads_back() {
+        // 1700000000 s = 2023-11-14T22:13:20Z (`date -u -d @1700000000`).
+        let t = Timestamp::from_secs_nanos(1_700_000_000, 123_456_000);
+        assert_eq!(t.to_string(), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T22:13:20.123456Z"),
+            Some(t)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T22:13:20Z"),
+            Some(Timestamp::from_secs_nanos(1_700_000_000, 0))
+        );
+        // 951782400 s = 2000-02-29T00:00:00Z, a leap day (`date -u -d @951782400`).
+        assert_eq!(
+            Timestamp::parse_rfc3339("2000-02-29T00:00:00.5Z"),
+            Some(Timestamp::from_secs_nanos(951_782_400, 500_000_000))
+        );
+        for bad in [
+            "",
+            "2023-11-14 22:13:20Z",
+            "2023-13-14T22:13:20Z",
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20+01:00",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -136,15 +136,59 @@ pub struct NonIp {
     pub arp: Option<arp::ArpSender>,
 }
 
+/// A frame counted by its addresses alone, where no flow counts it for its
+/// devices: a frame without IP, an IP fragment held for reassembly, a frame
+/// whose IP or transport header does not decode, a packet whose MAC
+/// addresses are not those of its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameNote {
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    /// Frame length on the wire.
+    pub wire_len: u32,
+    /// Source and destination address of an IP frame.
+    pub ips: Option<(IpAddr, IpAddr)>,
+    /// What an ARP frame says of its sender.
+    pub arp: Option<arp::ArpSender>,
+}
+
+impl FrameNote {
+    pub fn of_packet(p: &Packet<'_>) -> Self {
+        FrameNote {
+            src_mac: p.src_mac,
+            dst_mac: p.dst_mac,
+            wire_len: p.wire_len,
+            ips: Some((p.src, p.dst)),
+            arp: None,
+        }
+    }
+}
+
+impl From<&NonIp> for FrameNote {
+    fn from(f: &NonIp) -> Self {
+        FrameNote {
+            src_mac: f.src_mac,
+            dst_mac: f.dst_mac,
+            wire_len: f.wire_len,
+            ips: None,
+            arp: f.arp,
+        }
+    }
+}
+
 /// What became of one frame.
 #[derive(Debug)]
 pub enum Decoded<'a> {
     Packet(Packet<'a>),
     /// A valid frame that does not carry IP (ARP, LLDP, 802.11 management...).
     NotIp(NonIp),
-    /// An IP fragment held until its datagram is complete.
-    FragmentHeld,
-    Error(DecodeError),
+    /// An IP fragment held until its datagram is complete: the frame's
+    /// addresses and length (its bytes count with the whole datagram's
+    /// protocol only once the last fragment arrives).
+    FragmentHeld(FrameNote),
+    /// A frame that does not decode, and its addresses when its link header
+    /// decoded.
+    Error(DecodeError, Option<FrameNote>),
 }
 
 /// Decoder counters, all monotonic.
@@ -209,7 +253,7 @@ impl Decoder {
             self.stats.snap_truncated += 1;
         }
         let outcome = match link::walk(frame.link, frame.data) {
-            Err(e) => Decoded::Error(e),
+            Err(e) => Decoded::Error(e, None),
             Ok(l) => match l.network {
                 Network::NonIp(kind) => Decoded::NotIp(NonIp {
                     kind,
@@ -232,9 +276,9 @@ impl Decoder {
                     self.stats.ipv6 += 1;
                 }
             }
-            Decoded::Error(e) => self.stats.errors[e.index()] += 1,
+            Decoded::Error(e, _) => self.stats.errors[e.index()] += 1,
             Decoded::NotIp(n) => self.stats.non_ip[n.kind as usize] += 1,
-            Decoded::FragmentHeld => {}
+            Decoded::FragmentHeld(_) => {}
         }
         outcome
     }
@@ -247,7 +291,16 @@ fn decode_ip<'a>(
 ) -> Decoded<'a> {
     let (ip, ext_err) = match LaxIpSlice::from_slice(l.payload) {
         Ok(v) => v,
-        Err(e) => return Decoded::Error(ip_error(&e)),
+        Err(e) => {
+            let frame = FrameNote {
+                src_mac: l.src_mac,
+                dst_mac: l.dst_mac,
+                wire_len: frame.orig_len,
+                ips: None,
+                arp: None,
+            };
+            return Decoded::Error(ip_error(&e), Some(frame));
+        }
     };
     let ipv6_ext_error = ext_err.is_some();
     let src = ip.source_addr();
@@ -269,11 +322,11 @@ fn decode_ip<'a>(
     };
     if payload.fragmented {
         let Some(fragment) = fragment_of(&ip, l.vlan, payload.payload) else {
-            return Decoded::Error(DecodeError::IpMalformed);
+            return Decoded::Error(DecodeError::IpMalformed, Some(FrameNote::of_packet(&base)));
         };
         let ts = frame.ts;
         return match defrag.add(ts, fragment) {
-            None => Decoded::FragmentHeld,
+            None => Decoded::FragmentHeld(FrameNote::of_packet(&base)),
             Some(whole) => {
                 let whole_len = whole.len() as u32;
                 match transport(protocol, whole, whole_len) {
@@ -282,13 +335,16 @@ fn decode_ip<'a>(
                         reassembled: true,
                         ..base
                     }),
-                    Err(e) => Decoded::Error(e),
+                    Err(e) => Decoded::Error(e, Some(FrameNote::of_packet(&base))),
                 }
             }
         };
     }
     if ipv6_ext_error && payload.payload.is_empty() {
-        return Decoded::Error(DecodeError::Ipv6ExtMalformed);
+        return Decoded::Error(
+            DecodeError::Ipv6ExtMalformed,
+            Some(FrameNote::of_packet(&base)),
+        );
     }
     // When the snap length cut the packet, the headers still say how much the
     // wire carried; reassembly needs that to mark the missing bytes as a gap.
@@ -302,7 +358,7 @@ fn decode_ip<'a>(
             transport: t,
             ..base
         }),
-        Err(e) => Decoded::Error(e),
+        Err(e) => Decoded::Error(e, Some(FrameNote::of_packet(&base))),
     }
 }
 
@@ -514,7 +570,14 @@ mod tests {
         let first = ip_frag(0, true, &udp[..16]);
         let second = ip_frag(2, false, &udp[16..]);
         let mut d = Decoder::default();
-        assert!(matches!(d.decode(&frame(&first)), Decoded::FragmentHeld));
+        let Decoded::FragmentHeld(held) = d.decode(&frame(&first)) else {
+            panic!("first fragment not held")
+        };
+        // The held fragment is still a frame of its sender and receiver.
+        assert_eq!(held.src_mac, Some([1; 6]));
+        assert_eq!(held.dst_mac, Some([2; 6]));
+        assert_eq!(held.wire_len, first.len() as u32);
+        assert_eq!(held.ips, Some(([10, 0, 0, 1].into(), [10, 0, 0, 2].into())));
         let Decoded::Packet(p) = d.decode(&frame(&second)) else {
             panic!("not reassembled")
         };
@@ -534,10 +597,17 @@ mod tests {
         let mut d = Decoder::default();
         let mut junk = vec![0u8; 12];
         junk.extend_from_slice(&[0x08, 0x00, 0x47, 0xFF]);
-        assert!(matches!(d.decode(&frame(&junk)), Decoded::Error(_)));
+        // The link header decoded: the frame keeps its (here all-zero) addresses.
+        let Decoded::Error(_, Some(note)) = d.decode(&frame(&junk)) else {
+            panic!("not an error with addresses")
+        };
+        assert_eq!(
+            (note.src_mac, note.dst_mac, note.ips),
+            (Some([0; 6]), Some([0; 6]), None)
+        );
         assert!(matches!(
             d.decode(&frame(&[1, 2, 3])),
-            Decoded::Error(DecodeError::LinkTruncated)
+            Decoded::Error(DecodeError::LinkTruncated, None)
         ));
         assert_eq!(d.stats.errors_total(), 2);
         // Every prefix of a valid frame decodes to something without panicking.

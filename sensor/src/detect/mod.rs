@@ -1,9 +1,13 @@
-//! Detection: the rule engine over normalised events (the model comes next).
+//! Detection: the rule engine over normalised events and the clustering
+//! model over feature windows.
 //! Detectors produce matches; the alert stage ([`crate::alert`]) decides what
 //! becomes an alert.
 
 pub mod credentials;
 pub mod detector;
+pub mod learned;
+pub mod model;
+pub mod profile;
 pub mod rules;
 
 use std::path::Path;

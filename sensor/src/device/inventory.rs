@@ -128,13 +128,18 @@ pub struct Device {
     /// peers), counted, not kept.
     pub foreign_ips: u64,
     pub names: Vec<(NameSource, String)>,
-    #[serde(skip)]
+    /// The roles its behaviour showed, as a bit set of [`Role`]s (a list of
+    /// role names in JSON).
+    #[serde(serialize_with = "role_names")]
     roles: u16,
     pub zone: Option<String>,
     #[serde(serialize_with = "ts")]
     pub first_seen: Timestamp,
     #[serde(serialize_with = "ts")]
     pub last_seen: Timestamp,
+    /// When it last sent a frame.
+    #[serde(serialize_with = "ts")]
+    pub last_sent: Timestamp,
     pub packets_out: u64,
     pub packets_in: u64,
     pub bytes_out: u64,
@@ -142,6 +147,15 @@ pub struct Device {
     /// Application protocols its flows spoke.
     pub protocols: Bounded<&'static str>,
     pub profile: Profile,
+}
+
+fn role_names<S: serde::Serializer>(roles: &u16, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(
+        Role::ALL
+            .iter()
+            .filter(|r| roles & r.bit() != 0)
+            .map(|r| r.name()),
+    )
 }
 
 fn mac_text<S: serde::Serializer>(m: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
@@ -162,6 +176,20 @@ impl std::fmt::Display for MacText {
     }
 }
 
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`), the form [`MacText`] prints.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 impl Device {
     fn new(mac: [u8; 6], now: Timestamp) -> Self {
         Device {
@@ -174,6 +202,7 @@ impl Device {
             zone: None,
             first_seen: now,
             last_seen: now,
+            last_sent: now,
             packets_out: 0,
             packets_in: 0,
             bytes_out: 0,
@@ -198,6 +227,15 @@ impl Device {
     /// Whether `ip` is one of the device's own addresses.
     pub fn owns(&self, ip: IpAddr) -> bool {
         self.ips.iter().any(|s| s.ip == ip)
+    }
+
+    /// The device sent `packets` frames at `now`.
+    pub fn sent(&mut self, packets: u64, bytes: u64, now: Timestamp) {
+        if packets > 0 {
+            self.packets_out += packets;
+            self.bytes_out += bytes;
+            self.last_sent = self.last_sent.max(now);
+        }
     }
 
     /// Records a name the device showed (cut to [`MAX_NAME_BYTES`]).
@@ -439,8 +477,38 @@ mod tests {
         assert_eq!(d.names.len(), MAX_DEVICE_NAMES);
     }
 
+    /// `spanwatch devices --json` left the roles out.
+    #[test]
+    fn a_devices_json_lists_its_roles() {
+        let mut d = Device::new(CAM, Timestamp(0));
+        d.add_role(Role::ScannerLike);
+        d.add_role(Role::HttpServer);
+        let json = serde_json::to_value(&d).expect("json");
+        assert_eq!(
+            json["roles"],
+            serde_json::json!(["http-server", "scanner-like"])
+        );
+        let none = serde_json::to_value(Device::new(RTR, Timestamp(0))).expect("json");
+        assert_eq!(none["roles"], serde_json::json!([]));
+    }
+
     #[test]
     fn macs_print_as_suricata_writes_them() {
         assert_eq!(MacText(CAM).to_string(), "02:77:00:00:00:19");
+    }
+
+    #[test]
+    fn parse_mac_accepts_six_hex_pairs_only() {
+        assert_eq!(
+            parse_mac("02:00:5e:10:00:01"),
+            Some([2, 0, 0x5e, 0x10, 0, 1])
+        );
+        assert_eq!(
+            parse_mac("02-00-5E-10-00-01"),
+            Some([2, 0, 0x5e, 0x10, 0, 1])
+        );
+        assert_eq!(parse_mac("02:00:5e:10:00"), None);
+        assert_eq!(parse_mac("02:00:5e:10:00:01:02"), None);
+        assert_eq!(parse_mac("2:00:5e:10:00:01"), None);
     }
 }

@@ -142,6 +142,11 @@ impl Periodic {
             && self.jitter_nanos <= PERIOD_MAX_JITTER * self.period_nanos
     }
 
+    /// Seconds since the behaviour last happened.
+    pub fn since_secs(&self, now: Timestamp) -> f64 {
+        now.nanos_since(self.last) as f64 / 1e9
+    }
+
     /// How many periods late the behaviour is at `now`; 0 when on time.
     fn overdue(&self, now: Timestamp) -> f64 {
         if !self.learned() {
@@ -253,6 +258,11 @@ impl Profile {
             .iter()
             .map(|p| p.overdue(now))
             .fold(0.0, f64::max)
+    }
+
+    /// The behaviours whose period is learned.
+    pub fn learned_periodic(&self) -> impl Iterator<Item = &Periodic> + '_ {
+        self.periodic.iter().filter(|p| p.learned())
     }
 
     /// Learned periods, for the inventory: (kind, seconds).

@@ -2,20 +2,23 @@
 //! date and turns what each device did into [`Window`]s.
 //!
 //! Inputs, in packet order: at every tick of packet time, what each flow did
-//! during the second that ended ([`FlowActivity`]) and the frames that carry
-//! no IP (ARP: who announces which address); in between, the normalised
+//! during the second that ended ([`FlowActivity`]) and the frames no flow
+//! counted for its devices ([`FrameNote`]: frames without IP, with ARP telling
+//! who announces which address; IP fragments held for reassembly; packets
+//! whose MAC addresses are not their flow's); in between, the normalised
 //! events of the parsers. A window closes at the first tick at or after its
 //! end; a device that was active gets rows for [`IDLE_WINDOWS`] more windows
 //! of silence, so that what stops shows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{FEATURE_COUNT, Feature, Window};
+use super::distinct::{Distinct, Ports};
+use super::{FEATURE_COUNT, Feature, Window, WindowNotes};
 use crate::capture::Timestamp;
-use crate::decode::NonIp;
+use crate::decode::FrameNote;
 use crate::device::inventory::{Device, Inventory, NameSource, Role, is_device_mac};
 use crate::device::profile::{Service, behaviour_key};
 use crate::device::zone::Zone;
@@ -27,8 +30,19 @@ pub const IDLE_WINDOWS: u32 = 6;
 /// Distinct peers and ports counted per device and window (more read as
 /// this many).
 pub const MAX_WINDOW_DISTINCT: usize = 4096;
+/// Memory of one device in the device stage at its bounds: its profile
+/// ([`MAX_PROFILE_BYTES`]), its open window (at most [`EXACT_DISTINCT`]
+/// peers kept and a 1 KiB bitmap, the 8 KiB bitmap of ports, the notes:
+/// under 20 KiB) and its record (addresses and names: under 2 KiB).
+///
+/// [`MAX_PROFILE_BYTES`]: crate::device::profile::MAX_PROFILE_BYTES
+/// [`EXACT_DISTINCT`]: super::distinct::EXACT_DISTINCT
+pub const MAX_DEVICE_BYTES: usize = 32 * 1024;
+/// Memory of one TCP attempt waiting for its answer (its entry in a hash
+/// map that grows by doubling).
+pub const PENDING_ATTEMPT_BYTES: usize = 64;
 /// TCP attempts waiting for an answer, over all devices.
-pub const MAX_PENDING_ATTEMPTS: usize = 65_536;
+pub const MAX_PENDING_ATTEMPTS: usize = 16_384;
 /// Windows an attempt may wait for its answer before it is given up.
 pub const PENDING_WINDOWS: i64 = 6;
 /// A window with at least this many refused or unanswered attempts, or
@@ -47,10 +61,11 @@ const FIRMWARE_SUFFIXES: [&str; 4] = [".bin", ".img", ".fw", ".hex"];
 struct Acc {
     start: Timestamp,
     values: [f64; FEATURE_COUNT],
-    peers: HashSet<IpAddr>,
-    ports: HashSet<u16>,
+    peers: Distinct<IpAddr>,
+    ports: Ports,
     /// TCP attempts opened in this window and not answered yet.
     pending: u32,
+    notes: WindowNotes,
     active: bool,
     /// Windows of silence since the last active one.
     idle: u32,
@@ -61,17 +76,19 @@ impl Acc {
         Acc {
             start,
             values: [0.0; FEATURE_COUNT],
-            peers: HashSet::new(),
-            ports: HashSet::new(),
+            peers: Distinct::default(),
+            ports: Ports::default(),
             pending: 0,
+            notes: WindowNotes::default(),
             active: false,
             idle: 0,
         }
     }
 
+    /// Adds `by` to `f`; the window is active when anything was counted.
     fn bump(&mut self, f: Feature, by: f64) {
         self.values[f.index()] += by;
-        self.active = true;
+        self.active |= by != 0.0;
     }
 }
 
@@ -118,10 +135,9 @@ impl Extractor {
         self.stats
     }
 
-    /// The windows closed since the last call, and the inventory their
-    /// devices are in.
-    pub fn take_windows(&mut self) -> (std::vec::Drain<'_, Window>, &Inventory) {
-        (self.windows.drain(..), &self.inventory)
+    /// The windows closed since the last call.
+    pub fn take_windows(&mut self) -> std::vec::Drain<'_, Window> {
+        self.windows.drain(..)
     }
 
     fn window_start(&self, ts: Timestamp) -> Timestamp {
@@ -138,18 +154,19 @@ impl Extractor {
     }
 
     /// A second of packet time ended at `now`: what the flows did in it and
-    /// the frames without IP; then every window that ended closes.
+    /// the frames counted by their addresses alone; then every window that
+    /// ended closes.
     pub fn tick(
         &mut self,
         now: Timestamp,
         second: Timestamp,
         activity: &[FlowActivity],
-        non_ip: &[NonIp],
+        frames: &[FrameNote],
     ) {
         for a in activity {
             self.activity(second, a);
         }
-        for f in non_ip {
+        for f in frames {
             self.frame(second, f);
         }
         self.close_until(now);
@@ -178,23 +195,31 @@ impl Extractor {
         };
         let is_tcp = a.transport == 6;
         let ported = is_tcp || a.transport == 17;
+        // Frames sent with other MAC addresses than the flow's came as frames.
+        let counted = a.packets != [0, 0];
         if let Some((d, acc)) = self.device(a.client_mac, ts) {
-            d.packets_out += u64::from(a.packets[to_server]);
-            d.bytes_out += a.bytes[to_server];
+            d.sent(u64::from(a.packets[to_server]), a.bytes[to_server], ts);
             d.packets_in += u64::from(a.packets[to_client]);
             d.bytes_in += a.bytes[to_client];
             acc.bump(Feature::PacketsOut, f64::from(a.packets[to_server]));
             acc.bump(Feature::BytesOut, a.bytes[to_server] as f64);
             acc.bump(Feature::PacketsIn, f64::from(a.packets[to_client]));
             acc.bump(Feature::BytesIn, a.bytes[to_client] as f64);
-            add_peer(d, acc, a.server.0);
+            if a.opened && ported && !d.profile.peers.contains(&a.server.0) {
+                WindowNotes::push(&mut acc.notes.new_peers_opened, a.server.0);
+            }
+            if counted {
+                add_peer(d, acc, a.server.0);
+            }
             if a.opened && ported {
                 acc.bump(Feature::FlowsOut, 1.0);
+                WindowNotes::push(&mut acc.notes.opened_to, a.server.0);
                 if acc.ports.len() < MAX_WINDOW_DISTINCT {
                     acc.ports.insert(a.server.1);
                 }
                 if d.profile.services_used.add(service) {
                     acc.bump(Feature::NewServices, 1.0);
+                    WindowNotes::push(&mut acc.notes.new_services, service);
                 }
                 let mut detail = [0u8; 19];
                 detail[..16].copy_from_slice(&ip_bytes(a.server.0));
@@ -214,19 +239,21 @@ impl Extractor {
             }
         }
         if let Some((d, acc)) = self.device(a.server_mac, ts) {
-            d.packets_out += u64::from(a.packets[to_client]);
-            d.bytes_out += a.bytes[to_client];
+            d.sent(u64::from(a.packets[to_client]), a.bytes[to_client], ts);
             d.packets_in += u64::from(a.packets[to_server]);
             d.bytes_in += a.bytes[to_server];
             acc.bump(Feature::PacketsOut, f64::from(a.packets[to_client]));
             acc.bump(Feature::BytesOut, a.bytes[to_client] as f64);
             acc.bump(Feature::PacketsIn, f64::from(a.packets[to_server]));
             acc.bump(Feature::BytesIn, a.bytes[to_server] as f64);
-            add_peer(d, acc, a.client.0);
+            if counted {
+                add_peer(d, acc, a.client.0);
+            }
             if a.opened && ported {
                 acc.bump(Feature::FlowsIn, 1.0);
                 if d.profile.services_offered.add(service) {
                     acc.bump(Feature::NewServices, 1.0);
+                    WindowNotes::push(&mut acc.notes.new_services, service);
                 }
             }
             if a.refused_by_server {
@@ -265,19 +292,27 @@ impl Extractor {
         }
     }
 
-    fn frame(&mut self, ts: Timestamp, f: &NonIp) {
+    fn frame(&mut self, ts: Timestamp, f: &FrameNote) {
         let len = f64::from(f.wire_len);
+        if let (Some(mac), Some((src, _))) = (f.src_mac, f.ips) {
+            self.inventory.sent_from(mac, src, ts);
+        }
         if let Some((d, acc)) = self.device(f.src_mac, ts) {
-            d.packets_out += 1;
-            d.bytes_out += u64::from(f.wire_len);
+            d.sent(1, u64::from(f.wire_len), ts);
             acc.bump(Feature::PacketsOut, 1.0);
             acc.bump(Feature::BytesOut, len);
+            if let Some((_, dst)) = f.ips {
+                add_peer(d, acc, dst);
+            }
         }
         if let Some((d, acc)) = self.device(f.dst_mac, ts) {
             d.packets_in += 1;
             d.bytes_in += u64::from(f.wire_len);
             acc.bump(Feature::PacketsIn, 1.0);
             acc.bump(Feature::BytesIn, len);
+            if let Some((src, _)) = f.ips {
+                add_peer(d, acc, src);
+            }
         }
         if let Some(arp) = f.arp {
             self.inventory.announced(arp.mac, IpAddr::V4(arp.ip), ts);
@@ -495,9 +530,11 @@ impl Extractor {
         }
     }
 
-    /// Closes every window that ended by `now`.
+    /// Closes every window that ended by `now`, in (end, device) order so
+    /// that a capture always gives the same windows in the same order.
     fn close_until(&mut self, now: Timestamp) {
         let window = self.window_nanos;
+        let first = self.windows.len();
         let mut gone = Vec::new();
         for (mac, acc) in &mut self.open {
             while acc.start.0.saturating_add(window) <= now.0 {
@@ -522,6 +559,7 @@ impl Extractor {
                 }
             }
         }
+        self.windows[first..].sort_unstable_by_key(|w| (w.end, w.device));
         for mac in gone {
             self.open.remove(&mac);
         }
@@ -542,13 +580,13 @@ fn close_window(
     device: Option<&mut Device>,
 ) -> Window {
     let mut values = acc.values;
-    values[Feature::Peers.index()] = acc.peers.len() as f64;
-    values[Feature::DstPorts.index()] = acc.ports.len() as f64;
+    values[Feature::Peers.index()] = acc.peers.len().min(MAX_WINDOW_DISTINCT) as f64;
+    values[Feature::DstPorts.index()] = acc.ports.len().min(MAX_WINDOW_DISTINCT) as f64;
     values[Feature::TcpUnansweredOut.index()] = f64::from(acc.pending);
     if let Some(d) = device {
         values[Feature::PeriodOverdue.index()] = d.profile.period_overdue(end);
         d.profile.outcomes.unanswered += u64::from(acc.pending);
-        for peer in &acc.peers {
+        for peer in acc.peers.kept() {
             d.profile.peers.add(*peer);
         }
         let attempts =
@@ -565,15 +603,15 @@ fn close_window(
         start: acc.start,
         end,
         values,
+        notes: std::mem::take(&mut acc.notes),
     }
 }
 
 /// Counts `peer` in the window; new when the profile never had it.
 fn add_peer(d: &mut Device, acc: &mut Acc, peer: IpAddr) {
-    if acc.peers.len() >= MAX_WINDOW_DISTINCT || acc.peers.contains(&peer) {
+    if acc.peers.len() >= MAX_WINDOW_DISTINCT || !acc.peers.insert(peer) {
         return;
     }
-    acc.peers.insert(peer);
     if !d.profile.peers.contains(&peer) {
         acc.bump(Feature::NewPeers, 1.0);
     }

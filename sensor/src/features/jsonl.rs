@@ -80,6 +80,7 @@ mod tests {
             start: Timestamp::from_secs_nanos(1_700_000_000, 0),
             end: Timestamp::from_secs_nanos(1_700_000_010, 0),
             values,
+            notes: Default::default(),
         };
         sink.window(&w, None).expect("write");
         sink.window(&w, None).expect("write");

@@ -6,15 +6,21 @@
 //! Features hold no address or name: a model trained on one network can
 //! score another. The device a window belongs to travels beside the values.
 
+mod distinct;
 mod extract;
 pub mod jsonl;
 
-pub use extract::{Extractor, ExtractorStats};
+pub use extract::{
+    Extractor, ExtractorStats, MAX_DEVICE_BYTES, MAX_PENDING_ATTEMPTS, PENDING_ATTEMPT_BYTES,
+};
 
 use serde::Serialize;
 
+use std::net::IpAddr;
+
 use crate::capture::Timestamp;
 use crate::device::inventory::Device;
+use crate::device::profile::Service;
 
 include!(concat!(env!("OUT_DIR"), "/features.rs"));
 
@@ -50,6 +56,31 @@ pub struct Window {
     pub end: Timestamp,
     /// The features, in [`FEATURES`] order.
     pub values: [f64; FEATURE_COUNT],
+    /// What the counts leave out, for the profile detections: which peers
+    /// and services were new. Not part of the datasets.
+    pub notes: WindowNotes,
+}
+
+/// Peers and services kept per window note list.
+pub const MAX_WINDOW_NOTES: usize = 8;
+
+/// Addresses and services behind a window's counts, bounded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowNotes {
+    /// Peers the device opened flows to that its profile did not have.
+    pub new_peers_opened: Vec<IpAddr>,
+    /// Services it used or offered for the first time.
+    pub new_services: Vec<Service>,
+    /// Peers it opened flows to (for the zone policy).
+    pub opened_to: Vec<IpAddr>,
+}
+
+impl WindowNotes {
+    pub(crate) fn push<T: PartialEq>(list: &mut Vec<T>, item: T) {
+        if list.len() < MAX_WINDOW_NOTES && !list.contains(&item) {
+            list.push(item);
+        }
+    }
 }
 
 impl Window {

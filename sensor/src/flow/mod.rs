@@ -55,12 +55,23 @@ impl PacketNote {
     pub fn is_connection_signal(&self) -> bool {
         self.tcp_flags.is_some_and(|f| f.syn() || f.rst())
     }
+
+    /// Whether the packet, travelling `dir`, refuses a TCP connection: a RST
+    /// from the server (not a SYN-ACK) before the connection was established.
+    pub fn refuses(&self, dir: Direction, established_before: bool) -> bool {
+        dir == Direction::ToClient
+            && !established_before
+            && self
+                .tcp_flags
+                .is_some_and(|f| f.rst() && !(f.syn() && f.ack()))
+    }
 }
 
 /// What one flow did during one second of packet time: its endpoints, the
-/// packets and bytes each way, and the TCP handshake milestones seen. The
-/// flow stage collects one per flow and second; device profiles and feature
-/// windows are built from them.
+/// packets and bytes each way (of the frames sent with the MAC addresses of
+/// the flow's first packet; others are counted by their own addresses), and
+/// the TCP handshake milestones seen. The flow stage collects one per flow
+/// and second; device profiles and feature windows are built from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowActivity {
     pub flow_id: u64,
@@ -78,7 +89,7 @@ pub struct FlowActivity {
     /// TCP: the server answered the handshake (SYN-ACK) in this second.
     pub answered: bool,
     /// TCP: the server answered with a RST before the handshake completed
-    /// (the attempt was refused) in this second.
+    /// (the attempt was refused) in this second, for the first time.
     pub refused_by_server: bool,
 }
 
@@ -100,24 +111,21 @@ impl FlowActivity {
         }
     }
 
-    /// Counts one packet of the flow.
-    pub fn add(
-        &mut self,
-        dir: Direction,
-        wire_len: u32,
-        note: &PacketNote,
-        established_before: bool,
-    ) {
+    /// Counts one frame of the flow.
+    pub fn count(&mut self, dir: Direction, wire_len: u32) {
         let i = dir.index();
         self.packets[i] = self.packets[i].saturating_add(1);
         self.bytes[i] = self.bytes[i].saturating_add(u64::from(wire_len));
-        if let (Some(flags), Direction::ToClient) = (note.tcp_flags, dir) {
-            if flags.syn() && flags.ack() {
-                self.answered = true;
-            } else if flags.rst() && !established_before {
-                self.refused_by_server = true;
-            }
+    }
+
+    /// Notes the handshake milestone of one packet: the server's SYN-ACK,
+    /// or the refusal the caller recognised ([`PacketNote::refuses`], once
+    /// per connection).
+    pub fn handshake(&mut self, dir: Direction, note: &PacketNote, refusal: bool) {
+        if dir == Direction::ToClient && note.tcp_flags.is_some_and(|f| f.syn() && f.ack()) {
+            self.answered = true;
         }
+        self.refused_by_server |= refusal;
     }
 }
 

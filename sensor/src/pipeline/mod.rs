@@ -6,17 +6,19 @@
 //! application stage runs on a worker thread fed with batches (see [`stage`]),
 //! so that parsing and rules overlap with decoding and reassembly.
 
+#[cfg(test)]
+mod device_tests;
 mod stage;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::alert::{AlertConfig, AlertError, Alerter, Sink};
+use crate::alert::{AlertConfig, AlertError, Sink};
 use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
-use crate::decode::{Decoded, Decoder};
-use crate::detect::detector::Detector;
+use crate::decode::{Decoded, Decoder, FrameNote};
+use crate::detect::learned::StateError;
 use crate::detect::rules::RuleSet;
 use crate::features::{Extractor, WindowSink};
 use crate::flow::{FlowConfig, FlowTable};
@@ -24,9 +26,9 @@ use crate::proto::AppLimits;
 use crate::proto::dispatch::Dispatcher;
 use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
-pub use stage::Devices;
 use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
 pub use stage::{AppSnapshot, SharedSnapshot};
+pub use stage::{DetectionSetup, Devices, device_stage_bytes};
 
 /// Settings of a pipeline run.
 #[derive(Clone, Debug)]
@@ -136,8 +138,9 @@ impl Pipeline {
                     self.hand_off();
                 }
             }
-            Decoded::NotIp(frame) => self.handoff.non_ip(frame),
-            Decoded::FragmentHeld | Decoded::Error(_) => {}
+            Decoded::NotIp(frame) => self.handoff.frame(FrameNote::from(&frame)),
+            Decoded::FragmentHeld(note) | Decoded::Error(_, Some(note)) => self.handoff.frame(note),
+            Decoded::Error(_, None) => {}
         }
     }
 
@@ -235,17 +238,34 @@ impl Pipeline {
         sink.logs.take().map(ProtocolLogs::finish).transpose()
     }
 
-    /// Run the rules on what the pipeline sees, raising alerts through the
-    /// alert stage `alerts`.
-    pub fn detect_with(&mut self, rules: Detector, alerts: Alerter) {
-        self.stage().sink.detection = Some(Detection::new(rules, alerts));
-        self.handoff.packets = true;
+    /// Run the rules on what the pipeline sees, the model and the profile
+    /// detections on the feature windows, raising alerts through the alert
+    /// stage of `setup`.
+    pub fn detect_with(&mut self, setup: DetectionSetup) {
+        self.handoff.packets = setup.rules.is_some();
+        self.stage().sink.detection = Some(Detection::new(setup));
+    }
+
+    /// Writes what detection learned to its state file (end of a run).
+    pub fn save_learned(&mut self) -> Result<(), StateError> {
+        let sink = &mut self.stage().sink;
+        let inventory = sink.devices.as_ref().map(|d| d.extractor.inventory());
+        match sink.detection.as_mut() {
+            Some(d) => d.save_state(inventory),
+            None => Ok(()),
+        }
     }
 
     /// Replace the rules of a running detection (SIGHUP).
     pub fn reload_rules(&mut self, rules: RuleSet) {
-        if let Some(d) = self.stage().sink.detection.as_mut() {
-            d.rules.reload(rules);
+        if let Some(d) = self
+            .stage()
+            .sink
+            .detection
+            .as_mut()
+            .and_then(|d| d.rules.as_mut())
+        {
+            d.reload(rules);
         }
     }
 
@@ -289,8 +309,9 @@ impl Pipeline {
             // The last second's activity goes with a last tick.
             self.handoff.tick(last);
         }
-        if let Some(devices) = self.stage().sink.devices.as_mut() {
-            devices.finish();
+        let sink = &mut self.stage().sink;
+        if let Some(devices) = sink.devices.as_mut() {
+            devices.finish(sink.detection.as_mut());
         }
     }
 

@@ -11,18 +11,24 @@
 //! order either way, so its output does not depend on where it runs.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::alert::AlertSource;
 use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
-use crate::decode::NonIp;
+use crate::decode::FrameNote;
 use crate::detect::detector::Detector;
+use crate::detect::learned::{LearnedState, MAX_LEARNED_ENTRIES, StateError};
+use crate::detect::model::ModelDetector;
+use crate::detect::profile::{ProfileDetector, ProfileFinding};
 use crate::detect::rules::RuleMatch;
+use crate::device::inventory::{Device, Inventory, MacText, parse_mac};
 use crate::event::Normalizer;
-use crate::features::{Extractor, WindowSink};
+use crate::features::{Extractor, Window, WindowSink};
 use crate::flow::{
     CloseReason, Direction, FlowActivity, FlowHandler, FlowInfo, PacketNote, StreamEvent,
 };
@@ -30,12 +36,15 @@ use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp};
 use crate::proto::log::{LogContext, LogError, ProtocolLogs};
 use crate::proto::norm::Event;
 use crate::proto::{AppEvent, AppProto, ProtoCounts};
-use crate::summary::{DetectionSummary, DevicesSummary, Talkers};
+use crate::summary::{DetectionSummary, DevicesSummary, ModelSummary, Talkers};
 
 /// A batch is handed over once it holds this many observations...
 pub const BATCH_ITEMS: usize = 1024;
 /// ...or this many bytes of stream data and datagrams (sized to stay in cache).
 pub const BATCH_BYTES: usize = 256 * 1024;
+/// ...or this many flow activity records (a second of a million flows goes
+/// over in parts, so the flow stage never holds more than this many).
+pub const BATCH_ACTIVITY: usize = 4096;
 /// Batches waiting for the worker thread; capture waits when they are all full.
 pub const QUEUE_BATCHES: usize = 4;
 
@@ -68,12 +77,18 @@ enum Item {
     },
     /// Packet time went on to `now` (at least once a second, also when
     /// quiet): what the flows did in the second that began at `second`, and
-    /// the frames without IP of that second.
+    /// the frames of that second that no flow counted for its devices.
     Tick {
         now: Timestamp,
         second: Timestamp,
         activity: Vec<FlowActivity>,
-        non_ip: Vec<NonIp>,
+        frames: Vec<FrameNote>,
+    },
+    /// Part of what the flows did in the second that began at `second`,
+    /// handed over before the second ends ([`BATCH_ACTIVITY`]).
+    Activity {
+        second: Timestamp,
+        activity: Vec<FlowActivity>,
     },
 }
 
@@ -82,6 +97,8 @@ enum Item {
 pub struct Batch {
     items: Vec<Item>,
     bytes: Vec<u8>,
+    /// Flow activity records in `items`.
+    records: usize,
 }
 
 impl Batch {
@@ -89,6 +106,7 @@ impl Batch {
         Batch {
             items: Vec::with_capacity(BATCH_ITEMS),
             bytes: Vec::with_capacity(BATCH_BYTES),
+            records: 0,
         }
     }
 
@@ -97,7 +115,9 @@ impl Batch {
     }
 
     pub fn is_full(&self) -> bool {
-        self.items.len() >= BATCH_ITEMS || self.bytes.len() >= BATCH_BYTES
+        self.items.len() >= BATCH_ITEMS
+            || self.bytes.len() >= BATCH_BYTES
+            || self.records >= BATCH_ACTIVITY
     }
 
     fn bytes(&mut self, data: &[u8]) -> Range<usize> {
@@ -107,25 +127,38 @@ impl Batch {
     }
 }
 
+/// The most memory the device stage takes with `devices` devices: each at
+/// its bounds, the attempts waiting for an answer, and the flow activity
+/// records in flight (the batches queued, the one being filled, the one
+/// being read, and the second being collected).
+pub fn device_stage_bytes(devices: usize) -> usize {
+    use crate::features::{MAX_DEVICE_BYTES, MAX_PENDING_ATTEMPTS, PENDING_ATTEMPT_BYTES};
+    devices * MAX_DEVICE_BYTES
+        + MAX_PENDING_ATTEMPTS * PENDING_ATTEMPT_BYTES
+        + (QUEUE_BATCHES + 3) * BATCH_ACTIVITY * std::mem::size_of::<FlowActivity>()
+}
+
 /// What the application stage's slot table costs per flow: its entry (the
 /// table grows by doubling, so twice over) and a free-list entry.
 pub const SLOT_BYTES_PER_FLOW: usize =
     2 * std::mem::size_of::<FlowApp>() + std::mem::size_of::<u32>();
 
 /// The flow table's per-flow state in the flow stage: which application
-/// state slot the flow was given, once it had something for that stage, and
-/// where this second's activity record of the flow is.
+/// state slot the flow was given, once it had something for that stage,
+/// where this second's activity record of the flow is, and whether the
+/// server refused the connection already.
 #[derive(Debug, Default)]
 pub struct AppSlot {
     slot: Option<u32>,
     /// The tick number of the second `activity` is of (0: none yet).
     tick: u32,
     activity: u32,
+    refused: bool,
 }
 
-/// Frames without IP kept per second for the device stage; more are counted
-/// in [`Handoff::non_ip_dropped`].
-pub const MAX_NON_IP_PER_SECOND: usize = 65_536;
+/// Frames counted by their addresses alone ([`FrameNote`]) kept per second
+/// for the device stage; more are counted in [`Handoff::frames_dropped`].
+pub const MAX_FRAMES_PER_SECOND: usize = 65_536;
 
 /// The flow table's consumer in the flow stage: fills the batch, and counts
 /// the top talkers (which need only the flow records).
@@ -140,15 +173,16 @@ pub struct Handoff {
     next_slot: u32,
     pub talkers: Talkers,
     /// The device stage wants each flow's activity per second and the
-    /// frames without IP.
+    /// frames no flow counts for its devices.
     pub devices: bool,
-    /// Number of the current second (from 1), its start, and what happened
-    /// in it so far.
+    /// Number of the current second (from 1; also moved on when part of the
+    /// second's activity is handed over), its start, and what happened in it
+    /// so far.
     tick_no: u32,
     second: Timestamp,
     activity: Vec<FlowActivity>,
-    non_ip: Vec<NonIp>,
-    pub non_ip_dropped: u64,
+    frames: Vec<FrameNote>,
+    pub frames_dropped: u64,
 }
 
 impl Handoff {
@@ -164,8 +198,8 @@ impl Handoff {
             tick_no: 1,
             second: Timestamp::default(),
             activity: Vec::new(),
-            non_ip: Vec::new(),
-            non_ip_dropped: 0,
+            frames: Vec::new(),
+            frames_dropped: 0,
         }
     }
 
@@ -191,25 +225,39 @@ impl Handoff {
 
     /// Packet time reached `now`: the second that ended goes with the tick.
     pub fn tick(&mut self, now: Timestamp) {
+        self.batch.records += self.activity.len();
         self.batch.items.push(Item::Tick {
             now,
             second: self.second,
             activity: std::mem::take(&mut self.activity),
-            non_ip: std::mem::take(&mut self.non_ip),
+            frames: std::mem::take(&mut self.frames),
         });
         self.second = now;
         self.tick_no = self.tick_no.wrapping_add(1).max(1);
     }
 
-    /// A frame that carries no IP, for the device stage.
-    pub fn non_ip(&mut self, frame: NonIp) {
+    /// This second's activity so far goes with the batch (which is then
+    /// full); flows active again in the second start new records.
+    fn hand_over_activity(&mut self) {
+        let activity = std::mem::take(&mut self.activity);
+        self.batch.records += activity.len();
+        self.batch.items.push(Item::Activity {
+            second: self.second,
+            activity,
+        });
+        // Records handed over are no longer this second's to add to.
+        self.tick_no = self.tick_no.wrapping_add(1).max(1);
+    }
+
+    /// A frame that no flow counts for its devices, for the device stage.
+    pub fn frame(&mut self, frame: FrameNote) {
         if !self.devices {
             return;
         }
-        if self.non_ip.len() < MAX_NON_IP_PER_SECOND {
-            self.non_ip.push(frame);
+        if self.frames.len() < MAX_FRAMES_PER_SECOND {
+            self.frames.push(frame);
         } else {
-            self.non_ip_dropped += 1;
+            self.frames_dropped += 1;
         }
     }
 }
@@ -229,13 +277,32 @@ impl FlowHandler<AppSlot> for Handoff {
         let note = PacketNote::of(pkt);
         if self.devices {
             if app.tick != self.tick_no {
+                if self.activity.len() >= BATCH_ACTIVITY {
+                    self.hand_over_activity();
+                }
                 app.tick = self.tick_no;
                 app.activity = self.activity.len() as u32;
                 let opened = info.packets[0] + info.packets[1] == 1;
                 self.activity.push(FlowActivity::of(info, opened));
             }
+            // A connection is refused once, however many RSTs answer it.
+            let refusal = !app.refused && note.refuses(dir, established_before);
+            app.refused |= refusal;
+            // A frame counts for the devices of its own MAC addresses: those
+            // of its flow's first packet, or (routed, mirrored twice) others.
+            let (sender, receiver) = match dir {
+                Direction::ToServer => (info.client_mac, info.server_mac),
+                Direction::ToClient => (info.server_mac, info.client_mac),
+            };
+            let own_macs = (pkt.src_mac, pkt.dst_mac) == (sender, receiver);
             if let Some(a) = self.activity.get_mut(app.activity as usize) {
-                a.add(dir, pkt.wire_len, &note, established_before);
+                if own_macs {
+                    a.count(dir, pkt.wire_len);
+                }
+                a.handshake(dir, &note, refusal);
+            }
+            if !own_macs {
+                self.frame(FrameNote::of_packet(pkt));
             }
         }
         if self.packets && note.is_connection_signal() {
@@ -289,36 +356,170 @@ impl FlowHandler<AppSlot> for Handoff {
     }
 }
 
-/// The rules and the alert stage they raise alerts through.
+/// The detectors (rules on events, the model and the profile detections on
+/// windows) and the alert stage they raise alerts through, with what was
+/// learned of the network's normal.
 pub struct Detection {
-    pub rules: Detector,
+    pub rules: Option<Detector>,
+    pub model: Option<ModelDetector>,
+    pub profile: Option<ProfileDetector>,
     pub alerts: Alerter,
-    /// Matches of the current input, reused.
+    /// Routine findings, device scores and known devices (see
+    /// [`LearnedState`]); saved to `state_path` at the end.
+    pub learned: LearnedState,
+    pub state_path: Option<PathBuf>,
+    learn_nanos: i64,
+    learn_until: Option<Timestamp>,
+    /// Medium and low rule findings learned as routine, and findings
+    /// suppressed because they were.
+    pub learned_findings: u64,
+    pub routine_suppressed: u64,
+    /// Matches and findings of the current input, reused.
     matches: Vec<RuleMatch>,
+    findings: Vec<ProfileFinding>,
+}
+
+/// How the detectors are set up.
+pub struct DetectionSetup {
+    pub rules: Option<Detector>,
+    pub model: Option<ModelDetector>,
+    pub profile: Option<ProfileDetector>,
+    pub alerts: Alerter,
+    pub learned: LearnedState,
+    pub state_path: Option<PathBuf>,
+    /// Seconds of packet time in which routine medium and low rule findings
+    /// are learned instead of raised.
+    pub learn_secs: u64,
 }
 
 impl Detection {
-    pub fn new(rules: Detector, alerts: Alerter) -> Self {
-        Detection {
-            rules,
-            alerts,
-            matches: Vec::new(),
+    pub fn new(setup: DetectionSetup) -> Self {
+        let mut model = setup.model;
+        if let Some(m) = model.as_mut() {
+            m.restore(&setup.learned.device_scores);
         }
+        let mut profile = setup.profile;
+        if let Some(p) = profile.as_mut() {
+            p.know(setup.learned.devices.iter().filter_map(|m| parse_mac(m)));
+        }
+        Detection {
+            rules: setup.rules,
+            model,
+            profile,
+            alerts: setup.alerts,
+            learned: setup.learned,
+            state_path: setup.state_path,
+            learn_nanos: i64::try_from(setup.learn_secs)
+                .unwrap_or(i64::MAX / Timestamp::NANOS_PER_SEC)
+                .saturating_mul(Timestamp::NANOS_PER_SEC),
+            learn_until: None,
+            learned_findings: 0,
+            routine_suppressed: 0,
+            matches: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Raises an alert unless it is routine: a finding accepted as normal,
+    /// or (while learning) a medium or low rule finding, learned. High
+    /// findings of the rules always go out.
+    fn raise(&mut self, input: AlertInput) {
+        let until = *self
+            .learn_until
+            .get_or_insert(Timestamp(input.ts.0.saturating_add(self.learn_nanos)));
+        if input.source == AlertSource::Rule && input.severity >= 2 && input.ts < until {
+            if self.learned.findings.len() < MAX_LEARNED_ENTRIES
+                && self.learned.findings.insert(input.key.clone())
+            {
+                self.learned_findings += 1;
+            }
+            return;
+        }
+        if (input.severity >= 2 || input.source != AlertSource::Rule)
+            && self.learned.findings.contains(&input.key)
+        {
+            self.routine_suppressed += 1;
+            return;
+        }
+        self.alerts.raise(input);
     }
 
     /// Runs the rules on `events` and raises an alert for every match.
     fn run(&mut self, events: &[Event]) {
-        self.rules.run(events, &mut self.matches);
-        for m in self.matches.drain(..) {
-            self.alerts.raise(AlertInput::from(&m));
+        let Some(rules) = self.rules.as_mut() else {
+            return;
+        };
+        rules.run(events, &mut self.matches);
+        let matches = std::mem::take(&mut self.matches);
+        for m in &matches {
+            self.raise(AlertInput::from(m));
+        }
+        self.matches = matches;
+        self.matches.clear();
+    }
+
+    /// Scores a window and runs the profile detections on it.
+    fn window(&mut self, w: &Window, device: Option<&Device>) {
+        let ip = device.and_then(|d| d.ips.first()).map(|s| s.ip);
+        if let Some(finding) = self.model.as_mut().and_then(|m| m.window(w, ip)) {
+            self.raise(AlertInput::from(&finding));
+        }
+        if let (Some(p), Some(d)) = (self.profile.as_mut(), device) {
+            p.window(w, d, &mut self.findings);
+            self.raise_findings();
         }
     }
 
+    /// A second of packet time passed: silences, new devices.
+    fn tick(&mut self, now: Timestamp, inventory: &Inventory) {
+        if let Some(p) = self.profile.as_mut() {
+            p.tick(now, inventory, &mut self.findings);
+            self.raise_findings();
+        }
+    }
+
+    fn raise_findings(&mut self) {
+        let findings = std::mem::take(&mut self.findings);
+        for f in &findings {
+            self.raise(AlertInput::from(f));
+        }
+        self.findings = findings;
+        self.findings.clear();
+    }
+
+    /// End of input: what was learned goes to the state file.
+    pub fn save_state(&mut self, inventory: Option<&Inventory>) -> Result<(), StateError> {
+        let Some(path) = self.state_path.clone() else {
+            return Ok(());
+        };
+        if let Some(m) = self.model.as_ref() {
+            for (mac, score) in m.learned() {
+                let best = self.learned.device_scores.entry(mac).or_insert(0.0);
+                *best = best.max(score);
+            }
+        }
+        if let Some(inv) = inventory {
+            for d in inv.iter() {
+                if self.learned.devices.len() < MAX_LEARNED_ENTRIES {
+                    self.learned.devices.insert(MacText(d.mac).to_string());
+                }
+            }
+        }
+        self.learned.save(&path)
+    }
+
     pub fn summary(&self) -> DetectionSummary {
-        let rules = self.rules.summary();
+        let rules = self.rules.as_ref().map(Detector::summary);
         DetectionSummary {
-            rules: rules.rules,
-            engine: rules.engine,
+            rules: rules.as_ref().map_or(0, |r| r.rules),
+            engine: rules.map(|r| r.engine).unwrap_or_default(),
+            model: self.model.as_ref().map(|m| ModelSummary {
+                id: m.model().id().to_string(),
+                stats: m.stats(),
+            }),
+            profile: self.profile.as_ref().map(ProfileDetector::stats),
+            learned_findings: self.learned_findings,
+            routine_suppressed: self.routine_suppressed,
             alerts: self.alerts.stats(),
         }
     }
@@ -341,16 +542,21 @@ impl Devices {
         }
     }
 
-    /// Hands the windows that closed to every sink, then the time, when
-    /// packet time reached `now`.
-    fn drain(&mut self, now: Option<Timestamp>) {
-        let (windows, inventory) = self.extractor.take_windows();
-        for w in windows {
+    /// Hands the windows that closed to every sink (with their device as
+    /// the inventory knows it) and to the model, then, when packet time
+    /// reached `now`, the time to the sinks.
+    fn drain(&mut self, mut detection: Option<&mut Detection>, now: Option<Timestamp>) {
+        let windows: Vec<Window> = self.extractor.take_windows().collect();
+        let inventory = self.extractor.inventory();
+        for w in &windows {
             let device = inventory.get(&w.device);
             for sink in &mut self.sinks {
-                if let Err(e) = sink.window(&w, device) {
+                if let Err(e) = sink.window(w, device) {
                     self.sink_error.get_or_insert(e);
                 }
+            }
+            if let Some(d) = detection.as_deref_mut() {
+                d.window(w, device);
             }
         }
         if let Some(now) = now {
@@ -363,9 +569,9 @@ impl Devices {
     }
 
     /// End of input: the last windows close and every sink writes out.
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self, detection: Option<&mut Detection>) {
         self.extractor.finish();
-        self.drain(None);
+        self.drain(detection, None);
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
                 self.sink_error.get_or_insert(e);
@@ -412,16 +618,26 @@ impl EventSink {
         }
     }
 
+    /// Part of a second's flow activity, before its tick.
+    fn activity(&mut self, second: Timestamp, activity: &[FlowActivity]) {
+        if let Some(d) = self.devices.as_mut() {
+            d.extractor.tick(second, second, activity, &[]);
+        }
+    }
+
     fn tick(
         &mut self,
         now: Timestamp,
         second: Timestamp,
         activity: &[FlowActivity],
-        non_ip: &[NonIp],
+        frames: &[FrameNote],
     ) {
         if let Some(d) = self.devices.as_mut() {
-            d.extractor.tick(now, second, activity, non_ip);
-            d.drain(Some(now));
+            d.extractor.tick(now, second, activity, frames);
+            d.drain(self.detection.as_mut(), Some(now));
+            if let Some(det) = self.detection.as_mut() {
+                det.tick(now, d.extractor.inventory());
+            }
         }
     }
 }
@@ -529,9 +745,9 @@ impl AppStage {
                     now,
                     second,
                     activity,
-                    non_ip,
+                    frames,
                 } => {
-                    self.sink.tick(now, second, &activity, &non_ip);
+                    self.sink.tick(now, second, &activity, &frames);
                     if self
                         .last_publish
                         .is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL)
@@ -542,6 +758,10 @@ impl AppStage {
                             *published = snapshot;
                         }
                     }
+                    continue;
+                }
+                Item::Activity { second, activity } => {
+                    self.sink.activity(second, &activity);
                     continue;
                 }
             };
@@ -581,6 +801,7 @@ impl AppStage {
             }
         }
         batch.bytes.clear();
+        batch.records = 0;
     }
 }
 
@@ -674,7 +895,7 @@ mod tests {
                 Item::Flow {
                     slot, flow, kind, ..
                 } => Some((flow.id, *slot, matches!(kind, ItemKind::Close))),
-                Item::Tick { .. } => None,
+                Item::Tick { .. } | Item::Activity { .. } => None,
             })
             .collect()
     }

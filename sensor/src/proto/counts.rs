@@ -51,6 +51,15 @@ impl<const N: usize> CodeCounts<N> {
             *c += 1;
         }
     }
+
+    /// The codes counted at least once and their counts, by code.
+    pub fn nonzero(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k, *n))
+    }
 }
 
 impl<const N: usize> Serialize for CodeCounts<N> {
@@ -58,13 +67,8 @@ impl<const N: usize> Serialize for CodeCounts<N> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(None)?;
         // Keys in text order, as a BTreeMap<String, _> would give them.
-        let mut keys: Vec<(String, u64)> = self
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (k.to_string(), *n))
-            .collect();
+        let mut keys: Vec<(String, u64)> =
+            self.nonzero().map(|(k, n)| (k.to_string(), n)).collect();
         keys.sort();
         for (k, n) in keys {
             map.serialize_entry(&k, &n)?;

@@ -1,5 +1,5 @@
 //! Zeek-style protocol logs, one file per protocol (`http.jsonl`,
-//! `mqtt.jsonl`, `coap.jsonl`, `telnet.jsonl`), one JSON object per line (JSON Lines, RFC 8259 texts
+//! `mqtt.jsonl`, `coap.jsonl`, `telnet.jsonl`, `dhcp.jsonl`), one JSON object per line (JSON Lines, RFC 8259 texts
 //! separated by `\n`), written by `spanwatch replay --log-dir DIR`.
 //!
 //! Every line starts with where the event happened: `ts` (RFC 3339, UTC,
@@ -255,6 +255,7 @@ mod tests {
     use crate::decode::{Decoded, Decoder};
     use crate::flow::{CloseReason, FlowConfig, FlowHandler, FlowTable, StreamEvent};
     use crate::proto::coap::{Coap, CoapLimits, CoapSession};
+    use crate::proto::dhcp::{Dhcp, DhcpLimits, DhcpSession};
     use crate::proto::http::{BodyHead, Http, HttpBody, HttpEvent, HttpLimits, HttpSession};
     use crate::proto::mqtt::{Mqtt, MqttEvent, MqttLimits, MqttSession};
     use crate::proto::telnet::{Telnet, TelnetLimits, TelnetSession};
@@ -263,6 +264,7 @@ mod tests {
     const MQTT_LOG: &str = "mqtt.jsonl";
     const COAP_LOG: &str = "coap.jsonl";
     const TELNET_LOG: &str = "telnet.jsonl";
+    const DHCP_LOG: &str = "dhcp.jsonl";
 
     /// Lines per file: `n` for the protocols listed, 0 for the others.
     fn log_counts(lines: &[(AppProto, u64)]) -> LogCounts {
@@ -501,7 +503,7 @@ mod tests {
             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\
             Authorization: Basic YWRtaW46aHVudGVyMg==\r\n\r\nuser=admin&password=Hunter2xy";
         let response = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
-            Content-Length: 8\r\n\r\n\x7fELF\x02\x01\x01\x00";
+            Server: GoAhead-Webs\r\nContent-Length: 8\r\n\r\n\x7fELF\x02\x01\x01\x00";
         for (d, bytes) in [(C2S, &request[..]), (S2C, &response[..])] {
             let mut out = Vec::new();
             session.on_data(Timestamp(0), d, bytes, &mut out);
@@ -566,6 +568,7 @@ mod tests {
         assert_eq!(resp["reason"], "OK");
         assert_eq!(resp["request_method"], "POST");
         assert_eq!(resp["content_length"], 8);
+        assert_eq!(resp["server"], "GoAhead-Webs");
         let bodies = lines_with(&lines, "body");
         let [form, elf, gz] = bodies.as_slice() else {
             panic!("{lines:?}")
@@ -768,6 +771,7 @@ mod tests {
             (S2C, iac(&[255, 250, 24, 1, 255, 240])),
             // IAC SB TTYPE IS "XTERM" IAC SE.
             (C2S, iac(b"\xff\xfa\x18\x00XTERM\xff\xf0")),
+            (S2C, b"\r\nIPC-Cam v2\r\n\r\n".to_vec()),
             (S2C, b"login: ".to_vec()),
             (C2S, b"root\r\n".to_vec()),
             (S2C, b"Password: ".to_vec()),
@@ -805,16 +809,21 @@ mod tests {
             [
                 "subnegotiation",
                 "subnegotiation",
+                "banner",
                 "login",
                 "shell",
                 "anomaly"
             ],
             "{lines:?}"
         );
-        assert_eq!(counts.lines(AppProto::Telnet), 5);
-        let [naws, ttype, login, shell, anomaly] = lines.as_slice() else {
+        assert_eq!(counts.lines(AppProto::Telnet), 6);
+        let [naws, ttype, banner, login, shell, anomaly] = lines.as_slice() else {
             unreachable!()
         };
+        // Printed before the first prompt, written when "login: " arrived.
+        assert_from_server(banner, 23);
+        assert_eq!(banner["banner"], "IPC-Cam v2");
+        assert_eq!(banner["ts"], "1970-01-01T00:00:06.000000Z");
         assert_from_client(naws, 23);
         assert_eq!(naws["option"], 31);
         assert_eq!(
@@ -831,10 +840,10 @@ mod tests {
         assert_eq!(login["has_password"], true);
         assert_eq!(login["outcome"], "success");
         assert!(login.get("password_len").is_none());
-        // The attempt started with the user line (segment 6) and was decided
-        // by the shell prompt (segment 9).
-        assert_eq!(login["started"], "1970-01-01T00:00:06.000000Z");
-        assert_eq!(login["ts"], "1970-01-01T00:00:09.000000Z");
+        // The attempt started with the user line (segment 7) and was decided
+        // by the shell prompt (segment 10).
+        assert_eq!(login["started"], "1970-01-01T00:00:07.000000Z");
+        assert_eq!(login["ts"], "1970-01-01T00:00:10.000000Z");
         assert_from_client(shell, 23);
         assert_eq!(shell["line"], "uname -a");
         assert_eq!(shell["truncated"], false);
@@ -895,10 +904,80 @@ mod tests {
         assert_eq!(read_lines(&dir.0.join("a/b").join(MQTT_LOG)).len(), 2);
         let logs = ProtocolLogs::create(&dir.0.join("a/b")).unwrap();
         assert_eq!(logs.finish().unwrap(), LogCounts::default());
-        for name in [HTTP_LOG, MQTT_LOG, COAP_LOG, TELNET_LOG] {
+        for name in [HTTP_LOG, MQTT_LOG, COAP_LOG, TELNET_LOG, DHCP_LOG] {
             let len = fs::metadata(dir.0.join("a/b").join(name)).unwrap().len();
             assert_eq!(len, 0, "{name}");
         }
+    }
+
+    #[test]
+    fn dhcp_discover_and_offer_oriented_by_direction() {
+        let dir = TempDir::new("dhcp");
+        let mut info = flow(67, [0, 0]);
+        info.protocol = 17;
+        let mut logs = ProtocolLogs::create(&dir.0).unwrap();
+        let mut session = DhcpSession::new(DhcpLimits::default());
+        // RFC 2131 §2 Figure 1 header: op, htype 1, hlen 6, hops, xid
+        // 0x3903f326, secs, flags (BROADCAST), ciaddr, yiaddr, siaddr, giaddr,
+        // chaddr (16), sname (64), file (128); then the magic cookie (§3).
+        let message = |op: u8, yiaddr: [u8; 4], options: &[u8]| {
+            let mut d = vec![op, 1, 6, 0, 0x39, 0x03, 0xf3, 0x26, 0, 0, 0x80, 0];
+            d.extend_from_slice(&[0; 4]);
+            d.extend_from_slice(&yiaddr);
+            d.extend_from_slice(&[0; 8]);
+            d.extend_from_slice(&[0x00, 0x0b, 0x82, 0x01, 0xfc, 0x42]);
+            d.extend_from_slice(&[0; 10 + 64 + 128]);
+            d.extend_from_slice(&[99, 130, 83, 99]);
+            d.extend_from_slice(options);
+            d
+        };
+        // DHCPDISCOVER with host name "cam-01" (RFC 2132 §9.6, §3.14), and
+        // a DHCPOFFER of 10.0.0.1 for 600 s from server 10.0.0.2 (§9.2, §9.7).
+        let mut discover = vec![53, 1, 1, 12, 6];
+        discover.extend_from_slice(b"cam-01");
+        discover.push(255);
+        let offer = [53, 1, 2, 51, 4, 0, 0, 2, 0x58, 54, 4, 10, 0, 0, 2, 255];
+        for (i, (d, bytes)) in [
+            (C2S, message(1, [0; 4], &discover)),
+            (S2C, message(2, [10, 0, 0, 1], &offer)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ts = Timestamp::from_secs_nanos(i64::try_from(i).unwrap(), 0);
+            let mut out = Vec::new();
+            session.on_datagram(ts, d, &bytes, &mut out);
+            let ctx = LogContext {
+                ts,
+                flow: &info,
+                dir: d,
+            };
+            for ev in &out {
+                logs.write::<Dhcp>(AppProto::Dhcp, &ctx, ev).unwrap();
+            }
+        }
+        assert_eq!(logs.finish().unwrap(), log_counts(&[(AppProto::Dhcp, 2)]));
+        let lines = read_lines(&dir.0.join(DHCP_LOG));
+        let [discover, offer] = lines.as_slice() else {
+            panic!("{lines:?}")
+        };
+        assert_from_client(discover, 67);
+        assert_eq!(discover["event"], "message");
+        assert_eq!(discover["op"], "request");
+        assert_eq!(discover["message_type"], "DISCOVER");
+        assert_eq!(discover["message_type_num"], 1);
+        assert_eq!(discover["xid"], "0x3903f326");
+        assert_eq!(discover["broadcast"], true);
+        assert_eq!(discover["chaddr"], "00:0b:82:01:fc:42");
+        assert_eq!(discover["hostname"], "cam-01");
+        // 0.0.0.0 header addresses are left out.
+        assert!(discover.get("yiaddr").is_none() && discover.get("ciaddr").is_none());
+        assert_from_server(offer, 67);
+        assert_eq!(offer["op"], "reply");
+        assert_eq!(offer["message_type"], "OFFER");
+        assert_eq!(offer["yiaddr"], "10.0.0.1");
+        assert_eq!(offer["lease_secs"], 600);
+        assert_eq!(offer["server_id"], "10.0.0.2");
     }
 
     #[test]

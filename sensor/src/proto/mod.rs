@@ -12,6 +12,7 @@ pub mod content;
 pub mod contract;
 pub mod counts;
 pub mod credential;
+pub mod dhcp;
 pub mod dispatch;
 pub mod http;
 pub mod log;

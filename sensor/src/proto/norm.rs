@@ -83,7 +83,7 @@ pub struct Event {
     /// Event kind, `"<proto>.<what>"`, e.g. `"http.request"`, `"tcp.syn"`.
     pub kind: &'static str,
     /// Application protocol name for EVE's `app_proto` ("http", "mqtt",
-    /// "coap", "telnet"), or the transport ("tcp", "udp") for flow events.
+    /// "coap", "telnet", "dhcp"), or the transport ("tcp", "udp") for flow events.
     pub proto: &'static str,
     /// The endpoint that sent what the event is about, and its peer.
     pub src: (IpAddr, u16),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::contract::Protocol;
 use super::norm::{Event, NormContext};
-use super::{Probe, coap, http, mqtt, telnet};
+use super::{Probe, coap, dhcp, http, mqtt, telnet};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 
@@ -250,4 +250,5 @@ protocols! {
     Mqtt: mqtt => mqtt::Mqtt,
     Coap: coap => coap::Coap,
     Telnet: telnet => telnet::Telnet,
+    Dhcp: dhcp => dhcp::Dhcp,
 }

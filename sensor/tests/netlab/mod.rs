@@ -83,6 +83,7 @@ pub struct Lab {
     ns_client: String,
     ns_server: String,
     veth_client: String,
+    veth_server: String,
     dir: PathBuf,
     procs: Vec<Proc>,
     users: Vec<String>,
@@ -195,11 +196,12 @@ impl Lab {
             ns_client: format!("swpl-{tag}-c-{id}"),
             ns_server: format!("swpl-{tag}-s-{id}"),
             veth_client: format!("{tag}c{id}"),
+            veth_server: format!("{tag}s{id}"),
             dir,
             procs: Vec::new(),
             users: Vec::new(),
         };
-        let veth_server = format!("{tag}s{id}");
+        let veth_server = lab.veth_server.clone();
         ip(&["netns", "add", &lab.ns_client]);
         ip(&["netns", "add", &lab.ns_server]);
         for ns in [&lab.ns_client, &lab.ns_server] {
@@ -239,6 +241,11 @@ impl Lab {
     /// The client end of the veth pair (where tcpdump and `spanwatch live` capture).
     pub fn client_interface(&self) -> &str {
         &self.veth_client
+    }
+
+    /// The server end of the veth pair (for a daemon that binds to an interface).
+    pub fn server_interface(&self) -> &str {
+        &self.veth_server
     }
 
     fn spawn(&mut self, ns: String, what: &str, program: &str, args: &[&str]) -> ProcId {
@@ -556,6 +563,13 @@ pub type Rows = Vec<Vec<Vec<String>>>;
 /// `tshark -r PCAP -Y FILTER -T fields -E occurrence=a -e FIELD...`, split
 /// into rows × fields × occurrences.
 pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Rows {
+    let dir = pcap.parent().expect("pcap in a directory");
+    tshark_fields_in(dir, pcap, filter, fields)
+}
+
+/// [`tshark_fields`] with tshark's output files in `scratch` (for a capture
+/// in a read-only directory).
+pub fn tshark_fields_in(scratch: &Path, pcap: &Path, filter: &str, fields: &[&str]) -> Rows {
     require_program("tshark", "tshark");
     let mut cmd = Command::new("tshark");
     cmd.args(["-n", "-r"]).arg(pcap).args([
@@ -575,8 +589,7 @@ pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Rows {
     for field in fields {
         cmd.args(["-e", field]);
     }
-    let dir = pcap.parent().expect("pcap in a directory");
-    let run = run_bounded(dir, "tshark", cmd, None, TSHARK_TIMEOUT);
+    let run = run_bounded(scratch, "tshark", cmd, None, TSHARK_TIMEOUT);
     assert!(
         run.status.success(),
         "tshark -Y {filter} failed: {}",

@@ -7,11 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Deserialize;
 
 use super::catalogue::{self, FieldType};
-use super::condition::parse_mac;
 use super::field::{FieldError, typed};
 use super::limits::{MAX_TEST_EVENTS, MAX_WINDOW_SECS};
 use super::model::TestCase;
 use crate::capture::Timestamp;
+use crate::device::inventory::parse_mac;
 use crate::proto::norm::{Event, Value};
 
 /// Latest `ts` of a test event, in seconds since the epoch (year 2096).
@@ -185,7 +185,7 @@ pub(crate) fn parse_case(value: toml::Value, path: &str) -> Result<TestCase, Fie
             fields.push((static_name, field_value(v, ty, &here)?));
         }
         let proto = match (kind.kind, e.fields.get("protocol").and_then(|p| p.as_str())) {
-            ("anomaly", Some(p)) => ["http", "mqtt", "coap", "telnet"]
+            ("anomaly", Some(p)) => ["http", "mqtt", "coap", "telnet", "dhcp"]
                 .into_iter()
                 .find(|known| *known == p)
                 .unwrap_or(kind.proto),

@@ -96,6 +96,11 @@ pub const CATALOGUE: &[EventKind] = &[
         fields: &[("dst_port", Int), ("from", Str)],
     },
     EventKind {
+        kind: "dhcp.flow",
+        proto: "dhcp",
+        fields: &[("dst_port", Int), ("from", Str)],
+    },
+    EventKind {
         kind: "http.request",
         proto: "http",
         fields: &[
@@ -118,6 +123,7 @@ pub const CATALOGUE: &[EventKind] = &[
             ("status", Int),
             ("request_method", Str),
             ("content_type", Str),
+            ("server", Str),
         ],
     },
     EventKind {
@@ -190,6 +196,11 @@ pub const CATALOGUE: &[EventKind] = &[
         fields: &[("from", Str), ("code", Str), ("class", Int)],
     },
     EventKind {
+        kind: "coap.discovery",
+        proto: "coap",
+        fields: &[("from", Str), ("resources", List), ("truncated", Bool)],
+    },
+    EventKind {
         kind: "telnet.login",
         proto: "telnet",
         fields: &[
@@ -203,6 +214,36 @@ pub const CATALOGUE: &[EventKind] = &[
         kind: "telnet.command",
         proto: "telnet",
         fields: &[("from", Str), ("line", Str)],
+    },
+    EventKind {
+        kind: "telnet.banner",
+        proto: "telnet",
+        fields: &[("from", Str), ("banner", Str)],
+    },
+    EventKind {
+        kind: "dhcp.request",
+        proto: "dhcp",
+        fields: &[
+            ("from", Str),
+            ("message_type", Str),
+            ("relayed", Bool),
+            ("hostname", Str),
+            ("vendor_class", Str),
+            ("requested_ip", Str),
+            ("param_request_list", Str),
+        ],
+    },
+    EventKind {
+        kind: "dhcp.ack",
+        proto: "dhcp",
+        fields: &[
+            ("from", Str),
+            ("message_type", Str),
+            ("relayed", Bool),
+            ("yiaddr", Str),
+            ("lease_secs", Int),
+            ("server_id", Str),
+        ],
     },
     EventKind {
         kind: "anomaly",

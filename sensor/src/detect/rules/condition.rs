@@ -20,6 +20,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::catalogue::{EventKind, FieldType};
 use crate::detect::credentials::Dictionary;
+use crate::device::inventory::parse_mac;
 use crate::proto::norm::{Event, Value};
 
 /// Compiled program size limit of one `regex` condition, in bytes
@@ -75,20 +76,6 @@ pub(crate) fn lookup<'a>(ev: &'a Event, name: &str) -> Option<FieldVal<'a>> {
         "transport" => Some(FieldVal::Int(i64::from(ev.transport))),
         _ => None,
     }
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
-pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for byte in &mut mac {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 /// A literal of a condition, already of its field's type.
@@ -734,20 +721,5 @@ mod tests {
     fn nesting_is_bounded() {
         let deep = r#"method = { not = { not = { not = { not = { not = "GET" } } } } }"#;
         assert!(cond("http.request", deep).is_err());
-    }
-
-    #[test]
-    fn parse_mac_accepts_six_hex_pairs_only() {
-        assert_eq!(
-            parse_mac("02:00:5e:10:00:01"),
-            Some([2, 0, 0x5e, 0x10, 0, 1])
-        );
-        assert_eq!(
-            parse_mac("02-00-5E-10-00-01"),
-            Some([2, 0, 0x5e, 0x10, 0, 1])
-        );
-        assert_eq!(parse_mac("02:00:5e:10:00"), None);
-        assert_eq!(parse_mac("02:00:5e:10:00:01:02"), None);
-        assert_eq!(parse_mac("2:00:5e:10:00:01"), None);
     }
 }

@@ -166,6 +166,8 @@ pub struct HttpResponse {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub chunked: bool,
+    /// The first `Server` field (RFC 9110 §10.2.4), capped at `max_field_bytes`.
+    pub server: Option<String>,
     /// Method of the request this response answers (FIFO pairing), when known.
     pub request_method: Option<Method>,
 }

@@ -58,6 +58,8 @@ pub enum HttpRecord<'a> {
         content_length: Option<u64>,
         chunked: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
+        server: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         request_method: Option<&'a str>,
     },
     Body {
@@ -117,6 +119,7 @@ pub(super) fn record(ev: &HttpEvent) -> (Option<Direction>, HttpRecord<'_>) {
                 content_type: r.content_type.as_deref(),
                 content_length: r.content_length,
                 chunked: r.chunked,
+                server: r.server.as_deref(),
                 request_method: r.request_method.as_ref().map(Method::as_str),
             };
             (Some(Direction::ToClient), record)

@@ -70,6 +70,9 @@ pub(super) fn normalize(e: &HttpEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
             if let Some(ct) = &r.content_type {
                 ev = ev.with("content_type", ct.to_string());
             }
+            if let Some(server) = &r.server {
+                ev = ev.with("server", server.to_string());
+            }
             out.push(ev);
         }
         HttpEvent::Body(b) => {

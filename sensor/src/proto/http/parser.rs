@@ -682,6 +682,8 @@ pub struct FieldSummary<'b> {
     pub host: Option<&'b [u8]>,
     pub host_count: usize,
     pub user_agent: Option<&'b [u8]>,
+    /// `Server` (RFC 9110 §10.2.4): the origin server's software.
+    pub server: Option<&'b [u8]>,
     pub content_type: Option<&'b [u8]>,
     pub content_length: ContentLength,
     pub transfer_encoding: Option<TransferEncoding>,
@@ -709,9 +711,10 @@ pub fn summarize_fields<'b>(head: &'b [u8], headers: &[Header<'b>]) -> FieldSumm
     for h in headers {
         let name = h.name.as_bytes();
         let first = |slot: Option<&'b [u8]>| slot.or(Some(h.value));
-        // The names that matter have distinct lengths but two (10 bytes): one
-        // jump on the length, then at most two comparisons per field, each
-        // trying the usual spelling before the case-insensitive match.
+        // The names that matter have distinct lengths but two pairs (6 and 10
+        // bytes): one jump on the length, then one name (two for those
+        // lengths) compared per field, each trying the usual spelling before
+        // the case-insensitive match.
         let is = |usual: &[u8]| name == usual || name.eq_ignore_ascii_case(usual);
         match name.len() {
             4 if is(b"Host") => {
@@ -735,6 +738,7 @@ pub fn summarize_fields<'b>(head: &'b [u8], headers: &[Header<'b>]) -> FieldSumm
             6 if is(b"Expect") => {
                 s.expect_continue |= list_contains(h.value, b"100-continue");
             }
+            6 if is(b"Server") => s.server = first(s.server),
             _ => {}
         }
     }
@@ -986,10 +990,12 @@ mod tests {
         let spellings = [
             "GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\nContent-Type: t\r\n\
 Content-Length: 5\r\nAuthorization: Bearer x\r\nUpgrade: ws\r\n\
-Connection: Upgrade\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+Connection: Upgrade\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\
+Server: s\r\n\r\n",
             "GET / HTTP/1.1\r\nHOST: h\r\nuser-agent: ua\r\ncontent-TYPE: t\r\n\
 CONTENT-LENGTH: 5\r\nauthorization: Bearer x\r\nuPgRaDe: ws\r\n\
-connection: Upgrade\r\nEXPECT: 100-continue\r\ntransfer-encoding: chunked\r\n\r\n",
+connection: Upgrade\r\nEXPECT: 100-continue\r\ntransfer-encoding: chunked\r\n\
+sErVeR: s\r\n\r\n",
         ];
         for head in spellings {
             let (s, _) = summary_of(head.as_bytes());
@@ -1001,18 +1007,19 @@ connection: Upgrade\r\nEXPECT: 100-continue\r\ntransfer-encoding: chunked\r\n\r\
             assert_eq!(s.content_length, ContentLength::Valid(5));
             assert_eq!(s.authorization, Some(&b"Bearer x"[..]));
             assert_eq!(s.upgrade, Some(&b"ws"[..]));
+            assert_eq!(s.server, Some(&b"s"[..]));
             assert!(s.connection_upgrade && s.expect_continue);
             assert!(s.transfer_encoding.is_some_and(|te| te.chunked_final));
         }
         // Names of the same lengths that are none of these.
         let (s, _) = summary_of(
             b"GET / HTTP/1.1\r\nHosT: a\r\nDate: d\r\nKeep-Alive: k\r\nAccept: a\r\n\
-Content-Types: x\r\nContent-Lengt: 1\r\nX-Authorization: y\r\n\r\n",
+Content-Types: x\r\nContent-Lengt: 1\r\nX-Authorization: y\r\nServir: s\r\n\r\n",
         );
         assert_eq!((s.host, s.host_count), (Some(&b"a"[..]), 1));
         assert_eq!((s.user_agent, s.content_type), (None, None));
         assert_eq!(s.content_length, ContentLength::Absent);
-        assert_eq!(s.authorization, None);
+        assert_eq!((s.authorization, s.server), (None, None));
         assert!(!s.connection_upgrade && !s.expect_continue);
     }
 

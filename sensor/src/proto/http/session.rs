@@ -960,6 +960,7 @@ impl HttpSession {
             content_type: fields.content_type.map(|v| capped(v, max)),
             content_length: fields.content_length.value(),
             chunked: framing == Ok(BodyFraming::Chunked),
+            server: fields.server.map(|v| capped(v, max)),
             request_method: method,
         }));
         self.issues(Direction::ToClient, issues, out);
@@ -1373,6 +1374,7 @@ mod tests {
                     content_type: Some("text/plain".into()),
                     content_length: Some(51),
                     chunked: false,
+                    server: Some("Apache".into()),
                     request_method: Some(Method::Get),
                 }),
                 HttpEvent::Body(HttpBody {

@@ -319,6 +319,49 @@ fn microsoft_telnet_logins() {
     }
 }
 
+/// The banners of a session.
+fn banners(events: &[TelnetEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TelnetEvent::Banner { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn banners_are_what_the_servers_printed_before_the_first_prompt() {
+    // tshark -e telnet.data of the server's segments: the busybox telnetd of
+    // cam1 sends "\r\r\n\r\r\n\rIPCAM-2000 (build 4.2.0)\r\r\n\ripcam-25
+    // login: " (streams 11412, 11407, 14465); inetutils telnetd on rtr1
+    // sends "rtr-ax3000 login: " and nothing before it (11361, 11443); the
+    // Microsoft Telnet Service "Welcome to Microsoft Telnet Service \r\n"
+    // then "\n\rpassword: ". The "Microsoft Telnet Server." box it prints
+    // after the login is not a banner.
+    let ipcam = vec!["IPCAM-2000 (build 4.2.0)"];
+    let microsoft = vec!["Welcome to Microsoft Telnet Service"];
+    for (name, vector, expected) in [
+        ("11412", LAB_MIRAI_SUCCESS, ipcam.clone()),
+        ("11407", LAB_MIRAI_FAILURE, ipcam.clone()),
+        ("14465", LAB_HYDRA, ipcam),
+        ("11361", LAB_INETUTILS_SUCCESS, vec![]),
+        ("11443", LAB_INETUTILS_FAILURE, vec![]),
+        ("ms 14", MS_STREAM_14, microsoft.clone()),
+        ("ms 24", MS_STREAM_24, microsoft.clone()),
+        ("ms 71", MS_STREAM_71, microsoft.clone()),
+        ("ms 84", MS_STREAM_84, microsoft),
+    ] {
+        let events = replay(vector);
+        assert_eq!(banners(&events), expected, "stream {name}");
+        assert_eq!(
+            banners(&replay_bytewise(vector)),
+            expected,
+            "stream {name}, byte by byte"
+        );
+    }
+}
+
 #[test]
 fn byte_at_a_time_equals_segment_feeding() {
     for vector in [

@@ -24,6 +24,8 @@ pub struct TelnetCounts {
     pub iac_commands: u64,
     pub logins: TelnetLogins,
     pub usernames: NameSet,
+    /// Connections whose server printed a banner before its first prompt.
+    pub banners: u64,
     pub anomalies: BTreeMap<String, u64>,
 }
 
@@ -58,6 +60,7 @@ impl TelnetCounts {
                 }
                 bump_name(&mut self.anomalies, a.kind.as_str())
             }
+            TelnetEvent::Banner { .. } => self.banners += 1,
             TelnetEvent::Data { .. } | TelnetEvent::ShellCommand { .. } => {}
         }
     }

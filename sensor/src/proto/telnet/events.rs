@@ -56,6 +56,12 @@ pub enum TelnetEvent {
         /// The line was longer than what is kept.
         truncated: bool,
     },
+    /// What the server printed before its first prompt (see
+    /// [`super::banner`]); at most once per connection.
+    Banner {
+        /// Its first lines, capped at `TelnetLimits::max_server_line_bytes`.
+        text: String,
+    },
     /// Malformed or suspicious protocol use.
     Anomaly(TelnetAnomaly),
 }

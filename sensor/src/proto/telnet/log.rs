@@ -1,5 +1,5 @@
-//! The Telnet log (`telnet.jsonl`): login attempts, shell commands,
-//! informative sub-negotiations and anomalies (see `proto/log.rs` for the
+//! The Telnet log (`telnet.jsonl`): the server's banner, login attempts,
+//! shell commands, informative sub-negotiations and anomalies (see `proto/log.rs` for the
 //! common fields). Option negotiations, single commands and data counts are
 //! not logged: one line per option would drown the rest.
 
@@ -31,6 +31,10 @@ pub enum TelnetRecord<'a> {
         truncated: bool,
     },
     Subnegotiation(TelnetSubneg<'a>),
+    /// What the server printed before its first prompt.
+    Banner {
+        banner: &'a str,
+    },
     Anomaly {
         kind: &'static str,
         detail: String,
@@ -139,6 +143,10 @@ pub(super) fn record(ev: &TelnetEvent) -> Option<(Option<Direction>, TelnetRecor
                 line,
                 truncated: *truncated,
             },
+        ),
+        TelnetEvent::Banner { text } => (
+            Some(Direction::ToClient),
+            TelnetRecord::Banner { banner: text },
         ),
         TelnetEvent::Anomaly(a) => (
             Some(a.dir),

@@ -9,12 +9,14 @@
 //! - [`subneg`]: sub-negotiation payload decoding;
 //! - [`nvt`]: NVT line assembly (CR LF, CR NUL, editing) and escape filtering;
 //! - [`login`]: login dialogue recognition (prompts, outcomes, shell commands);
+//! - [`banner`]: what the server printed before its first prompt;
 //! - [`session`]: per-flow state producing [`TelnetEvent`]s;
 //! - [`events`]: the events. Passwords are never stored, only their presence
 //!   and length;
 //! - [`counts`], [`log`], [`normalize`]: what the rest of spanwatch makes of
 //!   the events.
 
+pub mod banner;
 pub mod counts;
 pub mod events;
 pub mod log;

@@ -1,5 +1,5 @@
-//! Telnet events as normalised events: `telnet.login`, `telnet.command` and
-//! `anomaly` (catalogue in `rules/README.md`).
+//! Telnet events as normalised events: `telnet.login`, `telnet.command`,
+//! `telnet.banner` and `anomaly` (catalogue in `rules/README.md`).
 
 use super::TelnetEvent;
 use crate::proto::norm::{Event, NormContext};
@@ -22,6 +22,11 @@ pub(super) fn normalize(e: &TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec
             cx.event("telnet.command", "telnet")
                 .with("from", "client")
                 .with("line", line.to_string()),
+        ),
+        TelnetEvent::Banner { text } => out.push(
+            cx.event("telnet.banner", "telnet")
+                .with("from", "server")
+                .with("banner", text.to_string()),
         ),
         TelnetEvent::Anomaly(a) => out.push(cx.anomaly("telnet", a.kind.as_str(), "")),
         _ => {}

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 
+use super::banner::Banner;
 use super::events::{AnomalyKind, TelnetAnomaly, TelnetEvent, UserSource};
-use super::login::{LoginLimits, LoginTracker};
+use super::login::{LoginLimits, LoginTracker, classify_prompt};
 use super::nvt::{Line, LineAssembler, ServerText};
 use super::parser::{Command, TelnetOption, TelnetParser, Token};
 use super::subneg::{self, AuthDetail, DecodeLimits, EnvCommand, SubnegDetail};
@@ -117,6 +118,7 @@ struct TextState {
     client_line: LineAssembler,
     server_text: ServerText,
     login: LoginTracker,
+    banner: Banner,
     stats: TelnetStats,
     decode: DecodeLimits,
     max_user_bytes: usize,
@@ -131,6 +133,7 @@ impl TelnetSession {
             text: TextState {
                 client_line: LineAssembler::new(limits.max_line_bytes),
                 server_text: ServerText::new(limits.max_server_line_bytes),
+                banner: Banner::new(limits.max_server_line_bytes),
                 login: LoginTracker::new(LoginLimits {
                     max_user_bytes: limits.max_user_bytes,
                     max_shell_commands: limits.max_shell_commands,
@@ -164,7 +167,11 @@ impl TelnetSession {
             data_len += text.token(ts, dir, token, out);
         });
         if dir == Direction::ToClient && text.server_text.take_changed() {
-            text.login.on_server_tail(ts, text.server_text.tail(), out);
+            let tail = text.server_text.tail();
+            if classify_prompt(tail).is_some() {
+                text.banner.on_prompt(out);
+            }
+            text.login.on_server_tail(ts, tail, out);
         }
         if data_len > 0 {
             let len = u64::try_from(data_len).unwrap_or(u64::MAX);
@@ -188,6 +195,7 @@ impl TelnetSession {
         out: &mut Vec<TelnetEvent>,
     ) {
         self.text.stats.gaps += 1;
+        self.text.banner.close();
         self.text.anomaly(dir, AnomalyKind::Gap { missing }, out);
         match dir {
             Direction::ToServer => {
@@ -271,6 +279,9 @@ impl TextState {
     fn data(&mut self, ts: Timestamp, dir: Direction, bytes: &[u8], out: &mut Vec<TelnetEvent>) {
         match dir {
             Direction::ToServer => {
+                if !bytes.is_empty() {
+                    self.banner.close();
+                }
                 let mut rest = bytes;
                 while let Some((&byte, tail)) = rest.split_first() {
                     let secret = self.login.secret_next_line();
@@ -294,8 +305,9 @@ impl TextState {
             }
             Direction::ToClient => {
                 let client_idle = self.client_line.is_idle();
-                let login = &mut self.login;
+                let (login, banner) = (&mut self.login, &mut self.banner);
                 self.server_text.push_slice(bytes, &mut |line| {
+                    banner.on_server_line(line);
                     login.on_server_line(line, client_idle, out);
                 });
             }
@@ -491,6 +503,64 @@ pub(super) mod tests {
         steps.push((C, b"\r\0".to_vec()));
         steps.push((S, b"\r\nMIRAI: applet not found\r\n~ # ".to_vec()));
         steps
+    }
+
+    fn banners(events: &[TelnetEvent]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                TelnetEvent::Banner { text } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn banner_is_reported_at_the_first_prompt_only() {
+        // Escape sequences and control bytes are not part of it (ECMA-48 SGR
+        // "ESC [ 1 m" around the name); a later prompt brings no second one.
+        let events = run(&[
+            (S, b"\r\n\x1b[1mDVR-9000\x1b[0m firmware 2.1\x07\r\n\r\n"),
+            (S, b"dvr login: "),
+            (C, b"admin\r\n"),
+            (S, b"Password: "),
+            (C, b"x\r\n"),
+            (S, b"Login incorrect\r\nAnother line\r\ndvr login: "),
+        ]);
+        assert_eq!(banners(&events), vec!["DVR-9000 firmware 2.1"]);
+    }
+
+    #[test]
+    fn banner_never_holds_what_the_client_typed() {
+        // The client types before any prompt; the server echoes it.
+        let events = run(&[
+            (S, b"Router\r\n"),
+            (C, b"secret-ish\r\n"),
+            (S, b"secret-ish\r\nlogin: "),
+        ]);
+        assert_eq!(banners(&events), Vec::<String>::new());
+        // Server bytes lost before the prompt: no banner either.
+        let mut s = TelnetSession::new(TelnetLimits::default());
+        let mut out = Vec::new();
+        s.on_data(Timestamp(0), S, b"Router\r\n", &mut out);
+        s.on_gap(Timestamp(1), S, 10, &mut out);
+        s.on_data(Timestamp(2), S, b"login: ", &mut out);
+        assert_eq!(banners(&out), Vec::<String>::new());
+        // Text that ends at the connection's close without a prompt is no banner.
+        assert_eq!(
+            banners(&run(&[(S, b"Too many users\r\n")])),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn banner_before_a_shell_prompt() {
+        // busybox telnetd -l /bin/sh: no login, a shell prompt at once.
+        let events = run(&[(S, b"\r\nBusyBox v1.35.0 built-in shell (ash)\r\n\r\n~ # ")]);
+        assert_eq!(
+            banners(&events),
+            vec!["BusyBox v1.35.0 built-in shell (ash)"]
+        );
     }
 
     #[test]
