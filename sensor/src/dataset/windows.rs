@@ -332,6 +332,7 @@ mod tests {
             start: Timestamp::from_secs_nanos(start_secs, 0),
             end: Timestamp::from_secs_nanos(start_secs + 2, 0),
             values,
+            notes: Default::default(),
         }
     }
 
