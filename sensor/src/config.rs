@@ -295,6 +295,28 @@ pub const DEFAULT_ROW_GROUP_ROWS: usize = 16_384;
 /// Largest `[dataset] row_group_rows`.
 pub const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
 
+/// Longest `[dataset] sensor_name`, in bytes.
+pub const MAX_SENSOR_NAME_BYTES: usize = 64;
+
+/// A sensor name is the value of a Hive partition (`sensor=NAME`) and a
+/// path component: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with a dot
+/// (never hidden, safe in a path and a glob). The reason when it is not.
+pub fn check_sensor_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > MAX_SENSOR_NAME_BYTES {
+        return Err("must have 1 to 64 characters");
+    }
+    if name.starts_with('.') {
+        return Err("must not start with a dot");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("may hold only letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
 /// `[dataset]`: Parquet datasets of feature windows and the inventory
 /// (`spanwatch extract`, `spanwatch live --dataset-dir`; builds with the
 /// `train` feature). The defaults are here, not in the dataset module, so
@@ -618,10 +640,9 @@ impl Config {
                 ),
             ));
         }
-        #[cfg(feature = "train")]
         if let Some(name) = &d.sensor_name {
-            crate::dataset::SensorName::new(name)
-                .map_err(|e| ("dataset.sensor_name".into(), e.to_string()))?;
+            check_sensor_name(name)
+                .map_err(|reason| ("dataset.sensor_name".into(), format!("{name:?}: {reason}")))?;
         }
         Ok(())
     }
@@ -1088,12 +1109,9 @@ mod tests {
         let err = parse("[dataset]\nrow_group_rows = 2000000\n").expect_err("too many rows");
         assert_eq!(err.key.as_deref(), Some("dataset.row_group_rows"));
         assert_eq!(err.position, Some((2, 1)));
-        #[cfg(feature = "train")]
-        {
-            let err = parse("[dataset]\nsensor_name = \"a/b\"\n").expect_err("slash");
-            assert_eq!(err.key.as_deref(), Some("dataset.sensor_name"));
-            assert!(err.message.contains("letters"), "{}", err.message);
-        }
+        let err = parse("[dataset]\nsensor_name = \"a/b\"\n").expect_err("slash");
+        assert_eq!(err.key.as_deref(), Some("dataset.sensor_name"));
+        assert!(err.message.contains("letters"), "{}", err.message);
     }
 
     #[test]

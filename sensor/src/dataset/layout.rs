@@ -13,9 +13,8 @@ use polars::prelude::{DataFrame, ParquetCompression, ParquetWriter, Schema};
 
 use super::DatasetError;
 use crate::capture::Timestamp;
+use crate::config::{MAX_SENSOR_NAME_BYTES, check_sensor_name};
 
-/// Longest sensor name, in bytes.
-pub const MAX_SENSOR_NAME_BYTES: usize = 64;
 /// Sensor name when the host name is unusable.
 pub const FALLBACK_SENSOR_NAME: &str = "sensor";
 /// Files with the same partition and stamp before a name is refused.
@@ -44,30 +43,17 @@ impl Table {
     }
 }
 
-/// The value of the `sensor=` partition: 1 to 64 of `A-Z a-z 0-9 . _ -`,
-/// not starting with a dot (safe in a path, a Hive partition value and a
-/// glob, never hidden).
+/// The value of the `sensor=` partition (checked as
+/// [`check_sensor_name`] says).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SensorName(String);
 
 impl SensorName {
     pub fn new(name: &str) -> Result<SensorName, DatasetError> {
-        let fail = |reason| DatasetError::SensorName {
+        check_sensor_name(name).map_err(|reason| DatasetError::SensorName {
             name: name.to_string(),
             reason,
-        };
-        if name.is_empty() || name.len() > MAX_SENSOR_NAME_BYTES {
-            return Err(fail("must have 1 to 64 characters"));
-        }
-        if name.starts_with('.') {
-            return Err(fail("must not start with a dot"));
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(fail("may hold only letters, digits, '.', '_' and '-'"));
-        }
+        })?;
         Ok(SensorName(name.to_string()))
     }
 
