@@ -3,11 +3,12 @@
 //! Data flows one way (checked by `tests/architecture.rs`): `capture` →
 //! `decode` → `flow` (with TCP reassembly) → `proto` (the parsers, one
 //! contract each) → `event` (normalised events) → `device`, `detect` (rules)
-//! → `alert` (dedupe, aggregation, sinks); `dataset` (with the `train`
-//! feature) writes feature windows and the inventory as Parquet. `pipeline`
-//! wires the stages and
+//! → `alert` (dedupe, aggregation, sinks). `pipeline` wires the stages and
 //! `summary` reports on them; `config` gathers every stage's settings into
-//! the typed config file; `units` (byte sizes) is shared by every stage.
+//! the typed config file; `units` (byte sizes, durations) is shared by every
+//! stage. After them come the tools that drive the pipeline: `dataset`
+//! (Parquet datasets) and `train`, both with the `train` feature, and
+//! `eval`.
 #![forbid(unsafe_code)]
 
 pub mod alert;
