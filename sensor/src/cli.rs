@@ -1,6 +1,9 @@
 //! Command-line interface: argument definitions (clap) and the commands.
 //! `main.rs` only parses the arguments and turns errors into exit codes.
 
+mod dataset;
+mod error;
+
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ use crate::alert::{
     AlertError, Alerter, ExecConfig, ExecSink, FileSink, Sink, StdoutSink, WebhookConfig,
     WebhookSink,
 };
-use crate::capture::{CaptureError, LiveSource, MergedSource, Timestamp};
+use crate::capture::{LiveSource, MergedSource, Timestamp};
 use crate::config::{Config, ConfigError, DEFAULT_TOML};
 use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
@@ -28,25 +31,9 @@ use crate::summary::{DevicesSummary, KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
 use crate::units::parse_bytes;
 
-/// Exit codes, documented in `--help` and the README.
-pub mod exit {
-    /// Success (a damaged capture whose readable part was processed counts as success;
-    /// the damage is printed as a warning).
-    pub const OK: u8 = 0;
-    /// An unexpected failure (e.g. writing the output failed).
-    pub const FAILURE: u8 = 1;
-    /// Bad command line (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// An input file cannot be read or is not a pcap/pcapng capture.
-    pub const INPUT: u8 = 3;
-    /// Live capture could not start or failed (no such interface, permissions, bad BPF).
-    pub const CAPTURE: u8 = 4;
-    /// The config file, a rule file, the credential dictionary or an alert output is
-    /// invalid or cannot be opened.
-    pub const CONFIG: u8 = 5;
-    /// `rules check`: a rule's own test case failed.
-    pub const RULE_TEST: u8 = 6;
-}
+pub use dataset::{ExtractArgs, RecordArgs};
+use error::config_error;
+pub use error::{CliError, exit};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -56,15 +43,17 @@ Examples:
   spanwatch config default > spanwatch.toml
   spanwatch live -i eth1 --config spanwatch.toml --alerts alerts.jsonl
   spanwatch synth --out /tmp/mix.pcap --packets 1000000 --seed 7
+  spanwatch extract capture.pcap --out dataset/ --labels labels.csv
+  spanwatch live -i eth1 --dataset-dir /var/lib/spanwatch/dataset --rotate 1h --retain 30d
 
 Exit codes:
   0  success (damage in a capture is a warning; the frames before it are processed)
   1  unexpected failure
-  2  bad command line
+  2  bad command line (or a dataset asked of a build without Parquet)
   3  an input file cannot be read or is not a pcap/pcapng capture
   4  live capture could not start or failed
-  5  the config file, a rule file, the credential dictionary or an alert output is
-     invalid or cannot be opened
+  5  the config file, a rule file, the credential dictionary, an alert output, a
+     labels file or a pseudonymisation key is invalid or cannot be opened
   6  rules check: a rule's own test case failed";
 
 #[derive(Debug, Parser)]
@@ -104,6 +93,11 @@ pub enum Command {
     Devices(DevicesArgs),
     /// Print the features of a feature window: name, unit and meaning.
     Features,
+    /// Write Parquet datasets from captures: the feature windows (with the lab's labels) and the device inventory, partitioned by sensor and date; MACs, IPs and names optionally pseudonymised.
+    #[command(
+        after_help = "Examples:\n  spanwatch extract capture.pcap --out dataset/ --labels labels.csv\n  spanwatch extract day1.pcap day2.pcap --out dataset/ --pseudonymize-key dataset.key --sensor-name edge-01\n\nRead back: duckdb -c \"SELECT * FROM read_parquet('dataset/windows/**/*.parquet', hive_partitioning = true)\"\n(a build without the `train` feature has no Parquet and says so)"
+    )]
+    Extract(ExtractArgs),
     /// Replay a labelled capture and judge the alerts against its attack phases: per phase detected or not, time to detect, first alert and source; false alerts per severity and per device-hour; with --plot, a timeline of the phases and alerts (PNG).
     #[command(
         after_help = "Examples:\n  spanwatch eval datasets/samples/attack/capture.pcap --labels datasets/samples/attack/labels.csv --plot timeline.png\n  spanwatch eval run/capture.pcap --labels run/labels.csv --no-rules --model models/mine --json"
@@ -268,14 +262,6 @@ impl EngineArgs {
         if let Some(n) = self.threads {
             cfg.pipeline.threads = n;
         }
-    }
-}
-
-/// A config error as the CLI reports it.
-fn config_error(e: ConfigError) -> CliError {
-    CliError {
-        code: exit::CONFIG,
-        message: e.to_string(),
     }
 }
 
@@ -478,6 +464,8 @@ pub struct LiveArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
     #[command(flatten)]
+    pub record: RecordArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -508,6 +496,7 @@ impl LiveArgs {
         if let Some(secs) = self.stats_interval {
             cfg.summary.stats_interval_secs = secs;
         }
+        self.record.apply(&mut cfg);
         Ok(cfg)
     }
 }
@@ -568,36 +557,6 @@ pub struct SynthArgs {
     pub drop: u16,
 }
 
-/// An error with the exit code it maps to.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct CliError {
-    pub code: u8,
-    pub message: String,
-}
-
-impl From<CaptureError> for CliError {
-    fn from(e: CaptureError) -> Self {
-        let code = match e {
-            CaptureError::Live { .. } => exit::CAPTURE,
-            _ => exit::INPUT,
-        };
-        CliError {
-            code,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> Self {
-        CliError {
-            code: exit::FAILURE,
-            message: e.to_string(),
-        }
-    }
-}
-
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
@@ -605,6 +564,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Live(args) => live(args),
         Command::Synth(args) => synth_cmd(args),
         Command::Devices(args) => devices_cmd(args),
+        Command::Extract(args) => dataset::extract(args),
         Command::Eval(args) => eval_cmd(args),
         #[cfg(feature = "train")]
         Command::Train(args) => train_cmd(args),
@@ -681,7 +641,6 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
     }
-    profile_devices(&cfg, &mut pipeline)?;
     profile_devices(&cfg, &mut pipeline)?;
 
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
@@ -820,6 +779,17 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
             message: "no interface to capture on: give -i IFACE, or set interface in the [capture] table of the config file".into(),
         });
     };
+    // Every output is set up (and may fail) before the interface opens.
+    let inputs = vec![format!("live:{interface}")];
+    let mut pipeline = Pipeline::new(cfg.pipeline_config());
+    if let Some(detector) = detector(&cfg)? {
+        pipeline.detect_with(detector);
+    }
+    if let Some(dir) = &cfg.logs.dir {
+        pipeline.log_to(dir).map_err(log_error)?;
+    }
+    profile_devices(&cfg, &mut pipeline)?;
+    let recording = dataset::record(&cfg, &mut pipeline)?;
     let signals = LiveSignals::default();
     watch_signals(&signals)?;
     let stop = signals.stop.clone();
@@ -838,14 +808,6 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
         source.interface(),
         source.link_type()
     );
-    let inputs = vec![format!("live:{interface}")];
-    let mut pipeline = Pipeline::new(cfg.pipeline_config());
-    if let Some(detector) = detector(&cfg)? {
-        pipeline.detect_with(detector);
-    }
-    if let Some(dir) = &cfg.logs.dir {
-        pipeline.log_to(dir).map_err(log_error)?;
-    }
     let interval = match cfg.summary.stats_interval_secs {
         0 => Duration::MAX,
         secs => Duration::from_secs(secs),
@@ -882,6 +844,9 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     pipeline.save_learned().map_err(state_error)?;
     if let Some(e) = pipeline.window_sink_error() {
         return Err(windows_error(e));
+    }
+    if let Some(recording) = recording {
+        eprintln!("spanwatch: {}", recording.finish(&mut pipeline)?);
     }
     let kernel = pipeline::kernel_stats(&mut source);
     print_summary(&pipeline.summary(&inputs, kernel), json)?;

@@ -78,6 +78,7 @@ pub struct Config {
     pub rules: RulesSection,
     pub alerts: AlertsSection,
     pub devices: DevicesSection,
+    pub dataset: DatasetSection,
     pub model: ModelSection,
     pub summary: SummarySection,
 }
@@ -284,6 +285,81 @@ impl DevicesSection {
     pub fn extractor(&self) -> Option<Extractor> {
         self.enabled
             .then(|| Extractor::new(self.window_secs, self.max_devices, self.zones.clone()))
+    }
+}
+
+/// Default length of a dataset file's period, in seconds.
+pub const DEFAULT_ROTATE_SECS: u64 = 3600;
+/// Default rows of a Parquet row group (the rows a writer buffers).
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 16_384;
+/// Largest `[dataset] row_group_rows`.
+pub const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Longest `[dataset] sensor_name`, in bytes.
+pub const MAX_SENSOR_NAME_BYTES: usize = 64;
+
+/// A sensor name is the value of a Hive partition (`sensor=NAME`) and a
+/// path component: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with a dot
+/// (never hidden, safe in a path and a glob). The reason when it is not.
+pub fn check_sensor_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > MAX_SENSOR_NAME_BYTES {
+        return Err("must have 1 to 64 characters");
+    }
+    if name.starts_with('.') {
+        return Err("must not start with a dot");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("may hold only letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+/// `[dataset]`: Parquet datasets of feature windows and the inventory
+/// (`spanwatch extract`, `spanwatch live --dataset-dir`; builds with the
+/// `train` feature). The defaults are here, not in the dataset module, so
+/// that a build without it reads the same files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetSection {
+    /// `live` records the windows under this directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// The `sensor=` partition; absent: the host name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensor_name: Option<String>,
+    /// Period of one recorded file, in seconds of packet time (0 counts as 1).
+    pub rotate_secs: u64,
+    /// Recorded files older than this are deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_secs: Option<u64>,
+    /// The oldest recorded files are deleted while the sensor's files
+    /// together are larger than this.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::units::de_opt_bytes"
+    )]
+    pub retain_bytes: Option<u64>,
+    /// Rows buffered and written as one Parquet row group (0 counts as 1).
+    pub row_group_rows: usize,
+    /// MACs, IPs and names are replaced by pseudonyms keyed by this file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudonymize_key_file: Option<PathBuf>,
+}
+
+impl Default for DatasetSection {
+    fn default() -> Self {
+        DatasetSection {
+            dir: None,
+            sensor_name: None,
+            rotate_secs: DEFAULT_ROTATE_SECS,
+            retain_secs: None,
+            retain_bytes: None,
+            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            pseudonymize_key_file: None,
+        }
     }
 }
 
@@ -506,6 +582,11 @@ impl Config {
             ("logs.dir", &self.logs.dir),
             ("rules.dir", &self.rules.dir),
             ("alerts.file", &self.alerts.file),
+            ("dataset.dir", &self.dataset.dir),
+            (
+                "dataset.pseudonymize_key_file",
+                &self.dataset.pseudonymize_key_file,
+            ),
         ];
         for (key, path) in paths {
             if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
@@ -515,6 +596,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_dataset()?;
         let alert_problem = |e: AlertError, table: &str| match e {
             AlertError::Config { key, reason } => (format!("alerts.{key}"), reason),
             AlertError::WebhookUrl { url, reason } => {
@@ -543,6 +625,24 @@ impl Config {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn validate_dataset(&self) -> Result<(), (String, String)> {
+        let d = &self.dataset;
+        if d.row_group_rows > MAX_ROW_GROUP_ROWS {
+            return Err((
+                "dataset.row_group_rows".into(),
+                format!(
+                    "must be at most {MAX_ROW_GROUP_ROWS}, got {}",
+                    d.row_group_rows
+                ),
+            ));
+        }
+        if let Some(name) = &d.sensor_name {
+            check_sensor_name(name)
+                .map_err(|reason| ("dataset.sensor_name".into(), format!("{name:?}: {reason}")))?;
         }
         Ok(())
     }
@@ -1006,6 +1106,25 @@ mod tests {
         assert_eq!(err.position, Some((1, 13)));
         let err = parse("[logs]\ndir = \"\"\n").expect_err("empty path");
         assert_eq!(err.key.as_deref(), Some("logs.dir"));
+        let err = parse("[dataset]\nrow_group_rows = 2000000\n").expect_err("too many rows");
+        assert_eq!(err.key.as_deref(), Some("dataset.row_group_rows"));
+        assert_eq!(err.position, Some((2, 1)));
+        let err = parse("[dataset]\nsensor_name = \"a/b\"\n").expect_err("slash");
+        assert_eq!(err.key.as_deref(), Some("dataset.sensor_name"));
+        assert!(err.message.contains("letters"), "{}", err.message);
+    }
+
+    #[test]
+    fn dataset_sizes_and_durations_read_as_written() {
+        let cfg = Config::from_toml(
+            "t.toml",
+            "[dataset]\nretain_bytes = \"10G\"\nretain_secs = 2592000\nrotate_secs = 5\n",
+        )
+        .expect("valid");
+        assert_eq!(cfg.dataset.retain_bytes, Some(10 << 30));
+        assert_eq!(cfg.dataset.retain_secs, Some(30 * 86_400));
+        assert_eq!(cfg.dataset.rotate_secs, 5);
+        assert_eq!(Config::default().dataset.retain_bytes, None);
     }
 
     #[test]

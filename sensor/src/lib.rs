@@ -5,13 +5,18 @@
 //! contract each) → `event` (normalised events) → `device`, `detect` (rules)
 //! → `alert` (dedupe, aggregation, sinks). `pipeline` wires the stages and
 //! `summary` reports on them; `config` gathers every stage's settings into
-//! the typed config file; `units` (byte sizes) is shared by every stage.
+//! the typed config file; `units` (byte sizes, durations) is shared by every
+//! stage. After them come the tools that drive the pipeline: `dataset`
+//! (Parquet datasets) and `train`, both with the `train` feature, and
+//! `eval`.
 #![forbid(unsafe_code)]
 
 pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "train")]
+pub mod dataset;
 pub mod decode;
 pub mod detect;
 pub mod device;

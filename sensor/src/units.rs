@@ -1,5 +1,6 @@
 //! Byte sizes as people write them, shared by the command line (`--flow-memcap
-//! 128M`) and the config file (`memcap_bytes = "128M"` or `134217728`).
+//! 128M`) and the config file (`memcap_bytes = "128M"` or `134217728`), and
+//! durations of the command line (`--rotate 1h`, `--retain 30d`).
 //!
 //! This module imports nothing from the crate, so that any stage's settings
 //! may use it.
@@ -12,6 +13,8 @@ use serde::de::{self, Deserializer, Visitor};
 /// Largest byte size accepted: a TOML integer is a signed 64-bit number, and
 /// every size must be writable back into a config file.
 pub const MAX_BYTE_SIZE: u64 = i64::MAX as u64;
+/// Longest duration accepted, in seconds (a TOML integer, as above).
+pub const MAX_DURATION_SECS: u64 = i64::MAX as u64;
 
 /// Parse a byte size: a number with an optional K, M or G suffix (powers of 1024).
 pub fn parse_bytes(s: &str) -> Result<usize, String> {
@@ -36,6 +39,35 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// Parse a duration in whole seconds: a number with an optional s, m, h or d
+/// suffix (seconds, minutes, hours, days).
+pub fn parse_secs(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let unit = match c.to_ascii_lowercase() {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86_400,
+                _ => {
+                    return Err(format!(
+                        "unknown duration suffix {c:?} in {s:?}: use s, m, h or d"
+                    ));
+                }
+            };
+            (&s[..i], unit)
+        }
+        _ => (s, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 90, 5s, 10m, 1h, 30d)"))?;
+    n.checked_mul(unit)
+        .filter(|&n| n <= MAX_DURATION_SECS)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
 /// Serde `deserialize_with` for a byte-size field of any unsigned integer
 /// type: accepts an integer (`65536`) or a string with a K, M or G suffix
 /// (`"64K"`). A size that does not fit the field is an error naming its limit.
@@ -45,6 +77,16 @@ where
     T: TryFrom<u64> + Bounded,
 {
     deserializer.deserialize_any(BytesVisitor(PhantomData))
+}
+
+/// [`de_bytes`] for an optional field (with the struct's `default`, an
+/// absent key stays `None`).
+pub fn de_opt_bytes<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64> + Bounded,
+{
+    de_bytes(deserializer).map(Some)
 }
 
 /// The largest value of an unsigned integer type, for error messages.
@@ -118,6 +160,23 @@ mod tests {
             parse_bytes("8589934592G")
                 .unwrap_err()
                 .contains("too large")
+        );
+    }
+
+    #[test]
+    fn durations_parse_with_unit_suffixes() {
+        assert_eq!(parse_secs("90"), Ok(90));
+        assert_eq!(parse_secs("5s"), Ok(5));
+        assert_eq!(parse_secs("10m"), Ok(600));
+        assert_eq!(parse_secs("1h"), Ok(3600));
+        assert_eq!(parse_secs("30D"), Ok(30 * 86_400));
+        assert!(parse_secs("2w").unwrap_err().contains("suffix"));
+        assert!(parse_secs("h").is_err());
+        assert!(parse_secs("-1s").is_err());
+        assert!(
+            parse_secs("9223372036854775807d")
+                .unwrap_err()
+                .contains("too long")
         );
     }
 

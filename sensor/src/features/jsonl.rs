@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::{FEATURES, Window, WindowSink};
-use crate::device::inventory::MacText;
+use crate::device::inventory::{Device, MacText};
 
 /// Appends windows to a file.
 pub struct JsonlWindows {
@@ -48,7 +48,7 @@ pub fn window_json(w: &Window) -> Map<String, Value> {
 }
 
 impl WindowSink for JsonlWindows {
-    fn window(&mut self, w: &Window) -> io::Result<()> {
+    fn window(&mut self, w: &Window, _device: Option<&Device>) -> io::Result<()> {
         self.line.clear();
         serde_json::to_writer(&mut self.line, &window_json(w)).map_err(io::Error::other)?;
         self.line.push(b'\n');
@@ -82,8 +82,8 @@ mod tests {
             values,
             notes: Default::default(),
         };
-        sink.window(&w).expect("write");
-        sink.window(&w).expect("write");
+        sink.window(&w, None).expect("write");
+        sink.window(&w, None).expect("write");
         sink.flush().expect("flush");
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<Value> = text

@@ -19,6 +19,7 @@ use serde::Serialize;
 use std::net::IpAddr;
 
 use crate::capture::Timestamp;
+use crate::device::inventory::Device;
 use crate::device::profile::Service;
 
 include!(concat!(env!("OUT_DIR"), "/features.rs"));
@@ -91,7 +92,14 @@ impl Window {
 /// Receives the windows as they close (in packet-time order per device):
 /// a dataset writer, the model.
 pub trait WindowSink: Send {
-    fn window(&mut self, w: &Window) -> std::io::Result<()>;
+    /// A window closed; `device` is its device as the inventory knows it
+    /// then (its addresses, names, roles), None if it was evicted.
+    fn window(&mut self, w: &Window, device: Option<&Device>) -> std::io::Result<()>;
+    /// Packet time reached `now` (each second, after that second's
+    /// windows): a sink that cuts files by time rotates here.
+    fn tick(&mut self, _now: Timestamp) -> std::io::Result<()> {
+        Ok(())
+    }
     /// End of input or shutdown: write out what is buffered.
     fn flush(&mut self) -> std::io::Result<()>;
 }

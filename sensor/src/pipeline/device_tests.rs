@@ -8,6 +8,7 @@ use etherparse::{IpFragOffset, IpNumber, Ipv4Header, PacketBuilder, PacketBuilde
 
 use super::{Pipeline, PipelineConfig};
 use crate::capture::{Frame, LinkType, Timestamp};
+use crate::device::inventory::Device;
 use crate::features::{Extractor, Feature, Window, WindowSink};
 
 const CLIENT: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -24,7 +25,7 @@ const SERVER_IP: [u8; 4] = [10, 0, 0, 2];
 struct Collect(Arc<Mutex<Vec<Window>>>);
 
 impl WindowSink for Collect {
-    fn window(&mut self, w: &Window) -> std::io::Result<()> {
+    fn window(&mut self, w: &Window, _device: Option<&Device>) -> std::io::Result<()> {
         self.0.lock().expect("lock").push(w.clone());
         Ok(())
     }

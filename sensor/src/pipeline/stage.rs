@@ -571,17 +571,28 @@ impl Devices {
         }
     }
 
-    /// Hands the windows that closed to every sink and to the model.
-    fn drain(&mut self, mut detection: Option<&mut Detection>) {
+    /// Hands the windows that closed to every sink (with their device as
+    /// the inventory knows it) and to the model, then, when packet time
+    /// reached `now`, the time to the sinks.
+    fn drain(&mut self, mut detection: Option<&mut Detection>, now: Option<Timestamp>) {
         let windows: Vec<Window> = self.extractor.take_windows().collect();
+        let inventory = self.extractor.inventory();
         for w in &windows {
+            let device = inventory.get(&w.device);
             for sink in &mut self.sinks {
-                if let Err(e) = sink.window(w) {
+                if let Err(e) = sink.window(w, device) {
                     self.sink_error.get_or_insert(e);
                 }
             }
             if let Some(d) = detection.as_deref_mut() {
-                d.window(w, self.extractor.inventory().get(&w.device));
+                d.window(w, device);
+            }
+        }
+        if let Some(now) = now {
+            for sink in &mut self.sinks {
+                if let Err(e) = sink.tick(now) {
+                    self.sink_error.get_or_insert(e);
+                }
             }
         }
     }
@@ -589,7 +600,7 @@ impl Devices {
     /// End of input: the last windows close and every sink writes out.
     pub fn finish(&mut self, detection: Option<&mut Detection>) {
         self.extractor.finish();
-        self.drain(detection);
+        self.drain(detection, None);
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
                 self.sink_error.get_or_insert(e);
@@ -652,7 +663,7 @@ impl EventSink {
     ) {
         if let Some(d) = self.devices.as_mut() {
             d.extractor.tick(now, second, activity, frames);
-            d.drain(self.detection.as_mut());
+            d.drain(self.detection.as_mut(), Some(now));
             if let Some(det) = self.detection.as_mut() {
                 det.tick(now, d.extractor.inventory());
             }

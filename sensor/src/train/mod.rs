@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::capture::{CaptureError, MergedSource};
 use crate::config::Config;
-use crate::device::inventory::parse_mac;
+use crate::device::inventory::{Device, parse_mac};
 use crate::features::{FEATURE_COUNT, FEATURES, Window, WindowSink};
 use crate::pipeline::{self, Pipeline};
 use fit::Labelled;
@@ -24,7 +24,7 @@ use labels::{LabelError, Phases};
 pub struct Collect(pub Arc<Mutex<Vec<Window>>>);
 
 impl WindowSink for Collect {
-    fn window(&mut self, w: &Window) -> std::io::Result<()> {
+    fn window(&mut self, w: &Window, _device: Option<&Device>) -> std::io::Result<()> {
         self.0
             .lock()
             .map_err(|_| std::io::Error::other("window collector poisoned"))?
