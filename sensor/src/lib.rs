@@ -5,7 +5,8 @@
 //! contract each) → `event` (normalised events) → `device`, `detect` (rules)
 //! → `alert` (dedupe, aggregation, sinks). `pipeline` wires the stages and
 //! `summary` reports on them; `config` gathers every stage's settings into
-//! the typed config file; `units` (byte sizes) is shared by every stage.
+//! the typed config file; `units` (byte sizes) is shared by every stage;
+//! `telemetry` serves what the stages publish as Prometheus metrics.
 #![forbid(unsafe_code)]
 
 pub mod alert;
@@ -25,6 +26,7 @@ pub mod plot;
 pub mod proto;
 pub mod summary;
 pub mod synth;
+pub mod telemetry;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod units;
