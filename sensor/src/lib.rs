@@ -23,6 +23,7 @@ pub mod flow;
 pub mod pipeline;
 #[cfg(feature = "train")]
 pub mod plot;
+pub mod privilege;
 pub mod proto;
 pub mod summary;
 pub mod synth;

@@ -273,12 +273,13 @@ impl Pipeline {
         &mut self,
         model: Option<ModelDetector>,
         from_file: LearnedState,
+        state_path: Option<std::path::PathBuf>,
     ) -> Option<ReloadOutcome> {
         let sink = &mut self.stage().sink;
         let inventory = sink.devices.as_ref().map(|d| d.extractor.inventory());
-        sink.detection
-            .as_mut()
-            .map(|d| d.reload(model, from_file, inventory))
+        let detection = sink.detection.as_mut()?;
+        detection.state_path = state_path;
+        Some(detection.reload(model, from_file, inventory))
     }
 
     /// Replace the rules of a running detection (SIGHUP).

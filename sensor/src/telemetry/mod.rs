@@ -29,11 +29,6 @@ use crate::pipeline::Published;
 pub use exposition::{Loads, MAX_ALERT_SERIES, Reading};
 pub use server::{MAX_CONNECTIONS, MetricsServer, REQUEST_TIMEOUT};
 
-/// Default seconds without a sign of life of the capture loop before
-/// /healthz fails (`[metrics] health_stale_secs`). The loop shows life at
-/// least every read timeout (100 ms by default) when the interface is quiet.
-pub const DEFAULT_HEALTH_STALE_SECS: u64 = 10;
-
 /// Why the exposition could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
