@@ -461,3 +461,107 @@ fn tcpdump_count(pcap: &Path, filter: &str) -> usize {
     );
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
+
+/// CONNECTs with a wrong password in the SPAN test: a bounded brute force.
+const SPAN_WRONG_PASSWORDS: usize = 20;
+
+/// uid and gid of `user`, from getent (the system's own account lookup).
+fn account(user: &str) -> (String, String) {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .expect("run getent");
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    let fields: Vec<&str> = line.trim().split(':').collect();
+    assert!(fields.len() >= 4, "getent passwd {user}: {line:?}");
+    (fields[2].to_string(), fields[3].to_string())
+}
+
+/// The ids of one line of /proc/PID/status (`Uid:` or `Gid:`): real,
+/// effective, saved, filesystem.
+fn status_ids(pid: u32, key: &str) -> Vec<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
+    let mut lab = Lab::switched("sp", 1);
+    let (user, password) = start_broker(&mut lab);
+    let capture = lab.start_capture("span");
+    let mirror = lab.mirror_interfaces()[0].clone();
+    let alerts = lab.dir().join("alerts.jsonl");
+    // The unprivileged account every Debian system has.
+    let (uid, gid) = account("nobody");
+    let spanwatch = lab.start_sensor(
+        "spanwatch",
+        env!("CARGO_BIN_EXE_spanwatch"),
+        &[
+            "live",
+            "-i",
+            &mirror,
+            "--user",
+            "nobody",
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--json",
+            "--stats-interval",
+            "0",
+        ],
+    );
+    lab.wait_log(spanwatch, "as user nobody", WAIT);
+    let pid = lab.pid(spanwatch);
+    assert_eq!(status_ids(pid, "Uid:"), [uid.as_str(); 4], "not running as nobody");
+    assert_eq!(status_ids(pid, "Gid:"), [gid.as_str(); 4], "not in nobody's group");
+
+    for i in 0..MQTT_PUBLISHES {
+        assert!(mqtt_publish(&lab, &user, &password, &format!("publish {i}")));
+    }
+    let wrong = netlab::random_secret();
+    for i in 0..SPAN_WRONG_PASSWORDS {
+        assert!(!mqtt_publish(&lab, &user, &wrong, &format!("wrong {i}")));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (tx_running, rx_running) = lab.sensor_interface_packets(&mirror);
+    lab.stop(spanwatch);
+    let pcap = lab.finish_capture(capture);
+    let (tx, rx) = lab.sensor_interface_packets(&mirror);
+    assert_eq!((tx_running, tx), (0, 0), "the capture interface sent frames");
+    assert!(rx_running > 0 && rx >= rx_running);
+
+    let summary = final_summary(&lab.log(spanwatch));
+    // Every frame between the hosts reached the mirror port exactly once.
+    assert_eq!(
+        summary["decode"]["ipv4"].as_u64(),
+        Some(tcpdump_count(&pcap, "ip") as u64),
+        "IPv4 packets on the mirror port and on the client's link"
+    );
+    let mut seen: Vec<String> = summary["devices"]["table"]
+        .as_array()
+        .expect("a device table")
+        .iter()
+        .map(|d| d["mac"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    let mut hosts = lab.host_macs().to_vec();
+    hosts.sort();
+    assert_eq!(seen, hosts, "devices on the segment");
+
+    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(!text.contains(&password) && !text.contains(&wrong));
+    let brute: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|a| a["alert"]["signature_id"].to_string() == MQTT_BRUTE_FORCE)
+        .collect();
+    assert_eq!(brute.len(), 1, "one brute-force alert (suppressed after):\n{text}");
+    assert_eq!(brute[0]["src_ip"], netlab::CLIENT_ADDR);
+    assert_eq!(brute[0]["dest_ip"], SERVER_ADDR);
+    assert_eq!(brute[0]["dest_port"], 1883);
+}
