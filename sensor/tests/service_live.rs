@@ -517,11 +517,24 @@ fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
     );
     lab.wait_log(spanwatch, "as user nobody", WAIT);
     let pid = lab.pid(spanwatch);
-    assert_eq!(status_ids(pid, "Uid:"), [uid.as_str(); 4], "not running as nobody");
-    assert_eq!(status_ids(pid, "Gid:"), [gid.as_str(); 4], "not in nobody's group");
+    assert_eq!(
+        status_ids(pid, "Uid:"),
+        [uid.as_str(); 4],
+        "not running as nobody"
+    );
+    assert_eq!(
+        status_ids(pid, "Gid:"),
+        [gid.as_str(); 4],
+        "not in nobody's group"
+    );
 
     for i in 0..MQTT_PUBLISHES {
-        assert!(mqtt_publish(&lab, &user, &password, &format!("publish {i}")));
+        assert!(mqtt_publish(
+            &lab,
+            &user,
+            &password,
+            &format!("publish {i}")
+        ));
     }
     let wrong = netlab::random_secret();
     for i in 0..SPAN_WRONG_PASSWORDS {
@@ -532,7 +545,11 @@ fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
     lab.stop(spanwatch);
     let pcap = lab.finish_capture(capture);
     let (tx, rx) = lab.sensor_interface_packets(&mirror);
-    assert_eq!((tx_running, tx), (0, 0), "the capture interface sent frames");
+    assert_eq!(
+        (tx_running, tx),
+        (0, 0),
+        "the capture interface sent frames"
+    );
     assert!(rx_running > 0 && rx >= rx_running);
 
     let summary = final_summary(&lab.log(spanwatch));
@@ -560,8 +577,194 @@ fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|a| a["alert"]["signature_id"].to_string() == MQTT_BRUTE_FORCE)
         .collect();
-    assert_eq!(brute.len(), 1, "one brute-force alert (suppressed after):\n{text}");
+    assert_eq!(
+        brute.len(),
+        1,
+        "one brute-force alert (suppressed after):\n{text}"
+    );
     assert_eq!(brute[0]["src_ip"], netlab::CLIENT_ADDR);
     assert_eq!(brute[0]["dest_ip"], SERVER_ADDR);
     assert_eq!(brute[0]["dest_port"], 1883);
+}
+
+/// Benign publishes recorded for training (one every `RECORD_EVERY`).
+const RECORD_PUBLISHES: usize = 70;
+const RECORD_EVERY: Duration = Duration::from_millis(400);
+/// Windows the training needs (`train --k-max 4` wants 50 normal ones).
+const TRAIN_WINDOWS: usize = 60;
+/// Refused CONNECTs after the reload: a burst the new model has not seen.
+const BURST_WRONG_PASSWORDS: usize = 30;
+
+/// The complete lines of a JSON Lines file that is still being written.
+fn complete_lines(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    match text.rfind('\n') {
+        Some(end) => text[..=end].to_string(),
+        None => String::new(),
+    }
+}
+
+fn alert_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
+    let mut lab = Lab::new("rt");
+    let (user, password) = start_broker(&mut lab);
+    let dir = lab.dir().to_path_buf();
+    let windows = dir.join("windows.jsonl");
+    let state = dir.join("learned.json");
+    let model_dir = dir.join("model");
+    let config = dir.join("spanwatch.toml");
+    let base = format!(
+        "[devices]\nwindow_secs = 1\nwindows_file = {:?}\n\n[model]\nstate_file = {:?}\n",
+        windows.display().to_string(),
+        state.display().to_string()
+    );
+    std::fs::write(&config, &base).unwrap();
+    let alerts = dir.join("alerts.jsonl");
+    let iface = lab.client_interface().to_string();
+    let spanwatch = lab.start_client(
+        "spanwatch",
+        env!("CARGO_BIN_EXE_spanwatch"),
+        &[
+            "live",
+            "-i",
+            &iface,
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics",
+            METRICS_ADDR,
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--json",
+            "--stats-interval",
+            "0",
+        ],
+    );
+    lab.wait_log(spanwatch, "capturing on", WAIT);
+    let metrics_url = format!("http://{METRICS_ADDR}/metrics");
+    let info = |lab: &Lab| -> String {
+        let (_, text) = fetch(lab, &metrics_url);
+        text.lines()
+            .find(|l| l.starts_with("spanwatch_detection_info{"))
+            .unwrap_or_else(|| panic!("no info metric:\n{text}"))
+            .to_string()
+    };
+    let built_in = info(&lab);
+
+    // Record: a device publishing regularly.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut published = 0;
+    while complete_lines(&windows).lines().count() < TRAIN_WINDOWS || published < RECORD_PUBLISHES {
+        assert!(Instant::now() < deadline, "too few windows recorded");
+        assert!(mqtt_publish(&lab, &user, &password, "record"));
+        published += 1;
+        std::thread::sleep(RECORD_EVERY);
+    }
+    let training = dir.join("training.jsonl");
+    std::fs::write(&training, complete_lines(&windows)).unwrap();
+
+    // An attack before the reload: its alert must survive the reload.
+    let wrong = netlab::random_secret();
+    for i in 0..MQTT_WRONG_PASSWORDS {
+        assert!(!mqtt_publish(&lab, &user, &wrong, &format!("wrong {i}")));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+
+    let train = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["train", "--k-min", "2", "--k-max", "4", "--out"])
+        .arg(&model_dir)
+        .arg(&training)
+        .output()
+        .unwrap();
+    assert!(
+        train.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&train.stderr)
+    );
+    let artifact: Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).unwrap())
+            .unwrap();
+    let new_id = artifact["model_id"].as_str().unwrap().to_string();
+    assert!(!built_in.contains(&new_id), "{built_in}");
+
+    std::fs::write(
+        &config,
+        format!("{base}path = {:?}\n", model_dir.display().to_string()),
+    )
+    .unwrap();
+    let before_hup = std::time::SystemTime::now();
+    lab.signal(spanwatch, "HUP");
+    lab.wait_log(spanwatch, &format!("-> {new_id}"), WAIT);
+    lab.wait_log(spanwatch, "learned state", WAIT);
+    let reloaded = info(&lab);
+    // The snapshot the metrics read is published within 200 ms.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut now = reloaded;
+    while !now.contains(&format!("model_id=\"{new_id}\"")) {
+        assert!(Instant::now() < deadline, "metrics still show {now}");
+        std::thread::sleep(Duration::from_millis(200));
+        now = info(&lab);
+    }
+
+    // After the reload: a burst the new model has never seen.
+    for i in 0..BURST_WRONG_PASSWORDS {
+        assert!(!mqtt_publish(&lab, &user, &wrong, &format!("burst {i}")));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    lab.stop(spanwatch);
+
+    let all = alert_lines(&alerts);
+    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(!text.contains(&password) && !text.contains(&wrong));
+    let hup_rfc3339 = {
+        let secs = before_hup
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let brute = all
+        .iter()
+        .find(|a| a["alert"]["signature_id"].to_string() == MQTT_BRUTE_FORCE)
+        .unwrap_or_else(|| panic!("the brute force before the reload is lost:\n{text}"));
+    assert!(
+        brute["timestamp"].as_str().unwrap() < hup_rfc3339.as_str(),
+        "{brute} after {hup_rfc3339}"
+    );
+    let model_alerts: Vec<&Value> = all
+        .iter()
+        .filter(|a| a["spanwatch"]["source"] == "model")
+        .filter(|a| a["timestamp"].as_str().unwrap() >= hup_rfc3339.as_str())
+        .collect();
+    assert!(
+        !model_alerts.is_empty(),
+        "no model alert after the reload:\n{text}"
+    );
+    for a in &model_alerts {
+        assert_eq!(a["spanwatch"]["evidence"]["model"], new_id.as_str(), "{a}");
+    }
+    let summary = final_summary(&lab.log(spanwatch));
+    assert_eq!(
+        summary["detection"]["alerts"]["emitted"].as_u64(),
+        Some(all.len() as u64),
+        "every alert raised is in the file"
+    );
+    assert_eq!(summary["detection"]["model"]["id"], new_id.as_str());
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["format"], "spanwatch-learned");
+    assert!(
+        saved["devices"].as_array().is_some_and(|d| d.len() == 2),
+        "{saved}"
+    );
 }

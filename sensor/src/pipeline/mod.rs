@@ -254,6 +254,17 @@ impl Pipeline {
     pub fn detect_with(&mut self, setup: DetectionSetup) {
         self.handoff.packets = setup.rules.is_some();
         self.stage().sink.detection = Some(Detection::new(setup));
+        self.republish();
+    }
+
+    /// Publishes the application stage's counters now (it runs here): after
+    /// a change of what it runs, readers need not wait for the next tick.
+    fn republish(&mut self) {
+        let at = self.stage().published.lock().ok().and_then(|p| p.at);
+        let snapshot = Arc::new(self.stage.snapshot(at));
+        if let Ok(mut published) = self.stage.published.lock() {
+            *published = snapshot;
+        }
     }
 
     /// Writes what detection learned to its state file (end of a run).
@@ -279,7 +290,9 @@ impl Pipeline {
         let inventory = sink.devices.as_ref().map(|d| d.extractor.inventory());
         let detection = sink.detection.as_mut()?;
         detection.state_path = state_path;
-        Some(detection.reload(model, from_file, inventory))
+        let outcome = detection.reload(model, from_file, inventory);
+        self.republish();
+        Some(outcome)
     }
 
     /// Replace the rules of a running detection (SIGHUP).
@@ -293,6 +306,7 @@ impl Pipeline {
         {
             d.reload(rules);
         }
+        self.republish();
     }
 
     /// New alert deduplication and rate settings, and new sinks if given

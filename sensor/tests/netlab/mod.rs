@@ -255,7 +255,9 @@ impl Lab {
             (&lab.ns_server, &lab.veth_server, "s"),
         ] {
             let port = format!("{tag}p{side}{id}");
-            ip(&["link", "add", host_dev, "type", "veth", "peer", "name", &port]);
+            ip(&[
+                "link", "add", host_dev, "type", "veth", "peer", "name", &port,
+            ]);
             ip(&["link", "set", host_dev, "netns", host_ns]);
             ip(&["link", "set", &port, "netns", &switch]);
             ip(&["-n", &switch, "link", "set", &port, "master", &bridge]);
@@ -265,7 +267,9 @@ impl Lab {
         let mut mirror_action = Vec::new();
         for i in 0..mirrors {
             let (port, capture) = (format!("{tag}pm{i}{id}"), format!("{tag}m{i}{id}"));
-            ip(&["link", "add", &port, "type", "veth", "peer", "name", &capture]);
+            ip(&[
+                "link", "add", &port, "type", "veth", "peer", "name", &capture,
+            ]);
             ip(&["link", "set", &port, "netns", &switch]);
             ip(&["link", "set", &capture, "netns", &sensor]);
             ip(&["-n", &switch, "link", "set", &port, "up"]);
@@ -354,7 +358,12 @@ impl Lab {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns, program]).args(args);
         let run = run_bounded(&self.dir, what, cmd, None, timeout);
-        assert!(run.status.success(), "{what} failed ({}): {}", run.status, run.stderr);
+        assert!(
+            run.status.success(),
+            "{what} failed ({}): {}",
+            run.status,
+            run.stderr
+        );
         run.stdout
     }
 
@@ -366,7 +375,11 @@ impl Lab {
             .args(["-n", ns, "-s", "-j", "link", "show", "dev", dev])
             .output()
             .expect("run ip");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let links: serde_json::Value =
             serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
         let stats = &links[0]["stats64"];
