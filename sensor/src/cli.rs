@@ -1006,7 +1006,7 @@ impl Reloader<'_> {
             };
             if let Some(rules) = rules {
                 report.push(format!(
-                    "rules reloaded ({} rules, version {})",
+                    "rules reloaded ({} rules), version {}",
                     rules.len(),
                     rules.version()
                 ));

@@ -401,6 +401,8 @@ fn a_real_prometheus_scrapes_what_the_sensor_counts() {
         "process_open_fds",
         "process_start_time_seconds",
         "spanwatch_kernel_dropped_packets_total",
+        "spanwatch_kernel_received_packets_total",
+        "spanwatch_interface_dropped_packets_total",
         "spanwatch_stage_batch_latency_seconds_bucket",
         "spanwatch_detection_info",
     ] {

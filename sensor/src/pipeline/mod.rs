@@ -353,6 +353,12 @@ impl Pipeline {
         if let Some(devices) = sink.devices.as_mut() {
             devices.finish(sink.detection.as_mut());
         }
+        // The counters published are final: a last scrape reads them.
+        let summary = Arc::new(self.capture_summary(&[], None));
+        if let Ok(mut published) = self.published.capture.lock() {
+            *published = Some(summary);
+        }
+        self.republish();
     }
 
     /// Keep the device inventory and profiles and cut feature windows with

@@ -5,6 +5,8 @@
 //! by a named cap ([`MAX_ALERT_SERIES`]). No series per device or address.
 
 use crate::alert::AlertSource;
+use crate::decode::DecodeError;
+use crate::decode::NonIpKind;
 use crate::pipeline::{AppSnapshot, BATCH_LATENCY_BUCKETS_SECS, BatchLatency};
 use crate::summary::{KernelStats, Summary};
 
@@ -149,17 +151,24 @@ fn capture(f: &mut Families, s: &Summary) {
         &["version"],
         [(vec!["4"], d.ipv4), (vec!["6"], d.ipv6)],
     );
+    // Every kind and reason, zero or not, so that rates exist from the start.
     f.counters(
         "spanwatch_frames_not_ip_total",
         "Valid frames that carry no IP packet, by kind.",
         &["kind"],
-        d.not_ip.iter().map(|(k, n)| (vec![*k], *n)),
+        NonIpKind::ALL.iter().map(|k| {
+            let name = k.name();
+            (vec![name], d.not_ip.get(name).copied().unwrap_or(0))
+        }),
     );
     f.counters(
         "spanwatch_decode_errors_total",
         "Frames that could not be decoded, by reason.",
         &["reason"],
-        d.errors.iter().map(|(k, n)| (vec![*k], *n)),
+        DecodeError::ALL.iter().map(|e| {
+            let name = e.name();
+            (vec![name], d.errors.get(name).copied().unwrap_or(0))
+        }),
     );
     let fr = &d.fragments;
     f.counter(
