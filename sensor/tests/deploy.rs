@@ -269,3 +269,38 @@ fn the_dashboard_and_the_rules_query_only_what_the_sensor_serves() {
         missing.join("\n")
     );
 }
+
+/// Docker is not on the CI machine: what the Dockerfile relies on is checked
+/// instead. Every flag of its command line is one `spanwatch live` takes, and
+/// every file it copies from the repository exists.
+#[test]
+fn the_dockerfile_runs_flags_and_files_that_exist() {
+    let text = std::fs::read_to_string(deploy_dir().join("Dockerfile")).unwrap();
+    let cmd = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .expect("a CMD line");
+    let args: Vec<String> = serde_json::from_str(cmd).expect("CMD in JSON form");
+    assert_eq!(args.first().map(String::as_str), Some("live"));
+    let help = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["live", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(&format!("{flag} ")),
+            "spanwatch live has no {flag}"
+        );
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let source = line.split_whitespace().nth(1).unwrap();
+        if source != "." {
+            assert!(repo.join(source).exists(), "COPY of a missing {source}");
+        }
+    }
+}

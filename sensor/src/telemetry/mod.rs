@@ -165,3 +165,168 @@ impl Telemetry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Alerter;
+    use crate::capture::MergedSource;
+    use crate::config::Config;
+    use crate::detect::default_ruleset;
+    use crate::detect::detector::Detector;
+    use crate::pipeline::{self, DetectionSetup, Pipeline};
+    use std::io::{Read, Write};
+
+    /// A sample of the exposition: `series value`.
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    }
+
+    #[test]
+    fn health_says_why_until_the_capture_shows_life() {
+        let mut p = Pipeline::new(Config::default().pipeline_config());
+        let t = Telemetry::new(p.published(), Duration::from_secs(10));
+        let h = t.health();
+        assert!(!h.ok && h.reason.contains("not delivered"), "{h:?}");
+        p.idle();
+        let h = t.health();
+        assert!(h.ok && h.reason.starts_with("ok: capture alive"), "{h:?}");
+        let strict = Telemetry::new(p.published(), Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(20));
+        let h = strict.health();
+        assert!(!h.ok && h.reason.starts_with("capture stalled"), "{h:?}");
+    }
+
+    /// The lab's attack capture through the default rules: the exposition
+    /// shows the run's own summary, counter for counter.
+    #[test]
+    fn the_exposition_counts_what_the_summary_counts() {
+        let cfg = Config::default();
+        let mut p = Pipeline::new(cfg.pipeline_config());
+        let t = Telemetry::new(p.published(), Duration::from_secs(10));
+        p.detect_with(DetectionSetup {
+            rules: Some(Detector::new(
+                default_ruleset().expect("rules"),
+                cfg.rules.limits(),
+            )),
+            model: None,
+            profile: None,
+            alerts: Alerter::new(cfg.alerts.limits()),
+            learned: Default::default(),
+            state_path: None,
+            learn_secs: 0,
+        });
+        let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/samples/attack/capture.pcap");
+        let mut source = MergedSource::open(&[capture]).expect("capture");
+        pipeline::run_source(&mut source, &mut p, &mut |_, _| {}).expect("replay");
+        p.finish();
+        let text = t.render().expect("render");
+        let s = p.summary(&[], None);
+        assert_eq!(value(&text, "spanwatch_packets_total"), s.packets as f64);
+        assert_eq!(value(&text, "spanwatch_bytes_total"), s.bytes as f64);
+        assert_eq!(
+            value(&text, "spanwatch_ip_packets_total{version=\"4\"}"),
+            s.decode.ipv4 as f64
+        );
+        assert_eq!(
+            value(&text, "spanwatch_flows_created_total{transport=\"tcp\"}"),
+            s.flows.tcp as f64
+        );
+        assert_eq!(
+            value(
+                &text,
+                "spanwatch_protocol_messages_total{protocol=\"mqtt\",kind=\"message\"}"
+            ),
+            s.protocols.mqtt.messages as f64
+        );
+        assert_eq!(
+            value(
+                &text,
+                "spanwatch_protocol_messages_total{protocol=\"http\",kind=\"request\"}"
+            ),
+            s.protocols.http.requests as f64
+        );
+        let d = s.detection.as_ref().expect("detection");
+        assert!(d.alerts.emitted > 0, "the attack capture raises alerts");
+        let alerts: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("spanwatch_alerts_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(alerts, d.alerts.emitted as f64);
+        assert_eq!(
+            value(&text, "spanwatch_rules"),
+            d.rules as f64,
+            "rules loaded"
+        );
+        let info = text
+            .lines()
+            .find(|l| l.starts_with("spanwatch_detection_info{"))
+            .expect("info metric");
+        let version = d.rules_version.as_deref().expect("rules version");
+        assert!(
+            info.contains(&format!("rules_version=\"{version}\"")),
+            "{info}"
+        );
+        // Every family says what it is.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+                .unwrap_or(name);
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "no help: {name}"
+            );
+        }
+    }
+
+    /// One HTTP/1.0 request to the server; the status line, headers and body.
+    fn http(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        answer
+    }
+
+    #[test]
+    fn the_server_answers_metrics_health_and_nothing_else() {
+        let p = Pipeline::new(Config::default().pipeline_config());
+        let t = Arc::new(Telemetry::new(p.published(), Duration::from_secs(10)));
+        let server = MetricsServer::start("127.0.0.1:0".parse().expect("addr"), t).expect("start");
+        let addr = server.local_addr();
+        let metrics = http(addr, "GET /metrics HTTP/1.0\r\n\r\n");
+        assert!(metrics.starts_with("HTTP/1.0 200 OK\r\n"), "{metrics}");
+        assert!(
+            metrics.contains("content-type: text/plain; version=0.0.4"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("\nprocess_resident_memory_bytes "),
+            "{metrics}"
+        );
+        let health = http(addr, "GET /healthz HTTP/1.0\r\n\r\n");
+        assert!(health.starts_with("HTTP/1.0 503 "), "{health}");
+        assert!(health.ends_with("capture has not delivered a frame or an idle read yet\n"));
+        let other = http(addr, "GET /admin HTTP/1.0\r\n\r\n");
+        assert!(other.starts_with("HTTP/1.0 404 "), "{other}");
+        let post = http(addr, "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+        assert!(post.starts_with("HTTP/1.0 405 "), "{post}");
+        assert!(post.contains("allow: GET, HEAD"), "{post}");
+        // A port taken is an error naming the address.
+        let busy = MetricsServer::start(
+            addr,
+            Arc::new(Telemetry::new(p.published(), Duration::from_secs(1))),
+        )
+        .expect_err("in use");
+        assert!(busy.to_string().contains(&addr.to_string()), "{busy}");
+    }
+}
