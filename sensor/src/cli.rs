@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::alert::{
     WebhookSink,
 };
 use crate::capture::{LiveSource, MergedSource, Timestamp};
+use crate::config::parse_listen;
 use crate::config::{Config, ConfigError, DEFAULT_TOML};
 use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
@@ -26,9 +28,10 @@ use crate::detect::learned::{LearnedState, StateError};
 use crate::detect::rules::{RuleError, RuleSet, check_dir};
 use crate::features::FEATURES;
 use crate::features::jsonl::JsonlWindows;
-use crate::pipeline::{self, DetectionSetup, LiveSignals, Pipeline};
+use crate::pipeline::{self, DetectionSetup, LiveSignals, Pipeline, ReloadOutcome};
 use crate::summary::{DevicesSummary, KernelStats, Summary};
 use crate::synth::{self, Impairments, Mode, SynthConfig};
+use crate::telemetry::{MetricsServer, Telemetry};
 use crate::units::parse_bytes;
 
 pub use dataset::{ExtractArgs, RecordArgs};
@@ -79,7 +82,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  spanwatch live -i eth1 --bpf 'tcp or udp' --duration 60\n  spanwatch live --config /etc/spanwatch.toml   # the file sets capture.interface"
     )]
-    Live(LiveArgs),
+    Live(Box<LiveArgs>),
     /// Print the commented default config, or check a config file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -106,7 +109,7 @@ pub enum Command {
     /// Fit the clustering model on normal traffic: captures (a labels.csv beside a capture marks its attack phases, left out) or --windows files; writes model.json, MODEL_CARD.md and its plots (scores.png, clusters.png, projection.png).
     #[cfg(feature = "train")]
     #[command(
-        after_help = "Examples:\n  spanwatch train /data/benign-*/capture.pcap --out models/mine\n  spanwatch replay capture.pcap --model models/mine"
+        after_help = "Examples:\n  spanwatch train /data/benign-*/capture.pcap --out models/mine\n  spanwatch train /var/lib/spanwatch/datasets --out models/site   # windows recorded by live --dataset-dir (a fleet: every sensor= partition)\n  spanwatch replay capture.pcap --model models/mine"
     )]
     Train(TrainArgs),
     /// Accept findings as normal: each KEY is an alert's `spanwatch.key`; later runs with this state file no longer raise them (a model key raises that device's own threshold to the score).
@@ -371,7 +374,25 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub no_progress: bool,
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// The Prometheus endpoint of `replay` and `live`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serve /metrics and /healthz on ADDR: IP:PORT, or a port alone for loopback (127.0.0.1) [config: metrics.listen].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+impl MetricsArgs {
+    fn apply(&self, cfg: &mut Config) {
+        if let Some(addr) = self.metrics {
+            cfg.metrics.listen = Some(addr.to_string());
+        }
+    }
 }
 
 #[cfg(feature = "train")]
@@ -386,7 +407,7 @@ pub enum TrainAlgorithm {
 #[cfg(feature = "train")]
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Captures (pcap/pcapng) or feature windows (.jsonl from --windows).
+    /// Captures (pcap/pcapng), feature windows (.jsonl from --windows), or Parquet datasets (a .parquet file, or a directory as extract and live --dataset-dir write: the dataset, its windows table, or one partition of it).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Directory the model is written to (model.json, MODEL_CARD.md, and the plots scores.png, clusters.png, projection.png: 1200×800 pixels).
@@ -463,6 +484,11 @@ pub struct LiveArgs {
     /// Stop by itself after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Once the interface is open, run as this user and its groups (dropping root) [config: capture.user].
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub record: RecordArgs,
     #[command(flatten)]
@@ -497,6 +523,10 @@ impl LiveArgs {
             cfg.summary.stats_interval_secs = secs;
         }
         self.record.apply(&mut cfg);
+        if let Some(user) = &self.user {
+            cfg.capture.user = Some(user.clone());
+        }
+        self.metrics.apply(&mut cfg);
         Ok(cfg)
     }
 }
@@ -561,7 +591,7 @@ pub struct SynthArgs {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Replay(args) => replay(args),
-        Command::Live(args) => live(args),
+        Command::Live(args) => live(*args),
         Command::Synth(args) => synth_cmd(args),
         Command::Devices(args) => devices_cmd(args),
         Command::Extract(args) => dataset::extract(args),
@@ -631,11 +661,14 @@ fn print_summary(summary: &Summary, json: bool) -> Result<(), CliError> {
 }
 
 fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
-    let cfg = args.engine.config().map_err(config_error)?;
+    let mut cfg = args.engine.config().map_err(config_error)?;
+    args.metrics.apply(&mut cfg);
     let mut source = MergedSource::open(&args.files)?;
     let inputs: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     let mut pipeline = Pipeline::new(cfg.pipeline_config());
+    let telemetry = serve_metrics(&cfg, &pipeline)?;
     if let Some(detector) = detector(&cfg)? {
+        loaded(telemetry.as_deref(), &detector);
         pipeline.detect_with(detector);
     }
     if let Some(dir) = &cfg.logs.dir {
@@ -782,9 +815,15 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     // Every output is set up (and may fail) before the interface opens.
     let inputs = vec![format!("live:{interface}")];
     let mut pipeline = Pipeline::new(cfg.pipeline_config());
-    if let Some(detector) = detector(&cfg)? {
-        pipeline.detect_with(detector);
-    }
+    let telemetry = serve_metrics(&cfg, &pipeline)?;
+    let detecting = match detector(&cfg)? {
+        Some(detector) => {
+            loaded(telemetry.as_deref(), &detector);
+            pipeline.detect_with(detector);
+            true
+        }
+        None => false,
+    };
     if let Some(dir) = &cfg.logs.dir {
         pipeline.log_to(dir).map_err(log_error)?;
     }
@@ -803,10 +842,21 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
             })?;
     }
     let mut source = LiveSource::open_with_stop(&cfg.live_config(&interface), stop.clone())?;
+    if let Some(user) = &cfg.capture.user {
+        crate::privilege::drop_to(user).map_err(|e| CliError {
+            code: exit::CAPTURE,
+            message: e.to_string(),
+        })?;
+    }
     eprintln!(
-        "spanwatch: capturing on {} (link type {:?}); SIGINT or SIGTERM prints the summary and stops, SIGHUP re-reads the config and rules",
+        "spanwatch: capturing on {} (link type {:?}){}; SIGINT or SIGTERM prints the summary and stops, SIGHUP re-reads the config, rules, model and learned state",
         source.interface(),
-        source.link_type()
+        source.link_type(),
+        cfg.capture
+            .user
+            .as_ref()
+            .map(|u| format!(" as user {u}"))
+            .unwrap_or_default()
     );
     let interval = match cfg.summary.stats_interval_secs {
         0 => Duration::MAX,
@@ -826,6 +876,8 @@ fn live(args: LiveArgs) -> Result<ExitCode, CliError> {
     let mut reloader = Reloader {
         args: &args,
         running: cfg,
+        detecting,
+        telemetry: telemetry.as_deref(),
     };
     pipeline::run_live(
         &mut source,
@@ -861,11 +913,18 @@ struct Reloader<'a> {
     args: &'a LiveArgs,
     /// The settings in force.
     running: Config,
+    /// Whether the run detects anything (rules, model or profiles).
+    detecting: bool,
+    telemetry: Option<&'a Telemetry>,
 }
 
 impl Reloader<'_> {
     fn reload(&mut self, pipeline: &mut Pipeline) {
-        match self.try_reload(pipeline) {
+        let outcome = self.try_reload(pipeline);
+        if let Some(t) = self.telemetry {
+            t.reloaded(outcome.is_ok());
+        }
+        match outcome {
             Ok(report) => {
                 for line in report {
                     eprintln!("spanwatch: {line}");
@@ -873,7 +932,7 @@ impl Reloader<'_> {
             }
             Err(why) => {
                 eprintln!(
-                    "spanwatch: SIGHUP: nothing reloaded, the old config and rules stay: {why}"
+                    "spanwatch: SIGHUP: nothing reloaded, the old config, rules and model stay: {why}"
                 );
             }
         }
@@ -886,24 +945,52 @@ impl Reloader<'_> {
             .running
             .changes(&new)
             .map_err(|e| format!("a setting cannot be compared: {e}"))?;
-        let detecting = self.running.rules.enabled;
+        let detecting = self.detecting;
         let mut report = Vec::new();
         if let Some(path) = &self.args.engine.config {
             report.push(format!("config {} re-read", path.display()));
         }
         if detecting {
-            let rules = ruleset(&new).map_err(|e| e.message)?;
+            // Everything is read and checked before anything is applied.
+            let rules = if self.running.rules.enabled {
+                Some(ruleset(&new).map_err(|e| e.message)?)
+            } else {
+                None
+            };
             let sinks = if new.alerts.sinks_differ(&self.running.alerts) {
                 Some(alert_sinks(&new).map_err(|e| e.to_string())?)
             } else {
                 None
             };
-            report.push(format!("rules reloaded ({} rules)", rules.len()));
-            pipeline.reload_rules(rules);
+            let model = new.model_detector().map_err(|e| e.to_string())?;
+            let state_path = new.model.state_file.clone();
+            let from_file = match &state_path {
+                Some(path) => LearnedState::load(path).map_err(|e| e.to_string())?,
+                None => LearnedState::default(),
+            };
+            if let Some(rules) = rules {
+                report.push(format!(
+                    "rules reloaded ({} rules), version {}",
+                    rules.len(),
+                    rules.version()
+                ));
+                pipeline.reload_rules(rules);
+                if let Some(t) = self.telemetry {
+                    t.rules_loaded();
+                }
+            }
             if let Err(e) = pipeline.reconfigure_alerts(&new.alerts.limits(), sinks) {
                 report.push(format!(
                     "warning: flushing the replaced alert sinks failed: {e}"
                 ));
+            }
+            if let Some(outcome) = pipeline.reload_detection(model, from_file, state_path.clone()) {
+                report.extend(reload_report(&outcome, state_path.as_deref()));
+                if outcome.new_model.is_some()
+                    && let Some(t) = self.telemetry
+                {
+                    t.model_loaded();
+                }
             }
             self.running.apply_reloadable(&new);
         }
@@ -919,6 +1006,85 @@ impl Reloader<'_> {
             report.push("config: no setting changed".into());
         }
         Ok(report)
+    }
+}
+
+/// The lines SIGHUP reports about the model and the learned state, after
+/// writing the state back to its file (a failure is reported, the new
+/// state stays in force).
+fn reload_report(outcome: &ReloadOutcome, state_path: Option<&Path>) -> Vec<String> {
+    let mut lines = Vec::new();
+    match (&outcome.old_model, &outcome.new_model) {
+        (Some(old), Some(new)) if old == new => {
+            lines.push(format!("model {new} read again (unchanged)"));
+        }
+        (old, Some(new)) => lines.push(format!(
+            "model reloaded: {} -> {new}",
+            old.as_deref().unwrap_or("none")
+        )),
+        (Some(old), None) => lines.push(format!("model {old} turned off")),
+        (None, None) => {}
+    }
+    if outcome.dropped_scores > 0 {
+        lines.push(format!(
+            "{} device scores learned under the old model dropped: the new model learns each device's normal again",
+            outcome.dropped_scores
+        ));
+    }
+    if let Some(path) = state_path {
+        let s = &outcome.state;
+        match s.save(path) {
+            Ok(()) => lines.push(format!(
+                "learned state {} reloaded: {} routine findings, {} device scores, {} known devices",
+                path.display(),
+                s.findings.len(),
+                s.device_scores.len(),
+                s.devices.len()
+            )),
+            Err(e) => lines.push(format!(
+                "warning: the learned state is in force but could not be written back: {e}"
+            )),
+        }
+    }
+    lines
+}
+
+/// The /metrics server `cfg` asks for, started on the pipeline's published
+/// state; None when metrics are off.
+fn serve_metrics(cfg: &Config, pipeline: &Pipeline) -> Result<Option<Arc<Telemetry>>, CliError> {
+    let fail = |message: String| CliError {
+        code: exit::CONFIG,
+        message,
+    };
+    let Some(addr) = cfg
+        .metrics
+        .listen_addr()
+        .map_err(|e| fail(format!("metrics.listen: {e}")))?
+    else {
+        return Ok(None);
+    };
+    let telemetry = Arc::new(Telemetry::new(
+        pipeline.published(),
+        Duration::from_secs(cfg.metrics.health_stale_secs),
+    ));
+    let server =
+        MetricsServer::start(addr, Arc::clone(&telemetry)).map_err(|e| fail(e.to_string()))?;
+    eprintln!(
+        "spanwatch: serving /metrics and /healthz on http://{}",
+        server.local_addr()
+    );
+    Ok(Some(telemetry))
+}
+
+/// Tells the telemetry that the rules and the model of `setup` were loaded.
+fn loaded(telemetry: Option<&Telemetry>, setup: &DetectionSetup) {
+    if let Some(t) = telemetry {
+        if setup.rules.is_some() {
+            t.rules_loaded();
+        }
+        if setup.model.is_some() {
+            t.model_loaded();
+        }
     }
 }
 

@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -56,7 +57,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Keys (or whole tables) that `live` applies when SIGHUP re-reads the
 /// config; every other change needs a restart.
-pub const RELOADABLE: &[&str] = &["rules.dir", "alerts"];
+pub const RELOADABLE: &[&str] = &["rules.dir", "alerts", "model"];
 
 /// Default seconds between two summaries of `live`.
 pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 60;
@@ -81,6 +82,7 @@ pub struct Config {
     pub dataset: DatasetSection,
     pub model: ModelSection,
     pub summary: SummarySection,
+    pub metrics: MetricsSection,
 }
 
 /// `[capture]`: how `live` opens its interface.
@@ -98,6 +100,10 @@ pub struct CaptureSection {
     #[serde(deserialize_with = "crate::units::de_bytes")]
     pub buffer_bytes: u32,
     pub read_timeout_ms: u32,
+    /// `live`: the user to run as once the interface is open (its group and
+    /// supplementary groups too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl Default for CaptureSection {
@@ -110,6 +116,7 @@ impl Default for CaptureSection {
             promisc: live.promisc,
             buffer_bytes: live.buffer_bytes,
             read_timeout_ms: live.read_timeout_ms,
+            user: None,
         }
     }
 }
@@ -443,6 +450,52 @@ impl Default for SummarySection {
     }
 }
 
+/// Default seconds without a sign of life of the capture loop before
+/// /healthz fails (`[metrics] health_stale_secs`). The loop shows life at
+/// least every read timeout (100 ms by default) when the interface is quiet.
+pub const DEFAULT_HEALTH_STALE_SECS: u64 = 10;
+
+/// `[metrics]`: the Prometheus endpoint (/metrics, /healthz) of `live` and
+/// `replay`; off unless `listen` is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `HOST:PORT` (`[::1]:9187` for IPv6), or a port alone for loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// /healthz fails after this many seconds without a sign of life of the
+    /// capture loop.
+    pub health_stale_secs: u64,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: None,
+            health_stale_secs: DEFAULT_HEALTH_STALE_SECS,
+        }
+    }
+}
+
+impl MetricsSection {
+    /// The address to serve on, when metrics are on.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        self.listen.as_deref().map(parse_listen).transpose()
+    }
+}
+
+/// A listen address: `HOST:PORT` with an IP address as host, or a port
+/// alone (optionally `:PORT`) meaning loopback, `127.0.0.1:PORT`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let port_only = text.strip_prefix(':').unwrap_or(text);
+    if let Ok(port) = port_only.parse::<u16>() {
+        return Ok(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
+    }
+    text.parse().map_err(|_| {
+        format!("{text:?} is not an address to listen on: give IP:PORT (127.0.0.1:9187, [::1]:9187) or a port alone for loopback")
+    })
+}
+
 /// Why a config file was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -612,6 +665,21 @@ impl Config {
         if let Some(exec) = &self.alerts.exec {
             exec.validate().map_err(|e| alert_problem(e, "exec"))?;
         }
+        if let Err(reason) = self.metrics.listen_addr() {
+            return Err(("metrics.listen".into(), reason));
+        }
+        if self.metrics.health_stale_secs == 0 {
+            return Err((
+                "metrics.health_stale_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.capture.user.as_deref() == Some("") {
+            return Err((
+                "capture.user".into(),
+                "is empty: give a user name, or leave the key out".into(),
+            ));
+        }
         let zone_names: Vec<&str> = self.devices.zones.iter().map(|z| z.name.as_str()).collect();
         for (i, d) in self.devices.deny.iter().enumerate() {
             for (side, zone) in [("from", &d.from), ("to", &d.to)] {
@@ -702,6 +770,7 @@ impl Config {
     pub fn apply_reloadable(&mut self, new: &Config) {
         self.rules.dir.clone_from(&new.rules.dir);
         self.alerts = new.alerts.clone();
+        self.model = new.model.clone();
     }
 }
 
@@ -1128,6 +1197,33 @@ mod tests {
     }
 
     #[test]
+    fn metrics_and_user_keys_are_checked() {
+        let err = parse("[metrics]\nlisten = \"localhost\"\n").expect_err("no port");
+        assert_eq!(err.key.as_deref(), Some("metrics.listen"));
+        assert!(err.message.contains("IP:PORT"), "{}", err.message);
+        let err = parse("[metrics]\nhealth_stale_secs = 0\n").expect_err("zero");
+        assert_eq!(err.key.as_deref(), Some("metrics.health_stale_secs"));
+        let err = parse("[capture]\nuser = \"\"\n").expect_err("empty user");
+        assert_eq!(err.key.as_deref(), Some("capture.user"));
+    }
+
+    #[test]
+    fn a_metrics_port_alone_is_loopback() {
+        let addr = |text: &str| parse_listen(text).expect("valid");
+        assert_eq!(addr("9187").to_string(), "127.0.0.1:9187");
+        assert_eq!(addr(":9187").to_string(), "127.0.0.1:9187");
+        assert_eq!(addr("0.0.0.0:9187").to_string(), "0.0.0.0:9187");
+        assert_eq!(addr("[::1]:9187").to_string(), "[::1]:9187");
+        assert!(parse_listen("99999").is_err());
+        let cfg = parse("[metrics]\nlisten = \"9187\"\n").expect("valid");
+        assert_eq!(
+            cfg.metrics.listen_addr(),
+            Ok(Some("127.0.0.1:9187".parse().expect("addr")))
+        );
+        assert_eq!(Config::default().metrics.listen_addr(), Ok(None));
+    }
+
+    #[test]
     fn a_syntax_error_has_a_position_and_no_key() {
         let err = parse("[flows]\nmemcap_bytes = = 3\n").expect_err("syntax");
         assert_eq!(err.position.map(|p| p.0), Some(2));
@@ -1190,6 +1286,8 @@ mod tests {
         changed.rules.max_groups_per_rule += 1;
         changed.flows.udp_timeout_secs += 1;
         changed.capture.promisc = !changed.capture.promisc;
+        changed.model.learn_secs += 1;
+        changed.metrics.health_stale_secs += 1;
         let mut running = Config::default();
         let before = running.changes(&changed).expect("diff");
         assert!(before.iter().any(Change::reloadable) && before.iter().any(|c| !c.reloadable()));

@@ -6,9 +6,9 @@
 //! → `alert` (dedupe, aggregation, sinks). `pipeline` wires the stages and
 //! `summary` reports on them; `config` gathers every stage's settings into
 //! the typed config file; `units` (byte sizes, durations) is shared by every
-//! stage. After them come the tools that drive the pipeline: `dataset`
-//! (Parquet datasets) and `train`, both with the `train` feature, and
-//! `eval`.
+//! stage; `telemetry` serves what the stages publish as Prometheus metrics.
+//! After them come the tools that drive the pipeline: `dataset` (Parquet
+//! datasets) and `train`, both with the `train` feature, and `eval`.
 #![forbid(unsafe_code)]
 
 pub mod alert;
@@ -27,9 +27,11 @@ pub mod flow;
 pub mod pipeline;
 #[cfg(feature = "train")]
 pub mod plot;
+pub mod privilege;
 pub mod proto;
 pub mod summary;
 pub mod synth;
+pub mod telemetry;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod units;

@@ -24,6 +24,9 @@ use crate::proto::dispatch::SessionBudget;
 #[derive(Clone, Debug, Serialize)]
 pub struct DetectionSummary {
     pub rules: usize,
+    /// The version of the rule files in use (see `RuleSet::version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<String>,
     pub engine: EngineStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSummary>,

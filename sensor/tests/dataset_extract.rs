@@ -518,3 +518,83 @@ fn with_a_key_nothing_identifying_is_written_and_pseudonyms_are_stable_per_key()
     assert_eq!(ip_ids, expected("attack-k1", &ips));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `spanwatch train` on an extracted dataset: it reads every row DuckDB
+/// reads, and leaves out the rows DuckDB finds in a labelled phase.
+#[test]
+fn train_reads_the_dataset_and_leaves_the_labelled_phases_out() {
+    let dir = workdir("train");
+    let out = dir.join("dataset");
+    let lab = lab_sample();
+    extract(
+        &lab.join("capture.pcap"),
+        &out,
+        &["--labels", lab.join("labels.csv").to_str().unwrap()],
+    );
+    let duckdb = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import duckdb, sys\n\
+             q = \"SELECT count(*), count(phase) FROM read_parquet(?, hive_partitioning = true)\"\n\
+             print(*duckdb.execute(q, [sys.argv[1] + '/windows/**/*.parquet']).fetchone())",
+        )
+        .arg(&out)
+        .output()
+        .expect("run python3 (Debian package python3)");
+    assert!(
+        duckdb.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&duckdb.stderr)
+    );
+    let counts: Vec<u64> = String::from_utf8_lossy(&duckdb.stdout)
+        .split_whitespace()
+        .map(|n| n.parse().expect("a count"))
+        .collect();
+    let (rows, in_phases) = (counts[0], counts[1]);
+    assert!(
+        in_phases > 0 && in_phases < rows,
+        "{rows} rows, {in_phases} labelled"
+    );
+
+    let model = dir.join("model");
+    let run = common::spanwatch()
+        .args(["train", "--k-min", "2", "--k-max", "3", "--out"])
+        .arg(&model)
+        .arg(&out)
+        .output()
+        .expect("run spanwatch train");
+    assert!(
+        run.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let artifact: Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).expect("model.json"))
+            .expect("JSON");
+    let training = &artifact["training"];
+    assert_eq!(training["windows"].as_u64(), Some(rows), "{training}");
+    assert_eq!(
+        training["attack_windows_excluded"].as_u64(),
+        Some(in_phases),
+        "{training}"
+    );
+
+    // A damaged file is an error naming it, not a panic.
+    let part = files_under(&out.join("windows"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("a windows file");
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() / 2]).unwrap();
+    let run = common::spanwatch()
+        .args(["train", "--out"])
+        .arg(dir.join("model2"))
+        .arg(&out)
+        .output()
+        .expect("run spanwatch train");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let name = part.file_name().unwrap().to_string_lossy();
+    assert!(stderr.contains(name.as_ref()), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

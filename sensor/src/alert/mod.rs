@@ -138,6 +138,7 @@ pub struct SignatureStats {
     pub signature_id: u32,
     pub signature: String,
     pub severity: u8,
+    pub source: AlertSource,
     pub emitted: u64,
     /// Deduplicated or rate-limited.
     pub suppressed: u64,
@@ -154,6 +155,9 @@ pub struct AlertStats {
     pub deduped: u64,
     /// Dropped by the global per-second cap.
     pub rate_limited: u64,
+    /// Emitted alerts that stand for a target's or a source's repeats
+    /// (aggregated keys, see [`limit`]).
+    pub aggregated: u64,
     /// Dedupe keys held now.
     pub keys: usize,
     pub key_evictions: u64,
@@ -266,6 +270,7 @@ impl Alerter {
         };
         let mut input = input;
         if let Some((distinct, saturated)) = others {
+            self.stats.aggregated += 1;
             aggregation_evidence(&mut input, distinct, saturated);
         }
         let (record, counts) = EveRecord::from_input(input, suppressed);
@@ -340,6 +345,7 @@ impl Alerter {
                 signature_id: input.signature_id,
                 signature: input.signature.clone(),
                 severity: input.severity,
+                source: input.source,
                 emitted: 0,
                 suppressed: 0,
             });
@@ -714,6 +720,7 @@ pub(crate) mod tests {
                 signature_id: 2_000_001,
                 signature: "SPANWATCH Telnet brute force".into(),
                 severity: 1,
+                source: AlertSource::Rule,
                 emitted: 2,
                 suppressed: 2,
             }]
@@ -781,6 +788,40 @@ pub(crate) mod tests {
         assert_eq!(alerter.stats().rate_limited, 7);
         // The next second has a fresh budget.
         assert!(alerter.raise(at(&base, 51)));
+    }
+
+    /// A flood from many sources against one target is one aggregated
+    /// alert per dedupe window; the counters tell aggregated alerts apart.
+    #[test]
+    fn aggregated_alerts_are_counted() {
+        let sink = MemSink::default();
+        let mut alerter = Alerter::new(AlertConfig {
+            dedupe_secs: 60,
+            ..AlertConfig::default()
+        });
+        alerter.add_sink(Box::new(sink.clone()));
+        let base = rule_input();
+        let from = |i: u8, secs: i64| {
+            let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, i));
+            AlertInput {
+                src: (src, 1_000),
+                dedupe_key: DedupeKey {
+                    source: None,
+                    ..DedupeKey::pair(base.signature_id, src, base.dst.0)
+                },
+                ..at(&base, secs)
+            }
+        };
+        assert!(alerter.raise(from(1, 100)));
+        assert!(!alerter.raise(from(2, 110)));
+        assert!(!alerter.raise(from(3, 120)));
+        assert!(alerter.raise(from(4, 161)));
+        // A targeted alert of the same rule is not aggregated.
+        assert!(alerter.raise(at(&base, 162)));
+        let stats = alerter.stats();
+        assert_eq!((stats.emitted, stats.deduped, stats.aggregated), (3, 2, 2));
+        let lines = sink.lines();
+        assert_eq!(lines[1]["spanwatch"]["evidence"]["suppressed_sources"], 2);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod devices;
 pub mod labels;
 pub mod layout;
 pub mod pseudonym;
+pub mod read;
 pub mod windows;
 
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ pub use devices::write_devices;
 pub use labels::{LabelRole, Labels};
 pub use layout::{Retention, SensorName};
 pub use pseudonym::Pseudonymizer;
+pub use read::{ReadError, read_windows};
 pub use windows::{ParquetWindows, WindowsSettings};
 
 /// Why a dataset could not be written, or its inputs read.

@@ -200,6 +200,30 @@ impl LearnedState {
     }
 }
 
+impl LearnedState {
+    /// Adds what `other` holds, within the same bounds; a device's score is
+    /// the higher of the two.
+    pub fn merge(&mut self, other: &LearnedState) {
+        for (set, more) in [
+            (&mut self.findings, &other.findings),
+            (&mut self.devices, &other.devices),
+            (&mut self.targets, &other.targets),
+        ] {
+            for item in more {
+                bounded_insert(set, item.clone());
+            }
+        }
+        for (mac, score) in &other.device_scores {
+            if self.device_scores.len() < MAX_LEARNED_ENTRIES
+                || self.device_scores.contains_key(mac)
+            {
+                let best = self.device_scores.entry(mac.clone()).or_insert(*score);
+                *best = best.max(*score);
+            }
+        }
+    }
+}
+
 fn bounded_insert(set: &mut BTreeSet<String>, item: String) {
     if set.len() < MAX_LEARNED_ENTRIES {
         set.insert(item);
@@ -243,5 +267,38 @@ mod tests {
             LearnedState::default()
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn merging_keeps_both_sides_and_the_higher_score() {
+        let mut file = LearnedState::default();
+        file.learn("rule:1:10.0.0.2:10.0.0.3").expect("rule key");
+        file.learn("model:02:77:00:00:00:0a:7.000")
+            .expect("model key");
+        let mut run = LearnedState::default();
+        run.learn_finding(
+            "rule:2:10.0.0.4:10.0.0.5",
+            2,
+            "10.0.0.5".parse().expect("ip"),
+        );
+        run.learn("model:02:77:00:00:00:0a:9.500")
+            .expect("model key");
+        run.learn("model:02:77:00:00:00:0b:1.000")
+            .expect("model key");
+        run.learn("profile:new-device:02:77:00:00:00:99")
+            .expect("profile key");
+        file.merge(&run);
+        assert_eq!(
+            file.findings.iter().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "profile:new-device:02:77:00:00:00:99",
+                "rule:1:10.0.0.2:10.0.0.3",
+                "rule:2:10.0.0.4:10.0.0.5"
+            ]
+        );
+        assert_eq!(file.device_scores.get("02:77:00:00:00:0a"), Some(&9.5));
+        assert_eq!(file.device_scores.get("02:77:00:00:00:0b"), Some(&1.0));
+        assert!(file.devices.contains("02:77:00:00:00:99"));
+        assert!(file.targets.contains("2:10.0.0.5"));
     }
 }

@@ -104,6 +104,10 @@ struct Track {
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct ProfileStats {
     pub findings: u64,
+    /// Devices first seen after learning (each a new-device finding).
+    pub new_devices: u64,
+    /// Devices silent as of the last second of packet time.
+    pub silent_devices: u64,
 }
 
 /// The profile detections of a run.
@@ -218,6 +222,7 @@ impl ProfileDetector {
     pub fn tick(&mut self, now: Timestamp, inventory: &Inventory, out: &mut Vec<ProfileFinding>) {
         let learning = self.learning(now);
         let start = out.len();
+        let mut silent_devices = 0;
         for d in inventory.iter() {
             let known = self.tracks.contains_key(&d.mac);
             if !known {
@@ -226,6 +231,7 @@ impl ProfileDetector {
                 }
                 self.tracks.insert(d.mac, Track::default());
                 if !learning && self.learn_nanos > 0 {
+                    self.stats.new_devices += 1;
                     out.push(ProfileFinding {
                         device: d.mac,
                         ip: d.ips.first().map(|s| s.ip),
@@ -252,10 +258,12 @@ impl ProfileDetector {
                         });
                     }
                     track.silent = true;
+                    silent_devices += 1;
                 }
                 None => track.silent = false,
             }
         }
+        self.stats.silent_devices = silent_devices;
         self.stats.findings += (out.len() - start) as u64;
     }
 }
@@ -458,8 +466,10 @@ mod tests {
             det.tick(secs(t), &inv, &mut out);
         }
         assert!(out.is_empty(), "the publish is not 30 s late yet: {out:?}");
+        assert_eq!(det.stats().silent_devices, 0);
         det.tick(secs(131), &inv, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(det.stats().silent_devices, 1);
         assert_eq!(
             out[0].kind,
             ProfileKind::Silent {
@@ -469,11 +479,14 @@ mod tests {
         );
         det.tick(secs(140), &inv, &mut out);
         assert_eq!(out.len(), 1, "raised once per silence");
+        assert_eq!(det.stats().silent_devices, 1, "still silent");
         // One behaviour on time again ends the silence (its 41 s interval
         // lengthens what it is allowed, to 3 × 13.9 s); the next silence is
         // raised again, once the publish is overdue: answering (sending
         // with no regular behaviour) at 160 s does not stop that.
         publish(&mut inv, 141);
+        det.tick(secs(141), &inv, &mut out);
+        assert_eq!(det.stats().silent_devices, 0, "sending again");
         for t in 142..=240 {
             if t == 160 {
                 inv.get_mut(&CAM).expect("camera").sent(1, 60, secs(t));
@@ -501,5 +514,6 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].kind, ProfileKind::NewDevice);
         assert_eq!(out[0].device, [0x02, 0x77, 0, 0, 0, 0x66]);
+        assert_eq!(det.stats().new_devices, 1);
     }
 }

@@ -10,7 +10,7 @@
 mod device_tests;
 mod stage;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,8 @@ use crate::alert::{AlertConfig, AlertError, Sink};
 use crate::capture::{CaptureError, Frame, FrameSource, LiveSource, Next, Timestamp};
 use crate::decode::defrag::DefragLimits;
 use crate::decode::{Decoded, Decoder, FrameNote};
-use crate::detect::learned::StateError;
+use crate::detect::learned::{LearnedState, StateError};
+use crate::detect::model::ModelDetector;
 use crate::detect::rules::RuleSet;
 use crate::features::{Extractor, WindowSink};
 use crate::flow::{FlowConfig, FlowTable};
@@ -27,8 +28,10 @@ use crate::proto::dispatch::Dispatcher;
 use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
 use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
-pub use stage::{AppSnapshot, SharedSnapshot};
-pub use stage::{DetectionSetup, Devices, device_stage_bytes};
+pub use stage::{
+    AppSnapshot, BATCH_LATENCY_BUCKETS_SECS, BatchLatency, BatchStats, SharedSnapshot,
+};
+pub use stage::{DetectionSetup, Devices, ReloadOutcome, device_stage_bytes};
 
 /// Settings of a pipeline run.
 #[derive(Clone, Debug)]
@@ -95,7 +98,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
-        let published = Arc::<Published>::default();
+        let published = Arc::new(Published::new());
         let mut stage = AppStage::new(Dispatcher::new(
             cfg.app_limits.clone(),
             cfg.app_memcap_bytes,
@@ -151,13 +154,16 @@ impl Pipeline {
         self.tick_second = start..start.saturating_add(Timestamp::NANOS_PER_SEC);
         self.clock = Some((now, Instant::now()));
         self.handoff.tick(now);
+        self.published.beat();
         if self
             .last_publish
             .is_none_or(|at| at.elapsed() >= stage::PUBLISH_INTERVAL)
         {
             self.last_publish = Some(Instant::now());
-            let summary = self.capture_summary(&[], None);
-            if let Ok(mut published) = self.published.capture.lock() {
+            let summary = Arc::new(self.capture_summary(&[], None));
+            // A reader holds the lock only to copy the pointer: skip this
+            // publication rather than wait.
+            if let Ok(mut published) = self.published.capture.try_lock() {
                 *published = Some(summary);
             }
         }
@@ -167,6 +173,7 @@ impl Pipeline {
     /// from the last tick, so that flows expire and the application stage
     /// gets its ticks during quiet periods too. Hands over what waits.
     pub fn idle(&mut self) {
+        self.published.beat();
         if let Some((ts, at)) = self.clock {
             let elapsed = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let now = Timestamp(ts.0.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)));
@@ -184,8 +191,10 @@ impl Pipeline {
         if self.handoff.batch.is_empty() {
             return;
         }
+        let batches = &self.published.batches;
+        self.handoff.batch.hand_over(batches);
         if self.worker.is_none() && self.cfg.app_thread {
-            match Worker::start(std::mem::take(&mut self.stage)) {
+            match Worker::start(std::mem::take(&mut self.stage), Arc::clone(batches)) {
                 Ok(worker) => self.worker = Some(worker),
                 Err((stage, e)) => {
                     self.stage = stage;
@@ -197,7 +206,8 @@ impl Pipeline {
             }
         }
         let Some(worker) = self.worker.take() else {
-            self.stage.run(&mut self.handoff.batch);
+            self.stage
+                .run_counted(&mut self.handoff.batch, &self.published.batches);
             return;
         };
         match worker.send(std::mem::take(&mut self.handoff.batch)) {
@@ -207,7 +217,7 @@ impl Pipeline {
             }
             Err((stage, mut batch)) => {
                 self.stage = stage;
-                self.stage.run(&mut batch);
+                self.stage.run_counted(&mut batch, &self.published.batches);
                 self.handoff.batch = batch;
             }
         }
@@ -244,6 +254,17 @@ impl Pipeline {
     pub fn detect_with(&mut self, setup: DetectionSetup) {
         self.handoff.packets = setup.rules.is_some();
         self.stage().sink.detection = Some(Detection::new(setup));
+        self.republish();
+    }
+
+    /// Publishes the application stage's counters now (it runs here): after
+    /// a change of what it runs, readers need not wait for the next tick.
+    fn republish(&mut self) {
+        let at = self.stage().published.lock().ok().and_then(|p| p.at);
+        let snapshot = Arc::new(self.stage.snapshot(at));
+        if let Ok(mut published) = self.stage.published.lock() {
+            *published = snapshot;
+        }
     }
 
     /// Writes what detection learned to its state file (end of a run).
@@ -254,6 +275,24 @@ impl Pipeline {
             Some(d) => d.save_state(inventory),
             None => Ok(()),
         }
+    }
+
+    /// SIGHUP: a new model (or the same one read again) and the learned
+    /// state as its file holds it now, with what this run learned added
+    /// (see [`Detection::reload`]). None without detection.
+    pub fn reload_detection(
+        &mut self,
+        model: Option<ModelDetector>,
+        from_file: LearnedState,
+        state_path: Option<std::path::PathBuf>,
+    ) -> Option<ReloadOutcome> {
+        let sink = &mut self.stage().sink;
+        let inventory = sink.devices.as_ref().map(|d| d.extractor.inventory());
+        let detection = sink.detection.as_mut()?;
+        detection.state_path = state_path;
+        let outcome = detection.reload(model, from_file, inventory);
+        self.republish();
+        Some(outcome)
     }
 
     /// Replace the rules of a running detection (SIGHUP).
@@ -267,6 +306,7 @@ impl Pipeline {
         {
             d.reload(rules);
         }
+        self.republish();
     }
 
     /// New alert deduplication and rate settings, and new sinks if given
@@ -313,6 +353,12 @@ impl Pipeline {
         if let Some(devices) = sink.devices.as_mut() {
             devices.finish(sink.detection.as_mut());
         }
+        // The counters published are final: a last scrape reads them.
+        let summary = Arc::new(self.capture_summary(&[], None));
+        if let Ok(mut published) = self.published.capture.lock() {
+            *published = Some(summary);
+        }
+        self.republish();
     }
 
     /// Keep the device inventory and profiles and cut feature windows with
@@ -400,21 +446,97 @@ fn with_app(summary: Summary, app: AppSnapshot) -> Summary {
 }
 
 /// What the capture and application stages publish at every tick, for
-/// readers on other threads (the periodic summary, /metrics).
-#[derive(Debug, Default)]
+/// readers on other threads (the periodic summary, /metrics). Snapshots are
+/// swapped in as pointers under a lock the stages never wait for; the
+/// counters that change more often are atomics.
+#[derive(Debug)]
 pub struct Published {
-    capture: Mutex<Option<Summary>>,
+    capture: Mutex<Option<Arc<Summary>>>,
     app: SharedSnapshot,
+    /// The kernel's counters of a live capture (`kernel_set` tells whether
+    /// they were read at all).
+    kernel: [AtomicU64; 3],
+    kernel_set: AtomicBool,
+    /// Milliseconds from `started` to the last sign of life of the capture
+    /// loop (a tick of packet time or an idle read), plus one; 0: none yet.
+    heartbeat_ms: AtomicU64,
+    started: Instant,
+    /// The hand-over between the two stages.
+    pub batches: Arc<BatchStats>,
 }
 
 impl Published {
+    fn new() -> Self {
+        Published {
+            capture: Mutex::default(),
+            app: SharedSnapshot::default(),
+            kernel: Default::default(),
+            kernel_set: AtomicBool::new(false),
+            heartbeat_ms: AtomicU64::new(0),
+            started: Instant::now(),
+            batches: Arc::default(),
+        }
+    }
+
     /// The last published summary, `None` before the first tick.
     pub fn summary(&self, inputs: &[String], kernel: Option<KernelStats>) -> Option<Summary> {
-        let mut summary = self.capture.lock().ok()?.clone()?;
-        let app = self.app.lock().ok()?.clone();
+        let mut summary = Summary::clone(&*self.capture()?);
         summary.inputs = inputs.to_vec();
         summary.kernel = kernel;
-        Some(with_app(summary, app))
+        Some(with_app(summary, AppSnapshot::clone(&self.app())))
+    }
+
+    /// The capture stage's last published part of the summary (its
+    /// application counters empty), `None` before the first tick.
+    pub fn capture(&self) -> Option<Arc<Summary>> {
+        self.capture.lock().ok()?.clone()
+    }
+
+    /// The application stage's last published counters.
+    pub fn app(&self) -> Arc<AppSnapshot> {
+        self.app.lock().map(|a| Arc::clone(&a)).unwrap_or_default()
+    }
+
+    /// The capture loop is alive now.
+    fn beat(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.heartbeat_ms.store(ms + 1, Ordering::Relaxed);
+    }
+
+    /// How long ago the capture loop last delivered a frame's tick or an
+    /// idle read; `None` before it did either.
+    pub fn since_heartbeat(&self) -> Option<Duration> {
+        let beat = self.heartbeat_ms.load(Ordering::Relaxed).checked_sub(1)?;
+        Some(
+            self.started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(beat)),
+        )
+    }
+
+    /// Publishes the kernel's counters of a live capture.
+    pub fn set_kernel(&self, k: KernelStats) {
+        for (cell, v) in self
+            .kernel
+            .iter()
+            .zip([k.received, k.dropped, k.if_dropped])
+        {
+            cell.store(v, Ordering::Relaxed);
+        }
+        self.kernel_set.store(true, Ordering::Relaxed);
+    }
+
+    /// The kernel's counters last published, `None` when not live.
+    pub fn kernel(&self) -> Option<KernelStats> {
+        self.kernel_set.load(Ordering::Relaxed).then(|| {
+            let [received, dropped, if_dropped] =
+                self.kernel.each_ref().map(|c| c.load(Ordering::Relaxed));
+            KernelStats {
+                received,
+                dropped,
+                if_dropped,
+            }
+        })
     }
 }
 
@@ -501,6 +623,7 @@ pub fn run_live(
 ) -> Result<(), CaptureError> {
     let mut last_report = Instant::now();
     let mut last_handoff = Instant::now();
+    let mut last_kernel: Option<Instant> = None;
     loop {
         if signals.stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -518,14 +641,21 @@ pub fn run_live(
         }
         // Under steady light traffic a batch fills slowly: hand it over anyway,
         // so that alerts are not held back.
-        if last_handoff.elapsed() >= HANDOFF_INTERVAL {
+        let now = Instant::now();
+        if now.duration_since(last_handoff) >= HANDOFF_INTERVAL {
             pipeline.hand_off();
-            last_handoff = Instant::now();
+            last_handoff = now;
         }
-        if last_report.elapsed() >= interval {
+        if last_kernel.is_none_or(|at| now.duration_since(at) >= stage::PUBLISH_INTERVAL) {
+            if let Some(kernel) = kernel_stats(source) {
+                pipeline.published.set_kernel(kernel);
+            }
+            last_kernel = Some(now);
+        }
+        if now.duration_since(last_report) >= interval {
             let kernel = kernel_stats(source);
             report(pipeline, kernel);
-            last_report = Instant::now();
+            last_report = now;
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -100,6 +101,8 @@ pub struct Batch {
     bytes: Vec<u8>,
     /// Flow activity records in `items`.
     records: usize,
+    /// When the flow stage handed the batch over (for [`BatchStats`]).
+    handed_at: Option<Instant>,
 }
 
 impl Batch {
@@ -108,6 +111,7 @@ impl Batch {
             items: Vec::with_capacity(BATCH_ITEMS),
             bytes: Vec::with_capacity(BATCH_BYTES),
             records: 0,
+            handed_at: None,
         }
     }
 
@@ -119,6 +123,12 @@ impl Batch {
         self.items.len() >= BATCH_ITEMS
             || self.bytes.len() >= BATCH_BYTES
             || self.records >= BATCH_ACTIVITY
+    }
+
+    /// The batch leaves the flow stage now.
+    pub fn hand_over(&mut self, stats: &BatchStats) {
+        self.handed_at = Some(Instant::now());
+        stats.handed_over();
     }
 
     fn bytes(&mut self, data: &[u8]) -> Range<usize> {
@@ -368,6 +378,10 @@ pub struct Detection {
     /// Routine findings, device scores and known devices (see
     /// [`LearnedState`]); saved to `state_path` at the end.
     pub learned: LearnedState,
+    /// What this run learned by itself since the state was last read: what
+    /// it adds to the state file, which may have changed meanwhile
+    /// (`spanwatch learn` and `unlearn` while the sensor runs).
+    own: LearnedState,
     pub state_path: Option<PathBuf>,
     learn_nanos: i64,
     learn_until: Option<Timestamp>,
@@ -409,6 +423,7 @@ impl Detection {
             profile,
             alerts: setup.alerts,
             learned: setup.learned,
+            own: LearnedState::default(),
             state_path: setup.state_path,
             learn_nanos: i64::try_from(setup.learn_secs)
                 .unwrap_or(i64::MAX / Timestamp::NANOS_PER_SEC)
@@ -430,6 +445,8 @@ impl Detection {
             .get_or_insert(Timestamp(input.ts.0.saturating_add(self.learn_nanos)));
         let routine_kind = input.source == AlertSource::Rule && input.severity >= 2;
         if routine_kind && input.ts < until {
+            self.own
+                .learn_finding(&input.key, input.signature_id, input.dst.0);
             if self
                 .learned
                 .learn_finding(&input.key, input.signature_id, input.dst.0)
@@ -495,31 +512,94 @@ impl Detection {
         self.findings.clear();
     }
 
-    /// End of input: what was learned goes to the state file.
-    pub fn save_state(&mut self, inventory: Option<&Inventory>) -> Result<(), StateError> {
-        let Some(path) = self.state_path.clone() else {
-            return Ok(());
-        };
+    /// What this run learned by itself: its routine findings, the model's
+    /// device scores and the devices of the inventory.
+    fn gathered(&self, inventory: Option<&Inventory>) -> LearnedState {
+        let mut own = self.own.clone();
         if let Some(m) = self.model.as_ref() {
             for (mac, score) in m.learned() {
-                let best = self.learned.device_scores.entry(mac).or_insert(0.0);
-                *best = best.max(score);
+                if own.device_scores.len() < MAX_LEARNED_ENTRIES {
+                    let best = own.device_scores.entry(mac).or_insert(score);
+                    *best = best.max(score);
+                }
             }
         }
         if let Some(inv) = inventory {
             for d in inv.iter() {
-                if self.learned.devices.len() < MAX_LEARNED_ENTRIES {
-                    self.learned.devices.insert(MacText(d.mac).to_string());
+                if own.devices.len() < MAX_LEARNED_ENTRIES {
+                    own.devices.insert(MacText(d.mac).to_string());
                 }
             }
         }
-        self.learned.save(&path)
+        own
+    }
+
+    /// End of input: what this run learned is added to the state file as
+    /// it is now (edits made while the sensor ran are kept).
+    pub fn save_state(&mut self, inventory: Option<&Inventory>) -> Result<(), StateError> {
+        let Some(path) = self.state_path.clone() else {
+            return Ok(());
+        };
+        let mut state = LearnedState::load(&path)?;
+        state.merge(&self.gathered(inventory));
+        state.save(&path)?;
+        self.learned = state;
+        self.own = LearnedState::default();
+        Ok(())
+    }
+
+    /// SIGHUP: a new model (or the same one read again) and the learned
+    /// state as the state file now holds it (`from_file`), with what this
+    /// run learned by itself added. A model with another id learns each
+    /// device's normal again: the device scores learned under the old one
+    /// (in its units) are dropped. The counters go on. Returns the new
+    /// state, for the caller to write back to the state file.
+    pub fn reload(
+        &mut self,
+        model: Option<ModelDetector>,
+        from_file: LearnedState,
+        inventory: Option<&Inventory>,
+    ) -> ReloadOutcome {
+        let old_id = self.model.as_ref().map(|m| m.model().id().to_string());
+        let new_id = model.as_ref().map(|m| m.model().id().to_string());
+        let same_model = old_id.is_some() && old_id == new_id;
+        let mut state = from_file;
+        state.merge(&self.gathered(inventory));
+        let dropped_scores = if same_model {
+            0
+        } else {
+            std::mem::take(&mut state.device_scores).len()
+        };
+        match (self.model.as_mut(), model) {
+            // The same model: its episodes and learning go on.
+            (Some(running), Some(_)) if same_model => running.restore(&state.device_scores),
+            (running, Some(mut new)) => {
+                if let Some(old) = running {
+                    new.continue_counts(old.stats());
+                }
+                new.restore(&state.device_scores);
+                self.model = Some(new);
+            }
+            (_, None) => self.model = None,
+        }
+        if let Some(p) = self.profile.as_mut() {
+            p.know(state.devices.iter().filter_map(|m| parse_mac(m)));
+        }
+        self.learned = state.clone();
+        self.own = LearnedState::default();
+        ReloadOutcome {
+            old_model: old_id,
+            new_model: new_id,
+            dropped_scores,
+            state,
+        }
     }
 
     pub fn summary(&self) -> DetectionSummary {
         let rules = self.rules.as_ref().map(Detector::summary);
         DetectionSummary {
             rules: rules.as_ref().map_or(0, |r| r.rules),
+            rules_version: rules.as_ref().map(|r| r.version.clone()),
             engine: rules.map(|r| r.engine).unwrap_or_default(),
             model: self.model.as_ref().map(|m| ModelSummary {
                 id: m.model().id().to_string(),
@@ -531,6 +611,18 @@ impl Detection {
             alerts: self.alerts.stats(),
         }
     }
+}
+
+/// What [`Detection::reload`] did.
+#[derive(Debug)]
+pub struct ReloadOutcome {
+    /// The ids of the model before and after (None: no model).
+    pub old_model: Option<String>,
+    pub new_model: Option<String>,
+    /// Device scores dropped because the model changed.
+    pub dropped_scores: usize,
+    /// The learned state now in force.
+    pub state: LearnedState,
 }
 
 /// Whether a rule finding's target is a routine one for its rule and the
@@ -714,8 +806,85 @@ pub struct AppSnapshot {
     pub devices: Option<DevicesSummary>,
 }
 
-/// Where the application stage's snapshot is published.
-pub type SharedSnapshot = Arc<Mutex<AppSnapshot>>;
+/// Where the application stage's snapshot is published: the lock is held
+/// only to swap or copy a pointer, and the stage skips a publication rather
+/// than wait for a reader.
+pub type SharedSnapshot = Arc<Mutex<Arc<AppSnapshot>>>;
+
+/// Upper bounds, in seconds, of the buckets of the batch latency histogram
+/// (from the hand-over of a batch to the end of its processing); one more
+/// bucket counts what is slower than the last.
+pub const BATCH_LATENCY_BUCKETS_SECS: [f64; 10] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+
+/// The hand-over between the flow stage and the application stage, counted
+/// with atomics (no lock on the packet path): batches queued and how long
+/// each took from its hand-over to the end of its processing.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// Batches handed over and not yet processed (queued or running).
+    queued: AtomicU64,
+    /// Processed batches per latency bucket (not cumulative); the last
+    /// counts those slower than every bound.
+    buckets: [AtomicU64; BATCH_LATENCY_BUCKETS_SECS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// A reading of [`BatchStats`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchLatency {
+    /// Batches handed over and not yet processed.
+    pub queued: u64,
+    /// Processed batches no slower than each bound of
+    /// [`BATCH_LATENCY_BUCKETS_SECS`] (cumulative, as Prometheus counts).
+    pub cumulative: Vec<u64>,
+    /// Every processed batch, and the sum of their latencies.
+    pub count: u64,
+    pub sum_secs: f64,
+}
+
+impl BatchStats {
+    fn handed_over(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A batch handed over `latency` ago is processed.
+    fn done(&self, latency: Duration) {
+        let secs = latency.as_secs_f64();
+        let bucket = BATCH_LATENCY_BUCKETS_SECS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BATCH_LATENCY_BUCKETS_SECS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        // Saturating: a batch done before its hand-over was counted (the
+        // counters are read and written without a lock) stays at zero.
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(1))
+            });
+    }
+
+    pub fn read(&self) -> BatchLatency {
+        let mut total = 0;
+        let mut cumulative = Vec::with_capacity(BATCH_LATENCY_BUCKETS_SECS.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            total += b.load(Ordering::Relaxed);
+            if i < BATCH_LATENCY_BUCKETS_SECS.len() {
+                cumulative.push(total);
+            }
+        }
+        BatchLatency {
+            queued: self.queued.load(Ordering::Relaxed),
+            cumulative,
+            count: total,
+            sum_secs: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
+}
 
 /// Snapshots are taken at a tick of packet time, at most this often in wall
 /// time: a replay ticks thousands of times a second, and readers (the
@@ -782,8 +951,10 @@ impl AppStage {
                         .is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL)
                     {
                         self.last_publish = Some(Instant::now());
-                        let snapshot = self.snapshot(Some(now));
-                        if let Ok(mut published) = self.published.lock() {
+                        let snapshot = Arc::new(self.snapshot(Some(now)));
+                        // A reader holds the lock only to copy the pointer:
+                        // skip this publication rather than wait.
+                        if let Ok(mut published) = self.published.try_lock() {
                             *published = snapshot;
                         }
                     }
@@ -832,6 +1003,15 @@ impl AppStage {
         batch.bytes.clear();
         batch.records = 0;
     }
+
+    /// [`AppStage::run`], counted in `stats` as a batch handed over at
+    /// `batch.handed_at`.
+    pub fn run_counted(&mut self, batch: &mut Batch, stats: &BatchStats) {
+        self.run(batch);
+        if let Some(at) = batch.handed_at.take() {
+            stats.done(at.elapsed());
+        }
+    }
 }
 
 /// The application stage running on a thread of its own.
@@ -843,7 +1023,10 @@ pub struct Worker {
 
 impl Worker {
     /// Start a thread running `stage`; on failure the stage is given back.
-    pub fn start(stage: Box<AppStage>) -> Result<Worker, (Box<AppStage>, std::io::Error)> {
+    pub fn start(
+        stage: Box<AppStage>,
+        stats: Arc<BatchStats>,
+    ) -> Result<Worker, (Box<AppStage>, std::io::Error)> {
         let (jobs, queue) = mpsc::sync_channel::<Batch>(QUEUE_BATCHES);
         let (give_back, emptied) = mpsc::channel::<Batch>();
         // The stage goes over once the thread exists, so that a failed spawn
@@ -856,7 +1039,7 @@ impl Worker {
                     return Box::default();
                 };
                 for mut batch in queue {
-                    stage.run(&mut batch);
+                    stage.run_counted(&mut batch, &stats);
                     // The pipeline may have stopped taking batches back.
                     let _ = give_back.send(batch);
                 }
@@ -988,7 +1171,9 @@ mod tests {
         };
         let mut here = stage();
         here.run(&mut fill());
-        let worker = Worker::start(stage()).map_err(|(_, e)| e).unwrap();
+        let worker = Worker::start(stage(), Arc::default())
+            .map_err(|(_, e)| e)
+            .unwrap();
         let (worker, next) = worker.send(fill()).map_err(|_| "thread gone").unwrap();
         assert!(next.is_empty());
         let there = worker.join();

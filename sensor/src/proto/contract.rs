@@ -8,6 +8,8 @@
 //! `proto/registry.rs` lists the protocols; adding one is a new folder plus
 //! one line there.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -99,8 +101,14 @@ pub trait Protocol {
     /// Adds one event to the counts.
     fn count(counts: &mut Self::Counts, event: &Self::Event);
 
+    /// The counts every protocol has (for /metrics): flows, messages by
+    /// kind, anomalies by name.
+    fn view(counts: &Self::Counts) -> CountsView<'_>;
+
     /// Anomalies counted so far.
-    fn anomalies(counts: &Self::Counts) -> u64;
+    fn anomalies(counts: &Self::Counts) -> u64 {
+        Self::view(counts).anomalies.values().sum()
+    }
 
     /// The log line of an event, with the direction its bytes travelled when
     /// the event knows it (see `proto/log.rs`); `None` for events not logged.
@@ -111,4 +119,17 @@ pub trait Protocol {
 
     /// The normalised events of the end of a flow of this protocol.
     fn normalize_close(_cx: &mut NormContext<'_>, _out: &mut Vec<Event>) {}
+}
+
+/// The part of a protocol's counts that every protocol has, in the same
+/// shape: what /metrics exports per protocol. Message kinds are a fixed
+/// list per protocol and anomaly names come from its `AnomalyKind::as_str`,
+/// so the label sets are bounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountsView<'a> {
+    /// Flows recognised as the protocol.
+    pub flows: u64,
+    /// Messages by kind (`request`, `response`, `message`, ...).
+    pub messages: Vec<(&'static str, u64)>,
+    pub anomalies: &'a BTreeMap<String, u64>,
 }

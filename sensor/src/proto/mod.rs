@@ -23,7 +23,7 @@ pub mod registry;
 pub mod telnet;
 pub mod text;
 
-pub use contract::Protocol;
+pub use contract::{CountsView, Protocol};
 pub use registry::{AppEvent, AppLimits, AppProto, ProtoCounts};
 
 /// Result of looking at the first bytes of a flow to decide its protocol.

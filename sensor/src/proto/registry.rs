@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::contract::Protocol;
+use super::contract::{CountsView, Protocol};
 use super::norm::{Event, NormContext};
 use super::{Probe, coap, dhcp, http, mqtt, telnet};
 use crate::capture::Timestamp;
@@ -228,6 +228,11 @@ macro_rules! protocols {
             /// Anomalies of every protocol.
             pub fn anomalies_total(&self) -> u64 {
                 0 $(+ <$imp as Protocol>::anomalies(&self.$field))+
+            }
+
+            /// Every protocol's name and the counts all protocols have.
+            pub fn views(&self) -> Vec<(&'static str, CountsView<'_>)> {
+                vec![$((<$imp as Protocol>::NAME, <$imp as Protocol>::view(&self.$field))),+]
             }
 
             /// One summary line per protocol: its name and its counts.

@@ -44,6 +44,8 @@ pub enum InputError {
     Capture(#[from] CaptureError),
     #[error(transparent)]
     Labels(#[from] LabelError),
+    #[error(transparent)]
+    Dataset(#[from] crate::dataset::ReadError),
     #[error("{}, line {line}: {problem}", path.display())]
     Windows {
         path: PathBuf,
@@ -125,11 +127,24 @@ pub fn windows_of_jsonl(path: &Path) -> Result<Vec<Window>, InputError> {
 }
 
 /// Reads every input: a capture (pcap/pcapng; a `labels.csv` beside it
-/// marks its attack phases) or a `.jsonl` windows file; windows in an
-/// attack phase are marked.
+/// marks its attack phases), a `.jsonl` windows file, or a Parquet dataset
+/// (a file, a `windows` table directory or a dataset root, as `extract` and
+/// `live --dataset-dir` write them, whose `phase` column marks them); windows
+/// in an attack phase are marked.
 pub fn read_inputs(inputs: &[PathBuf], cfg: &Config) -> Result<Vec<Labelled>, InputError> {
     let mut out = Vec::new();
     for path in inputs {
+        if path.is_dir() || path.extension().is_some_and(|e| e == "parquet") {
+            out.extend(
+                crate::dataset::read_windows(path)?
+                    .into_iter()
+                    .map(|r| Labelled {
+                        window: r.window,
+                        attack: r.attack,
+                    }),
+            );
+            continue;
+        }
         let windows = if path.extension().is_some_and(|e| e == "jsonl") {
             windows_of_jsonl(path)?
         } else {

@@ -84,6 +84,11 @@ pub struct Lab {
     ns_server: String,
     veth_client: String,
     veth_server: String,
+    /// A switched lab's switch and sensor namespaces (see [`Lab::switched`]).
+    ns_switch: Option<String>,
+    ns_sensor: Option<String>,
+    /// A switched lab's capture interfaces, in the sensor namespace.
+    mirrors: Vec<String>,
     dir: PathBuf,
     procs: Vec<Proc>,
     users: Vec<String>,
@@ -176,11 +181,122 @@ fn ip(args: &[&str]) {
     );
 }
 
+/// IPv6 off in namespace `ns` (no router solicitations or neighbour
+/// discovery in the captures).
+fn no_ipv6(ns: &str) {
+    for key in ["all", "default"] {
+        let setting = format!("net.ipv6.conf.{key}.disable_ipv6=1");
+        ip(&["netns", "exec", ns, "sysctl", "-q", "-w", &setting]);
+    }
+}
+
+/// `tc ARGS` in namespace `ns`, which must succeed.
+fn tc(ns: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "tc"])
+        .args(args)
+        .output()
+        .expect("run tc (Debian package iproute2)");
+    assert!(
+        out.status.success(),
+        "tc {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Lab {
     /// Two namespaces `swpl-TAG-{c,s}-PID` and a veth pair `TAG{c,s}PID`
     /// between them, IPv6 off (no router solicitations in the capture).
     /// `tag` is two lowercase letters, unique per test of this binary.
     pub fn new(tag: &str) -> Lab {
+        let lab = Lab::hosts(tag);
+        ip(&[
+            "link",
+            "add",
+            &lab.veth_client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &lab.veth_server,
+        ]);
+        ip(&["link", "set", &lab.veth_client, "netns", &lab.ns_client]);
+        ip(&["link", "set", &lab.veth_server, "netns", &lab.ns_server]);
+        lab.address_hosts();
+        lab
+    }
+
+    /// The two hosts of [`Lab::new`] joined through a switch instead of a
+    /// cable: a bridge in a namespace `swpl-TAG-w-PID`, one veth pair from
+    /// each host to a bridge port. The frames arriving at both host ports
+    /// are mirrored (tc clsact ingress, a filter matching everything with
+    /// `action mirred egress mirror`, as a switch's SPAN session) to each of `mirrors` capture
+    /// interfaces in a sensor namespace `swpl-TAG-m-PID`: up, without an
+    /// address, IPv6 off, so nothing there ever sends.
+    pub fn switched(tag: &str, mirrors: usize) -> Lab {
+        require_program("tc", "iproute2");
+        let mut lab = Lab::hosts(tag);
+        let id = std::process::id();
+        let switch = format!("swpl-{tag}-w-{id}");
+        let sensor = format!("swpl-{tag}-m-{id}");
+        // Remembered before anything else, so that Drop removes them.
+        lab.ns_switch = Some(switch.clone());
+        lab.ns_sensor = Some(sensor.clone());
+        for ns in [&switch, &sensor] {
+            ip(&["netns", "add", ns]);
+            no_ipv6(ns);
+        }
+        let bridge = format!("{tag}br{id}");
+        ip(&["-n", &switch, "link", "add", &bridge, "type", "bridge"]);
+        ip(&["-n", &switch, "link", "set", &bridge, "up"]);
+        let mut ports = Vec::new();
+        for (host_ns, host_dev, side) in [
+            (&lab.ns_client, &lab.veth_client, "c"),
+            (&lab.ns_server, &lab.veth_server, "s"),
+        ] {
+            let port = format!("{tag}p{side}{id}");
+            ip(&[
+                "link", "add", host_dev, "type", "veth", "peer", "name", &port,
+            ]);
+            ip(&["link", "set", host_dev, "netns", host_ns]);
+            ip(&["link", "set", &port, "netns", &switch]);
+            ip(&["-n", &switch, "link", "set", &port, "master", &bridge]);
+            ip(&["-n", &switch, "link", "set", &port, "up"]);
+            ports.push(port);
+        }
+        let mut mirror_action = Vec::new();
+        for i in 0..mirrors {
+            let (port, capture) = (format!("{tag}pm{i}{id}"), format!("{tag}m{i}{id}"));
+            ip(&[
+                "link", "add", &port, "type", "veth", "peer", "name", &capture,
+            ]);
+            ip(&["link", "set", &port, "netns", &switch]);
+            ip(&["link", "set", &capture, "netns", &sensor]);
+            ip(&["-n", &switch, "link", "set", &port, "up"]);
+            ip(&["-n", &sensor, "link", "set", &capture, "up"]);
+            mirror_action.extend(["action", "mirred", "egress", "mirror", "dev"].map(String::from));
+            mirror_action.push(port);
+            lab.mirrors.push(capture);
+        }
+        if mirrors > 0 {
+            for port in &ports {
+                tc(&switch, &["qdisc", "add", "dev", port, "clsact"]);
+                // u32 with an empty mask matches every frame (cls_u32 is
+                // there where matchall is not built in).
+                let mut filter: Vec<&str> = vec![
+                    "filter", "add", "dev", port, "ingress", "protocol", "all", "u32", "match",
+                    "u32", "0", "0",
+                ];
+                filter.extend(mirror_action.iter().map(String::as_str));
+                tc(&switch, &filter);
+            }
+        }
+        lab.address_hosts();
+        lab
+    }
+
+    /// The client and server namespaces, not linked yet.
+    fn hosts(tag: &str) -> Lab {
         assert!(tag.len() == 2, "lab tag must be two letters");
         require_program("ip", "iproute2");
         require_program("sysctl", "procps");
@@ -197,40 +313,107 @@ impl Lab {
             ns_server: format!("swpl-{tag}-s-{id}"),
             veth_client: format!("{tag}c{id}"),
             veth_server: format!("{tag}s{id}"),
+            ns_switch: None,
+            ns_sensor: None,
+            mirrors: Vec::new(),
             dir,
             procs: Vec::new(),
             users: Vec::new(),
         };
-        let veth_server = lab.veth_server.clone();
         ip(&["netns", "add", &lab.ns_client]);
         ip(&["netns", "add", &lab.ns_server]);
         for ns in [&lab.ns_client, &lab.ns_server] {
-            for key in ["all", "default"] {
-                let setting = format!("net.ipv6.conf.{key}.disable_ipv6=1");
-                ip(&["netns", "exec", ns, "sysctl", "-q", "-w", &setting]);
-            }
+            no_ipv6(ns);
         }
-        ip(&[
-            "link",
-            "add",
-            &lab.veth_client,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &veth_server,
-        ]);
-        ip(&["link", "set", &lab.veth_client, "netns", &lab.ns_client]);
-        ip(&["link", "set", &veth_server, "netns", &lab.ns_server]);
+        lab
+    }
+
+    /// Addresses on the hosts' ends of their links; links and loopback up.
+    fn address_hosts(&self) {
         for (ns, dev, addr) in [
-            (&lab.ns_client, &lab.veth_client, CLIENT_ADDR),
-            (&lab.ns_server, &veth_server, SERVER_ADDR),
+            (&self.ns_client, &self.veth_client, CLIENT_ADDR),
+            (&self.ns_server, &self.veth_server, SERVER_ADDR),
         ] {
             ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
-        lab
+    }
+
+    /// A switched lab's capture interfaces (in the sensor namespace).
+    pub fn mirror_interfaces(&self) -> &[String] {
+        &self.mirrors
+    }
+
+    /// Start a long-running process in a switched lab's sensor namespace.
+    pub fn start_sensor(&mut self, what: &str, program: &str, args: &[&str]) -> ProcId {
+        let ns = self.ns_sensor.clone().expect("a switched lab");
+        self.spawn(ns, what, program, args)
+    }
+
+    /// Run a program in a switched lab's sensor namespace to completion
+    /// (bounded); it must exit 0. Its stdout.
+    pub fn sensor_ok(&self, what: &str, program: &str, args: &[&str], timeout: Duration) -> String {
+        let ns = self.ns_sensor.as_ref().expect("a switched lab");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, program]).args(args);
+        let run = run_bounded(&self.dir, what, cmd, None, timeout);
+        assert!(
+            run.status.success(),
+            "{what} failed ({}): {}",
+            run.status,
+            run.stderr
+        );
+        run.stdout
+    }
+
+    /// Frames an interface of the sensor namespace sent and received, from
+    /// the kernel's counters (`ip -s -j link`).
+    pub fn sensor_interface_packets(&self, dev: &str) -> (u64, u64) {
+        let ns = self.ns_sensor.as_ref().expect("a switched lab");
+        let out = Command::new("ip")
+            .args(["-n", ns, "-s", "-j", "link", "show", "dev", dev])
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let links: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+        let stats = &links[0]["stats64"];
+        let count = |dir: &str| {
+            stats[dir]["packets"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {dir} packets for {dev}: {links}"))
+        };
+        (count("tx"), count("rx"))
+    }
+
+    /// The MAC address of the client's and the server's interface.
+    pub fn host_macs(&self) -> [String; 2] {
+        [
+            (&self.ns_client, &self.veth_client),
+            (&self.ns_server, &self.veth_server),
+        ]
+        .map(|(ns, dev)| {
+            let out = Command::new("ip")
+                .args(["-n", ns, "-j", "link", "show", "dev", dev])
+                .output()
+                .expect("run ip");
+            let links: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+            links[0]["address"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no address for {dev}: {links}"))
+                .to_string()
+        })
+    }
+
+    /// The PID of a process the lab started.
+    pub fn pid(&self, id: ProcId) -> u32 {
+        self.procs[id.0].child.id()
     }
 
     /// The lab's private temporary directory.
@@ -550,7 +733,10 @@ impl Drop for Lab {
         for user in &self.users {
             let _ = Command::new("userdel").args(["-f", user]).status();
         }
-        for ns in [&self.ns_client, &self.ns_server] {
+        let namespaces = [Some(&self.ns_client), Some(&self.ns_server)]
+            .into_iter()
+            .chain([self.ns_switch.as_ref(), self.ns_sensor.as_ref()]);
+        for ns in namespaces.flatten() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -117,6 +117,12 @@ impl ModelDetector {
         self.stats
     }
 
+    /// Goes on counting from `stats` (the counters of the detector this one
+    /// replaces), so that counters never go backwards across a reload.
+    pub fn continue_counts(&mut self, stats: ModelStats) {
+        self.stats = stats;
+    }
+
     /// Continues from a saved learning: MAC (as text) → the device's own
     /// highest score.
     pub fn restore(&mut self, scores: &BTreeMap<String, f64>) {

@@ -15,7 +15,12 @@ use crate::detect::credentials::{self, Dictionary};
 pub struct RuleSet {
     pub(super) rules: Vec<Arc<Rule>>,
     pub(super) dictionary: Arc<Dictionary>,
+    /// The version of the rule files: see [`RuleSet::version`].
+    version: String,
 }
+
+/// Hex digits of a ruleset's version.
+pub const RULES_VERSION_HEX_DIGITS: usize = 16;
 
 impl RuleSet {
     /// Every `*.rules.toml` file of `dir` (in name order), and the dictionary
@@ -47,7 +52,12 @@ impl RuleSet {
     ) -> Result<RuleSet, RuleError> {
         let mut errors = Vec::new();
         let mut rules = Vec::new();
+        let mut digest = blake3::Hasher::new();
         for (name, text) in sources {
+            for part in [name, text] {
+                digest.update(&(part.len() as u64).to_le_bytes());
+                digest.update(part.as_bytes());
+            }
             rules.extend(parse::parse_file(name, text, &mut errors));
         }
         if rules.len() > MAX_RULES {
@@ -57,9 +67,12 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(RuleError::from_list(errors));
         }
+        let mut version = digest.finalize().to_hex().to_string();
+        version.truncate(RULES_VERSION_HEX_DIGITS);
         Ok(RuleSet {
             rules: rules.into_iter().map(Arc::new).collect(),
             dictionary: Arc::new(Dictionary::empty()),
+            version,
         })
     }
 
@@ -83,6 +96,14 @@ impl RuleSet {
         &self.dictionary
     }
 
+    /// What identifies the rule files the set was read from: the first
+    /// [`RULES_VERSION_HEX_DIGITS`] hex digits of the BLAKE3 hash of their
+    /// names and texts, in order. The same files give the same version; any
+    /// edit gives another.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }
@@ -102,6 +123,48 @@ impl RuleSet {
                 .cloned()
                 .collect(),
             dictionary: Arc::clone(&self.dictionary),
+            version: self.version.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = r#"
+[[rule]]
+id = 1
+name = "rule 1"
+severity = 2
+category = "test"
+event = "telnet.login"
+[[rule.test]]
+events = [ { kind = "telnet.login", src = "10.0.0.1:1", dst = "10.0.0.2:2" } ]
+expect = 1
+[[rule.test]]
+events = [ { kind = "telnet.login", src = "10.0.0.1:1", dst = "10.0.0.2:2" } ]
+expect = 0
+"#;
+
+    #[test]
+    fn the_version_names_the_rule_files_and_changes_with_any_edit() {
+        let version = |name: &str, text: &str| {
+            RuleSet::from_str(name, text)
+                .expect("rules load")
+                .version()
+                .to_string()
+        };
+        let v = version("a.rules.toml", RULE);
+        assert_eq!(v.len(), RULES_VERSION_HEX_DIGITS);
+        assert!(v.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
+        assert_eq!(v, version("a.rules.toml", RULE));
+        assert_ne!(v, version("b.rules.toml", RULE), "a renamed file");
+        let edited = RULE.replace("rule 1", "rule one");
+        assert_ne!(v, version("a.rules.toml", &edited), "an edited file");
+        // Name and text are length-prefixed: moving bytes between them is
+        // another version.
+        let moved = RuleSet::from_sources([("a.rules.toml\n", &RULE[1..])]).expect("rules load");
+        assert_ne!(v, moved.version());
     }
 }

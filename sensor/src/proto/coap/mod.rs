@@ -50,7 +50,7 @@ pub use session::{CoapLimits, CoapSession, CoapStats};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
-use crate::proto::contract::Protocol;
+use crate::proto::contract::{CountsView, Protocol};
 use crate::proto::norm::{Event, NormContext};
 
 /// CoAP over UDP.
@@ -99,8 +99,12 @@ impl Protocol for Coap {
         c.count(ev);
     }
 
-    fn anomalies(c: &CoapCounts) -> u64 {
-        c.anomalies.values().sum()
+    fn view(c: &CoapCounts) -> CountsView<'_> {
+        CountsView {
+            flows: c.flows,
+            messages: vec![("message", c.messages)],
+            anomalies: &c.anomalies,
+        }
     }
 
     fn log_record(ev: &CoapEvent) -> Option<(Option<Direction>, log::CoapRecord<'_>)> {

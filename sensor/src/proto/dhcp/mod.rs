@@ -30,7 +30,7 @@ pub use session::{DhcpLimits, DhcpSession, DhcpStats};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
-use crate::proto::contract::Protocol;
+use crate::proto::contract::{CountsView, Protocol};
 use crate::proto::norm::{Event, NormContext};
 
 /// DHCPv4 over UDP.
@@ -77,8 +77,12 @@ impl Protocol for Dhcp {
         c.count(ev);
     }
 
-    fn anomalies(c: &DhcpCounts) -> u64 {
-        c.anomalies.values().sum()
+    fn view(c: &DhcpCounts) -> CountsView<'_> {
+        CountsView {
+            flows: c.flows,
+            messages: vec![("message", c.messages)],
+            anomalies: &c.anomalies,
+        }
     }
 
     fn log_record(ev: &DhcpEvent) -> Option<(Option<Direction>, log::DhcpRecord<'_>)> {

@@ -36,7 +36,7 @@ pub use session::{HttpLimits, HttpSession, HttpStats};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
-use crate::proto::contract::Protocol;
+use crate::proto::contract::{CountsView, Protocol};
 use crate::proto::norm::{Event, NormContext};
 
 /// SSDP's multicast port (UPnP Device Architecture 2.0 §1.1): HTTP messages
@@ -111,8 +111,12 @@ impl Protocol for Http {
         c.count(ev);
     }
 
-    fn anomalies(c: &HttpCounts) -> u64 {
-        c.anomalies.values().sum()
+    fn view(c: &HttpCounts) -> CountsView<'_> {
+        CountsView {
+            flows: c.flows,
+            messages: vec![("request", c.requests), ("response", c.responses)],
+            anomalies: &c.anomalies,
+        }
     }
 
     fn log_record(ev: &HttpEvent) -> Option<(Option<Direction>, log::HttpRecord<'_>)> {

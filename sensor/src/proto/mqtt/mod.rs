@@ -44,7 +44,7 @@ pub use session::{MqttLimits, MqttSession, MqttStats};
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
-use crate::proto::contract::Protocol;
+use crate::proto::contract::{CountsView, Protocol};
 use crate::proto::norm::{Event, NormContext};
 
 /// MQTT over TCP.
@@ -102,8 +102,12 @@ impl Protocol for Mqtt {
         c.count(ev);
     }
 
-    fn anomalies(c: &MqttCounts) -> u64 {
-        c.anomalies.values().sum()
+    fn view(c: &MqttCounts) -> CountsView<'_> {
+        CountsView {
+            flows: c.flows,
+            messages: vec![("message", c.messages)],
+            anomalies: &c.anomalies,
+        }
     }
 
     fn log_record(ev: &MqttEvent) -> Option<(Option<Direction>, log::MqttRecord<'_>)> {

@@ -33,7 +33,7 @@ mod capture_tests;
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
-use crate::proto::contract::Protocol;
+use crate::proto::contract::{CountsView, Protocol};
 use crate::proto::norm::{Event, NormContext};
 
 pub use counts::TelnetCounts;
@@ -110,8 +110,18 @@ impl Protocol for Telnet {
         c.count(ev);
     }
 
-    fn anomalies(c: &TelnetCounts) -> u64 {
-        c.anomalies.values().sum()
+    fn view(c: &TelnetCounts) -> CountsView<'_> {
+        CountsView {
+            flows: c.flows,
+            messages: vec![
+                ("iac_command", c.iac_commands),
+                (
+                    "login",
+                    c.logins.success + c.logins.failure + c.logins.unknown,
+                ),
+            ],
+            anomalies: &c.anomalies,
+        }
     }
 
     fn log_record(ev: &TelnetEvent) -> Option<(Option<Direction>, log::TelnetRecord<'_>)> {
