@@ -1065,7 +1065,7 @@ fn serve_metrics(cfg: &Config, pipeline: &Pipeline) -> Result<Option<Arc<Telemet
     };
     let telemetry = Arc::new(Telemetry::new(
         pipeline.published(),
-        Duration::from_secs(cfg.metrics.health_stale_secs),
+        Duration::from_secs(cfg.metrics.health_stale_secs.max(1)),
     ));
     let server =
         MetricsServer::start(addr, Arc::clone(&telemetry)).map_err(|e| fail(e.to_string()))?;

@@ -668,12 +668,6 @@ impl Config {
         if let Err(reason) = self.metrics.listen_addr() {
             return Err(("metrics.listen".into(), reason));
         }
-        if self.metrics.health_stale_secs == 0 {
-            return Err((
-                "metrics.health_stale_secs".into(),
-                "must be at least 1".into(),
-            ));
-        }
         if self.capture.user.as_deref() == Some("") {
             return Err((
                 "capture.user".into(),
@@ -1201,8 +1195,6 @@ mod tests {
         let err = parse("[metrics]\nlisten = \"localhost\"\n").expect_err("no port");
         assert_eq!(err.key.as_deref(), Some("metrics.listen"));
         assert!(err.message.contains("IP:PORT"), "{}", err.message);
-        let err = parse("[metrics]\nhealth_stale_secs = 0\n").expect_err("zero");
-        assert_eq!(err.key.as_deref(), Some("metrics.health_stale_secs"));
         let err = parse("[capture]\nuser = \"\"\n").expect_err("empty user");
         assert_eq!(err.key.as_deref(), Some("capture.user"));
     }

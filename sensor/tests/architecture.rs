@@ -38,6 +38,8 @@ const STAGES: &[&str] = &[
     "eval",
     "telemetry",
     "synth",
+    // Dropping root once the capture is open, for the command line.
+    "privilege",
     "cli",
 ];
 

@@ -5,8 +5,12 @@
 //! busybox httpd and curl), and what Prometheus stored is checked against
 //! the sensor's own final summary, tcpdump's and tshark's counts of the same
 //! link, and the alerts file; `promtool check metrics` lints the exposition.
-//! Prometheus binds the namespace's loopback only, keeps its storage in the
-//! lab's temporary directory and is ended by PID with the lab. Needs root.
+//! On a switched lab: a sensor on a mirror port (privileges dropped, never
+//! sending), the retrain loop (windows recorded as Parquet, `spanwatch
+//! train` on them, SIGHUP), and two sensors feeding one Prometheus and one
+//! dataset. Prometheus binds the namespace's loopback only, keeps its
+//! storage in the lab's temporary directory and is ended by PID with the
+//! lab. Needs root.
 
 mod netlab;
 
@@ -153,9 +157,40 @@ fn exposed(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The namespace a Prometheus server runs in and is asked from: the one
+/// its targets are in (the client's in a lab of two hosts, the sensor's in
+/// a switched lab).
+#[derive(Clone, Copy)]
+enum Side {
+    Client,
+    Sensor,
+}
+
+impl Side {
+    fn start(self, lab: &mut Lab, what: &str, program: &str, args: &[&str]) -> netlab::ProcId {
+        match self {
+            Side::Client => lab.start_client(what, program, args),
+            Side::Sensor => lab.start_sensor(what, program, args),
+        }
+    }
+
+    /// A bounded run that must exit 0: its stdout.
+    fn run_ok(self, lab: &Lab, what: &str, program: &str, args: &[&str]) -> String {
+        match self {
+            Side::Client => lab.client_ok(what, program, args, CLIENT_TIMEOUT),
+            Side::Sensor => lab.sensor_ok(what, program, args, CLIENT_TIMEOUT),
+        }
+    }
+}
+
 /// Prometheus's answer to an instant query: each series' labels and value.
 fn query(lab: &Lab, promql: &str) -> Vec<(Value, f64)> {
-    let out = lab.client_ok(
+    query_in(lab, Side::Client, promql)
+}
+
+fn query_in(lab: &Lab, side: Side, promql: &str) -> Vec<(Value, f64)> {
+    let out = side.run_ok(
+        lab,
         "prometheus query",
         "curl",
         &[
@@ -167,7 +202,6 @@ fn query(lab: &Lab, promql: &str) -> Vec<(Value, f64)> {
             &format!("query={promql}"),
             &format!("http://{PROMETHEUS_ADDR}/api/v1/query"),
         ],
-        CLIENT_TIMEOUT,
     );
     let answer: Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("Prometheus answered {promql:?} with no JSON ({e}): {out}"));
@@ -196,6 +230,10 @@ fn query_one(lab: &Lab, promql: &str) -> f64 {
 /// A Prometheus server in the client namespace scraping `targets` (address,
 /// sensor label) every second; waits until it is ready.
 fn start_prometheus(lab: &mut Lab, targets: &[(&str, &str)]) -> netlab::ProcId {
+    start_prometheus_in(lab, Side::Client, targets)
+}
+
+fn start_prometheus_in(lab: &mut Lab, side: Side, targets: &[(&str, &str)]) -> netlab::ProcId {
     netlab::require_program("prometheus", "prometheus");
     let mut static_configs = String::new();
     for (addr, sensor) in targets {
@@ -213,7 +251,8 @@ fn start_prometheus(lab: &mut Lab, targets: &[(&str, &str)]) -> netlab::ProcId {
     )
     .unwrap();
     let storage = lab.dir().join("prometheus-data");
-    let prometheus = lab.start_client(
+    let prometheus = side.start(
+        lab,
         "prometheus",
         "prometheus",
         &[
@@ -225,23 +264,19 @@ fn start_prometheus(lab: &mut Lab, targets: &[(&str, &str)]) -> netlab::ProcId {
     );
     let deadline = Instant::now() + WAIT;
     loop {
-        let run = lab.client(
+        // curl fails while nothing listens yet: its status code is the answer.
+        let code = side.run_ok(
+            lab,
             "prometheus ready",
-            "curl",
+            "sh",
             &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "2",
-                &format!("http://{PROMETHEUS_ADDR}/-/ready"),
+                "-c",
+                &format!(
+                    "curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 http://{PROMETHEUS_ADDR}/-/ready; true"
+                ),
             ],
-            None,
-            CLIENT_TIMEOUT,
         );
-        if run.stdout.trim() == "200" {
+        if code.trim() == "200" {
             return prometheus;
         }
         assert!(
@@ -620,18 +655,25 @@ fn alert_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+#[cfg(feature = "train")]
 #[test]
 fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     let mut lab = Lab::new("rt");
     let (user, password) = start_broker(&mut lab);
     let dir = lab.dir().to_path_buf();
     let windows = dir.join("windows.jsonl");
+    let dataset = dir.join("dataset");
     let state = dir.join("learned.json");
     let model_dir = dir.join("model");
     let config = dir.join("spanwatch.toml");
+    // Windows of one second, recorded as Parquet (a file per second of
+    // packet time) and, to count them while they come, as JSON Lines.
     let base = format!(
-        "[devices]\nwindow_secs = 1\nwindows_file = {:?}\n\n[model]\nstate_file = {:?}\n",
+        "[devices]\nwindow_secs = 1\nwindows_file = {:?}\n\n\
+         [dataset]\ndir = {:?}\nsensor_name = \"rt\"\nrotate_secs = 1\n\n\
+         [model]\nstate_file = {:?}\n",
         windows.display().to_string(),
+        dataset.display().to_string(),
         state.display().to_string()
     );
     std::fs::write(&config, &base).unwrap();
@@ -675,8 +717,20 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
         published += 1;
         std::thread::sleep(RECORD_EVERY);
     }
-    let training = dir.join("training.jsonl");
-    std::fs::write(&training, complete_lines(&windows)).unwrap();
+    // A few more seconds of the same, so that the files holding those
+    // windows are complete; the training set is the dataset as it is now.
+    for _ in 0..5 {
+        assert!(mqtt_publish(&lab, &user, &password, "record"));
+        std::thread::sleep(RECORD_EVERY);
+    }
+    let training = dir.join("training");
+    let copy = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(&dataset)
+        .arg(&training)
+        .status()
+        .unwrap();
+    assert!(copy.success());
 
     // An attack before the reload: its alert must survive the reload.
     let wrong = netlab::random_secret();
@@ -699,6 +753,11 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     let artifact: Value =
         serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).unwrap())
             .unwrap();
+    let trained_on = artifact["training"]["windows"].as_u64().unwrap_or(0);
+    assert!(
+        trained_on >= TRAIN_WINDOWS as u64,
+        "trained on {trained_on} recorded windows"
+    );
     let new_id = artifact["model_id"].as_str().unwrap().to_string();
     assert!(!built_in.contains(&new_id), "{built_in}");
 
@@ -780,5 +839,137 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     assert!(
         saved["devices"].as_array().is_some_and(|d| d.len() == 2),
         "{saved}"
+    );
+}
+
+/// Two sensors on two mirror ports of one switch (two SPAN sessions), one
+/// Prometheus scraping both, both recording windows into one dataset
+/// directory: Prometheus tells the sensors apart by their label, DuckDB
+/// reads rows of both sensors in one query, and `spanwatch train` fits a
+/// model on the fleet's dataset.
+#[cfg(feature = "train")]
+#[test]
+fn two_sensors_feed_one_prometheus_and_one_dataset() {
+    let mut lab = Lab::switched("fl", 2);
+    let (user, password) = start_broker(&mut lab);
+    let mirrors = lab.mirror_interfaces().to_vec();
+    let fleet = lab.dir().join("fleet");
+    let fleet_dir = fleet.to_str().unwrap().to_string();
+    let sensors = [("edge-a", "127.0.0.1:9188"), ("edge-b", "127.0.0.1:9189")];
+    let mut procs = Vec::new();
+    for ((name, addr), mirror) in sensors.iter().zip(&mirrors) {
+        let config = lab.dir().join(format!("{name}.toml"));
+        std::fs::write(&config, "[devices]\nwindow_secs = 1\n").unwrap();
+        let id = lab.start_sensor(
+            name,
+            env!("CARGO_BIN_EXE_spanwatch"),
+            &[
+                "live",
+                "-i",
+                mirror,
+                "--config",
+                config.to_str().unwrap(),
+                "--metrics",
+                addr,
+                "--dataset-dir",
+                &fleet_dir,
+                "--sensor-name",
+                name,
+                "--rotate",
+                "1s",
+                "--json",
+                "--stats-interval",
+                "0",
+            ],
+        );
+        lab.wait_log(id, "capturing on", WAIT);
+        procs.push(id);
+    }
+    let targets: Vec<(&str, &str)> = sensors.iter().map(|(n, a)| (*a, *n)).collect();
+    let prometheus = start_prometheus_in(&mut lab, Side::Sensor, &targets);
+
+    // Traffic both mirror ports see, for long enough to fill some windows.
+    for i in 0..40 {
+        assert!(mqtt_publish(&lab, &user, &password, &format!("fleet {i}")));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Both sensors scraped, told apart by their label, each with packets.
+    let deadline = Instant::now() + WAIT;
+    let by_sensor = loop {
+        let rows = query_in(&lab, Side::Sensor, "spanwatch_packets_total");
+        let mut seen: Vec<(String, f64)> = rows
+            .iter()
+            .map(|(labels, v)| (labels["sensor"].as_str().unwrap_or("").to_string(), *v))
+            .collect();
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        if seen.len() == 2 && seen.iter().all(|(_, v)| *v > 0.0) {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "Prometheus has {seen:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        by_sensor
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["edge-a", "edge-b"]
+    );
+    let up = query_in(&lab, Side::Sensor, "sum(up{job=\"spanwatch\"})");
+    assert_eq!(up.first().map(|r| r.1), Some(2.0), "{up:?}");
+    for id in procs {
+        lab.stop(id);
+    }
+    lab.stop(prometheus);
+
+    // One query over both sensors' partitions.
+    let duckdb = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import duckdb, sys\n\
+             q = \"SELECT sensor, count(*) FROM read_parquet(?, hive_partitioning = true) GROUP BY sensor ORDER BY sensor\"\n\
+             for sensor, n in duckdb.execute(q, [sys.argv[1] + '/windows/**/*.parquet']).fetchall():\n    print(sensor, n)",
+        )
+        .arg(&fleet)
+        .output()
+        .expect("run python3 (Debian package python3)");
+    assert!(
+        duckdb.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&duckdb.stderr)
+    );
+    let rows: Vec<(String, u64)> = String::from_utf8_lossy(&duckdb.stdout)
+        .lines()
+        .map(|l| {
+            let (sensor, n) = l.split_once(' ').expect("sensor count");
+            (sensor.to_string(), n.parse().expect("a count"))
+        })
+        .collect();
+    assert_eq!(
+        rows.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["edge-a", "edge-b"],
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|(_, n)| *n > 0), "{rows:?}");
+    let total: u64 = rows.iter().map(|(_, n)| n).sum();
+
+    let model = lab.dir().join("fleet-model");
+    let train = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["train", "--k-min", "2", "--k-max", "3", "--out"])
+        .arg(&model)
+        .arg(&fleet)
+        .output()
+        .unwrap();
+    assert!(
+        train.status.success(),
+        "train on the fleet dataset failed: {}",
+        String::from_utf8_lossy(&train.stderr)
+    );
+    let artifact: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    assert_eq!(
+        artifact["training"]["windows"].as_u64(),
+        Some(total),
+        "the model is trained on every row of both sensors"
     );
 }

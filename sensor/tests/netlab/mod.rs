@@ -246,6 +246,9 @@ impl Lab {
             ip(&["netns", "add", ns]);
             no_ipv6(ns);
         }
+        // The sensor namespace's loopback, for /metrics and a Prometheus
+        // beside the sensors: nothing it carries leaves the namespace.
+        ip(&["-n", &sensor, "link", "set", "lo", "up"]);
         let bridge = format!("{tag}br{id}");
         ip(&["-n", &switch, "link", "add", &bridge, "type", "bridge"]);
         ip(&["-n", &switch, "link", "set", &bridge, "up"]);
