@@ -249,7 +249,8 @@ pub struct DevicesSummary {
     /// Devices forgotten to make room.
     pub evicted: u64,
     pub windows: u64,
-    /// Every device, by address.
+    /// Every device, by address (at the end of a run; the first
+    /// [`MAX_SUMMARY_DEVICES`] in the summaries published while it runs).
     pub table: Vec<DeviceRow>,
 }
 
@@ -272,8 +273,14 @@ pub struct DeviceRow {
 
 impl DevicesSummary {
     pub fn new(inventory: &Inventory, windows: u64) -> Self {
+        Self::first(inventory, windows, usize::MAX)
+    }
+
+    /// With the first `rows` devices of the table only: what a periodic
+    /// publication holds, whose cost must not grow with the segment.
+    pub fn first(inventory: &Inventory, windows: u64, rows: usize) -> Self {
         let table = inventory
-            .sorted()
+            .sorted_first(rows)
             .into_iter()
             .map(|d| DeviceRow {
                 mac: MacText(d.mac).to_string(),
@@ -328,11 +335,12 @@ impl DevicesSummary {
                 d.packets
             );
         }
-        if self.table.len() > max {
+        let shown = self.table.len().min(max);
+        if self.devices > shown {
             let _ = writeln!(
                 s,
                 "  ... and {} more (spanwatch devices FILE lists them all)",
-                self.table.len() - max
+                self.devices - shown
             );
         }
         s

@@ -394,8 +394,19 @@ impl Inventory {
 
     /// The devices, sorted by address (IPv4 first) then MAC, for tables.
     pub fn sorted(&self) -> Vec<&Device> {
+        self.sorted_first(usize::MAX)
+    }
+
+    /// The first `n` devices of [`Inventory::sorted`], found without sorting
+    /// the others.
+    pub fn sorted_first(&self, n: usize) -> Vec<&Device> {
+        let key = |d: &&Device| (d.ips.first().map(|s| s.ip), d.mac);
         let mut v: Vec<&Device> = self.devices.values().collect();
-        v.sort_by_key(|d| (d.ips.first().map(|s| s.ip), d.mac));
+        if n < v.len() {
+            v.select_nth_unstable_by_key(n, key);
+            v.truncate(n);
+        }
+        v.sort_by_key(key);
         v
     }
 }
@@ -433,6 +444,24 @@ mod tests {
         assert!(rtr.owns(ip(1)));
         assert_eq!(rtr.foreign_ips, 10 - MAX_OWN_IPS as u64);
         assert_eq!(inv.len(), 2);
+    }
+
+    #[test]
+    fn the_first_rows_of_the_table_are_those_of_the_whole_table() {
+        let mut inv = Inventory::new(100, Vec::new());
+        // Addresses in an order unlike the MACs', one device without any.
+        for n in 0..30u8 {
+            inv.sent_from([2, 0, 0, 0, 1, n], ip(200 - 3 * n), Timestamp(0));
+        }
+        inv.touch([2, 0, 0, 0, 2, 0], Timestamp(0));
+        let all: Vec<[u8; 6]> = inv.sorted().iter().map(|d| d.mac).collect();
+        assert_eq!(all.len(), 31);
+        assert_eq!(all[0], [2, 0, 0, 0, 2, 0], "no address sorts first");
+        assert_eq!(all[1], [2, 0, 0, 0, 1, 29], "then the lowest address");
+        for n in [0, 1, 7, 30, 31, 1000] {
+            let first: Vec<[u8; 6]> = inv.sorted_first(n).iter().map(|d| d.mac).collect();
+            assert_eq!(first, all[..n.min(all.len())], "first {n}");
+        }
     }
 
     #[test]

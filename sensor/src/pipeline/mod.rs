@@ -26,7 +26,7 @@ use crate::flow::{FlowConfig, FlowTable};
 use crate::proto::AppLimits;
 use crate::proto::dispatch::Dispatcher;
 use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
-use crate::summary::{DecodeSummary, FlowSummary, KernelStats, Span, Summary};
+use crate::summary::{DecodeSummary, FlowSummary, KernelStats, MAX_SUMMARY_DEVICES, Span, Summary};
 use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
 pub use stage::{
     AppSnapshot, BATCH_LATENCY_BUCKETS_SECS, BatchLatency, BatchStats, SharedSnapshot,
@@ -261,7 +261,7 @@ impl Pipeline {
     /// a change of what it runs, readers need not wait for the next tick.
     fn republish(&mut self) {
         let at = self.stage().published.lock().ok().and_then(|p| p.at);
-        let snapshot = Arc::new(self.stage.snapshot(at));
+        let snapshot = Arc::new(self.stage.snapshot(at, MAX_SUMMARY_DEVICES));
         if let Ok(mut published) = self.stage.published.lock() {
             *published = snapshot;
         }
@@ -423,7 +423,7 @@ impl Pipeline {
     /// worker thread is joined: at the end of a run, not per scrape).
     pub fn summary(&mut self, inputs: &[String], kernel: Option<KernelStats>) -> Summary {
         self.stage();
-        let app = self.stage.snapshot(None);
+        let app = self.stage.snapshot(None, usize::MAX);
         with_app(self.capture_summary(inputs, kernel), app)
     }
 

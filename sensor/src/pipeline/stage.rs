@@ -38,7 +38,9 @@ use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp};
 use crate::proto::log::{LogContext, LogError, ProtocolLogs};
 use crate::proto::norm::Event;
 use crate::proto::{AppEvent, AppProto, ProtoCounts};
-use crate::summary::{DetectionSummary, DevicesSummary, ModelSummary, Talkers};
+use crate::summary::{
+    DetectionSummary, DevicesSummary, MAX_SUMMARY_DEVICES, ModelSummary, Talkers,
+};
 
 /// A batch is handed over once it holds this many observations...
 pub const BATCH_ITEMS: usize = 1024;
@@ -914,18 +916,21 @@ impl AppStage {
         }
     }
 
-    /// The stage's counters as of now.
-    pub fn snapshot(&self, at: Option<Timestamp>) -> AppSnapshot {
+    /// The stage's counters as of now, with the first `device_rows` rows of
+    /// the device table.
+    pub fn snapshot(&self, at: Option<Timestamp>, device_rows: usize) -> AppSnapshot {
         AppSnapshot {
             at,
             protocols: self.sink.protocols.clone(),
             sessions: self.dispatcher.budget,
             detection: self.sink.detection.as_ref().map(Detection::summary),
-            devices: self
-                .sink
-                .devices
-                .as_ref()
-                .map(|d| DevicesSummary::new(d.extractor.inventory(), d.extractor.stats().windows)),
+            devices: self.sink.devices.as_ref().map(|d| {
+                DevicesSummary::first(
+                    d.extractor.inventory(),
+                    d.extractor.stats().windows,
+                    device_rows,
+                )
+            }),
         }
     }
 
@@ -951,7 +956,7 @@ impl AppStage {
                         .is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL)
                     {
                         self.last_publish = Some(Instant::now());
-                        let snapshot = Arc::new(self.snapshot(Some(now)));
+                        let snapshot = Arc::new(self.snapshot(Some(now), MAX_SUMMARY_DEVICES));
                         // A reader holds the lock only to copy the pointer:
                         // skip this publication rather than wait.
                         if let Ok(mut published) = self.published.try_lock() {
