@@ -10,7 +10,9 @@
 //! train` on them, SIGHUP), and two sensors feeding one Prometheus and one
 //! dataset. Prometheus binds the namespace's loopback only, keeps its
 //! storage in the lab's temporary directory and is ended by PID with the
-//! lab. Needs root.
+//! lab. Needs root, and the `train` feature (the retrain loop and the fleet
+//! dataset train models and write Parquet).
+#![cfg(feature = "train")]
 
 mod netlab;
 
@@ -655,7 +657,6 @@ fn alert_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-#[cfg(feature = "train")]
 #[test]
 fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     let mut lab = Lab::new("rt");
@@ -847,7 +848,6 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
 /// directory: Prometheus tells the sensors apart by their label, DuckDB
 /// reads rows of both sensors in one query, and `spanwatch train` fits a
 /// model on the fleet's dataset.
-#[cfg(feature = "train")]
 #[test]
 fn two_sensors_feed_one_prometheus_and_one_dataset() {
     let mut lab = Lab::switched("fl", 2);
