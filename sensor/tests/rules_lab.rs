@@ -3,7 +3,8 @@
 //! window, an alert of each rule written to detect it, and each capture
 //! labels the phases it is meant to; outside the phases only low-severity policy findings fire, at
 //! most once per device and service. The alerts file is validated against the
-//! repository's JSON schema by an independent validator (Python jsonschema).
+//! repository's JSON schema by an independent validator (Python jsonschema,
+//! Debian's python3-jsonschema).
 
 mod common;
 
@@ -60,6 +61,9 @@ const LAB_SAMPLE_PHASES: &[&str] = &[
     "http_basic_auth_bruteforce",
     "http_firmware_download",
 ];
+
+/// The system interpreter, which Debian's python3-jsonschema is installed for.
+const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 
 /// Severity of policy findings (Suricata's "low").
 const POLICY_SEVERITY: u64 = 3;
@@ -232,12 +236,14 @@ fn check_run(dir: &Path, threads: &str) -> Vec<serde_json::Value> {
         for line in open(sys.argv[2]):\n\
         \x20   v.validate(json.loads(line)); n+=1\n\
         print(n)\n";
-    let out = Command::new("python3")
+    // Debian's interpreter and its python3-jsonschema package (.ci/packages),
+    // whatever other python3 comes first on the PATH.
+    let out = Command::new(DEBIAN_PYTHON)
         .args(["-c", script])
         .arg(&schema)
         .arg(&file)
         .output()
-        .expect("python3 with jsonschema (bash .ci/deps installs it)");
+        .expect("/usr/bin/python3 (bash .ci/deps installs python3-jsonschema)");
     assert!(
         out.status.success(),
         "schema validation failed: {}",
