@@ -1020,7 +1020,7 @@ pub(super) mod tests {
                 max_shell_command_bytes: 4,
                 ..TelnetLimits::default()
             };
-            let mut session = TelnetSession::new(limits.clone());
+            let mut session = TelnetSession::new(limits);
             let mut fed = [0usize; 2];
             let mut out = Vec::new();
             let mut i = 0;
