@@ -1,7 +1,8 @@
 //! No password seen on the wire appears in anything spanwatch writes: the
 //! summary (text and JSON), stdout and stderr, the per-protocol logs, the
 //! alerts (rules, model and profiles), and the feature windows (`--windows`);
-//! with the `train` feature, the Parquet datasets of `spanwatch extract` too.
+//! with the `train` feature, the Parquet datasets of `spanwatch extract` too
+//! (read back by pyarrow).
 //!
 //! The passwords are taken from the traffic itself, independently of
 //! spanwatch: tshark's `mqtt.passwd` and `http.authbasic` fields, and every
@@ -332,7 +333,55 @@ fn replay_outputs(file: &Path, scratch: &Path) -> Vec<Piece> {
             json_lines_pieces(&name, &std::fs::read_to_string(&path).unwrap(), &mut pieces);
         }
     }
+    #[cfg(feature = "train")]
+    dataset_pieces(file, scratch, &mut pieces);
     pieces
+}
+
+/// Every string of the Parquet datasets `spanwatch extract` writes for
+/// `file` (not pseudonymised), read back by pyarrow (tests/dataset_check.py)
+/// as one piece per value: the column is not named, so a value is excused
+/// only where it equals one the JSON outputs excuse (the same device name).
+#[cfg(feature = "train")]
+fn dataset_pieces(file: &Path, scratch: &Path, out: &mut Vec<Piece>) {
+    let dir = scratch.join("dataset");
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = common::spanwatch()
+        .arg("extract")
+        .arg(file)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .expect("run spanwatch extract");
+    assert!(
+        run.status.success(),
+        "{}: extract failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    text_pieces("extract stdout", &String::from_utf8_lossy(&run.stdout), out);
+    text_pieces("extract stderr", &String::from_utf8_lossy(&run.stderr), out);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dataset_check.py");
+    let check = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .expect("run python3 (bash .ci/deps installs duckdb and pyarrow)");
+    assert!(
+        check.status.success(),
+        "dataset_check.py: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    for table in ["windows", "devices"] {
+        for value in report[table]["strings"].as_array().into_iter().flatten() {
+            out.push(Piece {
+                place: format!("dataset {table}"),
+                key: None,
+                text: value.as_str().unwrap_or_default().to_string(),
+            });
+        }
+    }
 }
 
 /// The captures: the shared corpus, the lab sample, the bundled samples.
