@@ -168,15 +168,12 @@ fn every_mac_in_the_shared_captures_gets_the_registry_vendor() {
     let mut macs = BTreeSet::new();
     let mut files_with_ethernet = 0;
     for row in common::manifest() {
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(row.file())
-            .args(["-T", "fields", "-e", "eth.src", "-e", "eth.dst"])
-            .output()
-            .expect("run tshark (bash .ci/deps installs it)");
-        // A damaged capture makes tshark exit non-zero after printing the
-        // frames before the damage; those addresses count all the same.
-        let text = String::from_utf8(out.stdout).expect("tshark prints ASCII fields");
+        // A damaged capture makes tshark exit 2 after printing the frames
+        // before the damage; those addresses count all the same.
+        let text = common::tshark(
+            &row.file(),
+            &["-T", "fields", "-e", "eth.src", "-e", "eth.dst"],
+        );
         let mut found = false;
         for field in text.split(['\t', '\n', ',']).filter(|f| !f.is_empty()) {
             macs.insert(parse_mac(field));

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use common::{manifest, replay_json};
 
@@ -107,12 +106,7 @@ fn not_a_capture_is_exit_3_with_the_file_named() {
 
 /// Conversations tshark lists in `-z conv,<proto>` for a file.
 fn tshark_conversations(file: &std::path::Path, proto: &str) -> u64 {
-    let out = Command::new("tshark")
-        .args(["-n", "-q", "-z", &format!("conv,{proto}"), "-r"])
-        .arg(file)
-        .output()
-        .expect("tshark must be installed (bash .ci/deps installs it)");
-    String::from_utf8_lossy(&out.stdout)
+    common::tshark(file, &["-q", "-z", &format!("conv,{proto}")])
         .lines()
         .filter(|l| l.contains("<->"))
         .count() as u64

@@ -26,6 +26,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod coap;
+pub mod dhcp;
+pub mod http;
+pub mod mqtt;
+pub mod telnet;
+
 use spanwatch::capture::Timestamp;
 use spanwatch::flow::Direction;
 use spanwatch::proto::http::{HttpEvent, HttpSession};

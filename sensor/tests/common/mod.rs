@@ -70,3 +70,40 @@ pub fn replay_json(files: &[&Path], extra: &[&str]) -> (Output, Option<serde_jso
     let json = serde_json::from_slice(&out.stdout).ok();
     (out, json)
 }
+
+/// Captures of the corpus that tshark reads up to a damaged record and then
+/// exits 2, with the message it prints: the frames before the damage are
+/// still its judgement.
+const TSHARK_DAMAGED: &[(&str, &str)] = &[
+    (
+        "generic/truncated-file-http-mime.pcap",
+        "appears to have been cut short in the middle of a packet",
+    ),
+    (
+        "generic/damaged-record-header-fuzz.pcap",
+        "appears to be damaged or corrupt",
+    ),
+];
+
+/// `tshark -n -r FILE ARGS...`, its standard output once its exit status says
+/// it read the whole file: 0, or 2 with the known message for a damaged
+/// capture of the corpus.
+pub fn tshark(file: &Path, args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("tshark must be installed (bash .ci/deps installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let damaged = TSHARK_DAMAGED
+        .iter()
+        .any(|(path, message)| file.ends_with(path) && stderr.contains(message));
+    assert!(
+        out.status.success() || (out.status.code() == Some(2) && damaged),
+        "tshark {args:?} on {} failed ({}): {stderr}",
+        file.display(),
+        out.status
+    );
+    String::from_utf8(out.stdout).expect("tshark writes UTF-8")
+}

@@ -65,6 +65,14 @@ pub struct Capture {
     pcap: PathBuf,
 }
 
+impl Capture {
+    /// The tcpdump process, for a test that judges its exit counts itself
+    /// (e.g. under load, where it may drop).
+    pub fn proc_id(&self) -> ProcId {
+        self.proc
+    }
+}
+
 /// What a client run left behind.
 pub struct ClientRun {
     pub status: ExitStatus,
@@ -425,6 +433,11 @@ impl Lab {
     }
 
     /// The client end of the veth pair (where tcpdump and `spanwatch live` capture).
+    /// The client namespace's name (for `ip -n`).
+    pub fn client_namespace(&self) -> &str {
+        &self.ns_client
+    }
+
     pub fn client_interface(&self) -> &str {
         &self.veth_client
     }

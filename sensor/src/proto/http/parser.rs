@@ -1424,7 +1424,7 @@ Content-Types: x\r\nContent-Lengt: 1\r\nX-Authorization: y\r\nServir: s\r\n\r\n"
     }
 
     #[test]
-    fn no_panic_on_mutated_heads() {
+    fn mutated_heads_keep_the_parsers_properties() {
         let seeds: [&[u8]; 4] = [
             b"GET /hello.txt HTTP/1.1\r\nHost: www.example.com\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"HTTP/1.0 2XX OK\r\nServer: POC\r\nContent-Length:4\r\n\r\n",
@@ -1443,21 +1443,63 @@ Content-Types: x\r\nContent-Lengt: 1\r\nX-Authorization: y\r\nServir: s\r\n\r\n"
                     bytes[i] = (state >> 8) as u8;
                 }
                 bytes.truncate(state as usize % (bytes.len() + 1));
-                let mut storage = [EMPTY_HEADER; 8];
-                let _ = parse_request_head(&bytes, &mut storage);
-                let mut storage = [EMPTY_HEADER; 8];
-                if let Ok(h) = parse_response_head(&bytes, &mut storage) {
-                    let s = summarize_fields(&bytes, h.headers);
-                    let _ = response_framing(h.status, None, &s, h.version, &mut Vec::new());
-                }
-                let _ = find_head_end(&bytes, 0);
-                let _ = probe(&bytes, Direction::ToServer);
-                let _ = probe(&bytes, Direction::ToClient);
-                if let Some((line, _)) = split_first_line(&bytes) {
-                    let _ = classify_request_line(line);
-                    let _ = is_request_line(line);
-                }
+                check_mutated_head(&bytes);
             }
+        }
+    }
+
+    /// What the head parsers may say about any bytes: the head ends at the
+    /// first empty line (RFC 9112 §2.2: a bare LF ends a line too), found here
+    /// by a plain scan; a parsed request's method and target are bytes of the
+    /// input; a parsed status is at most three digits of the status line; a line
+    /// taken for a request line ends in an HTTP/1.x version (RFC 9112 §3).
+    fn check_mutated_head(bytes: &[u8]) {
+        let empty_line = (0..bytes.len()).find_map(|i| {
+            let rest = &bytes[i..];
+            if rest.starts_with(b"\n\n") {
+                Some(i + 2)
+            } else if rest.starts_with(b"\n\r\n") {
+                Some(i + 3)
+            } else {
+                None
+            }
+        });
+        match find_head_end(bytes, 0) {
+            HeadEnd::Complete(n) => assert_eq!(Some(n), empty_line, "{bytes:?}"),
+            HeadEnd::Partial { resume } => {
+                assert_eq!(empty_line, None, "{bytes:?}");
+                assert!(resume <= bytes.len(), "{bytes:?}");
+            }
+        }
+        let contains = |part: &[u8]| bytes.windows(part.len().max(1)).any(|w| w == part);
+        let mut storage = [EMPTY_HEADER; 8];
+        if let Ok(h) = parse_request_head(bytes, &mut storage) {
+            assert!(bytes.starts_with(h.method.as_bytes()), "{bytes:?}");
+            assert!(h.target.is_empty() || contains(h.target), "{bytes:?}");
+            assert!(h.headers.len() <= 8);
+        }
+        let mut storage = [EMPTY_HEADER; 8];
+        if let Ok(h) = parse_response_head(bytes, &mut storage) {
+            let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+            // A malformed code such as "2XX" keeps its leading digits.
+            let digits = h.status.to_string();
+            assert!(
+                h.status <= 999
+                    && first_line
+                        .windows(digits.len())
+                        .any(|w| w == digits.as_bytes()),
+                "{bytes:?} status {}",
+                h.status
+            );
+            let s = summarize_fields(bytes, h.headers);
+            let _ = response_framing(h.status, None, &s, h.version, &mut Vec::new());
+        }
+        if let Some((line, _)) = split_first_line(bytes)
+            && is_request_line(line)
+        {
+            let version = &line[line.len() - 8..];
+            assert!(version[..7].eq_ignore_ascii_case(b"HTTP/1."), "{line:?}");
+            assert_eq!(classify_request_line(line), RequestLineShape::Full);
         }
     }
 }

@@ -952,8 +952,45 @@ pub(super) mod tests {
         assert!(serde_json::from_str::<TelnetLimits>(r#"{"max_bogus": 1}"#).is_err());
     }
 
+    /// The bounds a session keeps whatever the bytes: data events carry no
+    /// more bytes than were fed in their direction, user names and shell
+    /// commands stay within their caps, at most one banner.
+    fn check_bounded(out: &[TelnetEvent], fed: [usize; 2], limits: &TelnetLimits) {
+        let mut data = [0usize; 2];
+        let mut shell_commands = 0;
+        let mut banners = 0;
+        for event in out {
+            match event {
+                TelnetEvent::Data { dir, len } => {
+                    assert!(*len > 0, "empty data event");
+                    data[usize::from(*dir == S)] += len;
+                }
+                TelnetEvent::LoginAttempt(a) => {
+                    if let Some(user) = &a.user {
+                        assert!(user.len() <= limits.max_user_bytes, "user {user:?}");
+                    }
+                }
+                TelnetEvent::ShellCommand { line, .. } => {
+                    shell_commands += 1;
+                    assert!(line.len() <= limits.max_shell_command_bytes, "{line:?}");
+                }
+                TelnetEvent::Banner { .. } => banners += 1,
+                _ => {}
+            }
+        }
+        assert!(
+            data[0] <= fed[0] && data[1] <= fed[1],
+            "data {data:?} fed {fed:?}"
+        );
+        assert!(
+            shell_commands <= limits.max_shell_commands,
+            "{shell_commands} commands"
+        );
+        assert!(banners <= 1, "{banners} banners");
+    }
+
     #[test]
-    fn no_panic_on_mutated_dialogues() {
+    fn mutated_dialogues_stay_within_the_bounds() {
         let steps = char_at_a_time_dialogue();
         let stream: Vec<(Direction, u8)> = steps
             .iter()
@@ -978,9 +1015,13 @@ pub(super) mod tests {
                 max_subneg_bytes: 4,
                 max_line_bytes: 8,
                 max_server_line_bytes: 8,
+                max_user_bytes: 3,
+                max_shell_commands: 2,
+                max_shell_command_bytes: 4,
                 ..TelnetLimits::default()
             };
             let mut session = TelnetSession::new(limits);
+            let mut fed = [0usize; 2];
             let mut out = Vec::new();
             let mut i = 0;
             while i < mutated.len() {
@@ -996,9 +1037,11 @@ pub(super) mod tests {
                 if next() % 50 == 0 {
                     session.on_gap(Timestamp(0), dir, 10, &mut out);
                 }
+                fed[usize::from(dir == S)] += chunk.len();
                 session.on_data(Timestamp(0), dir, &chunk, &mut out);
             }
             session.on_close(Timestamp(0), &mut out);
+            check_bounded(&out, fed, &limits);
         }
     }
 }

@@ -739,8 +739,55 @@ mod tests {
         );
     }
 
+    /// What RFC 1073, 1091, 1079 and 1572 allow `decode` to return for a payload.
+    fn check_decoded(option: TelnetOption, payload: &[u8]) {
+        let got = decode(option, payload, &LIMITS);
+        let context = format!("{option:?} {payload:?}: {got:?}");
+        match (option, &got) {
+            // RFC 1073 §2: exactly WIDTH[1] WIDTH[0] HEIGHT[1] HEIGHT[0].
+            (TelnetOption::Naws, Ok(SubnegDetail::WindowSize { width, height })) => {
+                assert_eq!(payload.len(), 4, "{context}");
+                assert_eq!(*width, u16::from(payload[0]) * 256 + u16::from(payload[1]));
+                assert_eq!(*height, u16::from(payload[2]) * 256 + u16::from(payload[3]));
+            }
+            (TelnetOption::Naws, Err(_)) => assert_ne!(payload.len(), 4, "{context}"),
+            // RFC 1091 / RFC 1079: IS is 0, SEND is 1; nothing else decodes.
+            (TelnetOption::TerminalType, Ok(SubnegDetail::TerminalType(d))) => match d {
+                TerminalTypeDetail::Is { name } => {
+                    assert_eq!(payload.first(), Some(&0), "{context}");
+                    assert!(name.len() <= LIMITS.max_string_bytes, "{context}");
+                }
+                TerminalTypeDetail::Send => assert_eq!(payload.first(), Some(&1), "{context}"),
+            },
+            (TelnetOption::TerminalSpeed, Ok(SubnegDetail::TerminalSpeed(d))) => match d {
+                TerminalSpeedDetail::Is { speed } => {
+                    assert_eq!(payload.first(), Some(&0), "{context}");
+                    assert!(speed.len() <= LIMITS.max_string_bytes, "{context}");
+                }
+                TerminalSpeedDetail::Send => assert_eq!(payload.first(), Some(&1), "{context}"),
+            },
+            (TelnetOption::TerminalType | TelnetOption::TerminalSpeed, Err(_)) => {
+                assert!(!matches!(payload.first(), Some(0 | 1)), "{context}");
+            }
+            // RFC 1572: at most the bounded number of variables is kept.
+            (TelnetOption::NewEnviron, Ok(SubnegDetail::Environ(d))) => {
+                assert!(d.vars.len() <= LIMITS.max_env_vars, "{context}");
+            }
+            (TelnetOption::Linemode, Ok(SubnegDetail::Linemode(_)))
+            | (TelnetOption::Authentication, Ok(SubnegDetail::Authentication(_)))
+            | (
+                TelnetOption::NewEnviron | TelnetOption::Linemode | TelnetOption::Authentication,
+                Err(_),
+            ) => {}
+            (TelnetOption::Unknown(_), Ok(SubnegDetail::Undecoded { len })) => {
+                assert_eq!(*len, payload.len(), "{context}");
+            }
+            _ => panic!("a detail of another option: {context}"),
+        }
+    }
+
     #[test]
-    fn no_panic_on_any_short_payload() {
+    fn every_short_payload_decodes_to_what_its_option_allows() {
         let options = [
             TelnetOption::Naws,
             TelnetOption::TerminalType,
@@ -748,6 +795,7 @@ mod tests {
             TelnetOption::NewEnviron,
             TelnetOption::Linemode,
             TelnetOption::Authentication,
+            TelnetOption::Unknown(0x7b),
         ];
         let alphabet = [0u8, 1, 2, 3, 0xff, b'a', 0xc3, 253];
         for option in options {
@@ -759,7 +807,7 @@ mod tests {
                         payload.push(alphabet[n % alphabet.len()]);
                         n /= alphabet.len();
                     }
-                    let _ = decode(option, &payload, &LIMITS);
+                    check_decoded(option, &payload);
                 }
             }
         }
