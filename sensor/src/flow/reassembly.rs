@@ -22,6 +22,17 @@ use std::collections::BTreeMap;
 /// bounded too.
 pub const SEGMENT_OVERHEAD_BYTES: usize = 64;
 
+/// Farthest a FIN, a RST or an acknowledgement may lie from the bytes seen
+/// in its direction and still be taken as part of the connection. RFC 5961
+/// (§3.2 RST, §4.2 SYN, §5.2 ACK) has a receiver ignore segments outside its
+/// receive window; a passive sensor does not know the window (its scale is
+/// in the SYN options), so it uses this bound: above the receive buffers of
+/// the hosts on these segments (Linux's default `tcp_rmem` maximum is 6 MiB)
+/// and far below the ±2 GiB a random sequence number lands in. A scanner's
+/// or a reused port's stray RST would otherwise mark the end of the stream
+/// hundreds of MiB away and report that distance as lost bytes.
+pub const MAX_WINDOW_BYTES: u64 = 16 << 20;
+
 /// What a stream hands to its consumer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StreamEvent<'a> {
@@ -99,6 +110,10 @@ pub struct ReassemblyStats {
     pub budget_drops: u64,
     /// Streams picked up without seeing their SYN.
     pub midstream_pickups: u64,
+    /// FIN / RST segments and acknowledgements ignored because their
+    /// sequence or acknowledgement number lay outside the window
+    /// ([`MAX_WINDOW_BYTES`], RFC 5961).
+    pub out_of_window: u64,
 }
 
 /// One direction of a TCP connection.
@@ -124,6 +139,35 @@ impl Stream {
         if self.next_seq.is_none() {
             self.next_seq = Some(seq.wrapping_add(1));
         }
+    }
+
+    /// Whether sequence number `seq` lies within [`MAX_WINDOW_BYTES`] of
+    /// what this direction has shown so far (anything does before the first
+    /// segment). A FIN or RST outside it is not acceptable (RFC 5961 §3.2).
+    pub fn in_window(&self, seq: u32) -> bool {
+        let Some(next_seq) = self.next_seq else {
+            return true;
+        };
+        self.offset_in_window(self.offset_of(next_seq, seq))
+    }
+
+    fn offset_in_window(&self, offset: i128) -> bool {
+        let w = i128::from(MAX_WINDOW_BYTES);
+        let low = i128::from(self.delivered) - w;
+        let high = i128::from(self.frontier()) + w;
+        (low..=high).contains(&offset)
+    }
+
+    /// Stream offset just past the farthest byte seen, buffered or marked.
+    fn frontier(&self) -> u64 {
+        let buffered = self
+            .pending
+            .last_key_value()
+            .map_or(0, |(&k, v)| k + v.len() as u64);
+        self.delivered
+            .max(buffered)
+            .max(self.fin_at.unwrap_or(0))
+            .max(self.acked_past_hole.unwrap_or(0))
     }
 
     /// Offset in this stream of sequence number `seq` (handles wrap-around:
@@ -251,12 +295,18 @@ impl Stream {
     }
 
     /// The peer acknowledged up to `ack`: bytes before it were sent. A hole
-    /// there is given up once the sender is seen sending past it.
-    pub fn acked(&mut self, ack: u32) {
+    /// there is given up once the sender is seen sending past it. An
+    /// acknowledgement beyond the window is ignored (RFC 5961 §5.2) and
+    /// counted.
+    pub fn acked(&mut self, ack: u32, stats: &mut ReassemblyStats) {
         let Some(next_seq) = self.next_seq else {
             return;
         };
         let mut acked = self.offset_of(next_seq, ack);
+        if acked > i128::from(self.delivered) && !self.offset_in_window(acked) {
+            stats.out_of_window += 1;
+            return;
+        }
         if let Some(fin) = self.fin_at {
             // The FIN takes one sequence number but carries no byte.
             acked = acked.min(i128::from(fin));
@@ -464,7 +514,7 @@ mod tests {
         }
 
         fn ack(&mut self, ack: u32) {
-            self.stream.acked(ack);
+            self.stream.acked(ack, &mut self.stats);
         }
 
         fn close(&mut self) {

@@ -453,13 +453,15 @@ impl<T: Default> FlowTable<T> {
         let mut slot = self.index.get(&key).copied();
 
         if let (Some(s), Transport::Tcp(seg)) = (slot, &pkt.transport) {
-            // A fresh SYN on a finished connection starts a new one; the same
-            // SYN again (same initial sequence number) is a retransmission.
-            let closed = self.slots[s as usize].as_ref().is_some_and(|f| {
-                f.info.tcp_state == Some(TcpState::Closed)
-                    && f.tcp.as_ref().is_none_or(|t| t.client_isn != Some(seg.seq))
-            });
-            if closed && seg.flags.syn() && !seg.flags.ack() {
+            // A fresh SYN on a finished or half-open connection starts a new
+            // one (port reuse); the same SYN again (same initial sequence
+            // number) is a retransmission.
+            let reused = seg.flags.syn()
+                && !seg.flags.ack()
+                && self.slots[s as usize]
+                    .as_ref()
+                    .is_some_and(|f| is_new_connection(f, seg.seq));
+            if reused {
                 self.stats.reused += 1;
                 self.remove(s, CloseReason::Reused, handler);
                 slot = None;
@@ -484,6 +486,15 @@ impl<T: Default> FlowTable<T> {
             info.bytes[dir.index()] += u64::from(pkt.wire_len);
             let established_before = info.established;
             match (&pkt.transport, flow.tcp.as_mut()) {
+                (Transport::Tcp(seg), Some(tcp))
+                    if (seg.flags.fin() || seg.flags.rst())
+                        && !tcp.streams[dir.index()].in_window(seg.seq) =>
+                {
+                    // Not acceptable to the receiver (RFC 5961 §3.2): it
+                    // neither ends the stream nor changes the state.
+                    self.stats.reassembly.out_of_window += 1;
+                    handler.on_packet(&flow.info, &mut flow.app, dir, pkt, established_before);
+                }
                 (Transport::Tcp(seg), Some(tcp)) => {
                     let was_closed = info.tcp_state == Some(TcpState::Closed);
                     track_tcp(info, tcp, dir, seg);
@@ -514,7 +525,7 @@ impl<T: Default> FlowTable<T> {
                         &mut sink,
                     );
                     if seg.flags.ack() {
-                        other.acked(seg.ack);
+                        other.acked(seg.ack, &mut self.stats.reassembly);
                     }
                 }
                 (Transport::Udp { payload, .. }, _) => {
@@ -592,6 +603,21 @@ impl<T: Default> FlowTable<T> {
         self.stats.active = self.index.len() as u64;
         self.stats.peak_active = self.stats.peak_active.max(self.stats.active);
         slot
+    }
+}
+
+/// Whether a SYN (without ACK) with initial sequence number `isn` opens a
+/// new connection on `flow`'s 4-tuple: the old one is finished (both FINs or
+/// a RST), half-closed, or half-open (its own SYN was never followed by an
+/// established connection), and `isn` is not its SYN's. A SYN on an
+/// established connection is left to it (RFC 5961 §4: the receiver answers
+/// it with a challenge ACK).
+fn is_new_connection<T>(flow: &Flow<T>, isn: u32) -> bool {
+    let client_isn = flow.tcp.as_ref().and_then(|t| t.client_isn);
+    match flow.info.tcp_state {
+        Some(TcpState::Closed | TcpState::HalfClosed) => client_isn != Some(isn),
+        Some(TcpState::New) => client_isn.is_some_and(|i| i != isn),
+        _ => false,
     }
 }
 
@@ -780,6 +806,97 @@ mod tests {
         assert_eq!(t.stats.created_by(FlowTransport::Tcp), 2);
         assert_eq!(t.stats.reused, 1);
         assert_eq!(r.closed, vec![(0, CloseReason::Reused)]);
+    }
+
+    const RST: u8 = TcpFlags::RST;
+    /// 395 MiB: the distance of the "gap" the in-order mix reported.
+    const FAR: u32 = 395 << 20;
+
+    /// One complete exchange on `c` -> `s` with client ISN `isn`, ended by
+    /// `end` (a FIN exchange, or a RST from the client).
+    fn exchange(t: &mut FlowTable<()>, r: &mut Recorder, at: i64, isn: u32, rst: bool) {
+        let c = (1, 50000);
+        let s = (2, 1883);
+        t.process(&tcp(at, c, s, isn, 0, SYN, b""), r);
+        t.process(&tcp(at, s, c, 7000, isn + 1, SYNACK, b""), r);
+        t.process(&tcp(at, c, s, isn + 1, 7001, ACK, b"ping"), r);
+        t.process(&tcp(at, s, c, 7001, isn + 5, ACK, b"pong"), r);
+        if rst {
+            t.process(&tcp(at, c, s, isn + 5, 0, RST, b""), r);
+        } else {
+            t.process(&tcp(at, c, s, isn + 5, 7005, FINACK, b""), r);
+            t.process(&tcp(at, s, c, 7005, isn + 6, FINACK, b""), r);
+            t.process(&tcp(at, c, s, isn + 6, 7006, ACK, b""), r);
+        }
+    }
+
+    // The same 4-tuple used again with a new SYN and ISN after a RST, and
+    // after a FIN exchange: two flows each, every byte delivered, no gap.
+    #[test]
+    fn port_reuse_after_rst_or_fin_is_two_flows_without_gap() {
+        for rst in [true, false] {
+            let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+            let mut r = Recorder::default();
+            exchange(&mut t, &mut r, 0, 1000, rst);
+            exchange(&mut t, &mut r, 1, 1000 + FAR, rst);
+            t.flush(&mut r);
+            assert_eq!(t.stats.created_by(FlowTransport::Tcp), 2, "rst: {rst}");
+            assert_eq!(t.stats.reused, 1);
+            assert_eq!(r.gaps, 0, "rst: {rst}");
+            assert_eq!(t.stats.reassembly.gaps, 0);
+            assert_eq!(r.data[0], b"pingping");
+            assert_eq!(r.data[1], b"pongpong");
+            assert_eq!(r.closed[0], (0, CloseReason::Reused));
+        }
+    }
+
+    // A scanner's SYN left unanswered, then a SYN with another ISN on the
+    // same 4-tuple that gets answered: the first attempt is a half-open flow
+    // of its own. Taken as one flow, the second SYN's bytes would lie FAR
+    // past the first ISN and be reported as a 395 MiB gap.
+    #[test]
+    fn new_syn_on_half_open_flow_starts_a_new_one() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let c = (1, 40000);
+        let s = (2, 80);
+        t.process(&tcp(0, c, s, 1, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, c, s, 1 + FAR, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 50, 2 + FAR, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 2 + FAR, 51, ACK, b"GET"), &mut r);
+        t.process(&tcp(0, s, c, 51, 5 + FAR, ACK, b"200"), &mut r);
+        t.flush(&mut r);
+        assert_eq!(t.stats.created_by(FlowTransport::Tcp), 2);
+        assert_eq!(r.gaps, 0);
+        assert_eq!(r.data, [b"GET".to_vec(), b"200".to_vec()]);
+    }
+
+    // RFC 5961 §3.2: a RST whose sequence number is outside the receive
+    // window is not acceptable; §5.2 likewise an ACK of data never sent. The
+    // connection goes on: no close, no gap up to the stray numbers.
+    #[test]
+    fn out_of_window_rst_fin_and_ack_neither_close_nor_gap() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let c = (1, 50000);
+        let s = (2, 23);
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 101, 901, ACK, b"user"), &mut r);
+        t.process(&tcp(0, s, c, 901 + FAR, 0, RST, b""), &mut r);
+        t.process(&tcp(0, c, s, 105 + FAR, 901, FINACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 901, 105 + FAR, ACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 901, 105, ACK, b"login:"), &mut r);
+        // Had the RST closed the flow, it would leave 10 s later.
+        t.expire(Timestamp::from_secs_nanos(11, 0), &mut r);
+        assert!(r.closed.is_empty());
+        t.process(&tcp(12, c, s, 105, 907, FINACK, b""), &mut r);
+        t.process(&tcp(12, s, c, 907, 106, FINACK, b""), &mut r);
+        t.expire(Timestamp::from_secs_nanos(23, 0), &mut r);
+        assert_eq!(r.closed, vec![(0, CloseReason::Closed)]);
+        assert_eq!(r.gaps, 0);
+        assert_eq!(r.data, [b"user".to_vec(), b"login:".to_vec()]);
+        assert_eq!(t.stats.reassembly.out_of_window, 3);
     }
 
     #[test]
