@@ -6,11 +6,16 @@
 //!   covers bytes already buffered or delivered, the earlier bytes stand and a
 //!   disagreement is counted as an overlap conflict (an evasion indicator);
 //! - **gaps are skipped and reported**: bytes the capture never saw are announced
-//!   with [`StreamEvent::Gap`] once it is certain they will not come — the peer
-//!   acknowledged past them *and* the sender has since sent past that point (a
-//!   tap may deliver the peer's ACK before the data it covers, so an ACK alone is
-//!   not proof), the out-of-order buffer hit its cap, the snap length cut the
-//!   segment, or the flow ended with holes.
+//!   with [`StreamEvent::Gap`] once it is certain they will not come, on evidence
+//!   a reordering tap cannot fake: the peer acknowledged past them, the sender has
+//!   since sent past that point, *and* the hole has stayed open for
+//!   [`HOLE_WAIT_PACKETS`] packets of the flow and [`HOLE_WAIT_NANOS`] of packet
+//!   time (a SPAN port that merges two directions delivers a segment a few
+//!   packets and microseconds to milliseconds late, and may deliver the peer's
+//!   ACK and the sender's next segment before it); or the out-of-order buffer hit
+//!   its cap, the snap length cut the segment, or the flow ended with holes. A
+//!   late segment that fills a hole is delivered in order and is not a
+//!   retransmission.
 //!
 //! Memory is bounded per stream (`max_buffered_bytes`) and globally (a shared
 //! [`ReassemblyBudget`]); hitting either is counted.
@@ -32,6 +37,29 @@ pub const SEGMENT_OVERHEAD_BYTES: usize = 64;
 /// or a reused port's stray RST would otherwise mark the end of the stream
 /// hundreds of MiB away and report that distance as lost bytes.
 pub const MAX_WINDOW_BYTES: u64 = 16 << 20;
+
+/// Packets of the flow (either direction) that must pass while a hole stays
+/// open before an acknowledged hole is given up: more than the displacement
+/// a merging SPAN port causes (a few packets).
+pub const HOLE_WAIT_PACKETS: u32 = 8;
+
+/// Packet time a hole must stay open before an acknowledged hole is given
+/// up: well above the reordering delay of a tap or switch (microseconds to a
+/// few milliseconds), well below a retransmission timeout (RFC 6298: 1 s
+/// minimum).
+pub const HOLE_WAIT_NANOS: i64 = 200_000_000;
+
+/// Since when the current hole has been open.
+#[derive(Clone, Copy, Debug)]
+struct HoleWatch {
+    /// Stream offset where the hole starts (`delivered` when it opened).
+    at: u64,
+    /// Packet time it opened, and of the latest packet of the flow since.
+    since_nanos: i64,
+    last_nanos: i64,
+    /// Packets of the flow seen since it opened.
+    packets: u32,
+}
 
 /// What a stream hands to its consumer.
 #[derive(Debug, PartialEq, Eq)]
@@ -131,6 +159,11 @@ pub struct Stream {
     fin_at: Option<u64>,
     /// The peer acknowledged up to here while bytes before it were missing.
     acked_past_hole: Option<u64>,
+    /// The open hole's age, kept by [`Stream::note_packet`].
+    hole: Option<HoleWatch>,
+    /// Bytes were not buffered for want of budget: the hole they leave is
+    /// certain, not to be waited for.
+    dropped: bool,
 }
 
 impl Stream {
@@ -139,6 +172,40 @@ impl Stream {
         if self.next_seq.is_none() {
             self.next_seq = Some(seq.wrapping_add(1));
         }
+    }
+
+    /// A packet of the flow (either direction) at packet time `now_nanos`:
+    /// ages the open hole, if any. Call before handing the packet's segment
+    /// and acknowledgement to the streams.
+    #[inline]
+    pub fn note_packet(&mut self, now_nanos: i64) {
+        if self.pending.is_empty() && self.acked_past_hole.is_none() {
+            return;
+        }
+        match self.hole.as_mut() {
+            Some(h) if h.at == self.delivered => {
+                h.packets = h.packets.saturating_add(1);
+                h.last_nanos = now_nanos;
+            }
+            _ => {
+                self.hole = Some(HoleWatch {
+                    at: self.delivered,
+                    since_nanos: now_nanos,
+                    last_nanos: now_nanos,
+                    packets: 0,
+                })
+            }
+        }
+    }
+
+    /// Whether the hole at `delivered` has been open long enough, in
+    /// packets and in packet time, that reordering cannot explain it.
+    fn hole_is_old(&self) -> bool {
+        self.hole.is_some_and(|h| {
+            h.at == self.delivered
+                && h.packets >= HOLE_WAIT_PACKETS
+                && h.last_nanos.saturating_sub(h.since_nanos) >= HOLE_WAIT_NANOS
+        })
     }
 
     /// Whether sequence number `seq` lies within [`MAX_WINDOW_BYTES`] of
@@ -207,7 +274,13 @@ impl Stream {
         let start = self.offset_of(next_seq, seq);
         let wire_end = start + i128::from(wire_len.max(payload.len() as u32));
         if ends_stream && self.fin_at.is_none() && wire_end >= 0 {
-            self.fin_at = Some(wire_end as u64);
+            let fin = wire_end as u64;
+            self.fin_at = Some(fin);
+            // The peer's ACK of the FIN may have arrived first: the FIN's
+            // sequence number carries no byte.
+            if let Some(a) = self.acked_past_hole.as_mut() {
+                *a = (*a).min(fin);
+            }
         }
         if payload.is_empty() {
             if ends_stream {
@@ -261,10 +334,12 @@ impl Stream {
     }
 
     /// A segment starting at `start` arrived: if the peer had already
-    /// acknowledged past the hole and this segment starts beyond what the peer
-    /// acknowledged, the sender has moved on: the acknowledged bytes were
-    /// received by the peer, so no retransmission will bring them, and a tap
-    /// that swapped neighbouring segments has had the time to deliver them.
+    /// acknowledged past the hole, this segment starts beyond what the peer
+    /// acknowledged, and the hole is older than reordering explains
+    /// ([`HOLE_WAIT_PACKETS`], [`HOLE_WAIT_NANOS`]), the sender has moved
+    /// on: the acknowledged bytes were received by the peer, so no
+    /// retransmission will bring them, and a tap that delayed them has had
+    /// the time to deliver them.
     fn give_up_acked_hole(
         &mut self,
         start: i128,
@@ -279,10 +354,11 @@ impl Stream {
             self.acked_past_hole = None;
             return;
         }
-        if start <= i128::from(acked) {
+        if start <= i128::from(acked) || !(self.dropped || self.hole_is_old()) {
             return;
         }
         self.acked_past_hole = None;
+        self.dropped = false;
         let hole_end = self
             .pending
             .keys()
@@ -449,6 +525,7 @@ impl Stream {
             let len = (e - s) as usize;
             if !budget.take(len + SEGMENT_OVERHEAD_BYTES) {
                 stats.budget_drops += 1;
+                self.dropped = true;
                 continue;
             }
             let bytes = data[(s - offset) as usize..(e - offset) as usize].to_vec();
@@ -476,6 +553,8 @@ mod tests {
         stats: ReassemblyStats,
         out: Vec<u8>,
         gaps: Vec<u64>,
+        /// Packet time, advanced 1 ms by every segment and ACK.
+        now: i64,
     }
 
     impl Harness {
@@ -489,7 +568,14 @@ mod tests {
                 stats: ReassemblyStats::default(),
                 out: Vec::new(),
                 gaps: Vec::new(),
+                now: 0,
             }
+        }
+
+        /// One packet of the flow, 1 ms after the previous one.
+        fn tick(&mut self) {
+            self.now += 1_000_000;
+            self.stream.note_packet(self.now);
         }
 
         fn seg(&mut self, seq: u32, data: &[u8]) {
@@ -497,6 +583,7 @@ mod tests {
         }
 
         fn seg_wire(&mut self, seq: u32, data: &[u8], wire: u32) {
+            self.tick();
             let (out, gaps) = (&mut self.out, &mut self.gaps);
             self.stream.segment(
                 seq,
@@ -514,6 +601,7 @@ mod tests {
         }
 
         fn ack(&mut self, ack: u32) {
+            self.tick();
             self.stream.acked(ack, &mut self.stats);
         }
 
@@ -579,9 +667,66 @@ mod tests {
         assert_eq!(h.out, b"abc");
         h.seg(11, b"klm");
         assert_eq!(h.out, b"abc");
+        // The sender has moved past the ACK, but the hole is 5 packets and
+        // 5 ms old: a tap may still deliver the missing segment.
         h.seg(14, b"nop");
-        assert_eq!(h.out, b"abchijklmnop");
+        assert_eq!(h.out, b"abc");
+        // HOLE_WAIT_PACKETS more packets over HOLE_WAIT_NANOS: given up at
+        // the next segment past the ACK.
+        h.now += HOLE_WAIT_NANOS;
+        for _ in 0..HOLE_WAIT_PACKETS {
+            h.ack(11);
+        }
+        assert_eq!(h.out, b"abc");
+        h.seg(17, b"q");
+        assert_eq!(h.out, b"abchijklmnopq");
         assert_eq!(h.gaps, vec![4]);
+        assert_eq!(h.stats.retransmitted_bytes, 0);
+    }
+
+    // Issue 16: under a reordering SPAN port the segment 4..8 arrives after
+    // the peer's ACK of it and after the sender's next two segments. It is
+    // delivered in order: no gap, nothing counted as retransmitted.
+    #[test]
+    fn late_segment_after_ack_and_later_data_fills_its_hole() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        h.seg(8, b"hij");
+        h.ack(11);
+        h.seg(11, b"klm");
+        h.seg(14, b"nop");
+        h.seg(4, b"defg");
+        assert_eq!(h.out, b"abcdefghijklmnop");
+        assert!(h.gaps.is_empty());
+        assert_eq!(h.stats.retransmitted_bytes, 0);
+        h.close();
+        assert!(h.gaps.is_empty());
+    }
+
+    // The peer's ACK of the FIN arrives before the FIN: the FIN's sequence
+    // number carries no byte, so the close reports no gap.
+    #[test]
+    fn ack_of_the_fin_before_the_fin_is_no_gap() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        h.ack(5);
+        let (out, gaps) = (&mut h.out, &mut h.gaps);
+        h.stream.segment(
+            4,
+            b"",
+            0,
+            true,
+            &h.limits,
+            &mut h.budget,
+            &mut h.stats,
+            &mut |ev| match ev {
+                StreamEvent::Data(d) => out.extend_from_slice(d),
+                StreamEvent::Gap(n) => gaps.push(n),
+            },
+        );
+        h.close();
+        assert_eq!(h.out, b"abc");
+        assert!(h.gaps.is_empty());
     }
 
     #[test]

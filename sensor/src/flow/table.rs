@@ -513,6 +513,8 @@ impl<T: Default> FlowTable<T> {
                     let info = &flow.info;
                     handler.on_packet(info, app, dir, pkt, established_before);
                     let (this, other) = split_streams(&mut tcp.streams, dir);
+                    this.note_packet(pkt.ts.as_nanos());
+                    other.note_packet(pkt.ts.as_nanos());
                     let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
                     this.segment(
                         seg.seq,
