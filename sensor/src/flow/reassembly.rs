@@ -105,6 +105,10 @@ impl ReassemblyBudget {
         }
     }
 
+    fn fits(&self, n: usize) -> bool {
+        self.used_bytes + n <= self.cap_bytes
+    }
+
     fn take(&mut self, n: usize) -> bool {
         if self.used_bytes + n > self.cap_bytes {
             return false;
@@ -134,6 +138,11 @@ pub struct ReassemblyStats {
     pub gap_bytes: u64,
     /// Holes given up because a stream's own buffer was full.
     pub stream_cap_hits: u64,
+    /// In-order segments held until the peer data they acknowledge was
+    /// delivered (cross-direction causality), and holds released without
+    /// it (the peer data did not come within the hole wait, or a bound).
+    pub held_for_peer_segments: u64,
+    pub holds_released_early: u64,
     /// Segments not buffered because the global budget was exhausted.
     pub budget_drops: u64,
     /// Streams picked up without seeing their SYN.
@@ -164,6 +173,22 @@ pub struct Stream {
     /// Bytes were not buffered for want of budget: the hole they leave is
     /// certain, not to be waited for.
     dropped: bool,
+    /// Data of this direction that acknowledged peer bytes not yet
+    /// delivered, held until the peer's stream gets there (see
+    /// [`Stream::hold_for_peer`]); in stream order, at most [`MAX_HOLDS`].
+    holds: Vec<Hold>,
+}
+
+/// Holds kept apart per stream; beyond it the two latest are merged (which
+/// may hold some bytes longer than needed, never lose them).
+pub const MAX_HOLDS: usize = 8;
+
+/// Data held for the peer: this stream's bytes from `from` on wait until
+/// the peer's stream has delivered up to `until`.
+#[derive(Clone, Copy, Debug)]
+struct Hold {
+    from: u64,
+    until: u64,
 }
 
 impl Stream {
@@ -206,6 +231,97 @@ impl Stream {
                 && h.packets >= HOLE_WAIT_PACKETS
                 && h.last_nanos.saturating_sub(h.since_nanos) >= HOLE_WAIT_NANOS
         })
+    }
+
+    /// Where the peer's data acknowledged by `ack` ends, when this stream
+    /// has not delivered that far yet (and `ack` is within the window): the
+    /// offset the peer's data carrying this acknowledgement must wait for.
+    pub fn unseen_ack(&self, ack: u32) -> Option<u64> {
+        let next_seq = self.next_seq?;
+        let acked = self.offset_of(next_seq, ack);
+        (acked > i128::from(self.settled()) && self.offset_in_window(acked)).then_some(acked as u64)
+    }
+
+    /// Stream offset this direction has accounted for: the delivered bytes,
+    /// plus the FIN's sequence number once the FIN was seen there.
+    fn settled(&self) -> u64 {
+        match self.fin_at {
+            Some(fin) if fin == self.delivered => fin + 1,
+            _ => self.delivered,
+        }
+    }
+
+    /// Cross-direction causality (Suricata inspects a direction's data on
+    /// the peer's ACK): this direction's next data acknowledges peer bytes up
+    /// to `peer_offset` that the peer's stream has not delivered yet (a tap
+    /// delivered the answer before the request), so it is held until they
+    /// are — see [`Stream::release_hold`].
+    pub fn hold_for_peer(&mut self, seq: u32, peer_offset: u64) {
+        let from = self.next_seq.map_or(self.delivered, |n| {
+            self.offset_of(n, seq).max(i128::from(self.delivered)) as u64
+        });
+        match self.holds.last_mut() {
+            // Later data waiting for no more than earlier data already does.
+            Some(last) if from >= last.from && peer_offset <= last.until => {}
+            Some(last) if from <= last.from => {
+                last.from = from;
+                last.until = last.until.max(peer_offset);
+            }
+            _ => {
+                if self.holds.len() >= MAX_HOLDS {
+                    if let Some(last) = self.holds.pop() {
+                        self.holds.push(Hold {
+                            from: last.from,
+                            until: last.until.max(peer_offset),
+                        });
+                    }
+                    return;
+                }
+                self.holds.push(Hold {
+                    from,
+                    until: peer_offset,
+                });
+            }
+        }
+    }
+
+    /// Stream offset up to which bytes may be delivered now.
+    #[inline]
+    fn deliverable_until(&self) -> u64 {
+        self.holds.first().map_or(u64::MAX, |h| h.from)
+    }
+
+    /// Whether this stream holds data for its peer.
+    #[inline]
+    pub fn is_holding(&self) -> bool {
+        !self.holds.is_empty()
+    }
+
+    /// Delivers the held data once `peer` has delivered what it waited for,
+    /// or once the hold is older than reordering explains
+    /// ([`HOLE_WAIT_PACKETS`], [`HOLE_WAIT_NANOS`]): the peer data was lost
+    /// by the capture.
+    pub fn release_hold(
+        &mut self,
+        peer: &Stream,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        if self.holds.is_empty() {
+            return;
+        }
+        if self.hole_is_old() {
+            // The peer data did not come: the capture lost it.
+            stats.holds_released_early += 1;
+            self.holds.clear();
+        }
+        let settled = peer.settled();
+        let done = self.holds.iter().take_while(|h| h.until <= settled).count();
+        self.holds.drain(..done);
+        if self.holds.first().is_none_or(|h| h.from > self.delivered) {
+            self.drain(budget, stats, sink);
+        }
     }
 
     /// Whether sequence number `seq` lies within [`MAX_WINDOW_BYTES`] of
@@ -302,28 +418,55 @@ impl Stream {
         let data = &payload[skip..];
         let offset = (start + skip as i128) as u64;
 
+        if self.is_holding() && !budget.fits(data.len() + SEGMENT_OVERHEAD_BYTES) {
+            // Holding would lose bytes: deliver now.
+            stats.holds_released_early += 1;
+            self.holds.clear();
+            self.drain(budget, stats, sink);
+        }
         if offset == self.delivered {
             // In order: hand over directly whatever precedes the first buffered
-            // segment (no copy); only an overlapping remainder is merged.
+            // segment and any held part (no copy); only the rest is buffered.
+            let limit = self.deliverable_until().saturating_sub(offset);
             let direct = self
                 .pending
                 .keys()
                 .next()
-                .map_or(data.len(), |&p| data.len().min((p - offset) as usize));
+                .map_or(data.len(), |&p| data.len().min((p - offset) as usize))
+                .min(usize::try_from(limit).unwrap_or(usize::MAX));
             self.deliver(&data[..direct], stats, sink);
             if direct < data.len() {
-                self.insert(offset + direct as u64, &data[direct..], budget, stats);
+                let held = self.is_holding();
+                if held {
+                    stats.held_for_peer_segments += 1;
+                }
+                self.insert(
+                    offset + direct as u64,
+                    &data[direct..],
+                    !held,
+                    budget,
+                    stats,
+                );
             }
         } else {
-            self.insert(offset, data, budget, stats);
+            self.insert(offset, data, true, budget, stats);
         }
         self.drain(budget, stats, sink);
         if self.pending_bytes > limits.max_buffered_bytes
             || self.pending.len() > limits.max_buffered_segments
         {
-            stats.stream_cap_hits += 1;
-            self.skip_to_first_pending(stats, sink);
-            self.drain(budget, stats, sink);
+            if self.is_holding() {
+                self.holds.clear();
+                stats.holds_released_early += 1;
+                self.drain(budget, stats, sink);
+            }
+            if self.pending_bytes > limits.max_buffered_bytes
+                || self.pending.len() > limits.max_buffered_segments
+            {
+                stats.stream_cap_hits += 1;
+                self.skip_to_first_pending(stats, sink);
+                self.drain(budget, stats, sink);
+            }
         }
         self.give_up_acked_hole(start, budget, stats, sink);
         // A snap-length cut: the rest of this segment is known to be lost.
@@ -401,6 +544,7 @@ impl Stream {
         stats: &mut ReassemblyStats,
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
+        self.holds.clear();
         while !self.pending.is_empty() {
             self.skip_to_first_pending(stats, sink);
             self.drain(budget, stats, sink);
@@ -464,9 +608,10 @@ impl Stream {
         stats: &mut ReassemblyStats,
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
+        let limit = self.deliverable_until();
         while let Some(entry) = self.pending.first_entry() {
             let offset = *entry.key();
-            if offset > self.delivered {
+            if offset > self.delivered || offset >= limit {
                 break;
             }
             let data = entry.remove();
@@ -485,10 +630,13 @@ impl Stream {
         &mut self,
         offset: u64,
         data: &[u8],
+        out_of_order: bool,
         budget: &mut ReassemblyBudget,
         stats: &mut ReassemblyStats,
     ) {
-        stats.out_of_order_segments += 1;
+        if out_of_order {
+            stats.out_of_order_segments += 1;
+        }
         let end = offset + data.len() as u64;
         let mut cursor = offset;
         let mut pieces: Vec<(u64, u64)> = Vec::new();

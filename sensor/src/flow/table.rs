@@ -515,6 +515,16 @@ impl<T: Default> FlowTable<T> {
                     let (this, other) = split_streams(&mut tcp.streams, dir);
                     this.note_packet(pkt.ts.as_nanos());
                     other.note_packet(pkt.ts.as_nanos());
+                    // Data that acknowledges peer bytes not delivered yet
+                    // waits for them (an answer the tap delivered before
+                    // its request).
+                    if seg.flags.ack() && !seg.payload.is_empty() {
+                        if let Some(peer_offset) = other.unseen_ack(seg.ack) {
+                            this.hold_for_peer(seg.seq, peer_offset);
+                        }
+                    }
+                    let budget = &mut self.budget;
+                    let stats = &mut self.stats.reassembly;
                     let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
                     this.segment(
                         seg.seq,
@@ -522,12 +532,21 @@ impl<T: Default> FlowTable<T> {
                         seg.payload_wire_len,
                         seg.flags.fin() || seg.flags.rst(),
                         &stream_cfg,
-                        &mut self.budget,
-                        &mut self.stats.reassembly,
+                        budget,
+                        stats,
                         &mut sink,
                     );
                     if seg.flags.ack() {
-                        other.acked(seg.ack, &mut self.stats.reassembly);
+                        other.acked(seg.ack, stats);
+                    }
+                    if other.is_holding() {
+                        let mut sink =
+                            |ev: StreamEvent<'_>| handler.on_stream(info, app, dir.reverse(), ev);
+                        other.release_hold(this, budget, stats, &mut sink);
+                    }
+                    if this.is_holding() {
+                        let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
+                        this.release_hold(other, budget, stats, &mut sink);
                     }
                 }
                 (Transport::Udp { payload, .. }, _) => {
@@ -692,6 +711,8 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         data: [Vec<u8>; 2],
+        /// Data events in the order the handler got them: (direction index, bytes).
+        order: Vec<(usize, Vec<u8>)>,
         gaps: u64,
         datagrams: usize,
         closed: Vec<(u64, CloseReason)>,
@@ -700,7 +721,10 @@ mod tests {
     impl FlowHandler<()> for Recorder {
         fn on_stream(&mut self, _: &FlowInfo, _: &mut (), dir: Direction, ev: StreamEvent<'_>) {
             match ev {
-                StreamEvent::Data(d) => self.data[dir.index()].extend_from_slice(d),
+                StreamEvent::Data(d) => {
+                    self.data[dir.index()].extend_from_slice(d);
+                    self.order.push((dir.index(), d.to_vec()));
+                }
                 StreamEvent::Gap(n) => self.gaps += n,
             }
         }
@@ -899,6 +923,73 @@ mod tests {
         assert_eq!(r.gaps, 0);
         assert_eq!(r.data, [b"user".to_vec(), b"login:".to_vec()]);
         assert_eq!(t.stats.reassembly.out_of_window, 3);
+    }
+
+    /// Handshake of `c` (ISN 100) with `s` (ISN 900).
+    fn handshake(t: &mut FlowTable<()>, r: &mut Recorder, c: (u8, u16), s: (u8, u16)) {
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), r);
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), r);
+        t.process(&tcp(0, c, s, 101, 901, ACK, b""), r);
+    }
+
+    // Issue 16: the tap delivered the server's answer (acknowledging the
+    // request) before the request. The session gets the request first.
+    #[test]
+    fn answer_delivered_before_its_request_reaches_the_session_after_it() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 1883));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, s, c, 901, 105, ACK, b"pong"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, c, s, 101, 901, ACK, b"ping"), &mut r);
+        assert_eq!(r.order, vec![(0, b"ping".to_vec()), (1, b"pong".to_vec())]);
+        assert_eq!(t.stats.reassembly.held_for_peer_segments, 1);
+        assert_eq!(t.stats.reassembly.holds_released_early, 0);
+        assert_eq!(t.stats.reassembly.out_of_order_segments, 0);
+    }
+
+    // A conversation (c1, s1 answering c1, c2 answering s1) delivered as
+    // s1, c2, c1: both directions hold, each for what its data answers, and
+    // the handler gets c1, s1, c2.
+    #[test]
+    fn interleaved_answers_are_released_in_causal_order() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, s, c, 901, 103, ACK, b"s1"), &mut r);
+        t.process(&tcp(0, c, s, 103, 903, ACK, b"c2"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, c, s, 101, 901, ACK, b"c1"), &mut r);
+        assert_eq!(
+            r.order,
+            vec![
+                (0, b"c1".to_vec()),
+                (1, b"s1".to_vec()),
+                (0, b"c2".to_vec())
+            ]
+        );
+        assert_eq!(t.stats.reassembly.holds_released_early, 0);
+    }
+
+    // The request was lost by the capture: the held answer is delivered
+    // once the wait reordering explains is over (HOLE_WAIT_PACKETS packets
+    // and HOLE_WAIT_NANOS), not kept until the flow ends.
+    #[test]
+    fn answer_to_lost_request_is_released_after_the_hole_wait() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 80));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, s, c, 901, 105, ACK, b"pong"), &mut r);
+        for _ in 0..crate::flow::reassembly::HOLE_WAIT_PACKETS {
+            t.process(&tcp(0, c, s, 105, 905, ACK, b""), &mut r);
+        }
+        assert!(r.order.is_empty());
+        t.process(&tcp(1, c, s, 105, 905, ACK, b""), &mut r);
+        assert_eq!(r.order, vec![(1, b"pong".to_vec())]);
+        assert_eq!(t.stats.reassembly.holds_released_early, 1);
     }
 
     #[test]
