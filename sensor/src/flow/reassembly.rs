@@ -138,6 +138,9 @@ pub struct ReassemblyStats {
     pub gap_bytes: u64,
     /// Holes given up because a stream's own buffer was full.
     pub stream_cap_hits: u64,
+    /// Data segments that arrived before their direction's SYN and were
+    /// kept until it came (or the hole wait ended).
+    pub early_segments: u64,
     /// In-order segments held until the peer data they acknowledge was
     /// delivered (cross-direction causality), and holds released without
     /// it (the peer data did not come within the hole wait, or a bound).
@@ -177,7 +180,16 @@ pub struct Stream {
     /// delivered, held until the peer's stream gets there (see
     /// [`Stream::hold_for_peer`]); in stream order, at most [`MAX_HOLDS`].
     holds: Vec<Hold>,
+    /// The peer's SYN was seen, so this direction's SYN is due: data that
+    /// overtakes it is kept in `early` (at most [`MAX_EARLY_SEGMENTS`])
+    /// rather than taken as the stream's start.
+    expect_syn: bool,
+    early: Vec<(u32, Vec<u8>)>,
 }
+
+/// Data segments kept per stream while its SYN, overtaken by them on a
+/// reordering tap, is due.
+pub const MAX_EARLY_SEGMENTS: usize = 8;
 
 /// Holds kept apart per stream; beyond it the two latest are merged (which
 /// may hold some bytes longer than needed, never lose them).
@@ -199,12 +211,59 @@ impl Stream {
         }
     }
 
+    /// The peer opened the connection: this direction's SYN-ACK is due, and
+    /// data seen before it is kept for it rather than taken as a mid-stream
+    /// start.
+    pub fn expect_syn(&mut self) {
+        if self.next_seq.is_none() {
+            self.expect_syn = true;
+        }
+    }
+
+    /// The data kept before the SYN, handed to `segment` now that the
+    /// stream's start is known.
+    fn replay_early(
+        &mut self,
+        limits: &ReassemblyLimits,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        for (seq, bytes) in std::mem::take(&mut self.early) {
+            budget.give_back(bytes.len() + SEGMENT_OVERHEAD_BYTES);
+            let len = bytes.len() as u32;
+            self.segment(seq, &bytes, len, false, limits, budget, stats, sink);
+        }
+    }
+
+    /// Whether the segment of `seq` and `payload` is kept for the SYN due
+    /// before it (bounded in count, budget and the hole wait).
+    fn keep_early(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+    ) -> bool {
+        if !self.expect_syn
+            || payload.is_empty()
+            || self.early.len() >= MAX_EARLY_SEGMENTS
+            || (!self.early.is_empty() && self.hole_is_old())
+            || !budget.take(payload.len() + SEGMENT_OVERHEAD_BYTES)
+        {
+            return false;
+        }
+        stats.early_segments += 1;
+        self.early.push((seq, payload.to_vec()));
+        true
+    }
+
     /// A packet of the flow (either direction) at packet time `now_nanos`:
     /// ages the open hole, if any. Call before handing the packet's segment
     /// and acknowledgement to the streams.
     #[inline]
     pub fn note_packet(&mut self, now_nanos: i64) {
-        if self.pending.is_empty() && self.acked_past_hole.is_none() {
+        if self.pending.is_empty() && self.acked_past_hole.is_none() && self.early.is_empty() {
             return;
         }
         match self.hole.as_mut() {
@@ -377,14 +436,38 @@ impl Stream {
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
         let next_seq = match self.next_seq {
-            Some(n) => n,
+            Some(n) => {
+                if !self.early.is_empty() {
+                    self.replay_early(limits, budget, stats, sink);
+                }
+                n
+            }
             None => {
                 if payload.is_empty() && !ends_stream {
                     return;
                 }
+                if self.keep_early(seq, payload, budget, stats) {
+                    return;
+                }
+                // Start at the earliest data seen (sequence order).
+                let first = earliest(seq, &self.early);
                 stats.midstream_pickups += 1;
-                self.next_seq = Some(seq);
-                seq
+                self.next_seq = Some(first);
+                if !self.early.is_empty() {
+                    self.replay_early(limits, budget, stats, sink);
+                    // The stream moved on: start over with this segment.
+                    return self.segment(
+                        seq,
+                        payload,
+                        wire_len,
+                        ends_stream,
+                        limits,
+                        budget,
+                        stats,
+                        sink,
+                    );
+                }
+                first
             }
         };
         let start = self.offset_of(next_seq, seq);
@@ -545,6 +628,24 @@ impl Stream {
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
         self.holds.clear();
+        if !self.early.is_empty() {
+            // The SYN never came: start at the earliest data kept.
+            self.expect_syn = false;
+            let kept = std::mem::take(&mut self.early);
+            let first = earliest(kept[0].0, &kept);
+            let next = *self.next_seq.get_or_insert_with(|| {
+                stats.midstream_pickups += 1;
+                first
+            });
+            for (seq, bytes) in kept {
+                budget.give_back(bytes.len() + SEGMENT_OVERHEAD_BYTES);
+                let offset = self.offset_of(next, seq);
+                if offset >= i128::from(self.delivered) {
+                    self.insert(offset as u64, &bytes, false, budget, stats);
+                }
+            }
+            self.drain(budget, stats, sink);
+        }
         while !self.pending.is_empty() {
             self.skip_to_first_pending(stats, sink);
             self.drain(budget, stats, sink);
@@ -685,9 +786,20 @@ impl Stream {
     /// Return every buffered byte to the budget (the flow is being dropped).
     pub fn release(&mut self, budget: &mut ReassemblyBudget) {
         budget.give_back(self.pending_bytes + self.pending.len() * SEGMENT_OVERHEAD_BYTES);
+        for (_, bytes) in self.early.drain(..) {
+            budget.give_back(bytes.len() + SEGMENT_OVERHEAD_BYTES);
+        }
         self.pending.clear();
         self.pending_bytes = 0;
     }
+}
+
+/// The earliest, in sequence space, of `seq` and the kept segments'.
+fn earliest(seq: u32, kept: &[(u32, Vec<u8>)]) -> u32 {
+    kept.iter().map(|e| e.0).fold(
+        seq,
+        |a, b| if (b.wrapping_sub(a) as i32) < 0 { b } else { a },
+    )
 }
 
 #[cfg(test)]

@@ -657,8 +657,12 @@ fn track_tcp(info: &mut FlowInfo, tcp: &mut TcpStreams, dir: Direction, seg: &Tc
         stream.on_syn(seg.seq);
         if seg.flags.ack() {
             tcp.syn_ack_seen = true;
+            // The SYN-ACK acknowledges the client's ISN + 1, even when a
+            // reordering tap delivers it before the client's SYN.
+            tcp.streams[dir.reverse().index()].on_syn(seg.ack.wrapping_sub(1));
         } else if dir == Direction::ToServer {
             tcp.client_isn.get_or_insert(seg.seq);
+            tcp.streams[Direction::ToClient.index()].expect_syn();
         }
     }
     if seg.flags.fin() {
@@ -947,6 +951,28 @@ mod tests {
         assert_eq!(t.stats.reassembly.held_for_peer_segments, 1);
         assert_eq!(t.stats.reassembly.holds_released_early, 0);
         assert_eq!(t.stats.reassembly.out_of_order_segments, 0);
+    }
+
+    // A telnet server's banner (two segments, the second first) overtook
+    // its SYN-ACK on a reordering tap: the banner is kept for the SYN-ACK and delivered whole, not taken as a mid-stream start
+    // that would drop its first segment as "retransmitted".
+    #[test]
+    fn data_before_its_syn_ack_waits_for_it() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 907, 101, ACK, b"in: "), &mut r);
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"login:"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 101, 911, ACK, b"root"), &mut r);
+        t.flush(&mut r);
+        assert_eq!(r.data, [b"root".to_vec(), b"login:in: ".to_vec()]);
+        assert_eq!(t.stats.reassembly.midstream_pickups, 0);
+        assert_eq!(t.stats.reassembly.retransmitted_bytes, 0);
+        assert_eq!(t.stats.reassembly.early_segments, 2);
+        assert_eq!(r.gaps, 0);
     }
 
     // A conversation (c1, s1 answering c1, c2 answering s1) delivered as

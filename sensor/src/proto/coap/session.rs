@@ -383,13 +383,19 @@ impl CoapSession {
                 .iter()
                 .any(|e| e.requester == peer && e.mid == mid && e.mtype == MessageType::Confirmable)
         } else {
-            self.exchanges
+            // A notification that overtook the piggy-backed answer to its
+            // CON registration would take that answer's place: it waits for
+            // the registration's ACK (RFC 7641 §3.1, §4.1).
+            self.exchanges.iter().any(|e| {
+                e.requester == peer
+                    && e.token == token
+                    && !(e.observe_register
+                        && e.mtype == MessageType::Confirmable
+                        && !e.acknowledged)
+            }) || self
+                .observations
                 .iter()
-                .any(|e| e.requester == peer && e.token == token)
-                || self
-                    .observations
-                    .iter()
-                    .any(|o| o.client == peer && o.token == token)
+                .any(|o| o.client == peer && o.token == token)
         };
         let family = Family::of(mtype);
         let recent = self
@@ -1670,6 +1676,38 @@ mod tests {
         assert_eq!(s.stats().early_responses, 2);
         assert_eq!(s.stats().early_responses_matched, 2);
         assert_eq!(s.stats().matched_responses, 2);
+    }
+
+    // The tap delivered the first notification (CON, Observe) before the
+    // piggy-backed 2.05 answering the registration (RFC 7641 §3.1): the ACK
+    // registers the observation and the notification is a notification, as
+    // in the capture's original order.
+    #[test]
+    fn notification_before_the_registration_ack_waits_for_it() {
+        let mut s = session();
+        let register = enc(
+            CON,
+            Code::GET,
+            1,
+            &[1],
+            &[(OBSERVE, &[]), (URI_PATH, b"t")],
+            b"",
+        );
+        let ack = enc(ACK, Code::CONTENT, 1, &[1], &[(OBSERVE, &[5])], b"20");
+        let notify = enc(CON, Code::CONTENT, 500, &[1], &[(OBSERVE, &[6])], b"21");
+        let mut ev = feed(&mut s, ms(0), C, &register);
+        ev.extend(feed(&mut s, ms(1), S, &notify));
+        ev.extend(feed(&mut s, ms(2), S, &ack));
+        assert_eq!(kinds(&ev), vec![]);
+        let sequences: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                CoapEvent::ObserveNotify { sequence, .. } => Some(*sequence),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sequences, vec![5, 6]);
+        assert_eq!(s.active_observations(), 1);
     }
 
     // The wait is bounded: a response whose request never comes is reported
