@@ -184,7 +184,16 @@ pub struct Stream {
     /// overtakes it is kept in `early` (at most [`MAX_EARLY_SEGMENTS`])
     /// rather than taken as the stream's start.
     expect_syn: bool,
-    early: Vec<(u32, Vec<u8>)>,
+    early: Vec<Early>,
+}
+
+/// A data segment kept before its direction's SYN: its sequence number,
+/// its acknowledgement number (when it carried one) and its bytes.
+#[derive(Debug)]
+pub struct Early {
+    pub seq: u32,
+    pub ack: Option<u32>,
+    pub bytes: Vec<u8>,
 }
 
 /// Data segments kept per stream while its SYN, overtaken by them on a
@@ -229,23 +238,43 @@ impl Stream {
         stats: &mut ReassemblyStats,
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
-        for (seq, bytes) in std::mem::take(&mut self.early) {
-            budget.give_back(bytes.len() + SEGMENT_OVERHEAD_BYTES);
-            let len = bytes.len() as u32;
-            self.segment(seq, &bytes, len, false, limits, budget, stats, sink);
+        for e in self.take_early(budget) {
+            let len = e.bytes.len() as u32;
+            self.segment(e.seq, &e.bytes, len, false, limits, budget, stats, sink);
         }
     }
 
-    /// Whether the segment of `seq` and `payload` is kept for the SYN due
-    /// before it (bounded in count, budget and the hole wait).
-    fn keep_early(
+    /// Whether data was kept for a SYN that has now come: the caller hands
+    /// it to [`Stream::segment`] ([`Stream::take_early`]) with what its
+    /// acknowledgements ask of the peer.
+    #[inline]
+    pub fn early_ready(&self) -> bool {
+        self.next_seq.is_some() && !self.early.is_empty()
+    }
+
+    /// The data kept before the SYN, its memory returned to the budget.
+    pub fn take_early(&mut self, budget: &mut ReassemblyBudget) -> Vec<Early> {
+        let kept = std::mem::take(&mut self.early);
+        for e in &kept {
+            budget.give_back(e.bytes.len() + SEGMENT_OVERHEAD_BYTES);
+        }
+        kept
+    }
+
+    /// Keeps the data segment `seq`/`payload` (acknowledging `ack`) for the
+    /// SYN due before it, when this stream has not started yet and expects
+    /// one (bounded in count, budget and the hole wait). False when it is
+    /// to be handled now.
+    pub fn keep_early(
         &mut self,
         seq: u32,
+        ack: Option<u32>,
         payload: &[u8],
         budget: &mut ReassemblyBudget,
         stats: &mut ReassemblyStats,
     ) -> bool {
-        if !self.expect_syn
+        if self.next_seq.is_some()
+            || !self.expect_syn
             || payload.is_empty()
             || self.early.len() >= MAX_EARLY_SEGMENTS
             || (!self.early.is_empty() && self.hole_is_old())
@@ -254,7 +283,11 @@ impl Stream {
             return false;
         }
         stats.early_segments += 1;
-        self.early.push((seq, payload.to_vec()));
+        self.early.push(Early {
+            seq,
+            ack,
+            bytes: payload.to_vec(),
+        });
         true
     }
 
@@ -319,29 +352,31 @@ impl Stream {
         let from = self.next_seq.map_or(self.delivered, |n| {
             self.offset_of(n, seq).max(i128::from(self.delivered)) as u64
         });
-        match self.holds.last_mut() {
-            // Later data waiting for no more than earlier data already does.
-            Some(last) if from >= last.from && peer_offset <= last.until => {}
-            Some(last) if from <= last.from => {
-                last.from = from;
-                last.until = last.until.max(peer_offset);
-            }
-            _ => {
-                if self.holds.len() >= MAX_HOLDS {
-                    if let Some(last) = self.holds.pop() {
-                        self.holds.push(Hold {
-                            from: last.from,
-                            until: last.until.max(peer_offset),
-                        });
-                    }
-                    return;
-                }
-                self.holds.push(Hold {
-                    from,
-                    until: peer_offset,
-                });
-            }
+        // Kept in stream order: the bytes from one hold's `from` to the
+        // next's wait for it and for every hold before it.
+        let pos = self.holds.partition_point(|h| h.from < from);
+        if pos > 0 && self.holds[pos - 1].until >= peer_offset {
+            // Earlier data already waits at least as long.
+            return;
         }
+        if let Some(h) = self.holds.get_mut(pos).filter(|h| h.from == from) {
+            h.until = h.until.max(peer_offset);
+            return;
+        }
+        if self.holds.len() >= MAX_HOLDS {
+            let i = pos.min(self.holds.len() - 1);
+            let h = &mut self.holds[i];
+            h.from = h.from.min(from);
+            h.until = h.until.max(peer_offset);
+            return;
+        }
+        self.holds.insert(
+            pos,
+            Hold {
+                from,
+                until: peer_offset,
+            },
+        );
     }
 
     /// Stream offset up to which bytes may be delivered now.
@@ -359,16 +394,17 @@ impl Stream {
     /// Delivers the held data once `peer` has delivered what it waited for,
     /// or once the hold is older than reordering explains
     /// ([`HOLE_WAIT_PACKETS`], [`HOLE_WAIT_NANOS`]): the peer data was lost
-    /// by the capture.
+    /// by the capture. True when a hold ended.
     pub fn release_hold(
         &mut self,
         peer: &Stream,
         budget: &mut ReassemblyBudget,
         stats: &mut ReassemblyStats,
         sink: &mut dyn FnMut(StreamEvent<'_>),
-    ) {
-        if self.holds.is_empty() {
-            return;
+    ) -> bool {
+        let before = self.holds.len();
+        if before == 0 {
+            return false;
         }
         if self.hole_is_old() {
             // The peer data did not come: the capture lost it.
@@ -381,6 +417,7 @@ impl Stream {
         if self.holds.first().is_none_or(|h| h.from > self.delivered) {
             self.drain(budget, stats, sink);
         }
+        self.holds.len() != before
     }
 
     /// Whether sequence number `seq` lies within [`MAX_WINDOW_BYTES`] of
@@ -446,7 +483,7 @@ impl Stream {
                 if payload.is_empty() && !ends_stream {
                     return;
                 }
-                if self.keep_early(seq, payload, budget, stats) {
+                if self.keep_early(seq, None, payload, budget, stats) {
                     return;
                 }
                 // Start at the earliest data seen (sequence order).
@@ -631,17 +668,16 @@ impl Stream {
         if !self.early.is_empty() {
             // The SYN never came: start at the earliest data kept.
             self.expect_syn = false;
-            let kept = std::mem::take(&mut self.early);
-            let first = earliest(kept[0].0, &kept);
+            let kept = self.take_early(budget);
+            let first = earliest(kept[0].seq, &kept);
             let next = *self.next_seq.get_or_insert_with(|| {
                 stats.midstream_pickups += 1;
                 first
             });
-            for (seq, bytes) in kept {
-                budget.give_back(bytes.len() + SEGMENT_OVERHEAD_BYTES);
-                let offset = self.offset_of(next, seq);
+            for e in kept {
+                let offset = self.offset_of(next, e.seq);
                 if offset >= i128::from(self.delivered) {
-                    self.insert(offset as u64, &bytes, false, budget, stats);
+                    self.insert(offset as u64, &e.bytes, false, budget, stats);
                 }
             }
             self.drain(budget, stats, sink);
@@ -786,17 +822,15 @@ impl Stream {
     /// Return every buffered byte to the budget (the flow is being dropped).
     pub fn release(&mut self, budget: &mut ReassemblyBudget) {
         budget.give_back(self.pending_bytes + self.pending.len() * SEGMENT_OVERHEAD_BYTES);
-        for (_, bytes) in self.early.drain(..) {
-            budget.give_back(bytes.len() + SEGMENT_OVERHEAD_BYTES);
-        }
+        self.take_early(budget);
         self.pending.clear();
         self.pending_bytes = 0;
     }
 }
 
 /// The earliest, in sequence space, of `seq` and the kept segments'.
-fn earliest(seq: u32, kept: &[(u32, Vec<u8>)]) -> u32 {
-    kept.iter().map(|e| e.0).fold(
+fn earliest(seq: u32, kept: &[Early]) -> u32 {
+    kept.iter().map(|e| e.seq).fold(
         seq,
         |a, b| if (b.wrapping_sub(a) as i32) < 0 { b } else { a },
     )

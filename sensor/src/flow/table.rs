@@ -512,19 +512,50 @@ impl<T: Default> FlowTable<T> {
                     let app = &mut flow.app;
                     let info = &flow.info;
                     handler.on_packet(info, app, dir, pkt, established_before);
+                    let budget = &mut self.budget;
+                    let stats = &mut self.stats.reassembly;
+                    // Data kept for a SYN that has now come (this packet's).
+                    for d in [dir.reverse(), dir] {
+                        let (s, peer) = split_streams(&mut tcp.streams, d);
+                        if s.early_ready() {
+                            let mut sink =
+                                |ev: StreamEvent<'_>| handler.on_stream(info, app, d, ev);
+                            for e in s.take_early(budget) {
+                                if let Some(p) = e.ack.and_then(|a| peer.unseen_ack(a)) {
+                                    s.hold_for_peer(e.seq, p);
+                                }
+                                let len = e.bytes.len() as u32;
+                                s.segment(
+                                    e.seq,
+                                    &e.bytes,
+                                    len,
+                                    false,
+                                    &stream_cfg,
+                                    budget,
+                                    stats,
+                                    &mut sink,
+                                );
+                            }
+                        }
+                    }
                     let (this, other) = split_streams(&mut tcp.streams, dir);
                     this.note_packet(pkt.ts.as_nanos());
                     other.note_packet(pkt.ts.as_nanos());
+                    let ack = seg.flags.ack().then_some(seg.ack);
+                    if this.keep_early(seg.seq, ack, seg.payload, budget, stats) {
+                        if let Some(a) = ack {
+                            other.acked(a, stats);
+                        }
+                        return;
+                    }
                     // Data that acknowledges peer bytes not delivered yet
                     // waits for them (an answer the tap delivered before
                     // its request).
-                    if seg.flags.ack() && !seg.payload.is_empty() {
-                        if let Some(peer_offset) = other.unseen_ack(seg.ack) {
+                    if let Some(a) = ack.filter(|_| !seg.payload.is_empty()) {
+                        if let Some(peer_offset) = other.unseen_ack(a) {
                             this.hold_for_peer(seg.seq, peer_offset);
                         }
                     }
-                    let budget = &mut self.budget;
-                    let stats = &mut self.stats.reassembly;
                     let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
                     this.segment(
                         seg.seq,
@@ -539,14 +570,17 @@ impl<T: Default> FlowTable<T> {
                     if seg.flags.ack() {
                         other.acked(seg.ack, stats);
                     }
-                    if other.is_holding() {
+                    // Each release may let the other direction's hold go;
+                    // every round ends at least one hold.
+                    while other.is_holding() || this.is_holding() {
                         let mut sink =
                             |ev: StreamEvent<'_>| handler.on_stream(info, app, dir.reverse(), ev);
-                        other.release_hold(this, budget, stats, &mut sink);
-                    }
-                    if this.is_holding() {
+                        let mut released = other.release_hold(this, budget, stats, &mut sink);
                         let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
-                        this.release_hold(other, budget, stats, &mut sink);
+                        released |= this.release_hold(other, budget, stats, &mut sink);
+                        if !released {
+                            break;
+                        }
                     }
                 }
                 (Transport::Udp { payload, .. }, _) => {
@@ -609,8 +643,16 @@ impl<T: Default> FlowTable<T> {
         self.slots[slot as usize] = Some(Flow {
             info,
             tcp: tcp.then(|| {
+                let mut streams = [Stream::default(), Stream::default()];
+                // Seen first without its SYN: the capture started mid-way,
+                // or a reordering tap delivered the SYN late. Data is kept
+                // for a SYN for the hole wait before the streams start
+                // mid-way.
+                if !matches!(&pkt.transport, Transport::Tcp(seg) if seg.flags.syn()) {
+                    streams.iter_mut().for_each(Stream::expect_syn);
+                }
                 Box::new(TcpStreams {
-                    streams: [Stream::default(), Stream::default()],
+                    streams,
                     fin: [false, false],
                     syn_ack_seen: false,
                     client_isn: None,
@@ -996,6 +1038,34 @@ mod tests {
                 (0, b"c2".to_vec())
             ]
         );
+        assert_eq!(t.stats.reassembly.holds_released_early, 0);
+    }
+
+    // A telnet exchange (s1, c1, s2, c2, s3, each answering the one before)
+    // delivered as c2, s3, s2, c1, s1: each direction holds two pieces
+    // waiting for different peer offsets, the later-arriving hold starting
+    // earlier in the stream. Nothing waits on what waits on it; the handler
+    // gets the original order at once, no hold times out.
+    #[test]
+    fn holds_arriving_out_of_stream_order_keep_causal_order() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, c, s, 104, 904, ACK, b"w"), &mut r);
+        t.process(&tcp(0, s, c, 904, 105, ACK, b"dd"), &mut r);
+        t.process(&tcp(0, s, c, 903, 104, ACK, b"c"), &mut r);
+        t.process(&tcp(0, c, s, 101, 903, ACK, b"xyz"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"ab"), &mut r);
+        let want: Vec<(usize, Vec<u8>)> = vec![
+            (1, b"ab".to_vec()),
+            (0, b"xyz".to_vec()),
+            (1, b"c".to_vec()),
+            (0, b"w".to_vec()),
+            (1, b"dd".to_vec()),
+        ];
+        assert_eq!(r.order, want);
         assert_eq!(t.stats.reassembly.holds_released_early, 0);
     }
 
