@@ -194,6 +194,8 @@ pub struct Early {
     pub seq: u32,
     pub ack: Option<u32>,
     pub bytes: Vec<u8>,
+    /// A FIN or RST: it marks the end of the stream.
+    pub ends_stream: bool,
 }
 
 /// Data segments kept per stream while its SYN, overtaken by them on a
@@ -240,7 +242,16 @@ impl Stream {
     ) {
         for e in self.take_early(budget) {
             let len = e.bytes.len() as u32;
-            self.segment(e.seq, &e.bytes, len, false, limits, budget, stats, sink);
+            self.segment(
+                e.seq,
+                &e.bytes,
+                len,
+                e.ends_stream,
+                limits,
+                budget,
+                stats,
+                sink,
+            );
         }
     }
 
@@ -265,17 +276,19 @@ impl Stream {
     /// SYN due before it, when this stream has not started yet and expects
     /// one (bounded in count, budget and the hole wait). False when it is
     /// to be handled now.
+    #[allow(clippy::too_many_arguments)]
     pub fn keep_early(
         &mut self,
         seq: u32,
         ack: Option<u32>,
         payload: &[u8],
+        ends_stream: bool,
         budget: &mut ReassemblyBudget,
         stats: &mut ReassemblyStats,
     ) -> bool {
         if self.next_seq.is_some()
             || !self.expect_syn
-            || payload.is_empty()
+            || (payload.is_empty() && !ends_stream)
             || self.early.len() >= MAX_EARLY_SEGMENTS
             || (!self.early.is_empty() && self.hole_is_old())
             || !budget.take(payload.len() + SEGMENT_OVERHEAD_BYTES)
@@ -287,6 +300,7 @@ impl Stream {
             seq,
             ack,
             bytes: payload.to_vec(),
+            ends_stream,
         });
         true
     }
@@ -483,7 +497,13 @@ impl Stream {
                 if payload.is_empty() && !ends_stream {
                     return;
                 }
-                if self.keep_early(seq, None, payload, budget, stats) {
+                if self.keep_early(seq, None, payload, ends_stream, budget, stats) {
+                    return;
+                }
+                // A FIN or RST alone does not start a stream whose SYN is
+                // due (a reordering tap may deliver it before the SYN-ACK
+                // and the data), even when no more can be kept.
+                if payload.is_empty() && self.expect_syn {
                     return;
                 }
                 // Start at the earliest data seen (sequence order).

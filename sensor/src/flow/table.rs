@@ -529,7 +529,7 @@ impl<T: Default> FlowTable<T> {
                                     e.seq,
                                     &e.bytes,
                                     len,
-                                    false,
+                                    e.ends_stream,
                                     &stream_cfg,
                                     budget,
                                     stats,
@@ -542,7 +542,8 @@ impl<T: Default> FlowTable<T> {
                     this.note_packet(pkt.ts.as_nanos());
                     other.note_packet(pkt.ts.as_nanos());
                     let ack = seg.flags.ack().then_some(seg.ack);
-                    if this.keep_early(seg.seq, ack, seg.payload, budget, stats) {
+                    let ends_stream = seg.flags.fin() || seg.flags.rst();
+                    if this.keep_early(seg.seq, ack, seg.payload, ends_stream, budget, stats) {
                         if let Some(a) = ack {
                             other.acked(a, stats);
                         }
@@ -1015,6 +1016,28 @@ mod tests {
         assert_eq!(t.stats.reassembly.retransmitted_bytes, 0);
         assert_eq!(t.stats.reassembly.early_segments, 2);
         assert_eq!(r.gaps, 0);
+    }
+
+    // A short answer and the server's FIN both overtook the SYN-ACK: the
+    // FIN is kept with the data, so the stream neither starts at the FIN
+    // (the answer then dropped as "retransmitted") nor loses the FIN's
+    // position (the client's ACK of it then reported as a 1-byte gap).
+    #[test]
+    fn fin_before_its_syn_ack_is_kept_with_the_data() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 80));
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"bye"), &mut r);
+        t.process(&tcp(0, s, c, 904, 101, FINACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 101, 905, FINACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 905, 102, ACK, b""), &mut r);
+        t.flush(&mut r);
+        assert_eq!(r.data[1], b"bye");
+        assert_eq!(r.gaps, 0);
+        assert_eq!(t.stats.reassembly.midstream_pickups, 0);
+        assert_eq!(t.stats.reassembly.retransmitted_bytes, 0);
     }
 
     // A conversation (c1, s1 answering c1, c2 answering s1) delivered as
