@@ -585,6 +585,18 @@ pub struct SynthArgs {
     /// TCP data segments lost before the capture point, per thousand.
     #[arg(long, default_value_t = 0)]
     pub drop: u16,
+    /// Instead of generating, rewrite this capture as a merging SPAN port
+    /// delivers it: --rate % of the frames arrive 1..=--max-displacement
+    /// positions late, across flows and directions; timestamps stay in file
+    /// order.
+    #[arg(long, value_name = "CAPTURE")]
+    pub reorder_capture: Option<PathBuf>,
+    /// With --reorder-capture: frames delayed, in percent.
+    #[arg(long, default_value_t = 5, requires = "reorder_capture", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub rate: u32,
+    /// With --reorder-capture: a delayed frame is passed by up to this many later frames.
+    #[arg(long, default_value_t = 2, requires = "reorder_capture", value_parser = clap::value_parser!(u32).range(1..=i64::from(synth::MAX_DISPLACEMENT)))]
+    pub max_displacement: u32,
 }
 
 /// Run a parsed command line.
@@ -1089,6 +1101,24 @@ fn loaded(telemetry: Option<&Telemetry>, setup: &DetectionSetup) {
 }
 
 fn synth_cmd(args: SynthArgs) -> Result<ExitCode, CliError> {
+    if let Some(input) = &args.reorder_capture {
+        let cfg = synth::ReorderConfig {
+            seed: args.seed,
+            rate_percent: args.rate,
+            max_displacement: args.max_displacement,
+        };
+        let report = synth::reorder_capture(input, &args.out, &cfg).map_err(|e| CliError {
+            code: exit::FAILURE,
+            message: e.to_string(),
+        })?;
+        eprintln!(
+            "wrote {} frames ({} delayed) to {}",
+            report.frames,
+            report.delayed,
+            args.out.display()
+        );
+        return Ok(ExitCode::from(exit::OK));
+    }
     let cfg = SynthConfig {
         seed: args.seed,
         devices: args.devices,

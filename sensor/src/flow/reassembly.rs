@@ -6,11 +6,16 @@
 //!   covers bytes already buffered or delivered, the earlier bytes stand and a
 //!   disagreement is counted as an overlap conflict (an evasion indicator);
 //! - **gaps are skipped and reported**: bytes the capture never saw are announced
-//!   with [`StreamEvent::Gap`] once it is certain they will not come — the peer
-//!   acknowledged past them *and* the sender has since sent past that point (a
-//!   tap may deliver the peer's ACK before the data it covers, so an ACK alone is
-//!   not proof), the out-of-order buffer hit its cap, the snap length cut the
-//!   segment, or the flow ended with holes.
+//!   with [`StreamEvent::Gap`] once it is certain they will not come, on evidence
+//!   a reordering tap cannot fake: the peer acknowledged past them, the sender has
+//!   since sent past that point, *and* the hole has stayed open for
+//!   [`HOLE_WAIT_PACKETS`] packets of the flow and [`HOLE_WAIT_NANOS`] of packet
+//!   time (a SPAN port that merges two directions delivers a segment a few
+//!   packets and microseconds to milliseconds late, and may deliver the peer's
+//!   ACK and the sender's next segment before it); or the out-of-order buffer hit
+//!   its cap, the snap length cut the segment, or the flow ended with holes. A
+//!   late segment that fills a hole is delivered in order and is not a
+//!   retransmission.
 //!
 //! Memory is bounded per stream (`max_buffered_bytes`) and globally (a shared
 //! [`ReassemblyBudget`]); hitting either is counted.
@@ -21,6 +26,40 @@ use std::collections::BTreeMap;
 /// its bytes (map node and vector header), so that floods of tiny segments are
 /// bounded too.
 pub const SEGMENT_OVERHEAD_BYTES: usize = 64;
+
+/// Farthest a FIN, a RST or an acknowledgement may lie from the bytes seen
+/// in its direction and still be taken as part of the connection. RFC 5961
+/// (§3.2 RST, §4.2 SYN, §5.2 ACK) has a receiver ignore segments outside its
+/// receive window; a passive sensor does not know the window (its scale is
+/// in the SYN options), so it uses this bound: above the receive buffers of
+/// the hosts on these segments (Linux's default `tcp_rmem` maximum is 6 MiB)
+/// and far below the ±2 GiB a random sequence number lands in. A scanner's
+/// or a reused port's stray RST would otherwise mark the end of the stream
+/// hundreds of MiB away and report that distance as lost bytes.
+pub const MAX_WINDOW_BYTES: u64 = 16 << 20;
+
+/// Packets of the flow (either direction) that must pass while a hole stays
+/// open before an acknowledged hole is given up: more than the displacement
+/// a merging SPAN port causes (a few packets).
+pub const HOLE_WAIT_PACKETS: u32 = 8;
+
+/// Packet time a hole must stay open before an acknowledged hole is given
+/// up: well above the reordering delay of a tap or switch (microseconds to a
+/// few milliseconds), well below a retransmission timeout (RFC 6298: 1 s
+/// minimum).
+pub const HOLE_WAIT_NANOS: i64 = 200_000_000;
+
+/// Since when the current hole has been open.
+#[derive(Clone, Copy, Debug)]
+struct HoleWatch {
+    /// Stream offset where the hole starts (`delivered` when it opened).
+    at: u64,
+    /// Packet time it opened, and of the latest packet of the flow since.
+    since_nanos: i64,
+    last_nanos: i64,
+    /// Packets of the flow seen since it opened.
+    packets: u32,
+}
 
 /// What a stream hands to its consumer.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,6 +105,10 @@ impl ReassemblyBudget {
         }
     }
 
+    fn fits(&self, n: usize) -> bool {
+        self.used_bytes + n <= self.cap_bytes
+    }
+
     fn take(&mut self, n: usize) -> bool {
         if self.used_bytes + n > self.cap_bytes {
             return false;
@@ -95,10 +138,22 @@ pub struct ReassemblyStats {
     pub gap_bytes: u64,
     /// Holes given up because a stream's own buffer was full.
     pub stream_cap_hits: u64,
+    /// Data segments that arrived before their direction's SYN and were
+    /// kept until it came (or the hole wait ended).
+    pub early_segments: u64,
+    /// In-order segments held until the peer data they acknowledge was
+    /// delivered (cross-direction causality), and holds released without
+    /// it (the peer data did not come within the hole wait, or a bound).
+    pub held_for_peer_segments: u64,
+    pub holds_released_early: u64,
     /// Segments not buffered because the global budget was exhausted.
     pub budget_drops: u64,
     /// Streams picked up without seeing their SYN.
     pub midstream_pickups: u64,
+    /// FIN / RST segments and acknowledgements ignored because their
+    /// sequence or acknowledgement number lay outside the window
+    /// ([`MAX_WINDOW_BYTES`], RFC 5961).
+    pub out_of_window: u64,
 }
 
 /// One direction of a TCP connection.
@@ -116,6 +171,47 @@ pub struct Stream {
     fin_at: Option<u64>,
     /// The peer acknowledged up to here while bytes before it were missing.
     acked_past_hole: Option<u64>,
+    /// The open hole's age, kept by [`Stream::note_packet`].
+    hole: Option<HoleWatch>,
+    /// Bytes were not buffered for want of budget: the hole they leave is
+    /// certain, not to be waited for.
+    dropped: bool,
+    /// Data of this direction that acknowledged peer bytes not yet
+    /// delivered, held until the peer's stream gets there (see
+    /// [`Stream::hold_for_peer`]); in stream order, at most [`MAX_HOLDS`].
+    holds: Vec<Hold>,
+    /// The peer's SYN was seen, so this direction's SYN is due: data that
+    /// overtakes it is kept in `early` (at most [`MAX_EARLY_SEGMENTS`])
+    /// rather than taken as the stream's start.
+    expect_syn: bool,
+    early: Vec<Early>,
+}
+
+/// A data segment kept before its direction's SYN: its sequence number,
+/// its acknowledgement number (when it carried one) and its bytes.
+#[derive(Debug)]
+pub struct Early {
+    pub seq: u32,
+    pub ack: Option<u32>,
+    pub bytes: Vec<u8>,
+    /// A FIN or RST: it marks the end of the stream.
+    pub ends_stream: bool,
+}
+
+/// Data segments kept per stream while its SYN, overtaken by them on a
+/// reordering tap, is due.
+pub const MAX_EARLY_SEGMENTS: usize = 8;
+
+/// Holds kept apart per stream; beyond it the two latest are merged (which
+/// may hold some bytes longer than needed, never lose them).
+pub const MAX_HOLDS: usize = 8;
+
+/// Data held for the peer: this stream's bytes from `from` on wait until
+/// the peer's stream has delivered up to `until`.
+#[derive(Clone, Copy, Debug)]
+struct Hold {
+    from: u64,
+    until: u64,
 }
 
 impl Stream {
@@ -124,6 +220,247 @@ impl Stream {
         if self.next_seq.is_none() {
             self.next_seq = Some(seq.wrapping_add(1));
         }
+    }
+
+    /// The peer opened the connection: this direction's SYN-ACK is due, and
+    /// data seen before it is kept for it rather than taken as a mid-stream
+    /// start.
+    pub fn expect_syn(&mut self) {
+        if self.next_seq.is_none() {
+            self.expect_syn = true;
+        }
+    }
+
+    /// The data kept before the SYN, handed to `segment` now that the
+    /// stream's start is known.
+    fn replay_early(
+        &mut self,
+        limits: &ReassemblyLimits,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) {
+        for e in self.take_early(budget) {
+            let len = e.bytes.len() as u32;
+            self.segment(
+                e.seq,
+                &e.bytes,
+                len,
+                e.ends_stream,
+                limits,
+                budget,
+                stats,
+                sink,
+            );
+        }
+    }
+
+    /// Whether data was kept for a SYN that has now come: the caller hands
+    /// it to [`Stream::segment`] ([`Stream::take_early`]) with what its
+    /// acknowledgements ask of the peer.
+    #[inline]
+    pub fn early_ready(&self) -> bool {
+        self.next_seq.is_some() && !self.early.is_empty()
+    }
+
+    /// The data kept before the SYN, its memory returned to the budget.
+    pub fn take_early(&mut self, budget: &mut ReassemblyBudget) -> Vec<Early> {
+        let kept = std::mem::take(&mut self.early);
+        for e in &kept {
+            budget.give_back(e.bytes.len() + SEGMENT_OVERHEAD_BYTES);
+        }
+        kept
+    }
+
+    /// Keeps the data segment `seq`/`payload` (acknowledging `ack`) for the
+    /// SYN due before it, when this stream has not started yet and expects
+    /// one (bounded in count, budget and the hole wait). False when it is
+    /// to be handled now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn keep_early(
+        &mut self,
+        seq: u32,
+        ack: Option<u32>,
+        payload: &[u8],
+        ends_stream: bool,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+    ) -> bool {
+        if self.next_seq.is_some()
+            || !self.expect_syn
+            || (payload.is_empty() && !ends_stream)
+            || self.early.len() >= MAX_EARLY_SEGMENTS
+            || (!self.early.is_empty() && self.hole_is_old())
+            || !budget.take(payload.len() + SEGMENT_OVERHEAD_BYTES)
+        {
+            return false;
+        }
+        stats.early_segments += 1;
+        self.early.push(Early {
+            seq,
+            ack,
+            bytes: payload.to_vec(),
+            ends_stream,
+        });
+        true
+    }
+
+    /// A packet of the flow (either direction) at packet time `now_nanos`:
+    /// ages the open hole, if any. Call before handing the packet's segment
+    /// and acknowledgement to the streams.
+    #[inline]
+    pub fn note_packet(&mut self, now_nanos: i64) {
+        if self.pending.is_empty() && self.acked_past_hole.is_none() && self.early.is_empty() {
+            return;
+        }
+        match self.hole.as_mut() {
+            Some(h) if h.at == self.delivered => {
+                h.packets = h.packets.saturating_add(1);
+                h.last_nanos = now_nanos;
+            }
+            _ => {
+                self.hole = Some(HoleWatch {
+                    at: self.delivered,
+                    since_nanos: now_nanos,
+                    last_nanos: now_nanos,
+                    packets: 0,
+                })
+            }
+        }
+    }
+
+    /// Whether the hole at `delivered` has been open long enough, in
+    /// packets and in packet time, that reordering cannot explain it.
+    fn hole_is_old(&self) -> bool {
+        self.hole.is_some_and(|h| {
+            h.at == self.delivered
+                && h.packets >= HOLE_WAIT_PACKETS
+                && h.last_nanos.saturating_sub(h.since_nanos) >= HOLE_WAIT_NANOS
+        })
+    }
+
+    /// Where the peer's data acknowledged by `ack` ends, when this stream
+    /// has not delivered that far yet (and `ack` is within the window): the
+    /// offset the peer's data carrying this acknowledgement must wait for.
+    pub fn unseen_ack(&self, ack: u32) -> Option<u64> {
+        let next_seq = self.next_seq?;
+        let acked = self.offset_of(next_seq, ack);
+        (acked > i128::from(self.settled()) && self.offset_in_window(acked)).then_some(acked as u64)
+    }
+
+    /// Stream offset this direction has accounted for: the delivered bytes,
+    /// plus the FIN's sequence number once the FIN was seen there.
+    fn settled(&self) -> u64 {
+        match self.fin_at {
+            Some(fin) if fin == self.delivered => fin + 1,
+            _ => self.delivered,
+        }
+    }
+
+    /// Cross-direction causality (Suricata inspects a direction's data on
+    /// the peer's ACK): this direction's next data acknowledges peer bytes up
+    /// to `peer_offset` that the peer's stream has not delivered yet (a tap
+    /// delivered the answer before the request), so it is held until they
+    /// are — see [`Stream::release_hold`].
+    pub fn hold_for_peer(&mut self, seq: u32, peer_offset: u64) {
+        let from = self.next_seq.map_or(self.delivered, |n| {
+            self.offset_of(n, seq).max(i128::from(self.delivered)) as u64
+        });
+        // Kept in stream order: the bytes from one hold's `from` to the
+        // next's wait for it and for every hold before it.
+        let pos = self.holds.partition_point(|h| h.from < from);
+        if pos > 0 && self.holds[pos - 1].until >= peer_offset {
+            // Earlier data already waits at least as long.
+            return;
+        }
+        if let Some(h) = self.holds.get_mut(pos).filter(|h| h.from == from) {
+            h.until = h.until.max(peer_offset);
+            return;
+        }
+        if self.holds.len() >= MAX_HOLDS {
+            let i = pos.min(self.holds.len() - 1);
+            let h = &mut self.holds[i];
+            h.from = h.from.min(from);
+            h.until = h.until.max(peer_offset);
+            return;
+        }
+        self.holds.insert(
+            pos,
+            Hold {
+                from,
+                until: peer_offset,
+            },
+        );
+    }
+
+    /// Stream offset up to which bytes may be delivered now.
+    #[inline]
+    fn deliverable_until(&self) -> u64 {
+        self.holds.first().map_or(u64::MAX, |h| h.from)
+    }
+
+    /// Whether this stream holds data for its peer.
+    #[inline]
+    pub fn is_holding(&self) -> bool {
+        !self.holds.is_empty()
+    }
+
+    /// Delivers the held data once `peer` has delivered what it waited for,
+    /// or once the hold is older than reordering explains
+    /// ([`HOLE_WAIT_PACKETS`], [`HOLE_WAIT_NANOS`]): the peer data was lost
+    /// by the capture. True when a hold ended.
+    pub fn release_hold(
+        &mut self,
+        peer: &Stream,
+        budget: &mut ReassemblyBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut dyn FnMut(StreamEvent<'_>),
+    ) -> bool {
+        let before = self.holds.len();
+        if before == 0 {
+            return false;
+        }
+        if self.hole_is_old() {
+            // The peer data did not come: the capture lost it.
+            stats.holds_released_early += 1;
+            self.holds.clear();
+        }
+        let settled = peer.settled();
+        let done = self.holds.iter().take_while(|h| h.until <= settled).count();
+        self.holds.drain(..done);
+        if self.holds.first().is_none_or(|h| h.from > self.delivered) {
+            self.drain(budget, stats, sink);
+        }
+        self.holds.len() != before
+    }
+
+    /// Whether sequence number `seq` lies within [`MAX_WINDOW_BYTES`] of
+    /// what this direction has shown so far (anything does before the first
+    /// segment). A FIN or RST outside it is not acceptable (RFC 5961 §3.2).
+    pub fn in_window(&self, seq: u32) -> bool {
+        let Some(next_seq) = self.next_seq else {
+            return true;
+        };
+        self.offset_in_window(self.offset_of(next_seq, seq))
+    }
+
+    fn offset_in_window(&self, offset: i128) -> bool {
+        let w = i128::from(MAX_WINDOW_BYTES);
+        let low = i128::from(self.delivered) - w;
+        let high = i128::from(self.frontier()) + w;
+        (low..=high).contains(&offset)
+    }
+
+    /// Stream offset just past the farthest byte seen, buffered or marked.
+    fn frontier(&self) -> u64 {
+        let buffered = self
+            .pending
+            .last_key_value()
+            .map_or(0, |(&k, v)| k + v.len() as u64);
+        self.delivered
+            .max(buffered)
+            .max(self.fin_at.unwrap_or(0))
+            .max(self.acked_past_hole.unwrap_or(0))
     }
 
     /// Offset in this stream of sequence number `seq` (handles wrap-around:
@@ -150,20 +487,56 @@ impl Stream {
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
         let next_seq = match self.next_seq {
-            Some(n) => n,
+            Some(n) => {
+                if !self.early.is_empty() {
+                    self.replay_early(limits, budget, stats, sink);
+                }
+                n
+            }
             None => {
                 if payload.is_empty() && !ends_stream {
                     return;
                 }
+                if self.keep_early(seq, None, payload, ends_stream, budget, stats) {
+                    return;
+                }
+                // A FIN or RST alone does not start a stream whose SYN is
+                // due (a reordering tap may deliver it before the SYN-ACK
+                // and the data), even when no more can be kept.
+                if payload.is_empty() && self.expect_syn {
+                    return;
+                }
+                // Start at the earliest data seen (sequence order).
+                let first = earliest(seq, &self.early);
                 stats.midstream_pickups += 1;
-                self.next_seq = Some(seq);
-                seq
+                self.next_seq = Some(first);
+                if !self.early.is_empty() {
+                    self.replay_early(limits, budget, stats, sink);
+                    // The stream moved on: start over with this segment.
+                    return self.segment(
+                        seq,
+                        payload,
+                        wire_len,
+                        ends_stream,
+                        limits,
+                        budget,
+                        stats,
+                        sink,
+                    );
+                }
+                first
             }
         };
         let start = self.offset_of(next_seq, seq);
         let wire_end = start + i128::from(wire_len.max(payload.len() as u32));
         if ends_stream && self.fin_at.is_none() && wire_end >= 0 {
-            self.fin_at = Some(wire_end as u64);
+            let fin = wire_end as u64;
+            self.fin_at = Some(fin);
+            // The peer's ACK of the FIN may have arrived first: the FIN's
+            // sequence number carries no byte.
+            if let Some(a) = self.acked_past_hole.as_mut() {
+                *a = (*a).min(fin);
+            }
         }
         if payload.is_empty() {
             if ends_stream {
@@ -185,28 +558,55 @@ impl Stream {
         let data = &payload[skip..];
         let offset = (start + skip as i128) as u64;
 
+        if self.is_holding() && !budget.fits(data.len() + SEGMENT_OVERHEAD_BYTES) {
+            // Holding would lose bytes: deliver now.
+            stats.holds_released_early += 1;
+            self.holds.clear();
+            self.drain(budget, stats, sink);
+        }
         if offset == self.delivered {
             // In order: hand over directly whatever precedes the first buffered
-            // segment (no copy); only an overlapping remainder is merged.
+            // segment and any held part (no copy); only the rest is buffered.
+            let limit = self.deliverable_until().saturating_sub(offset);
             let direct = self
                 .pending
                 .keys()
                 .next()
-                .map_or(data.len(), |&p| data.len().min((p - offset) as usize));
+                .map_or(data.len(), |&p| data.len().min((p - offset) as usize))
+                .min(usize::try_from(limit).unwrap_or(usize::MAX));
             self.deliver(&data[..direct], stats, sink);
             if direct < data.len() {
-                self.insert(offset + direct as u64, &data[direct..], budget, stats);
+                let held = self.is_holding();
+                if held {
+                    stats.held_for_peer_segments += 1;
+                }
+                self.insert(
+                    offset + direct as u64,
+                    &data[direct..],
+                    !held,
+                    budget,
+                    stats,
+                );
             }
         } else {
-            self.insert(offset, data, budget, stats);
+            self.insert(offset, data, true, budget, stats);
         }
         self.drain(budget, stats, sink);
         if self.pending_bytes > limits.max_buffered_bytes
             || self.pending.len() > limits.max_buffered_segments
         {
-            stats.stream_cap_hits += 1;
-            self.skip_to_first_pending(stats, sink);
-            self.drain(budget, stats, sink);
+            if self.is_holding() {
+                self.holds.clear();
+                stats.holds_released_early += 1;
+                self.drain(budget, stats, sink);
+            }
+            if self.pending_bytes > limits.max_buffered_bytes
+                || self.pending.len() > limits.max_buffered_segments
+            {
+                stats.stream_cap_hits += 1;
+                self.skip_to_first_pending(stats, sink);
+                self.drain(budget, stats, sink);
+            }
         }
         self.give_up_acked_hole(start, budget, stats, sink);
         // A snap-length cut: the rest of this segment is known to be lost.
@@ -217,10 +617,12 @@ impl Stream {
     }
 
     /// A segment starting at `start` arrived: if the peer had already
-    /// acknowledged past the hole and this segment starts beyond what the peer
-    /// acknowledged, the sender has moved on: the acknowledged bytes were
-    /// received by the peer, so no retransmission will bring them, and a tap
-    /// that swapped neighbouring segments has had the time to deliver them.
+    /// acknowledged past the hole, this segment starts beyond what the peer
+    /// acknowledged, and the hole is older than reordering explains
+    /// ([`HOLE_WAIT_PACKETS`], [`HOLE_WAIT_NANOS`]), the sender has moved
+    /// on: the acknowledged bytes were received by the peer, so no
+    /// retransmission will bring them, and a tap that delayed them has had
+    /// the time to deliver them.
     fn give_up_acked_hole(
         &mut self,
         start: i128,
@@ -235,10 +637,11 @@ impl Stream {
             self.acked_past_hole = None;
             return;
         }
-        if start <= i128::from(acked) {
+        if start <= i128::from(acked) || !(self.dropped || self.hole_is_old()) {
             return;
         }
         self.acked_past_hole = None;
+        self.dropped = false;
         let hole_end = self
             .pending
             .keys()
@@ -251,12 +654,18 @@ impl Stream {
     }
 
     /// The peer acknowledged up to `ack`: bytes before it were sent. A hole
-    /// there is given up once the sender is seen sending past it.
-    pub fn acked(&mut self, ack: u32) {
+    /// there is given up once the sender is seen sending past it. An
+    /// acknowledgement beyond the window is ignored (RFC 5961 §5.2) and
+    /// counted.
+    pub fn acked(&mut self, ack: u32, stats: &mut ReassemblyStats) {
         let Some(next_seq) = self.next_seq else {
             return;
         };
         let mut acked = self.offset_of(next_seq, ack);
+        if acked > i128::from(self.delivered) && !self.offset_in_window(acked) {
+            stats.out_of_window += 1;
+            return;
+        }
         if let Some(fin) = self.fin_at {
             // The FIN takes one sequence number but carries no byte.
             acked = acked.min(i128::from(fin));
@@ -275,6 +684,24 @@ impl Stream {
         stats: &mut ReassemblyStats,
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
+        self.holds.clear();
+        if !self.early.is_empty() {
+            // The SYN never came: start at the earliest data kept.
+            self.expect_syn = false;
+            let kept = self.take_early(budget);
+            let first = earliest(kept[0].seq, &kept);
+            let next = *self.next_seq.get_or_insert_with(|| {
+                stats.midstream_pickups += 1;
+                first
+            });
+            for e in kept {
+                let offset = self.offset_of(next, e.seq);
+                if offset >= i128::from(self.delivered) {
+                    self.insert(offset as u64, &e.bytes, false, budget, stats);
+                }
+            }
+            self.drain(budget, stats, sink);
+        }
         while !self.pending.is_empty() {
             self.skip_to_first_pending(stats, sink);
             self.drain(budget, stats, sink);
@@ -338,9 +765,10 @@ impl Stream {
         stats: &mut ReassemblyStats,
         sink: &mut dyn FnMut(StreamEvent<'_>),
     ) {
+        let limit = self.deliverable_until();
         while let Some(entry) = self.pending.first_entry() {
             let offset = *entry.key();
-            if offset > self.delivered {
+            if offset > self.delivered || offset >= limit {
                 break;
             }
             let data = entry.remove();
@@ -359,10 +787,13 @@ impl Stream {
         &mut self,
         offset: u64,
         data: &[u8],
+        out_of_order: bool,
         budget: &mut ReassemblyBudget,
         stats: &mut ReassemblyStats,
     ) {
-        stats.out_of_order_segments += 1;
+        if out_of_order {
+            stats.out_of_order_segments += 1;
+        }
         let end = offset + data.len() as u64;
         let mut cursor = offset;
         let mut pieces: Vec<(u64, u64)> = Vec::new();
@@ -399,6 +830,7 @@ impl Stream {
             let len = (e - s) as usize;
             if !budget.take(len + SEGMENT_OVERHEAD_BYTES) {
                 stats.budget_drops += 1;
+                self.dropped = true;
                 continue;
             }
             let bytes = data[(s - offset) as usize..(e - offset) as usize].to_vec();
@@ -410,9 +842,18 @@ impl Stream {
     /// Return every buffered byte to the budget (the flow is being dropped).
     pub fn release(&mut self, budget: &mut ReassemblyBudget) {
         budget.give_back(self.pending_bytes + self.pending.len() * SEGMENT_OVERHEAD_BYTES);
+        self.take_early(budget);
         self.pending.clear();
         self.pending_bytes = 0;
     }
+}
+
+/// The earliest, in sequence space, of `seq` and the kept segments'.
+fn earliest(seq: u32, kept: &[Early]) -> u32 {
+    kept.iter().map(|e| e.seq).fold(
+        seq,
+        |a, b| if (b.wrapping_sub(a) as i32) < 0 { b } else { a },
+    )
 }
 
 #[cfg(test)]
@@ -426,6 +867,8 @@ mod tests {
         stats: ReassemblyStats,
         out: Vec<u8>,
         gaps: Vec<u64>,
+        /// Packet time, advanced 1 ms by every segment and ACK.
+        now: i64,
     }
 
     impl Harness {
@@ -439,7 +882,14 @@ mod tests {
                 stats: ReassemblyStats::default(),
                 out: Vec::new(),
                 gaps: Vec::new(),
+                now: 0,
             }
+        }
+
+        /// One packet of the flow, 1 ms after the previous one.
+        fn tick(&mut self) {
+            self.now += 1_000_000;
+            self.stream.note_packet(self.now);
         }
 
         fn seg(&mut self, seq: u32, data: &[u8]) {
@@ -447,6 +897,7 @@ mod tests {
         }
 
         fn seg_wire(&mut self, seq: u32, data: &[u8], wire: u32) {
+            self.tick();
             let (out, gaps) = (&mut self.out, &mut self.gaps);
             self.stream.segment(
                 seq,
@@ -464,7 +915,8 @@ mod tests {
         }
 
         fn ack(&mut self, ack: u32) {
-            self.stream.acked(ack);
+            self.tick();
+            self.stream.acked(ack, &mut self.stats);
         }
 
         fn close(&mut self) {
@@ -529,9 +981,66 @@ mod tests {
         assert_eq!(h.out, b"abc");
         h.seg(11, b"klm");
         assert_eq!(h.out, b"abc");
+        // The sender has moved past the ACK, but the hole is 5 packets and
+        // 5 ms old: a tap may still deliver the missing segment.
         h.seg(14, b"nop");
-        assert_eq!(h.out, b"abchijklmnop");
+        assert_eq!(h.out, b"abc");
+        // HOLE_WAIT_PACKETS more packets over HOLE_WAIT_NANOS: given up at
+        // the next segment past the ACK.
+        h.now += HOLE_WAIT_NANOS;
+        for _ in 0..HOLE_WAIT_PACKETS {
+            h.ack(11);
+        }
+        assert_eq!(h.out, b"abc");
+        h.seg(17, b"q");
+        assert_eq!(h.out, b"abchijklmnopq");
         assert_eq!(h.gaps, vec![4]);
+        assert_eq!(h.stats.retransmitted_bytes, 0);
+    }
+
+    // Issue 16: under a reordering SPAN port the segment 4..8 arrives after
+    // the peer's ACK of it and after the sender's next two segments. It is
+    // delivered in order: no gap, nothing counted as retransmitted.
+    #[test]
+    fn late_segment_after_ack_and_later_data_fills_its_hole() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        h.seg(8, b"hij");
+        h.ack(11);
+        h.seg(11, b"klm");
+        h.seg(14, b"nop");
+        h.seg(4, b"defg");
+        assert_eq!(h.out, b"abcdefghijklmnop");
+        assert!(h.gaps.is_empty());
+        assert_eq!(h.stats.retransmitted_bytes, 0);
+        h.close();
+        assert!(h.gaps.is_empty());
+    }
+
+    // The peer's ACK of the FIN arrives before the FIN: the FIN's sequence
+    // number carries no byte, so the close reports no gap.
+    #[test]
+    fn ack_of_the_fin_before_the_fin_is_no_gap() {
+        let mut h = Harness::new(0);
+        h.seg(1, b"abc");
+        h.ack(5);
+        let (out, gaps) = (&mut h.out, &mut h.gaps);
+        h.stream.segment(
+            4,
+            b"",
+            0,
+            true,
+            &h.limits,
+            &mut h.budget,
+            &mut h.stats,
+            &mut |ev| match ev {
+                StreamEvent::Data(d) => out.extend_from_slice(d),
+                StreamEvent::Gap(n) => gaps.push(n),
+            },
+        );
+        h.close();
+        assert_eq!(h.out, b"abc");
+        assert!(h.gaps.is_empty());
     }
 
     #[test]

@@ -453,13 +453,15 @@ impl<T: Default> FlowTable<T> {
         let mut slot = self.index.get(&key).copied();
 
         if let (Some(s), Transport::Tcp(seg)) = (slot, &pkt.transport) {
-            // A fresh SYN on a finished connection starts a new one; the same
-            // SYN again (same initial sequence number) is a retransmission.
-            let closed = self.slots[s as usize].as_ref().is_some_and(|f| {
-                f.info.tcp_state == Some(TcpState::Closed)
-                    && f.tcp.as_ref().is_none_or(|t| t.client_isn != Some(seg.seq))
-            });
-            if closed && seg.flags.syn() && !seg.flags.ack() {
+            // A fresh SYN on a finished or half-open connection starts a new
+            // one (port reuse); the same SYN again (same initial sequence
+            // number) is a retransmission.
+            let reused = seg.flags.syn()
+                && !seg.flags.ack()
+                && self.slots[s as usize]
+                    .as_ref()
+                    .is_some_and(|f| is_new_connection(f, seg.seq));
+            if reused {
                 self.stats.reused += 1;
                 self.remove(s, CloseReason::Reused, handler);
                 slot = None;
@@ -484,6 +486,15 @@ impl<T: Default> FlowTable<T> {
             info.bytes[dir.index()] += u64::from(pkt.wire_len);
             let established_before = info.established;
             match (&pkt.transport, flow.tcp.as_mut()) {
+                (Transport::Tcp(seg), Some(tcp))
+                    if (seg.flags.fin() || seg.flags.rst())
+                        && !tcp.streams[dir.index()].in_window(seg.seq) =>
+                {
+                    // Not acceptable to the receiver (RFC 5961 §3.2): it
+                    // neither ends the stream nor changes the state.
+                    self.stats.reassembly.out_of_window += 1;
+                    handler.on_packet(&flow.info, &mut flow.app, dir, pkt, established_before);
+                }
                 (Transport::Tcp(seg), Some(tcp)) => {
                     let was_closed = info.tcp_state == Some(TcpState::Closed);
                     track_tcp(info, tcp, dir, seg);
@@ -501,7 +512,51 @@ impl<T: Default> FlowTable<T> {
                     let app = &mut flow.app;
                     let info = &flow.info;
                     handler.on_packet(info, app, dir, pkt, established_before);
+                    let budget = &mut self.budget;
+                    let stats = &mut self.stats.reassembly;
+                    // Data kept for a SYN that has now come (this packet's).
+                    for d in [dir.reverse(), dir] {
+                        let (s, peer) = split_streams(&mut tcp.streams, d);
+                        if s.early_ready() {
+                            let mut sink =
+                                |ev: StreamEvent<'_>| handler.on_stream(info, app, d, ev);
+                            for e in s.take_early(budget) {
+                                if let Some(p) = e.ack.and_then(|a| peer.unseen_ack(a)) {
+                                    s.hold_for_peer(e.seq, p);
+                                }
+                                let len = e.bytes.len() as u32;
+                                s.segment(
+                                    e.seq,
+                                    &e.bytes,
+                                    len,
+                                    e.ends_stream,
+                                    &stream_cfg,
+                                    budget,
+                                    stats,
+                                    &mut sink,
+                                );
+                            }
+                        }
+                    }
                     let (this, other) = split_streams(&mut tcp.streams, dir);
+                    this.note_packet(pkt.ts.as_nanos());
+                    other.note_packet(pkt.ts.as_nanos());
+                    let ack = seg.flags.ack().then_some(seg.ack);
+                    let ends_stream = seg.flags.fin() || seg.flags.rst();
+                    if this.keep_early(seg.seq, ack, seg.payload, ends_stream, budget, stats) {
+                        if let Some(a) = ack {
+                            other.acked(a, stats);
+                        }
+                        return;
+                    }
+                    // Data that acknowledges peer bytes not delivered yet
+                    // waits for them (an answer the tap delivered before
+                    // its request).
+                    if let Some(a) = ack.filter(|_| !seg.payload.is_empty()) {
+                        if let Some(peer_offset) = other.unseen_ack(a) {
+                            this.hold_for_peer(seg.seq, peer_offset);
+                        }
+                    }
                     let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
                     this.segment(
                         seg.seq,
@@ -509,12 +564,24 @@ impl<T: Default> FlowTable<T> {
                         seg.payload_wire_len,
                         seg.flags.fin() || seg.flags.rst(),
                         &stream_cfg,
-                        &mut self.budget,
-                        &mut self.stats.reassembly,
+                        budget,
+                        stats,
                         &mut sink,
                     );
                     if seg.flags.ack() {
-                        other.acked(seg.ack);
+                        other.acked(seg.ack, stats);
+                    }
+                    // Each release may let the other direction's hold go;
+                    // every round ends at least one hold.
+                    while other.is_holding() || this.is_holding() {
+                        let mut sink =
+                            |ev: StreamEvent<'_>| handler.on_stream(info, app, dir.reverse(), ev);
+                        let mut released = other.release_hold(this, budget, stats, &mut sink);
+                        let mut sink = |ev: StreamEvent<'_>| handler.on_stream(info, app, dir, ev);
+                        released |= this.release_hold(other, budget, stats, &mut sink);
+                        if !released {
+                            break;
+                        }
                     }
                 }
                 (Transport::Udp { payload, .. }, _) => {
@@ -577,8 +644,16 @@ impl<T: Default> FlowTable<T> {
         self.slots[slot as usize] = Some(Flow {
             info,
             tcp: tcp.then(|| {
+                let mut streams = [Stream::default(), Stream::default()];
+                // Seen first without its SYN: the capture started mid-way,
+                // or a reordering tap delivered the SYN late. Data is kept
+                // for a SYN for the hole wait before the streams start
+                // mid-way.
+                if !matches!(&pkt.transport, Transport::Tcp(seg) if seg.flags.syn()) {
+                    streams.iter_mut().for_each(Stream::expect_syn);
+                }
                 Box::new(TcpStreams {
-                    streams: [Stream::default(), Stream::default()],
+                    streams,
                     fin: [false, false],
                     syn_ack_seen: false,
                     client_isn: None,
@@ -592,6 +667,21 @@ impl<T: Default> FlowTable<T> {
         self.stats.active = self.index.len() as u64;
         self.stats.peak_active = self.stats.peak_active.max(self.stats.active);
         slot
+    }
+}
+
+/// Whether a SYN (without ACK) with initial sequence number `isn` opens a
+/// new connection on `flow`'s 4-tuple: the old one is finished (both FINs or
+/// a RST), half-closed, or half-open (its own SYN was never followed by an
+/// established connection), and `isn` is not its SYN's. A SYN on an
+/// established connection is left to it (RFC 5961 §4: the receiver answers
+/// it with a challenge ACK).
+fn is_new_connection<T>(flow: &Flow<T>, isn: u32) -> bool {
+    let client_isn = flow.tcp.as_ref().and_then(|t| t.client_isn);
+    match flow.info.tcp_state {
+        Some(TcpState::Closed | TcpState::HalfClosed) => client_isn != Some(isn),
+        Some(TcpState::New) => client_isn.is_some_and(|i| i != isn),
+        _ => false,
     }
 }
 
@@ -610,8 +700,12 @@ fn track_tcp(info: &mut FlowInfo, tcp: &mut TcpStreams, dir: Direction, seg: &Tc
         stream.on_syn(seg.seq);
         if seg.flags.ack() {
             tcp.syn_ack_seen = true;
+            // The SYN-ACK acknowledges the client's ISN + 1, even when a
+            // reordering tap delivers it before the client's SYN.
+            tcp.streams[dir.reverse().index()].on_syn(seg.ack.wrapping_sub(1));
         } else if dir == Direction::ToServer {
             tcp.client_isn.get_or_insert(seg.seq);
+            tcp.streams[Direction::ToClient.index()].expect_syn();
         }
     }
     if seg.flags.fin() {
@@ -664,6 +758,8 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         data: [Vec<u8>; 2],
+        /// Data events in the order the handler got them: (direction index, bytes).
+        order: Vec<(usize, Vec<u8>)>,
         gaps: u64,
         datagrams: usize,
         closed: Vec<(u64, CloseReason)>,
@@ -672,7 +768,10 @@ mod tests {
     impl FlowHandler<()> for Recorder {
         fn on_stream(&mut self, _: &FlowInfo, _: &mut (), dir: Direction, ev: StreamEvent<'_>) {
             match ev {
-                StreamEvent::Data(d) => self.data[dir.index()].extend_from_slice(d),
+                StreamEvent::Data(d) => {
+                    self.data[dir.index()].extend_from_slice(d);
+                    self.order.push((dir.index(), d.to_vec()));
+                }
                 StreamEvent::Gap(n) => self.gaps += n,
             }
         }
@@ -780,6 +879,236 @@ mod tests {
         assert_eq!(t.stats.created_by(FlowTransport::Tcp), 2);
         assert_eq!(t.stats.reused, 1);
         assert_eq!(r.closed, vec![(0, CloseReason::Reused)]);
+    }
+
+    const RST: u8 = TcpFlags::RST;
+    /// 395 MiB: the distance of the "gap" the in-order mix reported.
+    const FAR: u32 = 395 << 20;
+
+    /// One complete exchange on `c` -> `s` with client ISN `isn`, ended by
+    /// `end` (a FIN exchange, or a RST from the client).
+    fn exchange(t: &mut FlowTable<()>, r: &mut Recorder, at: i64, isn: u32, rst: bool) {
+        let c = (1, 50000);
+        let s = (2, 1883);
+        t.process(&tcp(at, c, s, isn, 0, SYN, b""), r);
+        t.process(&tcp(at, s, c, 7000, isn + 1, SYNACK, b""), r);
+        t.process(&tcp(at, c, s, isn + 1, 7001, ACK, b"ping"), r);
+        t.process(&tcp(at, s, c, 7001, isn + 5, ACK, b"pong"), r);
+        if rst {
+            t.process(&tcp(at, c, s, isn + 5, 0, RST, b""), r);
+        } else {
+            t.process(&tcp(at, c, s, isn + 5, 7005, FINACK, b""), r);
+            t.process(&tcp(at, s, c, 7005, isn + 6, FINACK, b""), r);
+            t.process(&tcp(at, c, s, isn + 6, 7006, ACK, b""), r);
+        }
+    }
+
+    // The same 4-tuple used again with a new SYN and ISN after a RST, and
+    // after a FIN exchange: two flows each, every byte delivered, no gap.
+    #[test]
+    fn port_reuse_after_rst_or_fin_is_two_flows_without_gap() {
+        for rst in [true, false] {
+            let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+            let mut r = Recorder::default();
+            exchange(&mut t, &mut r, 0, 1000, rst);
+            exchange(&mut t, &mut r, 1, 1000 + FAR, rst);
+            t.flush(&mut r);
+            assert_eq!(t.stats.created_by(FlowTransport::Tcp), 2, "rst: {rst}");
+            assert_eq!(t.stats.reused, 1);
+            assert_eq!(r.gaps, 0, "rst: {rst}");
+            assert_eq!(t.stats.reassembly.gaps, 0);
+            assert_eq!(r.data[0], b"pingping");
+            assert_eq!(r.data[1], b"pongpong");
+            assert_eq!(r.closed[0], (0, CloseReason::Reused));
+        }
+    }
+
+    // A scanner's SYN left unanswered, then a SYN with another ISN on the
+    // same 4-tuple that gets answered: the first attempt is a half-open flow
+    // of its own. Taken as one flow, the second SYN's bytes would lie FAR
+    // past the first ISN and be reported as a 395 MiB gap.
+    #[test]
+    fn new_syn_on_half_open_flow_starts_a_new_one() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let c = (1, 40000);
+        let s = (2, 80);
+        t.process(&tcp(0, c, s, 1, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, c, s, 1 + FAR, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 50, 2 + FAR, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 2 + FAR, 51, ACK, b"GET"), &mut r);
+        t.process(&tcp(0, s, c, 51, 5 + FAR, ACK, b"200"), &mut r);
+        t.flush(&mut r);
+        assert_eq!(t.stats.created_by(FlowTransport::Tcp), 2);
+        assert_eq!(r.gaps, 0);
+        assert_eq!(r.data, [b"GET".to_vec(), b"200".to_vec()]);
+    }
+
+    // RFC 5961 §3.2: a RST whose sequence number is outside the receive
+    // window is not acceptable; §5.2 likewise an ACK of data never sent. The
+    // connection goes on: no close, no gap up to the stray numbers.
+    #[test]
+    fn out_of_window_rst_fin_and_ack_neither_close_nor_gap() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let c = (1, 50000);
+        let s = (2, 23);
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 101, 901, ACK, b"user"), &mut r);
+        t.process(&tcp(0, s, c, 901 + FAR, 0, RST, b""), &mut r);
+        t.process(&tcp(0, c, s, 105 + FAR, 901, FINACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 901, 105 + FAR, ACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 901, 105, ACK, b"login:"), &mut r);
+        // Had the RST closed the flow, it would leave 10 s later.
+        t.expire(Timestamp::from_secs_nanos(11, 0), &mut r);
+        assert!(r.closed.is_empty());
+        t.process(&tcp(12, c, s, 105, 907, FINACK, b""), &mut r);
+        t.process(&tcp(12, s, c, 907, 106, FINACK, b""), &mut r);
+        t.expire(Timestamp::from_secs_nanos(23, 0), &mut r);
+        assert_eq!(r.closed, vec![(0, CloseReason::Closed)]);
+        assert_eq!(r.gaps, 0);
+        assert_eq!(r.data, [b"user".to_vec(), b"login:".to_vec()]);
+        assert_eq!(t.stats.reassembly.out_of_window, 3);
+    }
+
+    /// Handshake of `c` (ISN 100) with `s` (ISN 900).
+    fn handshake(t: &mut FlowTable<()>, r: &mut Recorder, c: (u8, u16), s: (u8, u16)) {
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), r);
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), r);
+        t.process(&tcp(0, c, s, 101, 901, ACK, b""), r);
+    }
+
+    // Issue 16: the tap delivered the server's answer (acknowledging the
+    // request) before the request. The session gets the request first.
+    #[test]
+    fn answer_delivered_before_its_request_reaches_the_session_after_it() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 1883));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, s, c, 901, 105, ACK, b"pong"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, c, s, 101, 901, ACK, b"ping"), &mut r);
+        assert_eq!(r.order, vec![(0, b"ping".to_vec()), (1, b"pong".to_vec())]);
+        assert_eq!(t.stats.reassembly.held_for_peer_segments, 1);
+        assert_eq!(t.stats.reassembly.holds_released_early, 0);
+        assert_eq!(t.stats.reassembly.out_of_order_segments, 0);
+    }
+
+    // A telnet server's banner (two segments, the second first) overtook
+    // its SYN-ACK on a reordering tap: the banner is kept for the SYN-ACK and delivered whole, not taken as a mid-stream start
+    // that would drop its first segment as "retransmitted".
+    #[test]
+    fn data_before_its_syn_ack_waits_for_it() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 907, 101, ACK, b"in: "), &mut r);
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"login:"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 101, 911, ACK, b"root"), &mut r);
+        t.flush(&mut r);
+        assert_eq!(r.data, [b"root".to_vec(), b"login:in: ".to_vec()]);
+        assert_eq!(t.stats.reassembly.midstream_pickups, 0);
+        assert_eq!(t.stats.reassembly.retransmitted_bytes, 0);
+        assert_eq!(t.stats.reassembly.early_segments, 2);
+        assert_eq!(r.gaps, 0);
+    }
+
+    // A short answer and the server's FIN both overtook the SYN-ACK: the
+    // FIN is kept with the data, so the stream neither starts at the FIN
+    // (the answer then dropped as "retransmitted") nor loses the FIN's
+    // position (the client's ACK of it then reported as a 1-byte gap).
+    #[test]
+    fn fin_before_its_syn_ack_is_kept_with_the_data() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 80));
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"bye"), &mut r);
+        t.process(&tcp(0, s, c, 904, 101, FINACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        t.process(&tcp(0, c, s, 101, 905, FINACK, b""), &mut r);
+        t.process(&tcp(0, s, c, 905, 102, ACK, b""), &mut r);
+        t.flush(&mut r);
+        assert_eq!(r.data[1], b"bye");
+        assert_eq!(r.gaps, 0);
+        assert_eq!(t.stats.reassembly.midstream_pickups, 0);
+        assert_eq!(t.stats.reassembly.retransmitted_bytes, 0);
+    }
+
+    // A conversation (c1, s1 answering c1, c2 answering s1) delivered as
+    // s1, c2, c1: both directions hold, each for what its data answers, and
+    // the handler gets c1, s1, c2.
+    #[test]
+    fn interleaved_answers_are_released_in_causal_order() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, s, c, 901, 103, ACK, b"s1"), &mut r);
+        t.process(&tcp(0, c, s, 103, 903, ACK, b"c2"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, c, s, 101, 901, ACK, b"c1"), &mut r);
+        assert_eq!(
+            r.order,
+            vec![
+                (0, b"c1".to_vec()),
+                (1, b"s1".to_vec()),
+                (0, b"c2".to_vec())
+            ]
+        );
+        assert_eq!(t.stats.reassembly.holds_released_early, 0);
+    }
+
+    // A telnet exchange (s1, c1, s2, c2, s3, each answering the one before)
+    // delivered as c2, s3, s2, c1, s1: each direction holds two pieces
+    // waiting for different peer offsets, the later-arriving hold starting
+    // earlier in the stream. Nothing waits on what waits on it; the handler
+    // gets the original order at once, no hold times out.
+    #[test]
+    fn holds_arriving_out_of_stream_order_keep_causal_order() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, c, s, 104, 904, ACK, b"w"), &mut r);
+        t.process(&tcp(0, s, c, 904, 105, ACK, b"dd"), &mut r);
+        t.process(&tcp(0, s, c, 903, 104, ACK, b"c"), &mut r);
+        t.process(&tcp(0, c, s, 101, 903, ACK, b"xyz"), &mut r);
+        assert!(r.order.is_empty());
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"ab"), &mut r);
+        let want: Vec<(usize, Vec<u8>)> = vec![
+            (1, b"ab".to_vec()),
+            (0, b"xyz".to_vec()),
+            (1, b"c".to_vec()),
+            (0, b"w".to_vec()),
+            (1, b"dd".to_vec()),
+        ];
+        assert_eq!(r.order, want);
+        assert_eq!(t.stats.reassembly.holds_released_early, 0);
+    }
+
+    // The request was lost by the capture: the held answer is delivered
+    // once the wait reordering explains is over (HOLE_WAIT_PACKETS packets
+    // and HOLE_WAIT_NANOS), not kept until the flow ends.
+    #[test]
+    fn answer_to_lost_request_is_released_after_the_hole_wait() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 80));
+        handshake(&mut t, &mut r, c, s);
+        t.process(&tcp(0, s, c, 901, 105, ACK, b"pong"), &mut r);
+        for _ in 0..crate::flow::reassembly::HOLE_WAIT_PACKETS {
+            t.process(&tcp(0, c, s, 105, 905, ACK, b""), &mut r);
+        }
+        assert!(r.order.is_empty());
+        t.process(&tcp(1, c, s, 105, 905, ACK, b""), &mut r);
+        assert_eq!(r.order, vec![(1, b"pong".to_vec())]);
+        assert_eq!(t.stats.reassembly.holds_released_early, 1);
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod generator;
 mod http;
 mod mqtt;
 mod pcap;
+mod reorder;
 mod rng;
 mod session;
 mod telnet;
@@ -42,6 +43,7 @@ use crate::capture::Timestamp;
 pub use device::MAX_DEVICES;
 pub use generator::{Generator, MAX_LIVE_SESSIONS};
 pub use pcap::{LINKTYPE_ETHERNET, PCAP_SNAPLEN, PcapWriter};
+pub use reorder::{MAX_DISPLACEMENT, ReorderConfig, ReorderError, ReorderReport, reorder_capture};
 
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

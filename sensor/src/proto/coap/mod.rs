@@ -86,9 +86,9 @@ impl Protocol for Coap {
         s.on_datagram(ts, dir, payload, out);
     }
 
-    /// Every exchange still open ends unanswered.
+    /// Held responses are handled; every exchange still open ends unanswered.
     fn on_close(s: &mut CoapSession, _ts: Timestamp, out: &mut Vec<CoapEvent>) {
-        s.expire(Timestamp(i64::MAX), out);
+        s.close(out);
     }
 
     fn count_flow(c: &mut CoapCounts) {

@@ -36,6 +36,14 @@ use crate::proto::text::push_capped;
 pub const EXCHANGE_LIFETIME_SECS: u64 = 247;
 /// NON_LIFETIME with the default transmission parameters (RFC 7252 §4.8.2).
 pub const NON_LIFETIME_SECS: u64 = 145;
+/// Responses held while waiting for the request a reordering tap delivers
+/// after them (per session).
+pub const MAX_EARLY_RESPONSES: usize = 4;
+/// Later datagrams of the flow an early response waits for its request
+/// before it is handled (and reported unmatched): more than the few
+/// positions a merging SPAN port displaces a datagram.
+pub const EARLY_RESPONSE_WAIT_DATAGRAMS: u32 = 8;
+
 /// Default cap on requests waiting for a response.
 pub const DEFAULT_MAX_OPEN_EXCHANGES: usize = 32;
 /// Default cap on Message IDs remembered per direction for deduplication.
@@ -125,6 +133,10 @@ pub struct CoapStats {
     pub observations_evicted: u64,
     pub block_transfers_evicted: u64,
     pub block_transfers_expired: u64,
+    /// Responses that matched nothing on arrival and were held for their
+    /// request; those whose request came within the wait.
+    pub early_responses: u64,
+    pub early_responses_matched: u64,
 }
 
 /// Message ID families: CON/NON are numbered by their sender; ACK/RST echo the
@@ -243,6 +255,19 @@ pub struct CoapSession {
     /// Where the Uri-Path of the current message is joined before it is
     /// shared as an `Arc<str>` (reused; never longer than the string cap).
     path_buf: String,
+    /// Responses that arrived before their request, oldest first; at most
+    /// [`MAX_EARLY_RESPONSES`].
+    early: Vec<EarlyResponse>,
+}
+
+/// A response datagram held for its request.
+#[derive(Debug)]
+struct EarlyResponse {
+    ts: Timestamp,
+    dir: Direction,
+    bytes: Vec<u8>,
+    /// Later datagrams of the flow seen since.
+    waited: u32,
 }
 
 impl CoapSession {
@@ -256,6 +281,7 @@ impl CoapSession {
             blocks: Vec::new(),
             next_expiry: Timestamp(i64::MAX),
             path_buf: String::new(),
+            early: Vec::new(),
         }
     }
 
@@ -274,6 +300,12 @@ impl CoapSession {
 
     /// One UDP datagram of this flow. Emits a `Message` event (unless the
     /// header is unreadable), then its anomalies and derived events.
+    /// One datagram of the flow. A response that matches no open request,
+    /// observation or recent message is held (bounded) for the request a
+    /// reordering tap may deliver a few datagrams later (RFC 7252 §5.3.2
+    /// matching is then done as if in order); it is handled when its
+    /// request came, after [`EARLY_RESPONSE_WAIT_DATAGRAMS`] later
+    /// datagrams, or when the flow ends ([`CoapSession::close`]).
     pub fn on_datagram(
         &mut self,
         ts: Timestamp,
@@ -281,6 +313,99 @@ impl CoapSession {
         payload: &[u8],
         out: &mut Vec<CoapEvent>,
     ) {
+        if self.early.len() < MAX_EARLY_RESPONSES && self.awaits_request(dir, payload) {
+            self.stats.early_responses += 1;
+            self.early.push(EarlyResponse {
+                ts,
+                dir,
+                bytes: payload.to_vec(),
+                waited: 0,
+            });
+            return;
+        }
+        self.handle(ts, dir, payload, out);
+        if !self.early.is_empty() {
+            self.retry_early(out);
+        }
+    }
+
+    /// The flow ended: held responses are handled (reported unmatched when
+    /// still so), and every exchange still open ends unanswered.
+    pub fn close(&mut self, out: &mut Vec<CoapEvent>) {
+        for e in std::mem::take(&mut self.early) {
+            self.handle(e.ts, e.dir, &e.bytes, out);
+        }
+        self.expire(Timestamp(i64::MAX), out);
+    }
+
+    /// Handles the held responses whose request has come, or whose wait is
+    /// over, in arrival order.
+    fn retry_early(&mut self, out: &mut Vec<CoapEvent>) {
+        let mut early = std::mem::take(&mut self.early);
+        let mut i = 0;
+        while i < early.len() {
+            early[i].waited += 1;
+            let e = &early[i];
+            let matched = !self.awaits_request(e.dir, &e.bytes);
+            if matched || e.waited > EARLY_RESPONSE_WAIT_DATAGRAMS {
+                let e = early.remove(i);
+                if matched {
+                    self.stats.early_responses_matched += 1;
+                }
+                self.handle(e.ts, e.dir, &e.bytes, out);
+            } else {
+                i += 1;
+            }
+        }
+        // Nothing was held while handling: `handle` never holds.
+        self.early = early;
+    }
+
+    /// Whether `payload`, sent `dir`, is a response that would match nothing
+    /// now: no open exchange (by Message ID for a piggy-backed ACK, by token
+    /// otherwise), no observation, and not a message seen recently from
+    /// `dir` (a retransmission is matched by deduplication).
+    fn awaits_request(&self, dir: Direction, payload: &[u8]) -> bool {
+        let Ok(msg) = CoapMessage::parse(payload) else {
+            return false;
+        };
+        let mtype = msg.message_type();
+        if msg.code().kind() != CodeKind::Response || mtype == MessageType::Reset {
+            return false;
+        }
+        let peer = dir.reverse();
+        let mid = msg.message_id();
+        let Some(token) = Token::new(msg.token()) else {
+            return false;
+        };
+        let open = if mtype == MessageType::Acknowledgement {
+            self.exchanges
+                .iter()
+                .any(|e| e.requester == peer && e.mid == mid && e.mtype == MessageType::Confirmable)
+        } else {
+            // A notification that overtook the piggy-backed answer to its
+            // CON registration would take that answer's place: it waits for
+            // the registration's ACK (RFC 7641 §3.1, §4.1).
+            self.exchanges.iter().any(|e| {
+                e.requester == peer
+                    && e.token == token
+                    && !(e.observe_register
+                        && e.mtype == MessageType::Confirmable
+                        && !e.acknowledged)
+            }) || self
+                .observations
+                .iter()
+                .any(|o| o.client == peer && o.token == token)
+        };
+        let family = Family::of(mtype);
+        let recent = self
+            .recent
+            .iter()
+            .any(|r| r.dir == dir && r.mid == mid && r.family == family);
+        !open && !recent
+    }
+
+    fn handle(&mut self, ts: Timestamp, dir: Direction, payload: &[u8], out: &mut Vec<CoapEvent>) {
         self.stats.datagrams += 1;
         self.expire(ts, out);
         let msg = match CoapMessage::parse(payload) {
@@ -1253,6 +1378,18 @@ mod tests {
         out
     }
 
+    /// `feed`, then the flow ends (a held response is handled).
+    fn feed_and_close(
+        s: &mut CoapSession,
+        t: Timestamp,
+        dir: Direction,
+        d: &[u8],
+    ) -> Vec<CoapEvent> {
+        let mut out = feed(s, t, dir, d);
+        s.close(&mut out);
+        out
+    }
+
     fn message(events: &[CoapEvent]) -> &CoapMessageEvent {
         events
             .iter()
@@ -1453,13 +1590,14 @@ mod tests {
     #[test]
     fn unmatched_and_token_mismatch() {
         let mut s = session();
-        let ev = feed(
+        let ev = feed_and_close(
             &mut s,
             ms(0),
             S,
             &enc(NON, Code::CONTENT, 9, &[0x99], &[], b"x"),
         );
         assert_eq!(kinds(&ev), vec![AnomalyKind::UnmatchedResponse]);
+        let mut s = session();
         // Piggy-backed: MID matches the CON request but the token does not.
         feed(
             &mut s,
@@ -1477,12 +1615,128 @@ mod tests {
         assert_eq!(message(&ev).response_to, None);
         assert_eq!(s.open_exchanges(), 1);
         // Separate response from the wrong side (client) does not match.
-        let ev = feed(
+        let ev = feed_and_close(
             &mut s,
             ms(3),
             C,
             &enc(NON, Code::CONTENT, 11, &[0x01], &[], b"x"),
         );
+        assert_eq!(kinds(&ev), vec![AnomalyKind::UnmatchedResponse]);
+    }
+
+    // Issue 16: a merging SPAN port delivered a piggy-backed and a separate
+    // response a datagram before their requests. Both are matched (RFC
+    // 7252 §5.3.2) as if in order: no unmatched_response, the request's
+    // Message event first.
+    #[test]
+    fn response_before_its_request_is_matched_within_the_window() {
+        let mut s = session();
+        let mut ev = feed(
+            &mut s,
+            ms(1),
+            S,
+            &enc(ACK, Code::CONTENT, 7, &[7], &[], b"21.5"),
+        );
+        assert!(ev.is_empty());
+        ev.extend(feed(
+            &mut s,
+            ms(0),
+            C,
+            &enc(CON, Code::GET, 7, &[7], &[(URI_PATH, b"temp")], b""),
+        ));
+        ev.extend(feed(
+            &mut s,
+            ms(3),
+            S,
+            &enc(NON, Code::CONTENT, 90, &[8], &[], b"x"),
+        ));
+        ev.extend(feed(
+            &mut s,
+            ms(2),
+            C,
+            &enc(NON, Code::GET, 8, &[8], &[], b""),
+        ));
+        assert_eq!(kinds(&ev), vec![]);
+        let codes: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                CoapEvent::Message(m) => Some((m.code, m.response_to.is_some())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (Code::GET, false),
+                (Code::CONTENT, true),
+                (Code::GET, false),
+                (Code::CONTENT, true)
+            ]
+        );
+        assert_eq!(s.stats().early_responses, 2);
+        assert_eq!(s.stats().early_responses_matched, 2);
+        assert_eq!(s.stats().matched_responses, 2);
+    }
+
+    // The tap delivered the first notification (CON, Observe) before the
+    // piggy-backed 2.05 answering the registration (RFC 7641 §3.1): the ACK
+    // registers the observation and the notification is a notification, as
+    // in the capture's original order.
+    #[test]
+    fn notification_before_the_registration_ack_waits_for_it() {
+        let mut s = session();
+        let register = enc(
+            CON,
+            Code::GET,
+            1,
+            &[1],
+            &[(OBSERVE, &[]), (URI_PATH, b"t")],
+            b"",
+        );
+        let ack = enc(ACK, Code::CONTENT, 1, &[1], &[(OBSERVE, &[5])], b"20");
+        let notify = enc(CON, Code::CONTENT, 500, &[1], &[(OBSERVE, &[6])], b"21");
+        let mut ev = feed(&mut s, ms(0), C, &register);
+        ev.extend(feed(&mut s, ms(1), S, &notify));
+        ev.extend(feed(&mut s, ms(2), S, &ack));
+        assert_eq!(kinds(&ev), vec![]);
+        let sequences: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                CoapEvent::ObserveNotify { sequence, .. } => Some(*sequence),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sequences, vec![5, 6]);
+        assert_eq!(s.active_observations(), 1);
+    }
+
+    // The wait is bounded: a response whose request never comes is reported
+    // after EARLY_RESPONSE_WAIT_DATAGRAMS later datagrams, and at most
+    // MAX_EARLY_RESPONSES are held (the next one is handled at once).
+    #[test]
+    fn early_response_wait_is_bounded() {
+        let mut s = session();
+        let stray = enc(NON, Code::CONTENT, 50, &[0x50], &[], b"x");
+        assert!(feed(&mut s, ms(0), S, &stray).is_empty());
+        let mut ev = Vec::new();
+        for mid in 0..EARLY_RESPONSE_WAIT_DATAGRAMS as u16 {
+            ev.extend(feed(
+                &mut s,
+                ms(1),
+                C,
+                &enc(NON, Code::GET, mid, &[1], &[], b""),
+            ));
+        }
+        assert_eq!(kinds(&ev), vec![]);
+        let ev = feed(&mut s, ms(2), C, &enc(NON, Code::GET, 99, &[2], &[], b""));
+        assert_eq!(kinds(&ev), vec![AnomalyKind::UnmatchedResponse]);
+        let mut s = session();
+        for mid in 0..MAX_EARLY_RESPONSES as u16 {
+            let r = enc(NON, Code::CONTENT, 60 + mid, &[0x60 + mid as u8], &[], b"x");
+            assert!(feed(&mut s, ms(0), S, &r).is_empty());
+        }
+        let r = enc(NON, Code::CONTENT, 70, &[0x70], &[], b"x");
+        let ev = feed(&mut s, ms(0), S, &r);
         assert_eq!(kinds(&ev), vec![AnomalyKind::UnmatchedResponse]);
     }
 
@@ -1989,8 +2243,9 @@ mod tests {
             ))
             .is_none()
         );
-        // Unmatched but ct=40: still read, plus the anomaly; malformed links counted.
-        let ev = feed(
+        // Unmatched but ct=40: still read, plus the anomaly; malformed links
+        // counted (when its wait for a request ends, here the flow's end).
+        let ev = feed_and_close(
             &mut s,
             ms(6),
             S,
@@ -2317,7 +2572,8 @@ mod tests {
             ..CoapLimits::default()
         };
         let mut s = CoapSession::new(limits);
-        let server_con = enc(CON, Code::CONTENT, 9, &[9], &[], b"x");
+        // A request from the server (CoAP endpoints are symmetric).
+        let server_con = enc(CON, Code::GET, 9, &[9], &[], b"");
         feed(&mut s, ms(0), S, &server_con);
         for mid in 0..3u16 {
             let req = enc(NON, Code::GET, mid, &[mid as u8], &[], b"");

@@ -74,9 +74,9 @@ pub enum AnomalyKind {
     MissingConnect,
     /// A packet type sent in a direction §2.1.2 does not allow.
     UnexpectedDirection,
-    /// A packet sent before the connection was accepted (no CONNACK yet, or
-    /// a refused one). Clients may send before CONNACK (3.1.1 §3.1.4), so
-    /// this is informative for clients and a violation for servers.
+    /// A server packet before the CONNACK [MQTT-3.2.0-1], or a packet after
+    /// a refusing CONNACK [MQTT-3.2.2-5]. Client packets before the CONNACK
+    /// are legal (3.1.1 and 5.0 §3.1.4) and not reported.
     UnintroducedMessage,
     /// Client packet after its DISCONNECT [MQTT-3.14.4-2].
     PacketAfterDisconnect,

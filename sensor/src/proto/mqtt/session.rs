@@ -705,10 +705,22 @@ impl MqttSession {
             PacketType::Connect | PacketType::Connack | PacketType::Auth | PacketType::Disconnect
         );
         if self.connect_seen && !handshake_packet {
-            let state = match self.handshake {
-                Handshake::Accepted => None,
-                Handshake::NoConnack => Some("before the CONNACK".to_owned()),
-                Handshake::Refused(c) => Some(format!("after a CONNACK refusing with {c:#04x}")),
+            // A client need not wait for the CONNACK (3.1.1 §3.1.4 non-normative
+            // comment; 5.0 §3.1.4): its packets right after the CONNECT are
+            // legal, and a server that refuses discards them [MQTT-3.1.4-5]
+            // (5.0 [MQTT-3.1.4-6]). The server's first packet MUST be the
+            // CONNACK [MQTT-3.2.0-1] (5.0: only AUTH may come before it).
+            // After a refusing CONNACK the server MUST close the connection
+            // ([MQTT-3.2.2-5], 5.0 [MQTT-3.2.2-7]): any later packet, from
+            // either side, is out of place.
+            let state = match (self.handshake, dir) {
+                (Handshake::Accepted, _) | (Handshake::NoConnack, Direction::ToServer) => None,
+                (Handshake::NoConnack, Direction::ToClient) => {
+                    Some("before the CONNACK".to_owned())
+                }
+                (Handshake::Refused(c), _) => {
+                    Some(format!("after a CONNACK refusing with {c:#04x}"))
+                }
             };
             if let Some(state) = state {
                 self.anomaly(
@@ -1751,8 +1763,86 @@ mod tests {
         assert_eq!(s.version(), Some(ProtocolVersion::V3_1_1));
     }
 
+    // 3.1.1 §3.1.4, non-normative comment: "Clients are allowed to send
+    // further Control Packets immediately after sending a CONNECT Packet;
+    // Clients need not wait for a CONNACK Packet to arrive from the Server."
+    // 5.0 §3.1.4 says the same. A SUBSCRIBE, a QoS 1 PUBLISH and a PINGREQ
+    // sent before the CONNACK, answered after it, are not anomalies.
     #[test]
-    fn unintroduced_and_after_disconnect() {
+    fn client_packets_before_connack_are_legal_311() {
+        let subscribe = pkt(0x82, &cat(&[&[0, 1], &s16("a/b"), &[1]]));
+        let publish = pkt(0x32, &cat(&[&s16("t"), &[0, 2], b"x"]));
+        let ev = run(
+            &mut session(),
+            &[
+                (C, connect_311()),
+                (C, subscribe),
+                (C, publish),
+                (C, hex("c000")),
+                (S, hex("20020000")),
+                (S, hex("9003000101")),
+                (S, hex("40020002")),
+                (S, hex("d000")),
+            ],
+        );
+        assert_eq!(types(&ev), vec![1, 8, 3, 12, 2, 9, 4, 13]);
+        assert_eq!(kinds(&ev), vec![]);
+    }
+
+    #[test]
+    fn client_packets_before_connack_are_legal_5() {
+        // 5.0 SUBSCRIBE and PUBLISH carry a Property Length (0 here).
+        let subscribe = pkt(0x82, &cat(&[&[0, 1, 0], &s16("a/b"), &[1]]));
+        let publish = pkt(0x32, &cat(&[&s16("t"), &[0, 2, 0], b"x"]));
+        let ev = run(
+            &mut session(),
+            &[
+                (C, connect_5()),
+                (C, subscribe),
+                (C, publish),
+                (S, hex("2003000000")),
+                (S, hex("900400010001")),
+                (S, hex("40020002")),
+            ],
+        );
+        assert_eq!(types(&ev), vec![1, 8, 3, 2, 9, 4]);
+        assert_eq!(kinds(&ev), vec![]);
+    }
+
+    // [MQTT-3.2.0-1] (3.1.1): "The first packet sent from the Server to the
+    // Client MUST be a CONNACK Packet"; 5.0 [MQTT-3.2.0-1]: the Server MUST
+    // send a CONNACK with Success "before sending any Packet other than
+    // AUTH". A server PUBLISH or PINGRESP ahead of the CONNACK is reported.
+    #[test]
+    fn server_packets_before_connack_are_anomalies() {
+        let publish = pkt(0x30, &cat(&[&s16("t"), b"x"]));
+        let ev = run(
+            &mut session(),
+            &[(C, connect_311()), (S, publish), (S, hex("20020000"))],
+        );
+        assert_eq!(kinds(&ev), vec![AnomalyKind::UnintroducedMessage]);
+        let ev = run(
+            &mut session(),
+            &[
+                (C, connect_5()),
+                (C, hex("c000")),
+                (S, hex("d000")),
+                (S, hex("2003000000")),
+            ],
+        );
+        assert_eq!(kinds(&ev), vec![AnomalyKind::UnintroducedMessage]);
+        let a = ev.iter().find_map(MqttEvent::anomaly).unwrap();
+        assert_eq!(a.msg_type, Some(13));
+    }
+
+    // 3.1.1 [MQTT-3.2.2-5]: "If a server sends a CONNACK packet containing a
+    // non-zero return code it MUST then close the Network Connection", and
+    // [MQTT-3.1.4-5] the Server "MUST NOT process any data sent by the
+    // Client after the CONNECT Packet"; 5.0 [MQTT-3.2.2-7] (Reason Code 128
+    // or greater) and [MQTT-3.1.4-6]. A client packet after the refusal is
+    // reported; the one it sent before the CONNACK is not.
+    #[test]
+    fn client_packets_after_refusing_connack_are_anomalies() {
         let ev = run(
             &mut session(),
             &[
@@ -1762,13 +1852,19 @@ mod tests {
                 (C, hex("c000")),
             ],
         );
-        assert_eq!(
-            kinds(&ev),
-            vec![
-                AnomalyKind::UnintroducedMessage,
-                AnomalyKind::UnintroducedMessage
-            ]
+        assert_eq!(kinds(&ev), vec![AnomalyKind::UnintroducedMessage]);
+        let pos = ev.iter().position(|e| e.anomaly().is_some()).unwrap();
+        assert_eq!(types(&ev[..pos]), vec![1, 12, 2, 12]);
+        let publish = pkt(0x30, &cat(&[&s16("t"), &[0], b"x"]));
+        let ev = run(
+            &mut session(),
+            &[(C, connect_5()), (S, hex("2003008700")), (C, publish)],
         );
+        assert_eq!(kinds(&ev), vec![AnomalyKind::UnintroducedMessage]);
+    }
+
+    #[test]
+    fn packet_after_disconnect() {
         let ev = run(
             &mut session(),
             &[
