@@ -123,6 +123,9 @@ fn session(input: &Input<'_>, limits: &CoapLimits) {
         out.clear();
         check_state(&s, limits);
     }
+    // The flow's end releases the responses still waiting for their request.
+    s.close(&mut out);
+    messages += check_events(&out, limits);
     let stats = *s.stats();
     assert_eq!(stats.datagrams, datagrams);
     assert_eq!(stats.messages, messages);
