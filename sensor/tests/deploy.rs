@@ -145,13 +145,15 @@ fn exposition_of_a_replay() -> String {
     });
     p.profile_devices(cfg.devices.extractor().expect("devices on"));
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // Attacks of real tools, and MQTT and frames with something wrong (so
-    // that the anomaly and decode error series exist).
+    // Attacks of real tools, MQTT wildcards, and an MQTT packet and frames
+    // with something wrong (so that the anomaly and decode error series
+    // exist).
     let captures = [
         manifest.join("../datasets/samples/attack/capture.pcap"),
         manifest.join(
             "../../shared/pcaps/mqtt/mqtt-synthetic-v31-v311-v5-wildcards-oversize-topic.pcap",
         ),
+        manifest.join("../../shared/pcaps/mqtt/mqtt5-malformed-excessive-property-length.pcap"),
         manifest.join("../../shared/pcaps/generic/frame-shorter-than-headers.pcap"),
     ];
     let mut source = MergedSource::open(&captures).expect("captures");
