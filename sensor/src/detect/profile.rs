@@ -13,6 +13,7 @@
 //! peer. Nothing is raised while learning.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use foldhash::fast::RandomState;
 use std::net::IpAddr;
@@ -224,26 +225,24 @@ impl ProfileDetector {
         let start = out.len();
         let mut silent_devices = 0;
         for d in inventory.iter() {
-            let known = self.tracks.contains_key(&d.mac);
-            if !known {
-                if self.tracks.len() >= MAX_TRACKED_DEVICES {
-                    continue;
+            let tracked = self.tracks.len();
+            let track = match self.tracks.entry(d.mac) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(_) if tracked >= MAX_TRACKED_DEVICES => continue,
+                Entry::Vacant(e) => {
+                    if !learning && self.learn_nanos > 0 {
+                        self.stats.new_devices += 1;
+                        out.push(ProfileFinding {
+                            device: d.mac,
+                            ip: d.ips.first().map(|s| s.ip),
+                            ts: now,
+                            kind: ProfileKind::NewDevice,
+                        });
+                    }
+                    e.insert(Track::default())
                 }
-                self.tracks.insert(d.mac, Track::default());
-                if !learning && self.learn_nanos > 0 {
-                    self.stats.new_devices += 1;
-                    out.push(ProfileFinding {
-                        device: d.mac,
-                        ip: d.ips.first().map(|s| s.ip),
-                        ts: now,
-                        kind: ProfileKind::NewDevice,
-                    });
-                }
-            }
-            let silent = silence(d, now);
-            let Some(track) = self.tracks.get_mut(&d.mac) else {
-                continue;
             };
+            let silent = silence(d, now);
             match silent {
                 Some((quiet, allowed)) => {
                     if !track.silent && !learning {
@@ -265,6 +264,9 @@ impl ProfileDetector {
         }
         self.stats.silent_devices = silent_devices;
         self.stats.findings += (out.len() - start) as u64;
+        // In device order, not the inventory's (hashed) order: every run
+        // raises the same alerts in the same order.
+        out[start..].sort_by_key(|f| f.device);
     }
 }
 

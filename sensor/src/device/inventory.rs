@@ -7,8 +7,11 @@
 //! (not announced by its ARP, not in a configured zone) is a **gateway**, and
 //! those addresses are external peers, never devices. Group and all-zero
 //! MACs are never devices. The inventory holds at most `max_devices`; the
-//! least recently seen device makes room, and is counted.
+//! least recently seen device makes room, and is counted. Beside each device
+//! it keeps what a later stage asks it to (the device stage's open feature
+//! window), found in the same lookup and forgotten with the device.
 
+use std::any::Any;
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
@@ -280,13 +283,34 @@ pub struct InventoryStats {
     pub max_devices: usize,
 }
 
+/// A device and what a later stage keeps beside it: the device stage's
+/// open feature window, found with the device in one lookup and gone with it.
+#[derive(Debug)]
+struct Slot {
+    device: Device,
+    beside: Option<Box<dyn Any + Send>>,
+}
+
 /// Every device seen, bounded.
 #[derive(Debug)]
 pub struct Inventory {
-    devices: HashMap<[u8; 6], Device, RandomState>,
+    devices: HashMap<[u8; 6], Slot, RandomState>,
     max_devices: usize,
     zones: Vec<Zone>,
     evicted: u64,
+}
+
+/// The device of `slot` and the `T` beside it, made by `make` when there is
+/// none yet (or something else).
+fn beside<T: Any + Send>(
+    slot: &mut Slot,
+    make: impl FnOnce() -> T,
+) -> Option<(&mut Device, &mut T)> {
+    if !slot.beside.as_ref().is_some_and(|b| b.is::<T>()) {
+        slot.beside = Some(Box::new(make()));
+    }
+    let t = slot.beside.as_mut()?.downcast_mut()?;
+    Some((&mut slot.device, t))
 }
 
 /// Whether a MAC can be a device: unicast and not all zeros.
@@ -313,15 +337,34 @@ impl Inventory {
     }
 
     pub fn get(&self, mac: &[u8; 6]) -> Option<&Device> {
-        self.devices.get(mac)
+        self.devices.get(mac).map(|s| &s.device)
     }
 
     pub fn get_mut(&mut self, mac: &[u8; 6]) -> Option<&mut Device> {
-        self.devices.get_mut(mac)
+        self.devices.get_mut(mac).map(|s| &mut s.device)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Device> {
-        self.devices.values()
+        self.devices.values().map(|s| &s.device)
+    }
+
+    /// What is kept beside the device `mac`, when it is a `T`.
+    pub fn beside_mut<T: Any + Send>(&mut self, mac: &[u8; 6]) -> Option<&mut T> {
+        self.devices.get_mut(mac)?.beside.as_mut()?.downcast_mut()
+    }
+
+    /// Calls `f` with every device that has a `T` beside it; the `T` is
+    /// dropped where `f` returns false.
+    pub fn each_beside<T: Any + Send>(&mut self, mut f: impl FnMut(&mut Device, &mut T) -> bool) {
+        for slot in self.devices.values_mut() {
+            let keep = match slot.beside.as_mut().and_then(|b| b.downcast_mut()) {
+                Some(t) => f(&mut slot.device, t),
+                None => continue,
+            };
+            if !keep {
+                slot.beside = None;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -334,28 +377,58 @@ impl Inventory {
 
     /// The device `mac` (created if new and a possible device), seen at `now`.
     pub fn touch(&mut self, mac: [u8; 6], now: Timestamp) -> Option<&mut Device> {
+        self.slot(mac, now).map(|s| &mut s.device)
+    }
+
+    /// [`Inventory::touch`], with the `T` kept beside the device (`make`
+    /// gives it the first time).
+    pub fn touch_beside<T: Any + Send>(
+        &mut self,
+        mac: [u8; 6],
+        now: Timestamp,
+        make: impl FnOnce() -> T,
+    ) -> Option<(&mut Device, &mut T)> {
+        beside(self.slot(mac, now)?, make)
+    }
+
+    fn slot(&mut self, mac: [u8; 6], now: Timestamp) -> Option<&mut Slot> {
         if !is_device_mac(mac) {
             return None;
         }
         if self.devices.len() >= self.max_devices && !self.devices.contains_key(&mac) {
             self.evict_one();
         }
-        let d = self
-            .devices
-            .entry(mac)
-            .or_insert_with(|| Device::new(mac, now));
-        d.last_seen = d.last_seen.max(now);
-        Some(d)
+        let slot = self.devices.entry(mac).or_insert_with(|| Slot {
+            device: Device::new(mac, now),
+            beside: None,
+        });
+        slot.device.last_seen = slot.device.last_seen.max(now);
+        Some(slot)
     }
 
     /// `mac` sent a packet from `ip`: its own address, unless the MAC turns
     /// out to route for others (see the module documentation).
     pub fn sent_from(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) {
+        self.sent_slot(mac, ip, now);
+    }
+
+    /// [`Inventory::sent_from`], with the `T` kept beside the device (as
+    /// [`Inventory::touch_beside`]).
+    pub fn sent_from_beside<T: Any + Send>(
+        &mut self,
+        mac: [u8; 6],
+        ip: IpAddr,
+        now: Timestamp,
+        make: impl FnOnce() -> T,
+    ) -> Option<(&mut Device, &mut T)> {
+        beside(self.sent_slot(mac, ip, now)?, make)
+    }
+
+    fn sent_slot(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) -> Option<&mut Slot> {
         let zoned = zone_of(&self.zones, ip).map(str::to_string);
         let zones_known = !self.zones.is_empty();
-        let Some(d) = self.touch(mac, now) else {
-            return;
-        };
+        let slot = self.slot(mac, now)?;
+        let d = &mut slot.device;
         // With zones configured, an address outside every zone is external.
         let own = !zones_known || zoned.is_some();
         if own || d.owns(ip) {
@@ -367,6 +440,7 @@ impl Inventory {
         if d.zone.is_none() && d.owns(ip) {
             d.zone = zoned;
         }
+        Some(slot)
     }
 
     /// An ARP message of `mac` announced `ip`: its own address.
@@ -382,8 +456,7 @@ impl Inventory {
 
     fn evict_one(&mut self) {
         let oldest = self
-            .devices
-            .values()
+            .iter()
             .min_by_key(|d| (d.last_seen, d.mac))
             .map(|d| d.mac);
         if let Some(mac) = oldest {
@@ -401,7 +474,7 @@ impl Inventory {
     /// the others.
     pub fn sorted_first(&self, n: usize) -> Vec<&Device> {
         let key = |d: &&Device| (d.ips.first().map(|s| s.ip), d.mac);
-        let mut v: Vec<&Device> = self.devices.values().collect();
+        let mut v: Vec<&Device> = self.iter().collect();
         if n < v.len() {
             v.select_nth_unstable_by_key(n, key);
             v.truncate(n);

@@ -39,12 +39,11 @@ impl<T: Hash + Eq> Distinct<T> {
     /// Adds `value`; whether it was not seen before (beyond the exact part:
     /// whether its bit was not set, so a few late ones count as seen).
     pub fn insert(&mut self, value: T) -> bool {
+        if self.exact.len() < EXACT_DISTINCT {
+            return self.exact.insert(value);
+        }
         if self.exact.contains(&value) {
             return false;
-        }
-        if self.exact.len() < EXACT_DISTINCT {
-            self.exact.insert(value);
-            return true;
         }
         // The same hasher every run (SipHash with fixed keys): a capture
         // always gives the same counts.
@@ -71,9 +70,24 @@ impl<T: Hash + Eq> Distinct<T> {
         self.exact.len() + (-m * (zero / m).ln()).round() as usize
     }
 
-    /// The values kept exactly (the first [`EXACT_DISTINCT`]).
-    pub fn kept(&self) -> impl Iterator<Item = &T> {
-        self.exact.iter()
+    /// The values kept exactly (the first [`EXACT_DISTINCT`]), sorted: the
+    /// same order in every run, whatever the set's hasher, so that what a
+    /// bounded profile keeps of them does not change from run to run.
+    pub fn kept(&self) -> Vec<&T>
+    where
+        T: Ord,
+    {
+        let mut kept: Vec<&T> = self.exact.iter().collect();
+        kept.sort_unstable();
+        kept
+    }
+
+    /// Empties the count for the next window, keeping the kept values'
+    /// room (at most [`EXACT_DISTINCT`] of them) so that it need not grow
+    /// again.
+    pub fn clear(&mut self) {
+        self.exact.clear();
+        self.beyond = None;
     }
 }
 
@@ -115,6 +129,13 @@ impl Ports {
     pub fn len(&self) -> usize {
         self.count
     }
+
+    /// Empties the set for the next window, keeping the list's room.
+    pub fn clear(&mut self) {
+        self.listed.clear();
+        self.bits = None;
+        self.count = 0;
+    }
 }
 
 #[cfg(test)]
@@ -129,7 +150,7 @@ mod tests {
             assert!(!d.insert(port), "seen");
         }
         assert_eq!(d.len(), EXACT_DISTINCT);
-        assert_eq!(d.kept().count(), EXACT_DISTINCT);
+        assert_eq!(d.kept().len(), EXACT_DISTINCT);
         // 3 000 more: linear counting's standard error at this load is
         // about 1 % (Whang et al., table 2); allow 3 %.
         for port in 1000..4000u16 {
@@ -139,7 +160,7 @@ mod tests {
         let n = d.len() as f64;
         let truth = (EXACT_DISTINCT + 3000) as f64;
         assert!((n - truth).abs() / truth < 0.03, "{n} for {truth}");
-        assert_eq!(d.kept().count(), EXACT_DISTINCT, "memory stays bounded");
+        assert_eq!(d.kept().len(), EXACT_DISTINCT, "memory stays bounded");
     }
 
     #[test]

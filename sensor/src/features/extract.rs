@@ -88,6 +88,18 @@ impl Acc {
         }
     }
 
+    /// Starts the next window at `start`, reusing this one's memory; the
+    /// windows of silence are still counted.
+    fn restart(&mut self, start: Timestamp) {
+        self.start = start;
+        self.values = [0.0; FEATURE_COUNT];
+        self.peers.clear();
+        self.ports.clear();
+        self.pending = 0;
+        self.notes = WindowNotes::default();
+        self.active = false;
+    }
+
     /// Adds `by` to `f`; the window is active when anything was counted.
     fn bump(&mut self, f: Feature, by: f64) {
         self.values[f.index()] += by;
@@ -108,7 +120,6 @@ pub struct ExtractorStats {
 pub struct Extractor {
     inventory: Inventory,
     window_nanos: i64,
-    open: HashMap<[u8; 6], Acc, RandomState>,
     /// TCP attempts waiting for an answer: flow id → (device, window start).
     pending: HashMap<u64, ([u8; 6], Timestamp), RandomState>,
     windows: Vec<Window>,
@@ -123,7 +134,6 @@ impl Extractor {
         Extractor {
             inventory: Inventory::new(max_devices, zones),
             window_nanos,
-            open: HashMap::default(),
             pending: HashMap::default(),
             windows: Vec::new(),
             stats: ExtractorStats::default(),
@@ -138,9 +148,10 @@ impl Extractor {
         self.stats
     }
 
-    /// The windows closed since the last call.
-    pub fn take_windows(&mut self) -> std::vec::Drain<'_, Window> {
-        self.windows.drain(..)
+    /// The windows closed since the last call, with the inventory their
+    /// devices are in.
+    pub fn take_windows(&mut self) -> (std::vec::Drain<'_, Window>, &Inventory) {
+        (self.windows.drain(..), &self.inventory)
     }
 
     fn window_start(&self, ts: Timestamp) -> Timestamp {
@@ -149,11 +160,24 @@ impl Extractor {
 
     /// The device `mac` (when it is one) and its window for `ts`.
     fn device(&mut self, mac: Option<[u8; 6]>, ts: Timestamp) -> Option<(&mut Device, &mut Acc)> {
-        let mac = mac.filter(|m| is_device_mac(*m))?;
         let start = self.window_start(ts);
-        let device = self.inventory.touch(mac, ts)?;
-        let acc = self.open.entry(mac).or_insert_with(|| Acc::new(start));
-        Some((device, acc))
+        self.inventory.touch_beside(mac?, ts, || Acc::new(start))
+    }
+
+    /// [`Extractor::device`] for a device that sent from `ip` (when it sent
+    /// anything): the address is noted in the same lookup.
+    fn sender(
+        &mut self,
+        mac: Option<[u8; 6]>,
+        ip: Option<IpAddr>,
+        ts: Timestamp,
+    ) -> Option<(&mut Device, &mut Acc)> {
+        let Some(ip) = ip else {
+            return self.device(mac, ts);
+        };
+        let start = self.window_start(ts);
+        self.inventory
+            .sent_from_beside(mac?, ip, ts, || Acc::new(start))
     }
 
     /// A second of packet time ended at `now`: what the flows did in it and
@@ -182,16 +206,6 @@ impl Extractor {
 
     fn activity(&mut self, ts: Timestamp, a: &FlowActivity) {
         let [to_server, to_client] = [Direction::ToServer.index(), Direction::ToClient.index()];
-        if a.packets[to_server] > 0
-            && let Some(mac) = a.client_mac
-        {
-            self.inventory.sent_from(mac, a.client.0, ts);
-        }
-        if a.packets[to_client] > 0
-            && let Some(mac) = a.server_mac
-        {
-            self.inventory.sent_from(mac, a.server.0, ts);
-        }
         let service = Service {
             transport: a.transport,
             port: a.server.1,
@@ -200,7 +214,8 @@ impl Extractor {
         let ported = is_tcp || a.transport == 17;
         // Frames sent with other MAC addresses than the flow's came as frames.
         let counted = a.packets != [0, 0];
-        if let Some((d, acc)) = self.device(a.client_mac, ts) {
+        let sent = (a.packets[to_server] > 0).then_some(a.client.0);
+        if let Some((d, acc)) = self.sender(a.client_mac, sent, ts) {
             d.sent(u64::from(a.packets[to_server]), a.bytes[to_server], ts);
             d.packets_in += u64::from(a.packets[to_client]);
             d.bytes_in += a.bytes[to_client];
@@ -242,7 +257,8 @@ impl Extractor {
                 d.profile.outcomes.completed += 1;
             }
         }
-        if let Some((d, acc)) = self.device(a.server_mac, ts) {
+        let sent = (a.packets[to_client] > 0).then_some(a.server.0);
+        if let Some((d, acc)) = self.sender(a.server_mac, sent, ts) {
             d.sent(u64::from(a.packets[to_client]), a.bytes[to_client], ts);
             d.packets_in += u64::from(a.packets[to_server]);
             d.bytes_in += a.bytes[to_server];
@@ -284,12 +300,12 @@ impl Extractor {
                 .insert(a.flow_id, (client, self.window_start(ts)));
         } else if a.opened {
             // Opened and answered within the same second: never pending.
-            if let Some(acc) = self.open.get_mut(&client) {
+            if let Some(acc) = self.inventory.beside_mut::<Acc>(&client) {
                 acc.pending = acc.pending.saturating_sub(1);
             }
         } else if (a.answered || a.refused_by_server)
             && let Some((mac, start)) = self.pending.remove(&a.flow_id)
-            && let Some(acc) = self.open.get_mut(&mac)
+            && let Some(acc) = self.inventory.beside_mut::<Acc>(&mac)
             && acc.start == start
         {
             acc.pending = acc.pending.saturating_sub(1);
@@ -298,10 +314,7 @@ impl Extractor {
 
     fn frame(&mut self, ts: Timestamp, f: &FrameNote) {
         let len = f64::from(f.wire_len);
-        if let (Some(mac), Some((src, _))) = (f.src_mac, f.ips) {
-            self.inventory.sent_from(mac, src, ts);
-        }
-        if let Some((d, acc)) = self.device(f.src_mac, ts) {
+        if let Some((d, acc)) = self.sender(f.src_mac, f.ips.map(|(src, _)| src), ts) {
             d.sent(1, u64::from(f.wire_len), ts);
             acc.bump(Feature::PacketsOut, 1.0);
             acc.bump(Feature::BytesOut, len);
@@ -324,34 +337,24 @@ impl Extractor {
     }
 
     /// A normalised event (see `rules/README.md` for the catalogue).
+    ///
+    /// Roles are what a device did, not what was asked of it: a server role
+    /// needs the server's own answer (a scan's probe makes no server). Each
+    /// device an event is about is looked up once.
     pub fn event(&mut self, ev: &Event) {
-        let from_server = matches!(ev.field("from"), Some(Value::Str(s)) if s == "server");
-        let (sender, receiver) = if from_server {
+        let from = text(ev, "from");
+        let (sender, receiver) = if from == Some("server") {
             (ev.dst_mac, ev.src_mac)
         } else {
             (ev.src_mac, ev.dst_mac)
         };
+        let (server, client) = match Role::of_protocol(ev.proto) {
+            Some((s, c)) => (Some(s), Some(c)),
+            None => (None, None),
+        };
         let ts = ev.ts;
-        self.roles(ev);
+        // The most frequent kinds first: a match on text tries its arms in order.
         match ev.kind {
-            "mqtt.connect" => {
-                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    acc.bump(Feature::MqttConnect, 1.0);
-                    if let Some(id) = text(ev, "client_id") {
-                        d.add_name(NameSource::MqttClientId, id);
-                    }
-                    if let Some(user) = text(ev, "user") {
-                        d.add_name(NameSource::MqttUser, user);
-                    }
-                }
-            }
-            "mqtt.connack" => {
-                if matches!(ev.field("accepted"), Some(Value::Bool(false)))
-                    && let Some((_, acc)) = self.device(ev.src_mac, ts)
-                {
-                    acc.bump(Feature::MqttConnackRefused, 1.0);
-                }
-            }
             "mqtt.publish" => {
                 if let Some((d, acc)) = self.device(sender, ts) {
                     acc.bump(Feature::MqttPublishOut, 1.0);
@@ -365,22 +368,18 @@ impl Extractor {
                     acc.bump(Feature::MqttPublishIn, 1.0);
                 }
             }
-            "mqtt.subscribe" => {
-                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    acc.bump(Feature::MqttSubscribe, 1.0);
-                    if let Some(Value::List(filters)) = ev.field("filters") {
-                        for f in filters {
-                            d.profile.mqtt_subscribed.add_text(f);
-                            if f.contains(['#', '+']) {
-                                acc.bump(Feature::MqttWildcardFilters, 1.0);
-                            }
-                        }
-                    }
+            "coap.request" => {
+                let role = if from == Some("client") { client } else { None };
+                self.coap_request(ev, sender, role);
+            }
+            "coap.response" if from == Some("server") => {
+                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
+                    plays(d, server, ev.proto);
                 }
             }
-            "coap.request" => self.coap_request(ev, sender),
             "http.request" => {
                 if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    plays(d, client, ev.proto);
                     acc.bump(Feature::HttpRequests, 1.0);
                     if let Some(ua) = text(ev, "user_agent") {
                         d.add_name(NameSource::HttpUserAgent, ua);
@@ -400,6 +399,12 @@ impl Extractor {
                 }
             }
             "http.response" => {
+                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
+                    plays(d, server, ev.proto);
+                    if let Some(name) = text(ev, "server") {
+                        d.add_name(NameSource::HttpServer, name);
+                    }
+                }
                 let status = match ev.field("status") {
                     Some(Value::Int(n)) => *n,
                     _ => 0,
@@ -419,11 +424,6 @@ impl Extractor {
                         acc.bump(Feature::Http401, 1.0);
                     }
                 }
-                if let Some(server) = text(ev, "server")
-                    && let Some((d, _)) = self.device(ev.dst_mac, ts)
-                {
-                    d.add_name(NameSource::HttpServer, server);
-                }
             }
             "http.body" => {
                 let by_content = text(ev, "magic").is_some_and(|m| EXECUTABLE_CLASSES.contains(&m));
@@ -437,8 +437,44 @@ impl Extractor {
                     acc.bump(Feature::HttpExecutables, 1.0);
                 }
             }
+            "mqtt.connect" => {
+                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    plays(d, client, ev.proto);
+                    acc.bump(Feature::MqttConnect, 1.0);
+                    if let Some(id) = text(ev, "client_id") {
+                        d.add_name(NameSource::MqttClientId, id);
+                    }
+                    if let Some(user) = text(ev, "user") {
+                        d.add_name(NameSource::MqttUser, user);
+                    }
+                }
+            }
+            "mqtt.connack" => {
+                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
+                    plays(d, server, ev.proto);
+                }
+                if matches!(ev.field("accepted"), Some(Value::Bool(false)))
+                    && let Some((_, acc)) = self.device(ev.src_mac, ts)
+                {
+                    acc.bump(Feature::MqttConnackRefused, 1.0);
+                }
+            }
+            "mqtt.subscribe" => {
+                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    acc.bump(Feature::MqttSubscribe, 1.0);
+                    if let Some(Value::List(filters)) = ev.field("filters") {
+                        for f in filters {
+                            d.profile.mqtt_subscribed.add_text(f);
+                            if f.contains(['#', '+']) {
+                                acc.bump(Feature::MqttWildcardFilters, 1.0);
+                            }
+                        }
+                    }
+                }
+            }
             "telnet.login" => {
                 if let Some((d, acc)) = self.device(ev.src_mac, ts) {
+                    plays(d, client, ev.proto);
                     match text(ev, "outcome") {
                         Some("failure") => {
                             acc.bump(Feature::TelnetLoginFailed, 1.0);
@@ -454,12 +490,17 @@ impl Extractor {
                         d.profile.telnet_users.add_text(user);
                     }
                 }
+                // A login attempt shows a server that prompted for it.
+                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
+                    plays(d, server, ev.proto);
+                }
             }
             "telnet.banner" => {
-                if let Some(banner) = text(ev, "banner")
-                    && let Some((d, _)) = self.device(ev.dst_mac, ts)
-                {
-                    d.add_name(NameSource::TelnetBanner, banner);
+                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
+                    plays(d, server, ev.proto);
+                    if let Some(banner) = text(ev, "banner") {
+                        d.add_name(NameSource::TelnetBanner, banner);
+                    }
                 }
             }
             "telnet.command" => {
@@ -483,37 +524,14 @@ impl Extractor {
         }
     }
 
-    /// Roles are what a device did, not what was asked of it: a server role
-    /// needs the server's own answer (a scan's probe makes no server).
-    fn roles(&mut self, ev: &Event) {
-        let Some((server, client)) = Role::of_protocol(ev.proto) else {
-            return;
-        };
-        let (role, mac) = match ev.kind {
-            "mqtt.connect" | "http.request" | "telnet.login" => (client, ev.src_mac),
-            "coap.request" if text(ev, "from") == Some("client") => (client, ev.src_mac),
-            "mqtt.connack" | "http.response" | "telnet.banner" => (server, ev.dst_mac),
-            "coap.response" if text(ev, "from") == Some("server") => (server, ev.dst_mac),
-            _ => return,
-        };
-        if let Some((d, _)) = self.device(mac, ev.ts) {
-            d.add_role(role);
-            d.protocols.add(ev.proto);
-        }
-        // A login attempt shows a server that prompted for it.
-        if ev.kind == "telnet.login"
-            && let Some((d, _)) = self.device(ev.dst_mac, ev.ts)
-        {
-            d.add_role(server);
-            d.protocols.add(ev.proto);
-        }
-    }
-
-    fn coap_request(&mut self, ev: &Event, sender: Option<[u8; 6]>) {
+    /// A CoAP request of `sender`, who plays `role` in it when it is the
+    /// client (a request seen from the server's side makes no role).
+    fn coap_request(&mut self, ev: &Event, sender: Option<[u8; 6]>, role: Option<Role>) {
         let ts = ev.ts;
         let method = text(ev, "method").unwrap_or("UNKNOWN");
         let path = text(ev, "uri_path").unwrap_or("");
         if let Some((d, acc)) = self.device(sender, ts) {
+            plays(d, role, ev.proto);
             let f = match method {
                 "GET" => Some(Feature::CoapGet),
                 "PUT" => Some(Feature::CoapPut),
@@ -539,34 +557,26 @@ impl Extractor {
     fn close_until(&mut self, now: Timestamp) {
         let window = self.window_nanos;
         let first = self.windows.len();
-        let mut gone = Vec::new();
-        for (mac, acc) in &mut self.open {
+        let (windows, stats) = (&mut self.windows, &mut self.stats);
+        self.inventory.each_beside(|device, acc: &mut Acc| {
             while acc.start.0.saturating_add(window) <= now.0 {
                 let end = Timestamp(acc.start.0.saturating_add(window));
-                let device = self.inventory.get_mut(mac);
-                let w = close_window(*mac, acc, end, device);
-                self.windows.push(w);
-                self.stats.windows += 1;
+                windows.push(close_window(acc, end, device));
+                stats.windows += 1;
                 if acc.active {
                     acc.idle = 0;
                 } else {
                     acc.idle += 1;
                 }
                 // Attempts still pending stay counted in the closed window.
-                *acc = Acc {
-                    idle: acc.idle,
-                    ..Acc::new(end)
-                };
+                acc.restart(end);
                 if acc.idle >= IDLE_WINDOWS {
-                    gone.push(*mac);
-                    break;
+                    return false;
                 }
             }
-        }
+            true
+        });
         self.windows[first..].sort_unstable_by_key(|w| (w.end, w.device));
-        for mac in gone {
-            self.open.remove(&mac);
-        }
         // An attempt unanswered for PENDING_WINDOWS windows is given up.
         let horizon = now.0.saturating_sub(window.saturating_mul(PENDING_WINDOWS));
         if self.pending.len() >= MAX_PENDING_ATTEMPTS / 2 || now.0 == i64::MAX {
@@ -577,37 +587,38 @@ impl Extractor {
 
 /// The values of a window that ended at `end`, and what it teaches the
 /// device's profile.
-fn close_window(
-    mac: [u8; 6],
-    acc: &mut Acc,
-    end: Timestamp,
-    device: Option<&mut Device>,
-) -> Window {
+fn close_window(acc: &mut Acc, end: Timestamp, d: &mut Device) -> Window {
     let mut values = acc.values;
     values[Feature::Peers.index()] = acc.peers.len().min(MAX_WINDOW_DISTINCT) as f64;
     values[Feature::DstPorts.index()] = acc.ports.len().min(MAX_WINDOW_DISTINCT) as f64;
     values[Feature::TcpUnansweredOut.index()] = f64::from(acc.pending);
-    if let Some(d) = device {
-        values[Feature::PeriodOverdue.index()] = d.profile.period_overdue(end);
-        d.profile.outcomes.unanswered += u64::from(acc.pending);
-        for peer in acc.peers.kept() {
-            d.profile.peers.add(*peer);
-        }
-        let attempts =
-            values[Feature::TcpRefusedOut.index()] + values[Feature::TcpUnansweredOut.index()];
-        if attempts >= SCAN_ATTEMPTS
-            || values[Feature::DstPorts.index()] >= SCAN_ATTEMPTS
-            || values[Feature::Peers.index()] >= SCAN_PEERS
-        {
-            d.add_role(Role::ScannerLike);
-        }
+    values[Feature::PeriodOverdue.index()] = d.profile.period_overdue(end);
+    d.profile.outcomes.unanswered += u64::from(acc.pending);
+    for peer in acc.peers.kept() {
+        d.profile.peers.add(*peer);
+    }
+    let attempts =
+        values[Feature::TcpRefusedOut.index()] + values[Feature::TcpUnansweredOut.index()];
+    if attempts >= SCAN_ATTEMPTS
+        || values[Feature::DstPorts.index()] >= SCAN_ATTEMPTS
+        || values[Feature::Peers.index()] >= SCAN_PEERS
+    {
+        d.add_role(Role::ScannerLike);
     }
     Window {
-        device: mac,
+        device: d.mac,
         start: acc.start,
         end,
         values,
         notes: std::mem::take(&mut acc.notes),
+    }
+}
+
+/// `d` played `role` (when the protocol has one) in `proto`.
+fn plays(d: &mut Device, role: Option<Role>, proto: &'static str) {
+    if let Some(role) = role {
+        d.add_role(role);
+        d.protocols.add(proto);
     }
 }
 

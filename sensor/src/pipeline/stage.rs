@@ -239,11 +239,14 @@ impl Handoff {
     /// Packet time reached `now`: the second that ended goes with the tick.
     pub fn tick(&mut self, now: Timestamp) {
         self.batch.records += self.activity.len();
+        // The next second likely sees as many: room for them from the start.
+        let activity = Vec::with_capacity(self.activity.len());
+        let frames = Vec::with_capacity(self.frames.len());
         self.batch.items.push(Item::Tick {
             now,
             second: self.second,
-            activity: std::mem::take(&mut self.activity),
-            frames: std::mem::take(&mut self.frames),
+            activity: std::mem::replace(&mut self.activity, activity),
+            frames: std::mem::replace(&mut self.frames, frames),
         });
         self.second = now;
         self.tick_no = self.tick_no.wrapping_add(1).max(1);
@@ -669,17 +672,16 @@ impl Devices {
     /// the inventory knows it) and to the model, then, when packet time
     /// reached `now`, the time to the sinks.
     fn drain(&mut self, mut detection: Option<&mut Detection>, now: Option<Timestamp>) {
-        let windows: Vec<Window> = self.extractor.take_windows().collect();
-        let inventory = self.extractor.inventory();
-        for w in &windows {
+        let (windows, inventory) = self.extractor.take_windows();
+        for w in windows {
             let device = inventory.get(&w.device);
             for sink in &mut self.sinks {
-                if let Err(e) = sink.window(w, device) {
+                if let Err(e) = sink.window(&w, device) {
                     self.sink_error.get_or_insert(e);
                 }
             }
             if let Some(d) = detection.as_deref_mut() {
-                d.window(w, device);
+                d.window(&w, device);
             }
         }
         if let Some(now) = now {
