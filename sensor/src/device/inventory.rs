@@ -255,10 +255,12 @@ impl Device {
         self.names.push((source, name.to_string()));
     }
 
-    fn note_ip(&mut self, ip: IpAddr, now: Timestamp, own: bool) {
+    /// Notes `ip` as one of the device's addresses; false when it is not
+    /// kept as one (no room: a gateway's).
+    fn note_ip(&mut self, ip: IpAddr, now: Timestamp, own: bool) -> bool {
         if let Some(seen) = self.ips.iter_mut().find(|s| s.ip == ip) {
             seen.last_seen = seen.last_seen.max(now);
-            return;
+            return true;
         }
         let room = if own { MAX_DEVICE_IPS } else { MAX_OWN_IPS };
         if (own || !self.has_role(Role::Gateway)) && self.ips.len() < room {
@@ -267,9 +269,11 @@ impl Device {
                 first_seen: now,
                 last_seen: now,
             });
+            true
         } else {
             self.foreign_ips += 1;
             self.add_role(Role::Gateway);
+            false
         }
     }
 }
@@ -294,7 +298,8 @@ struct Slot {
 /// Every device seen, bounded.
 #[derive(Debug)]
 pub struct Inventory {
-    devices: HashMap<[u8; 6], Slot, RandomState>,
+    /// By MAC (as a number: hashed in one step).
+    devices: HashMap<u64, Slot, RandomState>,
     max_devices: usize,
     zones: Vec<Zone>,
     evicted: u64,
@@ -311,6 +316,12 @@ fn beside<T: Any + Send>(
     }
     let t = slot.beside.as_mut()?.downcast_mut()?;
     Some((&mut slot.device, t))
+}
+
+/// A MAC as the key of the device map.
+fn key(mac: &[u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = *mac;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
 /// Whether a MAC can be a device: unicast and not all zeros.
@@ -337,11 +348,11 @@ impl Inventory {
     }
 
     pub fn get(&self, mac: &[u8; 6]) -> Option<&Device> {
-        self.devices.get(mac).map(|s| &s.device)
+        self.devices.get(&key(mac)).map(|s| &s.device)
     }
 
     pub fn get_mut(&mut self, mac: &[u8; 6]) -> Option<&mut Device> {
-        self.devices.get_mut(mac).map(|s| &mut s.device)
+        self.devices.get_mut(&key(mac)).map(|s| &mut s.device)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Device> {
@@ -350,7 +361,11 @@ impl Inventory {
 
     /// What is kept beside the device `mac`, when it is a `T`.
     pub fn beside_mut<T: Any + Send>(&mut self, mac: &[u8; 6]) -> Option<&mut T> {
-        self.devices.get_mut(mac)?.beside.as_mut()?.downcast_mut()
+        self.devices
+            .get_mut(&key(mac))?
+            .beside
+            .as_mut()?
+            .downcast_mut()
     }
 
     /// Calls `f` with every device that has a `T` beside it; the `T` is
@@ -395,10 +410,10 @@ impl Inventory {
         if !is_device_mac(mac) {
             return None;
         }
-        if self.devices.len() >= self.max_devices && !self.devices.contains_key(&mac) {
+        if self.devices.len() >= self.max_devices && !self.devices.contains_key(&key(&mac)) {
             self.evict_one();
         }
-        let slot = self.devices.entry(mac).or_insert_with(|| Slot {
+        let slot = self.devices.entry(key(&mac)).or_insert_with(|| Slot {
             device: Device::new(mac, now),
             beside: None,
         });
@@ -431,13 +446,14 @@ impl Inventory {
         let d = &mut slot.device;
         // With zones configured, an address outside every zone is external.
         let own = !zones_known || zoned.is_some();
-        if own || d.owns(ip) {
-            d.note_ip(ip, now, false);
+        let owned = if own || d.owns(ip) {
+            d.note_ip(ip, now, false)
         } else {
             d.foreign_ips += 1;
             d.add_role(Role::Gateway);
-        }
-        if d.zone.is_none() && d.owns(ip) {
+            false
+        };
+        if d.zone.is_none() && owned {
             d.zone = zoned;
         }
         Some(slot)
@@ -460,7 +476,7 @@ impl Inventory {
             .min_by_key(|d| (d.last_seen, d.mac))
             .map(|d| d.mac);
         if let Some(mac) = oldest {
-            self.devices.remove(&mac);
+            self.devices.remove(&key(&mac));
             self.evicted += 1;
         }
     }

@@ -238,16 +238,29 @@ impl Default for Profile {
     }
 }
 
-/// A stable 64-bit hash of a behaviour's description (FNV-1a: the same in
-/// every run, so a profile saved and read back keeps its keys).
-pub fn behaviour_key(kind: &str, detail: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    kind.as_bytes()
+/// A behaviour's key is a stable 64-bit hash of its kind and detail (FNV-1a:
+/// the same in every run, so a profile saved and read back keeps its keys),
+/// in two steps: this seed of the kind (a constant for a kind known when
+/// compiling), then [`behaviour_key_from`] the seed and the detail.
+pub const fn behaviour_seed(kind: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = kind.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        h = (h ^ bytes[i] as u64).wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    // The separator, a NUL byte.
+    h.wrapping_mul(FNV_PRIME)
+}
+
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The key of `detail` for the kind whose [`behaviour_seed`] is `seed`.
+pub fn behaviour_key_from(seed: u64, detail: &[u8]) -> u64 {
+    detail
         .iter()
-        .chain(b"\0")
-        .chain(detail)
-        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+        .fold(seed, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
 impl Profile {
@@ -332,7 +345,7 @@ mod tests {
     #[test]
     fn a_regular_behaviour_is_learned_and_its_silence_measured() {
         let mut p = Profile::default();
-        let key = behaviour_key("mqtt.publish", b"home/t1");
+        let key = behaviour_key_from(behaviour_seed("mqtt.publish"), b"home/t1");
         // Every 5 s, ±0.2 s.
         for (i, jitter) in [0.0, 0.2, -0.1, 0.1, -0.2, 0.0].iter().enumerate() {
             p.occurred("mqtt.publish", key, at(100.0 + 5.0 * i as f64 + jitter));
@@ -349,11 +362,11 @@ mod tests {
     #[test]
     fn bursts_and_irregular_behaviours_are_not_periods() {
         let mut p = Profile::default();
-        let burst = behaviour_key("mqtt.publish", b"flood");
+        let burst = behaviour_key_from(behaviour_seed("mqtt.publish"), b"flood");
         for i in 0..20 {
             p.occurred("mqtt.publish", burst, at(1.0 + 0.01 * f64::from(i)));
         }
-        let irregular = behaviour_key("http.request", b"/");
+        let irregular = behaviour_key_from(behaviour_seed("http.request"), b"/");
         for t in [1.0, 2.0, 30.0, 31.0, 90.0, 200.0] {
             p.occurred("http.request", irregular, at(t));
         }
@@ -365,7 +378,13 @@ mod tests {
     fn behaviour_keys_are_stable_and_distinct() {
         // FNV-1a of "a\0b" (offset basis 0xcbf29ce484222325, prime 0x100000001b3),
         // computed with Python: h = (h ^ b) * prime mod 2^64 per byte.
-        assert_eq!(behaviour_key("a", b"b"), 0xe5d2_9919_0426_66b2);
-        assert_ne!(behaviour_key("ab", b""), behaviour_key("a", b"b"));
+        assert_eq!(
+            behaviour_key_from(behaviour_seed("a"), b"b"),
+            0xe5d2_9919_0426_66b2
+        );
+        assert_ne!(
+            behaviour_key_from(behaviour_seed("ab"), b""),
+            behaviour_key_from(behaviour_seed("a"), b"b")
+        );
     }
 }

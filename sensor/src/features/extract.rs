@@ -22,7 +22,7 @@ use super::{FEATURE_COUNT, Feature, Window, WindowNotes};
 use crate::capture::Timestamp;
 use crate::decode::FrameNote;
 use crate::device::inventory::{Device, Inventory, NameSource, Role, is_device_mac};
-use crate::device::profile::{Service, behaviour_key};
+use crate::device::profile::{Service, behaviour_key_from, behaviour_seed};
 use crate::device::zone::Zone;
 use crate::flow::{Direction, FlowActivity};
 use crate::proto::norm::{Event, Value};
@@ -53,6 +53,12 @@ pub const PENDING_WINDOWS: i64 = 6;
 pub const SCAN_ATTEMPTS: f64 = 20.0;
 /// ...or with at least this many distinct peers.
 pub const SCAN_PEERS: f64 = 50.0;
+
+/// The behaviour keys' seeds of the periodic behaviours a profile learns.
+const FLOW_OPEN: u64 = behaviour_seed("flow.open");
+const MQTT_PUBLISH: u64 = behaviour_seed("mqtt.publish");
+const HTTP_REQUEST: u64 = behaviour_seed("http.request");
+const COAP_REQUEST: u64 = behaviour_seed("coap.request");
 
 /// Content classes of a body that is a program or an archive of one.
 const EXECUTABLE_CLASSES: [&str; 7] = ["elf", "pe", "script", "zip", "gzip", "xz", "bzip2"];
@@ -245,7 +251,7 @@ impl Extractor {
                 detail[16..18].copy_from_slice(&a.server.1.to_be_bytes());
                 detail[18] = a.transport;
                 d.profile
-                    .occurred("flow.open", behaviour_key("flow.open", &detail), ts);
+                    .occurred("flow.open", behaviour_key_from(FLOW_OPEN, &detail), ts);
                 if is_tcp {
                     acc.pending += 1;
                 }
@@ -342,25 +348,23 @@ impl Extractor {
     /// needs the server's own answer (a scan's probe makes no server). Each
     /// device an event is about is looked up once.
     pub fn event(&mut self, ev: &Event) {
-        let from = text(ev, "from");
-        let (sender, receiver) = if from == Some("server") {
-            (ev.dst_mac, ev.src_mac)
-        } else {
-            (ev.src_mac, ev.dst_mac)
-        };
-        let (server, client) = match Role::of_protocol(ev.proto) {
-            Some((s, c)) => (Some(s), Some(c)),
-            None => (None, None),
-        };
+        // Flow events (TCP attempts and refusals) reach the windows through
+        // the flows' activity instead.
+        if matches!(ev.proto, "tcp" | "udp") {
+            return;
+        }
         let ts = ev.ts;
+        let server = || Role::of_protocol(ev.proto).map(|(s, _)| s);
+        let client = || Role::of_protocol(ev.proto).map(|(_, c)| c);
         // The most frequent kinds first: a match on text tries its arms in order.
         match ev.kind {
             "mqtt.publish" => {
+                let (sender, receiver) = ends(ev);
                 if let Some((d, acc)) = self.device(sender, ts) {
                     acc.bump(Feature::MqttPublishOut, 1.0);
                     if let Some(topic) = text(ev, "topic") {
                         d.profile.mqtt_published.add_text(topic);
-                        let key = behaviour_key("mqtt.publish", topic.as_bytes());
+                        let key = behaviour_key_from(MQTT_PUBLISH, topic.as_bytes());
                         d.profile.occurred("mqtt.publish", key, ts);
                     }
                 }
@@ -369,17 +373,21 @@ impl Extractor {
                 }
             }
             "coap.request" => {
-                let role = if from == Some("client") { client } else { None };
-                self.coap_request(ev, sender, role);
+                let role = if text(ev, "from") == Some("client") {
+                    client()
+                } else {
+                    None
+                };
+                self.coap_request(ev, ends(ev).0, role);
             }
-            "coap.response" if from == Some("server") => {
+            "coap.response" if text(ev, "from") == Some("server") => {
                 if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server, ev.proto);
+                    plays(d, server(), ev.proto);
                 }
             }
             "http.request" => {
                 if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    plays(d, client, ev.proto);
+                    plays(d, client(), ev.proto);
                     acc.bump(Feature::HttpRequests, 1.0);
                     if let Some(ua) = text(ev, "user_agent") {
                         d.add_name(NameSource::HttpUserAgent, ua);
@@ -393,14 +401,14 @@ impl Extractor {
                     if let Some(uri) = text(ev, "uri") {
                         let path = uri.split('?').next().unwrap_or(uri);
                         d.profile.http_paths.add_text(path);
-                        let key = behaviour_key("http.request", path.as_bytes());
+                        let key = behaviour_key_from(HTTP_REQUEST, path.as_bytes());
                         d.profile.occurred("http.request", key, ts);
                     }
                 }
             }
             "http.response" => {
                 if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server, ev.proto);
+                    plays(d, server(), ev.proto);
                     if let Some(name) = text(ev, "server") {
                         d.add_name(NameSource::HttpServer, name);
                     }
@@ -428,18 +436,21 @@ impl Extractor {
             "http.body" => {
                 let by_content = text(ev, "magic").is_some_and(|m| EXECUTABLE_CLASSES.contains(&m));
                 let by_path = text(ev, "uri").is_some_and(|u| {
-                    let path = u.split('?').next().unwrap_or(u).to_ascii_lowercase();
-                    FIRMWARE_SUFFIXES.iter().any(|s| path.ends_with(s))
+                    let path = u.split('?').next().unwrap_or(u).as_bytes();
+                    FIRMWARE_SUFFIXES.iter().any(|s| {
+                        path.len() >= s.len()
+                            && path[path.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+                    })
                 });
                 if (by_content || by_path)
-                    && let Some((_, acc)) = self.device(receiver, ts)
+                    && let Some((_, acc)) = self.device(ends(ev).1, ts)
                 {
                     acc.bump(Feature::HttpExecutables, 1.0);
                 }
             }
             "mqtt.connect" => {
                 if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    plays(d, client, ev.proto);
+                    plays(d, client(), ev.proto);
                     acc.bump(Feature::MqttConnect, 1.0);
                     if let Some(id) = text(ev, "client_id") {
                         d.add_name(NameSource::MqttClientId, id);
@@ -451,7 +462,7 @@ impl Extractor {
             }
             "mqtt.connack" => {
                 if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server, ev.proto);
+                    plays(d, server(), ev.proto);
                 }
                 if matches!(ev.field("accepted"), Some(Value::Bool(false)))
                     && let Some((_, acc)) = self.device(ev.src_mac, ts)
@@ -474,7 +485,7 @@ impl Extractor {
             }
             "telnet.login" => {
                 if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    plays(d, client, ev.proto);
+                    plays(d, client(), ev.proto);
                     match text(ev, "outcome") {
                         Some("failure") => {
                             acc.bump(Feature::TelnetLoginFailed, 1.0);
@@ -492,12 +503,12 @@ impl Extractor {
                 }
                 // A login attempt shows a server that prompted for it.
                 if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server, ev.proto);
+                    plays(d, server(), ev.proto);
                 }
             }
             "telnet.banner" => {
                 if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server, ev.proto);
+                    plays(d, server(), ev.proto);
                     if let Some(banner) = text(ev, "banner") {
                         d.add_name(NameSource::TelnetBanner, banner);
                     }
@@ -547,7 +558,7 @@ impl Extractor {
             }
             let request = format!("{method} /{}", path.trim_start_matches('/'));
             d.profile.coap_requests.add_text(&request);
-            let key = behaviour_key("coap.request", request.as_bytes());
+            let key = behaviour_key_from(COAP_REQUEST, request.as_bytes());
             d.profile.occurred("coap.request", key, ts);
         }
     }
@@ -611,6 +622,16 @@ fn close_window(acc: &mut Acc, end: Timestamp, d: &mut Device) -> Window {
         end,
         values,
         notes: std::mem::take(&mut acc.notes),
+    }
+}
+
+/// The MACs of the sender of what `ev` is about and of its receiver (events
+/// are oriented client → server, with `from` telling who sent).
+fn ends(ev: &Event) -> (Option<[u8; 6]>, Option<[u8; 6]>) {
+    if text(ev, "from") == Some("server") {
+        (ev.dst_mac, ev.src_mac)
+    } else {
+        (ev.src_mac, ev.dst_mac)
     }
 }
 
