@@ -130,6 +130,8 @@ pub struct Extractor {
     pending: HashMap<u64, ([u8; 6], Timestamp), RandomState>,
     windows: Vec<Window>,
     stats: ExtractorStats,
+    /// The text of the CoAP request being counted (kept for its room).
+    request: String,
 }
 
 impl Extractor {
@@ -143,6 +145,7 @@ impl Extractor {
             pending: HashMap::default(),
             windows: Vec::new(),
             stats: ExtractorStats::default(),
+            request: String::new(),
         }
     }
 
@@ -540,7 +543,14 @@ impl Extractor {
     fn coap_request(&mut self, ev: &Event, sender: Option<[u8; 6]>, role: Option<Role>) {
         let ts = ev.ts;
         let method = text(ev, "method").unwrap_or("UNKNOWN");
-        let path = text(ev, "uri_path").unwrap_or("");
+        let path = text(ev, "uri_path").unwrap_or("").trim_start_matches('/');
+        // "METHOD /path", written into the extractor's buffer (no allocation
+        // per request).
+        let mut request = std::mem::take(&mut self.request);
+        request.clear();
+        request.push_str(method);
+        request.push_str(" /");
+        request.push_str(path);
         if let Some((d, acc)) = self.device(sender, ts) {
             plays(d, role, ev.proto);
             let f = match method {
@@ -553,14 +563,14 @@ impl Extractor {
             if let Some(f) = f {
                 acc.bump(f, 1.0);
             }
-            if path.trim_start_matches('/') == ".well-known/core" {
+            if path == ".well-known/core" {
                 acc.bump(Feature::CoapDiscovery, 1.0);
             }
-            let request = format!("{method} /{}", path.trim_start_matches('/'));
             d.profile.coap_requests.add_text(&request);
             let key = behaviour_key_from(COAP_REQUEST, request.as_bytes());
             d.profile.occurred("coap.request", key, ts);
         }
+        self.request = request;
     }
 
     /// Closes every window that ended by `now`, in (end, device) order so
