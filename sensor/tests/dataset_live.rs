@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use netlab::{Lab, SERVER_ADDR, Transport};
+use netlab::{Lab, Tap};
 use serde_json::Value;
 
 /// Fetches, one every FETCH_EVERY (bounded traffic: about 14 s).
@@ -26,7 +26,6 @@ const FETCH_EVERY: Duration = Duration::from_millis(500);
 /// The rotation period and window length the test configures.
 const ROTATE_SECS: u64 = 5;
 const WINDOW_SECS: u64 = 2;
-const WAIT: Duration = Duration::from_secs(20);
 
 fn check(dir: &Path) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dataset_check.py");
@@ -67,16 +66,7 @@ fn listing(dir: &Path) -> (BTreeSet<String>, usize) {
 #[test]
 fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_last() {
     let mut lab = Lab::new("ds");
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "x".repeat(2000)).unwrap();
-    let listen = format!("{SERVER_ADDR}:8080");
-    let httpd = lab.start_server(
-        "httpd",
-        "busybox",
-        &["httpd", "-f", "-p", &listen, "-h", www.to_str().unwrap()],
-    );
-    lab.wait_listening(httpd, Transport::Tcp, 8080);
+    let listen = lab.start_httpd(8080, &"x".repeat(2000));
 
     let dataset = lab.dir().join("dataset");
     let jsonl = lab.dir().join("windows.jsonl");
@@ -88,19 +78,13 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
         ),
     )
     .unwrap();
-    let iface = lab.client_interface().to_string();
-    let spanwatch = lab.start_client(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Client,
         &[
-            "live",
-            "-i",
-            &iface,
             "--config",
             config.to_str().unwrap(),
             "--no-rules",
-            "--stats-interval",
-            "0",
             "--windows",
             jsonl.to_str().unwrap(),
             "--dataset-dir",
@@ -109,7 +93,6 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
             &format!("{ROTATE_SECS}s"),
         ],
     );
-    lab.wait_log(spanwatch, "capturing on", WAIT);
 
     let url = format!("http://{listen}/index.html");
     let started = Instant::now();

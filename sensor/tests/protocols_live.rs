@@ -475,7 +475,6 @@ fn telnet_login_through_real_telnetd_matches_tshark() {
 
 #[test]
 fn mqtt_from_mosquitto_matches_tshark() {
-    netlab::require_program("mosquitto", "mosquitto");
     netlab::require_program("mosquitto_passwd", "mosquitto");
     netlab::require_program("mosquitto_pub", "mosquitto-clients");
     netlab::require_program("mosquitto_sub", "mosquitto-clients");
@@ -488,34 +487,7 @@ fn mqtt_from_mosquitto_matches_tshark() {
             break candidate;
         }
     };
-    let passwd_file = lab.dir().join("passwd");
-    std::fs::write(&passwd_file, "").unwrap();
-    let passwd_path = passwd_file.to_str().unwrap();
-    let run = lab.client(
-        "mosquitto_passwd",
-        "mosquitto_passwd",
-        &["-b", passwd_path, user, &password],
-        None,
-        CLIENT_TIMEOUT,
-    );
-    assert!(
-        run.status.success(),
-        "mosquitto_passwd failed: {}",
-        run.stderr
-    );
-    let conf = lab.dir().join("mosquitto.conf");
-    // `user root`: stay root, so the broker can read the files of our
-    // root-owned temporary directory.
-    std::fs::write(
-        &conf,
-        format!(
-            "listener 1883 {SERVER_ADDR}\nallow_anonymous false\npassword_file {passwd_path}\n\
-             persistence false\nlog_dest stderr\nuser root\n"
-        ),
-    )
-    .unwrap();
-    let broker = lab.start_server("mosquitto", "mosquitto", &["-c", conf.to_str().unwrap()]);
-    lab.wait_listening(broker, Transport::Tcp, 1883);
+    let broker = lab.start_mosquitto(Some((user, &password)));
     let capture = lab.start_capture("mqtt");
     let auth = ["-h", SERVER_ADDR, "-u", user, "-P", password.as_str()];
     let publish = |lab: &Lab, what: &str, extra: &[&str]| {
