@@ -99,14 +99,28 @@ fn assert_protocols_match(actual: &Value, expected: &Map<String, Value>, context
     );
 }
 
-/// Expected `flows: 0` for every protocol the capture must not contain,
-/// checked against tshark too (it must see none of them either).
-fn expect_absent(pcap: &Path, expected: &mut Map<String, Value>, present: &str) {
+/// Judge spanwatch's replay of `pcap`, a capture of `present` only:
+/// `expected` for that protocol, and `flows: 0` for every other one, checked
+/// against tshark too (it must see none of them either). None of `secrets`
+/// (the passwords the test sent) may appear in spanwatch's output.
+fn assert_replay_matches(
+    pcap: &Path,
+    mut expected: Map<String, Value>,
+    present: &str,
+    secrets: &[&str],
+    context: &str,
+) {
     for protocol in PROTOCOLS.iter().filter(|p| **p != present) {
         let flows = tshark_flows(pcap, protocol);
         assert_eq!(flows, 0, "tshark sees {protocol} in the {present} capture");
         expected.insert(protocol.to_string(), json!({ "flows": flows }));
     }
+    let (actual, output) = spanwatch_protocols(pcap);
+    assert!(
+        !secrets.iter().any(|s| output.contains(s)),
+        "a {present} password appears in spanwatch's output"
+    );
+    assert_protocols_match(&actual, &expected, context);
 }
 
 // ---------------------------------------------------------------- CoAP
@@ -263,9 +277,7 @@ fn coap_from_libcoap_matches_tshark() {
         json!({ "unknown_critical_option": unknown_critical, "reset_received": resets }),
     );
     expected.insert("coap".into(), Value::Object(section));
-    expect_absent(&pcap, &mut expected, "coap");
-    let (actual, _) = spanwatch_protocols(&pcap);
-    assert_protocols_match(&actual, &expected, "libcoap capture");
+    assert_replay_matches(&pcap, expected, "coap", &[], "libcoap capture");
 }
 
 // ---------------------------------------------------------------- Telnet
@@ -391,12 +403,7 @@ fn telnet_login_through_real_telnetd_matches_tshark() {
     let mut lab = Lab::new("tn");
     let user = format!("swtel{}", std::process::id());
     let password = lab.add_user(&user);
-    let wrong = loop {
-        let candidate = netlab::random_secret();
-        if candidate != password {
-            break candidate;
-        }
-    };
+    let wrong = netlab::other_secret(&password);
     let conf = lab.dir().join("inetd.conf");
     std::fs::write(
         &conf,
@@ -462,13 +469,13 @@ fn telnet_login_through_real_telnetd_matches_tshark() {
         json!(1),
         "one Telnet connection"
     );
-    expect_absent(&pcap, &mut expected, "telnet");
-    let (actual, output) = spanwatch_protocols(&pcap);
-    assert!(
-        !output.contains(&password) && !output.contains(&wrong),
-        "a Telnet password appears in spanwatch's output"
+    assert_replay_matches(
+        &pcap,
+        expected,
+        "telnet",
+        &[&password, &wrong],
+        "telnetd capture",
     );
-    assert_protocols_match(&actual, &expected, "telnetd capture");
 }
 
 // ---------------------------------------------------------------- MQTT
@@ -481,12 +488,7 @@ fn mqtt_from_mosquitto_matches_tshark() {
     let mut lab = Lab::new("mq");
     let user = "swmqtt";
     let password = netlab::random_secret();
-    let wrong = loop {
-        let candidate = netlab::random_secret();
-        if candidate != password {
-            break candidate;
-        }
-    };
+    let wrong = netlab::other_secret(&password);
     let broker = lab.start_mosquitto(Some((user, &password)));
     let capture = lab.start_capture("mqtt");
     let auth = ["-h", SERVER_ADDR, "-u", user, "-P", password.as_str()];
@@ -686,13 +688,13 @@ fn mqtt_from_mosquitto_matches_tshark() {
             "anomalies": {},
         }),
     );
-    expect_absent(&pcap, &mut expected, "mqtt");
-    let (actual, output) = spanwatch_protocols(&pcap);
-    assert!(
-        !output.contains(&password) && !output.contains(&wrong),
-        "an MQTT password appears in spanwatch's output"
+    assert_replay_matches(
+        &pcap,
+        expected,
+        "mqtt",
+        &[&password, &wrong],
+        "mosquitto capture",
     );
-    assert_protocols_match(&actual, &expected, "mosquitto capture");
 }
 
 // ---------------------------------------------------------------- DHCP
@@ -841,9 +843,7 @@ fn dhcp_from_busybox_matches_tshark() {
             "anomalies": {},
         }),
     );
-    expect_absent(&pcap, &mut expected, "dhcp");
-    let (actual, _) = spanwatch_protocols(&pcap);
-    assert_protocols_match(&actual, &expected, "udhcpd capture");
+    assert_replay_matches(&pcap, expected, "dhcp", &[], "udhcpd capture");
 
     // The device inventory names the client's MAC (tshark's chaddr) after
     // the host names it sent.

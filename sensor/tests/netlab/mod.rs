@@ -141,6 +141,16 @@ pub fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A fresh random secret other than `secret` (a wrong password). Never printed.
+pub fn other_secret(secret: &str) -> String {
+    loop {
+        let candidate = random_secret();
+        if candidate != secret {
+            return candidate;
+        }
+    }
+}
+
 /// Run `program args` to completion within `timeout`, ending it by PID if it
 /// overruns. Output goes to files in `dir` (no pipe can fill up and block it).
 fn run_bounded(
