@@ -444,18 +444,7 @@ fn a_real_prometheus_scrapes_what_the_sensor_counts() {
 
 /// Frames of `pcap` matching the tcpdump filter `filter`.
 fn tcpdump_count(pcap: &Path, filter: &str) -> usize {
-    let out = std::process::Command::new("tcpdump")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .arg(filter)
-        .output()
-        .expect("run tcpdump");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    tcpdump_times(pcap, filter).len()
 }
 
 /// Frames of `pcap` matching `filter` that were captured before `cutoff`
@@ -465,6 +454,15 @@ fn tcpdump_count_before(pcap: &Path, filter: &str, cutoff: std::time::SystemTime
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
+    tcpdump_times(pcap, filter)
+        .into_iter()
+        .filter(|t| *t < cutoff)
+        .count()
+}
+
+/// tcpdump's timestamps (seconds since the epoch) of the frames of `pcap`
+/// matching `filter`.
+fn tcpdump_times(pcap: &Path, filter: &str) -> Vec<f64> {
     let out = std::process::Command::new("tcpdump")
         .args(["-n", "-tt", "-r"])
         .arg(pcap)
@@ -483,8 +481,7 @@ fn tcpdump_count_before(pcap: &Path, filter: &str, cutoff: std::time::SystemTime
             t.parse::<f64>()
                 .unwrap_or_else(|_| panic!("no timestamp in tcpdump's line {l:?}"))
         })
-        .filter(|t| *t < cutoff)
-        .count()
+        .collect()
 }
 
 /// Frames the sensor on the mirror port may count fewer than tcpdump on the
@@ -649,6 +646,26 @@ fn alert_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// `spanwatch train --k-min 2 --k-max K_MAX --out OUT INPUT`, which must
+/// succeed; the model.json it wrote.
+fn train(input: &Path, out: &Path, k_max: &str) -> Value {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["train", "--k-min", "2", "--k-max", k_max, "--out"])
+        .arg(out)
+        .arg(input)
+        .output()
+        .expect("run spanwatch train");
+    assert!(
+        run.status.success(),
+        "train on {} failed: {}",
+        input.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let path = out.join("model.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 #[test]
 fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     let mut lab = Lab::new("rt");
@@ -725,20 +742,7 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     }
     std::thread::sleep(Duration::from_secs(1));
 
-    let train = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .args(["train", "--k-min", "2", "--k-max", "4", "--out"])
-        .arg(&model_dir)
-        .arg(&training)
-        .output()
-        .unwrap();
-    assert!(
-        train.status.success(),
-        "train failed: {}",
-        String::from_utf8_lossy(&train.stderr)
-    );
-    let artifact: Value =
-        serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).unwrap())
-            .unwrap();
+    let artifact = train(&training, &model_dir, "4");
     let trained_on = artifact["training"]["windows"].as_u64().unwrap_or(0);
     assert!(
         trained_on >= TRAIN_WINDOWS as u64,
@@ -932,19 +936,7 @@ fn two_sensors_feed_one_prometheus_and_one_dataset() {
     let total: u64 = rows.iter().map(|(_, n)| n).sum();
 
     let model = lab.dir().join("fleet-model");
-    let train = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .args(["train", "--k-min", "2", "--k-max", "3", "--out"])
-        .arg(&model)
-        .arg(&fleet)
-        .output()
-        .unwrap();
-    assert!(
-        train.status.success(),
-        "train on the fleet dataset failed: {}",
-        String::from_utf8_lossy(&train.stderr)
-    );
-    let artifact: Value =
-        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    let artifact = train(&fleet, &model, "3");
     assert_eq!(
         artifact["training"]["windows"].as_u64(),
         Some(total),
