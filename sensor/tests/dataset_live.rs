@@ -14,7 +14,6 @@ mod netlab;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netlab::{Lab, Tap};
@@ -26,21 +25,6 @@ const FETCH_EVERY: Duration = Duration::from_millis(500);
 /// The rotation period and window length the test configures.
 const ROTATE_SECS: u64 = 5;
 const WINDOW_SECS: u64 = 2;
-
-fn check(dir: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dataset_check.py");
-    let run = Command::new("python3")
-        .arg(script)
-        .arg(dir)
-        .output()
-        .expect("run python3");
-    assert!(
-        run.status.success(),
-        "dataset_check.py failed (python3 needs duckdb, pyarrow and blake3: bash .ci/deps): {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_slice(&run.stdout).expect("JSON")
-}
 
 /// Names of the files under `dir` (recursively): complete `.parquet` files
 /// and temporaries apart.
@@ -113,7 +97,7 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
                 "no file closed after {:?}",
                 started.elapsed()
             );
-            let report = check(&dataset);
+            let report = common::dataset_check(&dataset, &[]);
             let files = report["windows"]["files"].as_array().unwrap();
             assert_eq!(files.len(), done.len(), "{report}");
             seen_while_running = done;
@@ -132,7 +116,7 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
     let (done, temp) = listing(&dataset);
     assert_eq!(temp, 0, "a file was left half-written: {done:?}");
     assert!(done.is_superset(&seen_while_running));
-    let report = check(&dataset);
+    let report = common::dataset_check(&dataset, &[]);
     let windows = &report["windows"];
     let files = windows["files"].as_array().unwrap();
     assert!(files.len() >= 3, "did not rotate: {files:?}");
