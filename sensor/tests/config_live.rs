@@ -102,21 +102,7 @@ fn rule_count(dir: &Path) -> usize {
 fn requests(lab: &Lab, n: usize) {
     let url = format!("http://{SERVER_ADDR}:{HTTP_PORT}/probe");
     for _ in 0..n {
-        lab.client_ok(
-            "curl",
-            "curl",
-            &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "--max-time",
-                "5",
-                "-u",
-                "admin:admin",
-                &url,
-            ],
-            Duration::from_secs(10),
-        );
+        lab.http_get(&url, Some("admin:admin"));
     }
     // Let the last packets leave the capture ring before the next step.
     std::thread::sleep(Duration::from_millis(500));

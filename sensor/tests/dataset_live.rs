@@ -82,12 +82,7 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
     let started = Instant::now();
     let mut seen_while_running = BTreeSet::new();
     for i in 0..FETCHES {
-        lab.client_ok(
-            "curl",
-            "curl",
-            &["-s", "-o", "/dev/null", "--max-time", "5", &url],
-            Duration::from_secs(10),
-        );
+        lab.http_get(&url, None);
         std::thread::sleep(FETCH_EVERY);
         // Halfway, what has appeared is complete: it all reads back.
         if i == FETCHES / 2 {

@@ -39,29 +39,10 @@ fn live_counts_exactly_what_tcpdump_counts_on_a_veth_link() {
 
     let url = format!("http://{listen}/index.html");
     for _ in 0..FETCHES {
-        lab.client_ok(
-            "curl",
-            "curl",
-            &["-s", "-o", "/dev/null", "--max-time", "5", &url],
-            Duration::from_secs(10),
-        );
+        lab.http_get(&url, None);
     }
     // One login with a well-known default credential (a public default pair).
-    lab.client_ok(
-        "curl with a default credential",
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "5",
-            "-u",
-            "admin:admin",
-            &url,
-        ],
-        Duration::from_secs(10),
-    );
+    lab.http_get(&url, Some("admin:admin"));
     std::thread::sleep(Duration::from_millis(500));
     lab.signal(spanwatch, "HUP");
     lab.wait_log(spanwatch, "rules reloaded", Duration::from_secs(10));

@@ -138,12 +138,7 @@ fn traffic(lab: &Lab) {
             &["-m", "get", &format!("coap://{SERVER_ADDR}/time")],
             CLIENT_TIMEOUT,
         );
-        lab.client_ok(
-            "curl",
-            "curl",
-            &["-s", "-o", "/dev/null", "--max-time", "10", &url],
-            CLIENT_TIMEOUT,
-        );
+        lab.http_get(&url, None);
     }
 }
 

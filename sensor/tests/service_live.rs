@@ -99,13 +99,10 @@ fn coap_get(lab: &Lab) {
 }
 
 fn http_get(lab: &Lab, credential: Option<&str>) {
-    let url = format!("http://{SERVER_ADDR}:{HTTP_PORT}/index.html");
-    let mut args = vec!["-s", "-o", "/dev/null", "--max-time", "5"];
-    if let Some(c) = credential {
-        args.extend(["-u", c]);
-    }
-    args.push(&url);
-    lab.client_ok("curl", "curl", &args, CLIENT_TIMEOUT);
+    lab.http_get(
+        &format!("http://{SERVER_ADDR}:{HTTP_PORT}/index.html"),
+        credential,
+    );
 }
 
 /// GET `url` from inside the client namespace (where spanwatch and

@@ -40,6 +40,9 @@ const TSHARK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time for packets still in the capture ring to reach tcpdump's file before
 /// it is stopped (it runs in immediate mode, so this is generous).
 const CAPTURE_SETTLE: Duration = Duration::from_millis(500);
+/// curl's own limit on one HTTP fetch, and the bound on its run.
+const HTTP_MAX_TIME: &str = "10";
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `spanwatch live` may take to open its interface.
 const SENSOR_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// tcprewrite's map of a bundled capture's addresses into the link's subnet
@@ -755,6 +758,17 @@ impl Lab {
             run.stderr
         );
         run.stdout
+    }
+
+    /// GET `url` with curl from the client namespace, with `-u CREDENTIAL`
+    /// when one is given; it must succeed. The body is discarded.
+    pub fn http_get(&self, url: &str, credential: Option<&str>) {
+        let mut args = vec!["-s", "-o", "/dev/null", "--max-time", HTTP_MAX_TIME];
+        if let Some(credential) = credential {
+            args.extend(["-u", credential]);
+        }
+        args.push(url);
+        self.client_ok("curl", "curl", &args, HTTP_TIMEOUT);
     }
 
     /// tcpdump on the client end of the link, writing `NAME.pcap` in the lab
