@@ -76,6 +76,24 @@ fn mqtt_publish(lab: &Lab, user: &str, password: &str, what: &str) -> bool {
     .success()
 }
 
+/// MQTT_PUBLISHES accepted publishes, then `wrong_passwords` CONNECTs with
+/// one fresh wrong password (a brute force), each refused; that password.
+fn publishes_then_brute_force(
+    lab: &Lab,
+    user: &str,
+    password: &str,
+    wrong_passwords: usize,
+) -> String {
+    for i in 0..MQTT_PUBLISHES {
+        assert!(mqtt_publish(lab, user, password, &format!("publish {i}")));
+    }
+    let wrong = netlab::random_secret();
+    for i in 0..wrong_passwords {
+        assert!(!mqtt_publish(lab, user, &wrong, &format!("wrong {i}")));
+    }
+    wrong
+}
+
 /// busybox httpd and libcoap's server in the server namespace.
 fn start_web_and_coap(lab: &mut Lab) {
     netlab::require_program("coap-server-notls", "libcoap3-bin");
@@ -304,18 +322,7 @@ fn a_real_prometheus_scrapes_what_the_sensor_counts() {
     assert_eq!(code, 200, "{health}");
     assert!(health.starts_with("ok: capture alive"), "{health}");
 
-    for i in 0..MQTT_PUBLISHES {
-        assert!(mqtt_publish(
-            &lab,
-            &user,
-            &password,
-            &format!("publish {i}")
-        ));
-    }
-    let wrong = netlab::random_secret();
-    for i in 0..MQTT_WRONG_PASSWORDS {
-        assert!(!mqtt_publish(&lab, &user, &wrong, &format!("wrong {i}")));
-    }
+    let wrong = publishes_then_brute_force(&lab, &user, &password, MQTT_WRONG_PASSWORDS);
     for _ in 0..COAP_GETS {
         coap_get(&lab);
     }
@@ -546,18 +553,7 @@ fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
         "not in nobody's group"
     );
 
-    for i in 0..MQTT_PUBLISHES {
-        assert!(mqtt_publish(
-            &lab,
-            &user,
-            &password,
-            &format!("publish {i}")
-        ));
-    }
-    let wrong = netlab::random_secret();
-    for i in 0..SPAN_WRONG_PASSWORDS {
-        assert!(!mqtt_publish(&lab, &user, &wrong, &format!("wrong {i}")));
-    }
+    let wrong = publishes_then_brute_force(&lab, &user, &password, SPAN_WRONG_PASSWORDS);
     std::thread::sleep(Duration::from_secs(1));
     let (tx_running, rx_running) = lab.sensor_interface_packets(&mirror);
     // tcpdump outlives the sensor: what crosses the link after the sensor
