@@ -232,28 +232,8 @@ fn identifying(capture: &Path, hosts: &Path) -> BTreeSet<String> {
     ];
     let mut found = BTreeSet::new();
     for field in fields {
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(capture)
-            .args([
-                "-T",
-                "fields",
-                "-E",
-                "occurrence=a",
-                "-E",
-                "aggregator=\n",
-                "-e",
-                field,
-            ])
-            .output()
-            .expect("run tshark (Debian package tshark)");
-        assert!(
-            out.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for value in String::from_utf8_lossy(&out.stdout).lines() {
-            let mut parts = vec![value];
+        for value in common::tshark_values(capture, field) {
+            let mut parts = vec![value.as_str()];
             if field == "http.authbasic" {
                 // user:password: both count.
                 parts.extend(value.split(':'));

@@ -125,3 +125,25 @@ pub fn tshark(file: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("tshark writes UTF-8")
 }
+
+/// Every value of a tshark field in a capture.
+pub fn tshark_values(file: &Path, field: &str) -> Vec<String> {
+    tshark(
+        file,
+        &[
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=\n",
+            "-e",
+            field,
+        ],
+    )
+    .lines()
+    .map(str::trim)
+    .filter(|v| !v.is_empty())
+    .map(str::to_string)
+    .collect()
+}
