@@ -7,8 +7,9 @@
 //! `summary` reports on them; `config` gathers every stage's settings into
 //! the typed config file; `units` (byte sizes, durations) is shared by every
 //! stage; `telemetry` serves what the stages publish as Prometheus metrics.
-//! After them come the tools that drive the pipeline: `dataset` (Parquet
-//! datasets) and `train`, both with the `train` feature, and `eval`.
+//! After them come the tools that drive the pipeline: `labels` (the lab's
+//! labels.csv, which the next three read), `dataset` (Parquet datasets) and
+//! `train`, both with the `train` feature, and `eval`.
 #![forbid(unsafe_code)]
 
 pub mod alert;
@@ -24,6 +25,7 @@ pub mod eval;
 pub mod event;
 pub mod features;
 pub mod flow;
+pub mod labels;
 pub mod pipeline;
 #[cfg(feature = "train")]
 pub mod plot;

@@ -33,6 +33,8 @@ const STAGES: &[&str] = &[
     // Tools that drive the pipeline: the PNG canvas and font their plots
     // share, datasets, training, metrics.
     "plot",
+    // The lab's labels.csv, read by datasets, training and the eval.
+    "labels",
     "dataset",
     "train",
     "eval",

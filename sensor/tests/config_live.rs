@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use netlab::{Lab, ProcId, SERVER_ADDR, Transport};
+use netlab::{Lab, ProcId, SERVER_ADDR, Tap};
 use serde_json::Value;
 
 /// A test rule without suppression: one alert per request for /probe, so the
@@ -102,21 +102,7 @@ fn rule_count(dir: &Path) -> usize {
 fn requests(lab: &Lab, n: usize) {
     let url = format!("http://{SERVER_ADDR}:{HTTP_PORT}/probe");
     for _ in 0..n {
-        lab.client_ok(
-            "curl",
-            "curl",
-            &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "--max-time",
-                "5",
-                "-u",
-                "admin:admin",
-                &url,
-            ],
-            Duration::from_secs(10),
-        );
+        lab.http_get(&url, Some("admin:admin"));
     }
     // Let the last packets leave the capture ring before the next step.
     std::thread::sleep(Duration::from_millis(500));
@@ -146,16 +132,7 @@ fn hup(lab: &mut Lab, spanwatch: ProcId, needle: &str) {
 #[test]
 fn sighup_applies_the_new_config_and_rules_and_loses_no_alert() {
     let mut lab = Lab::new("cf");
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "hello").unwrap();
-    let listen = format!("{SERVER_ADDR}:{HTTP_PORT}");
-    let httpd = lab.start_server(
-        "httpd",
-        "busybox",
-        &["httpd", "-f", "-p", &listen, "-h", www.to_str().unwrap()],
-    );
-    lab.wait_listening(httpd, Transport::Tcp, HTTP_PORT);
+    lab.start_httpd(HTTP_PORT, "hello");
 
     let dir = lab.dir().to_path_buf();
     let full_rules = rules_dir(&dir, "rules-full", None);
@@ -170,27 +147,20 @@ fn sighup_applies_the_new_config_and_rules_and_loses_no_alert() {
     )
     .unwrap();
     let alerts_file = dir.join("alerts.jsonl");
-    let iface = lab.client_interface().to_string();
-    let spanwatch = lab.start_client(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Client,
         &[
-            "live",
-            "-i",
-            &iface,
             "--config",
             config.to_str().unwrap(),
             "--alerts",
             alerts_file.to_str().unwrap(),
             "--json",
-            "--stats-interval",
-            "0",
             // The model would judge these requests too (a device with a
             // run of 4xx answers); this test counts the rules' alerts.
             "--no-model",
         ],
     );
-    lab.wait_log(spanwatch, "capturing on", WAIT);
 
     // Round 1 under a one-hour dedupe window: one probe alert, two deduped.
     requests(&lab, ROUND);
@@ -269,11 +239,7 @@ fn sighup_applies_the_new_config_and_rules_and_loses_no_alert() {
     assert_eq!(rules.len(), 3, "unexpected alerts:\n{text}");
 
     // The summary printed at SIGTERM counts exactly the lines in the file.
-    let log = lab.log(spanwatch);
-    let json_start = log.find("\n{").map_or(0, |i| i + 1);
-    let json_end = log.rfind('}').map_or(log.len(), |i| i + 1);
-    let summary: Value = serde_json::from_str(&log[json_start..json_end])
-        .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"));
+    let summary = lab.final_summary(spanwatch);
     let detection = &summary["detection"];
     assert_eq!(
         detection["alerts"]["emitted"].as_u64(),

@@ -56,23 +56,6 @@ fn extract(capture: &Path, out: &Path, extra: &[&str]) {
     );
 }
 
-/// The report of dataset_check.py on `dir`.
-fn check(dir: &Path, extra: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dataset_check.py");
-    let run = Command::new("python3")
-        .arg(script)
-        .arg(dir)
-        .args(extra)
-        .output()
-        .expect("run python3 (Debian package python3)");
-    assert!(
-        run.status.success(),
-        "dataset_check.py failed (python3 needs duckdb, pyarrow and blake3: bash .ci/deps): {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_slice(&run.stdout).expect("dataset_check.py prints JSON")
-}
-
 /// Column `name` of a CSV file (no quoted commas in the columns read here).
 fn csv_column(path: &Path, name: &str) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("read csv");
@@ -124,7 +107,7 @@ fn every_window_of_the_run_is_one_row_and_the_labels_join_matches_labels_csv() {
             config.to_str().unwrap(),
         ],
     );
-    let report = check(
+    let report = common::dataset_check(
         &out,
         &[
             "--labels",
@@ -249,28 +232,8 @@ fn identifying(capture: &Path, hosts: &Path) -> BTreeSet<String> {
     ];
     let mut found = BTreeSet::new();
     for field in fields {
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(capture)
-            .args([
-                "-T",
-                "fields",
-                "-E",
-                "occurrence=a",
-                "-E",
-                "aggregator=\n",
-                "-e",
-                field,
-            ])
-            .output()
-            .expect("run tshark (Debian package tshark)");
-        assert!(
-            out.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for value in String::from_utf8_lossy(&out.stdout).lines() {
-            let mut parts = vec![value];
+        for value in common::tshark_values(capture, field) {
+            let mut parts = vec![value.as_str()];
             if field == "http.authbasic" {
                 // user:password: both count.
                 parts.extend(value.split(':'));
@@ -432,7 +395,7 @@ fn with_a_key_nothing_identifying_is_written_and_pseudonyms_are_stable_per_key()
                 }
             }
         }
-        let report = check(
+        let report = common::dataset_check(
             &out,
             &[
                 "--key",

@@ -14,10 +14,9 @@ mod netlab;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use netlab::{Lab, SERVER_ADDR, Transport};
+use netlab::{Lab, Tap};
 use serde_json::Value;
 
 /// Fetches, one every FETCH_EVERY (bounded traffic: about 14 s).
@@ -26,22 +25,6 @@ const FETCH_EVERY: Duration = Duration::from_millis(500);
 /// The rotation period and window length the test configures.
 const ROTATE_SECS: u64 = 5;
 const WINDOW_SECS: u64 = 2;
-const WAIT: Duration = Duration::from_secs(20);
-
-fn check(dir: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dataset_check.py");
-    let run = Command::new("python3")
-        .arg(script)
-        .arg(dir)
-        .output()
-        .expect("run python3");
-    assert!(
-        run.status.success(),
-        "dataset_check.py failed (python3 needs duckdb, pyarrow and blake3: bash .ci/deps): {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_slice(&run.stdout).expect("JSON")
-}
 
 /// Names of the files under `dir` (recursively): complete `.parquet` files
 /// and temporaries apart.
@@ -67,16 +50,7 @@ fn listing(dir: &Path) -> (BTreeSet<String>, usize) {
 #[test]
 fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_last() {
     let mut lab = Lab::new("ds");
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "x".repeat(2000)).unwrap();
-    let listen = format!("{SERVER_ADDR}:8080");
-    let httpd = lab.start_server(
-        "httpd",
-        "busybox",
-        &["httpd", "-f", "-p", &listen, "-h", www.to_str().unwrap()],
-    );
-    lab.wait_listening(httpd, Transport::Tcp, 8080);
+    let listen = lab.start_httpd(8080, &"x".repeat(2000));
 
     let dataset = lab.dir().join("dataset");
     let jsonl = lab.dir().join("windows.jsonl");
@@ -88,19 +62,13 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
         ),
     )
     .unwrap();
-    let iface = lab.client_interface().to_string();
-    let spanwatch = lab.start_client(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Client,
         &[
-            "live",
-            "-i",
-            &iface,
             "--config",
             config.to_str().unwrap(),
             "--no-rules",
-            "--stats-interval",
-            "0",
             "--windows",
             jsonl.to_str().unwrap(),
             "--dataset-dir",
@@ -109,18 +77,12 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
             &format!("{ROTATE_SECS}s"),
         ],
     );
-    lab.wait_log(spanwatch, "capturing on", WAIT);
 
     let url = format!("http://{listen}/index.html");
     let started = Instant::now();
     let mut seen_while_running = BTreeSet::new();
     for i in 0..FETCHES {
-        lab.client_ok(
-            "curl",
-            "curl",
-            &["-s", "-o", "/dev/null", "--max-time", "5", &url],
-            Duration::from_secs(10),
-        );
+        lab.http_get(&url, None);
         std::thread::sleep(FETCH_EVERY);
         // Halfway, what has appeared is complete: it all reads back.
         if i == FETCHES / 2 {
@@ -130,7 +92,7 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
                 "no file closed after {:?}",
                 started.elapsed()
             );
-            let report = check(&dataset);
+            let report = common::dataset_check(&dataset, &[]);
             let files = report["windows"]["files"].as_array().unwrap();
             assert_eq!(files.len(), done.len(), "{report}");
             seen_while_running = done;
@@ -149,7 +111,7 @@ fn live_records_rotating_parquet_files_that_read_back_and_sigterm_closes_the_las
     let (done, temp) = listing(&dataset);
     assert_eq!(temp, 0, "a file was left half-written: {done:?}");
     assert!(done.is_superset(&seen_while_running));
-    let report = check(&dataset);
+    let report = common::dataset_check(&dataset, &[]);
     let windows = &report["windows"];
     let files = windows["files"].as_array().unwrap();
     assert!(files.len() >= 3, "did not rotate: {files:?}");

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use netlab::{Lab, SERVER_ADDR, Transport};
+use netlab::{Lab, Tap};
 
 /// HTTP fetches across the link (bounded).
 const FETCHES: usize = 20;
@@ -21,63 +21,28 @@ const PAGE_BYTES: usize = 20_000;
 #[test]
 fn live_counts_exactly_what_tcpdump_counts_on_a_veth_link() {
     let mut lab = Lab::new("lv");
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "x".repeat(PAGE_BYTES)).unwrap();
-    let listen = format!("{SERVER_ADDR}:8080");
-    let httpd = lab.start_server(
-        "httpd",
-        "busybox",
-        &["httpd", "-f", "-p", &listen, "-h", www.to_str().unwrap()],
-    );
-    lab.wait_listening(httpd, Transport::Tcp, 8080);
+    let listen = lab.start_httpd(8080, &"x".repeat(PAGE_BYTES));
     let capture = lab.start_capture("live");
-    let iface = lab.client_interface().to_string();
     let alerts = lab.dir().join("alerts.jsonl");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
-    let spanwatch = lab.start_client(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Client,
         &[
-            "live",
-            "-i",
-            &iface,
             "--json",
-            "--stats-interval",
-            "0",
             "--rules",
             rules.to_str().unwrap(),
             "--alerts",
             alerts.to_str().unwrap(),
         ],
     );
-    lab.wait_log(spanwatch, "capturing on", Duration::from_secs(20));
 
     let url = format!("http://{listen}/index.html");
     for _ in 0..FETCHES {
-        lab.client_ok(
-            "curl",
-            "curl",
-            &["-s", "-o", "/dev/null", "--max-time", "5", &url],
-            Duration::from_secs(10),
-        );
+        lab.http_get(&url, None);
     }
     // One login with a well-known default credential (a public default pair).
-    lab.client_ok(
-        "curl with a default credential",
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "5",
-            "-u",
-            "admin:admin",
-            &url,
-        ],
-        Duration::from_secs(10),
-    );
+    lab.http_get(&url, Some("admin:admin"));
     std::thread::sleep(Duration::from_millis(500));
     lab.signal(spanwatch, "HUP");
     lab.wait_log(spanwatch, "rules reloaded", Duration::from_secs(10));
@@ -90,12 +55,7 @@ fn live_counts_exactly_what_tcpdump_counts_on_a_veth_link() {
     assert!(!alert_lines.contains("admin:admin"));
     let pcap = lab.finish_capture(capture);
 
-    // The log holds spanwatch's stderr line, then the JSON summary (stdout).
-    let log = lab.log(spanwatch);
-    let json_start = log.find("\n{").map_or(0, |i| i + 1);
-    let json_end = log.rfind('}').map_or(log.len(), |i| i + 1);
-    let summary: serde_json::Value = serde_json::from_str(&log[json_start..json_end])
-        .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"));
+    let summary = lab.final_summary(spanwatch);
     let read = Command::new("tcpdump")
         .args(["-n", "-r"])
         .arg(&pcap)

@@ -12,16 +12,13 @@
 mod common;
 mod netlab;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use netlab::{Lab, require_program};
+use netlab::{Lab, Tap, require_program};
 
-/// The bundled attack sample, and the rewrite into the link's subnet
-/// (netlab's 10.233.0.0/24); every other IPv4 address is mapped there too.
+/// The bundled attack sample (its addresses rewritten into the link's subnet).
 const CAPTURE: &str = "../datasets/samples/attack/capture.pcap";
-const REWRITE: &str = "10.77.0.0/24:10.233.0.0/24,0.0.0.0/0:10.233.0.0/24";
 
 /// Rates tried, in packets/s; `None` is tcpreplay's top speed.
 const RATES: &[Option<u32>] = &[Some(10_000), Some(50_000), Some(100_000), None];
@@ -76,41 +73,20 @@ fn tcpdump_count(log: &str, suffix: &str) -> u64 {
 #[test]
 fn live_keeps_its_caps_and_counts_consistent_at_rising_rates() {
     require_program("tcpreplay", "tcpreplay");
-    require_program("tcprewrite", "tcpreplay");
     let mut lab = Lab::new("ll");
-    let rewritten = lab.dir().join("attack-rewritten.pcap");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(CAPTURE);
-    let out = Command::new("tcprewrite")
-        .arg(format!("--pnat={REWRITE}"))
-        .arg("--fixcsum")
-        .arg("-i")
-        .arg(&source)
-        .arg("-o")
-        .arg(&rewritten)
-        .output()
-        .expect("run tcprewrite (Debian package tcpreplay)");
-    assert!(
-        out.status.success(),
-        "tcprewrite: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let rewritten = lab.rewritten_capture(CAPTURE);
     let iface = lab.client_interface().to_string();
     let ns = lab.client_namespace().to_string();
     let mut zero_drop_rates = Vec::new();
     for rate in RATES {
         let name = rate.map_or("top".to_string(), |r| r.to_string());
         let tcpdump = lab.start_capture(&format!("rate-{name}"));
-        let spanwatch = lab.start_client(
+        let spanwatch = lab.start_live(
             "spanwatch",
-            env!("CARGO_BIN_EXE_spanwatch"),
+            Tap::Client,
             &[
-                "live",
-                "-i",
-                &iface,
                 "--json",
                 "--no-model",
-                "--stats-interval",
-                "0",
                 "--snaplen",
                 SNAPLEN,
                 "--buffer-size",
@@ -123,7 +99,6 @@ fn live_keeps_its_caps_and_counts_consistent_at_rising_rates() {
                 &format!("{APP_MEMCAP_MIB}M"),
             ],
         );
-        lab.wait_log(spanwatch, "capturing on", Duration::from_secs(20));
         let start_kib = peak_rss_kib(lab.pid(spanwatch));
         let before = link_packets(&ns, &iface);
         let mut args = vec![
@@ -152,11 +127,7 @@ fn live_keeps_its_caps_and_counts_consistent_at_rising_rates() {
         lab.stop(tcpdump.proc_id());
         let tcpdump_log = lab.log(tcpdump.proc_id());
 
-        let log = lab.log(spanwatch);
-        let json_start = log.find("\n{").map_or(0, |i| i + 1);
-        let json_end = log.rfind('}').map_or(log.len(), |i| i + 1);
-        let summary: serde_json::Value = serde_json::from_str(&log[json_start..json_end])
-            .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"));
+        let summary = lab.final_summary(spanwatch);
         let moved = (after.0 - before.0) + (after.1 - before.1);
         let kernel = &summary["kernel"];
         let received = kernel["received"].as_u64().unwrap();

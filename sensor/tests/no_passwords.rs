@@ -78,28 +78,6 @@ struct Credentials {
     uris: BTreeSet<String>,
 }
 
-/// Every value of a tshark field in a capture.
-fn tshark_values(file: &Path, field: &str) -> Vec<String> {
-    common::tshark(
-        file,
-        &[
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=a",
-            "-E",
-            "aggregator=\n",
-            "-e",
-            field,
-        ],
-    )
-    .lines()
-    .map(str::trim)
-    .filter(|v| !v.is_empty())
-    .map(str::to_string)
-    .collect()
-}
-
 /// The data bytes of a Telnet segment, RFC 854 commands and sub-negotiations
 /// removed (IAC IAC is a data byte 255).
 fn telnet_data(payload: &[u8]) -> Vec<u8> {
@@ -202,17 +180,23 @@ fn telnet_credentials(file: &Path, found: &mut Credentials) {
 /// Every credential of a capture, by tshark.
 fn credentials(file: &Path) -> Credentials {
     let mut found = Credentials::default();
-    found.passwords.extend(tshark_values(file, "mqtt.passwd"));
-    found.users.extend(tshark_values(file, "mqtt.username"));
+    found
+        .passwords
+        .extend(common::tshark_values(file, "mqtt.passwd"));
+    found
+        .users
+        .extend(common::tshark_values(file, "mqtt.username"));
     // http.authbasic is "user:password"; the password may itself hold ':'.
-    for v in tshark_values(file, "http.authbasic") {
+    for v in common::tshark_values(file, "http.authbasic") {
         if let Some((u, p)) = v.split_once(':') {
             found.users.insert(u.to_string());
             found.passwords.insert(p.to_string());
         }
     }
     telnet_credentials(file, &mut found);
-    found.uris.extend(tshark_values(file, "http.request.uri"));
+    found
+        .uris
+        .extend(common::tshark_values(file, "http.request.uri"));
     found.passwords.retain(|p| !p.is_empty());
     found
 }

@@ -99,14 +99,31 @@ fn assert_protocols_match(actual: &Value, expected: &Map<String, Value>, context
     );
 }
 
-/// Expected `flows: 0` for every protocol the capture must not contain,
-/// checked against tshark too (it must see none of them either).
-fn expect_absent(pcap: &Path, expected: &mut Map<String, Value>, present: &str) {
+/// Judge spanwatch's replay of `pcap`, a capture of `present` only: its
+/// `protocols` section must hold `section` for that protocol, and `flows: 0`
+/// for every other one, checked against tshark too (it must see none of them
+/// either). None of `secrets` (the passwords the test sent) may appear in
+/// spanwatch's output.
+fn assert_replay_matches(
+    pcap: &Path,
+    present: &str,
+    section: Value,
+    secrets: &[&str],
+    context: &str,
+) {
+    let mut expected = Map::new();
+    expected.insert(present.to_string(), section);
     for protocol in PROTOCOLS.iter().filter(|p| **p != present) {
         let flows = tshark_flows(pcap, protocol);
         assert_eq!(flows, 0, "tshark sees {protocol} in the {present} capture");
         expected.insert(protocol.to_string(), json!({ "flows": flows }));
     }
+    let (actual, output) = spanwatch_protocols(pcap);
+    assert!(
+        !secrets.iter().any(|s| output.contains(s)),
+        "a {present} password appears in spanwatch's output"
+    );
+    assert_protocols_match(&actual, &expected, context);
 }
 
 // ---------------------------------------------------------------- CoAP
@@ -256,16 +273,18 @@ fn coap_from_libcoap_matches_tshark() {
     );
     let resets = coap_expected["type"]["3"].clone();
 
-    let mut expected = Map::new();
     let mut section = coap_expected.as_object().cloned().unwrap_or_default();
     section.insert(
         "anomalies".into(),
         json!({ "unknown_critical_option": unknown_critical, "reset_received": resets }),
     );
-    expected.insert("coap".into(), Value::Object(section));
-    expect_absent(&pcap, &mut expected, "coap");
-    let (actual, _) = spanwatch_protocols(&pcap);
-    assert_protocols_match(&actual, &expected, "libcoap capture");
+    assert_replay_matches(
+        &pcap,
+        "coap",
+        Value::Object(section),
+        &[],
+        "libcoap capture",
+    );
 }
 
 // ---------------------------------------------------------------- Telnet
@@ -391,12 +410,7 @@ fn telnet_login_through_real_telnetd_matches_tshark() {
     let mut lab = Lab::new("tn");
     let user = format!("swtel{}", std::process::id());
     let password = lab.add_user(&user);
-    let wrong = loop {
-        let candidate = netlab::random_secret();
-        if candidate != password {
-            break candidate;
-        }
-    };
+    let wrong = netlab::other_secret(&password);
     let conf = lab.dir().join("inetd.conf");
     std::fs::write(
         &conf,
@@ -445,77 +459,37 @@ fn telnet_login_through_real_telnetd_matches_tshark() {
         "tshark finds errors in the Telnet capture",
     );
 
-    let mut expected = Map::new();
-    expected.insert(
-        "telnet".into(),
-        json!({
-            "flows": tshark_flows(&pcap, "telnet"),
-            "iac_commands": iac_commands,
-            // What the test did (tshark has no login field).
-            "logins": { "success": 1, "failure": 1, "unknown": 0 },
-            "usernames": [user],
-            "anomalies": {},
-        }),
+    let flows = tshark_flows(&pcap, "telnet");
+    assert_eq!(flows, 1, "one Telnet connection");
+    let section = json!({
+        "flows": flows,
+        "iac_commands": iac_commands,
+        // What the test did (tshark has no login field).
+        "logins": { "success": 1, "failure": 1, "unknown": 0 },
+        "usernames": [user],
+        "anomalies": {},
+    });
+    assert_replay_matches(
+        &pcap,
+        "telnet",
+        section,
+        &[&password, &wrong],
+        "telnetd capture",
     );
-    assert_eq!(
-        expected["telnet"]["flows"],
-        json!(1),
-        "one Telnet connection"
-    );
-    expect_absent(&pcap, &mut expected, "telnet");
-    let (actual, output) = spanwatch_protocols(&pcap);
-    assert!(
-        !output.contains(&password) && !output.contains(&wrong),
-        "a Telnet password appears in spanwatch's output"
-    );
-    assert_protocols_match(&actual, &expected, "telnetd capture");
 }
 
 // ---------------------------------------------------------------- MQTT
 
 #[test]
 fn mqtt_from_mosquitto_matches_tshark() {
-    netlab::require_program("mosquitto", "mosquitto");
     netlab::require_program("mosquitto_passwd", "mosquitto");
     netlab::require_program("mosquitto_pub", "mosquitto-clients");
     netlab::require_program("mosquitto_sub", "mosquitto-clients");
     let mut lab = Lab::new("mq");
     let user = "swmqtt";
     let password = netlab::random_secret();
-    let wrong = loop {
-        let candidate = netlab::random_secret();
-        if candidate != password {
-            break candidate;
-        }
-    };
-    let passwd_file = lab.dir().join("passwd");
-    std::fs::write(&passwd_file, "").unwrap();
-    let passwd_path = passwd_file.to_str().unwrap();
-    let run = lab.client(
-        "mosquitto_passwd",
-        "mosquitto_passwd",
-        &["-b", passwd_path, user, &password],
-        None,
-        CLIENT_TIMEOUT,
-    );
-    assert!(
-        run.status.success(),
-        "mosquitto_passwd failed: {}",
-        run.stderr
-    );
-    let conf = lab.dir().join("mosquitto.conf");
-    // `user root`: stay root, so the broker can read the files of our
-    // root-owned temporary directory.
-    std::fs::write(
-        &conf,
-        format!(
-            "listener 1883 {SERVER_ADDR}\nallow_anonymous false\npassword_file {passwd_path}\n\
-             persistence false\nlog_dest stderr\nuser root\n"
-        ),
-    )
-    .unwrap();
-    let broker = lab.start_server("mosquitto", "mosquitto", &["-c", conf.to_str().unwrap()]);
-    lab.wait_listening(broker, Transport::Tcp, 1883);
+    let wrong = netlab::other_secret(&password);
+    let broker = lab.start_mosquitto(Some((user, &password)));
     let capture = lab.start_capture("mqtt");
     let auth = ["-h", SERVER_ADDR, "-u", user, "-P", password.as_str()];
     let publish = |lab: &Lab, what: &str, extra: &[&str]| {
@@ -699,28 +673,24 @@ fn mqtt_from_mosquitto_matches_tshark() {
         "tshark finds errors in the MQTT capture",
     );
 
-    let mut expected = Map::new();
-    expected.insert(
-        "mqtt".into(),
-        json!({
-            "flows": tshark_flows(&pcap, "mqtt"),
-            "messages": netlab::count_occurrences(&rows, 0),
-            "msgtype": counts(msgtype),
-            "connect_versions": counts(versions),
-            "usernames": netlab::distinct(&rows, 2),
-            "connect_with_password": netlab::count_occurrences(&rows, 3),
-            "connack_return_code_v3": counts(v3),
-            "connack_reason_code_v5": counts(v5),
-            "anomalies": {},
-        }),
+    let section = json!({
+        "flows": tshark_flows(&pcap, "mqtt"),
+        "messages": netlab::count_occurrences(&rows, 0),
+        "msgtype": counts(msgtype),
+        "connect_versions": counts(versions),
+        "usernames": netlab::distinct(&rows, 2),
+        "connect_with_password": netlab::count_occurrences(&rows, 3),
+        "connack_return_code_v3": counts(v3),
+        "connack_reason_code_v5": counts(v5),
+        "anomalies": {},
+    });
+    assert_replay_matches(
+        &pcap,
+        "mqtt",
+        section,
+        &[&password, &wrong],
+        "mosquitto capture",
     );
-    expect_absent(&pcap, &mut expected, "mqtt");
-    let (actual, output) = spanwatch_protocols(&pcap);
-    assert!(
-        !output.contains(&password) && !output.contains(&wrong),
-        "an MQTT password appears in spanwatch's output"
-    );
-    assert_protocols_match(&actual, &expected, "mosquitto capture");
 }
 
 // ---------------------------------------------------------------- DHCP
@@ -857,21 +827,15 @@ fn dhcp_from_busybox_matches_tshark() {
         "tshark finds errors in the DHCP capture",
     );
 
-    let mut expected = Map::new();
-    expected.insert(
-        "dhcp".into(),
-        json!({
-            "flows": tshark_flows(&pcap, "dhcp"),
-            "messages": rows.len(),
-            "message_type": counts(types),
-            "hostnames": hostnames,
-            "vendor_classes": netlab::distinct(&rows, 2),
-            "anomalies": {},
-        }),
-    );
-    expect_absent(&pcap, &mut expected, "dhcp");
-    let (actual, _) = spanwatch_protocols(&pcap);
-    assert_protocols_match(&actual, &expected, "udhcpd capture");
+    let section = json!({
+        "flows": tshark_flows(&pcap, "dhcp"),
+        "messages": rows.len(),
+        "message_type": counts(types),
+        "hostnames": hostnames,
+        "vendor_classes": netlab::distinct(&rows, 2),
+        "anomalies": {},
+    });
+    assert_replay_matches(&pcap, "dhcp", section, &[], "udhcpd capture");
 
     // The device inventory names the client's MAC (tshark's chaddr) after
     // the host names it sent.

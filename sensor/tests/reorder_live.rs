@@ -20,7 +20,7 @@ mod netlab;
 
 use std::time::Duration;
 
-use netlab::{Lab, SERVER_ADDR, Transport};
+use netlab::{Lab, SERVER_ADDR, Tap, Transport};
 use serde_json::Value;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,39 +32,10 @@ const ROUNDS: usize = 6;
 /// correlated) sent at once, overtaking the delayed ones (tc-netem(8)).
 const NETEM: [&str; 7] = ["root", "netem", "delay", "2ms", "reorder", "25%", "50%"];
 
-/// The last JSON object of a log: spanwatch's final summary.
-fn final_summary(log: &str) -> Value {
-    let start = log.find("\n{").map_or(0, |i| i + 1);
-    let end = log.rfind('}').map_or(log.len(), |i| i + 1);
-    serde_json::from_str(&log[start..end])
-        .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"))
-}
-
 fn start_servers(lab: &mut Lab) {
-    netlab::require_program("mosquitto", "mosquitto");
     netlab::require_program("coap-server-notls", "libcoap3-bin");
-    netlab::require_program("busybox", "busybox");
-    let conf = lab.dir().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener 1883 {SERVER_ADDR}\nallow_anonymous true\npersistence false\n\
-             log_dest stderr\nuser root\n"
-        ),
-    )
-    .unwrap();
-    let broker = lab.start_server("mosquitto", "mosquitto", &["-c", conf.to_str().unwrap()]);
-    lab.wait_listening(broker, Transport::Tcp, 1883);
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "x".repeat(20_000)).unwrap();
-    let listen = format!("{SERVER_ADDR}:{HTTP_PORT}");
-    let httpd = lab.start_server(
-        "httpd",
-        "busybox",
-        &["httpd", "-f", "-p", &listen, "-h", www.to_str().unwrap()],
-    );
-    lab.wait_listening(httpd, Transport::Tcp, HTTP_PORT);
+    lab.start_mosquitto(None);
+    lab.start_httpd(HTTP_PORT, &"x".repeat(20_000));
     let coap = lab.start_server(
         "coap-server",
         "coap-server-notls",
@@ -167,12 +138,7 @@ fn traffic(lab: &Lab) {
             &["-m", "get", &format!("coap://{SERVER_ADDR}/time")],
             CLIENT_TIMEOUT,
         );
-        lab.client_ok(
-            "curl",
-            "curl",
-            &["-s", "-o", "/dev/null", "--max-time", "10", &url],
-            CLIENT_TIMEOUT,
-        );
+        lab.http_get(&url, None);
     }
 }
 
@@ -194,29 +160,17 @@ fn reordering_links_give_tshark_counts_and_no_false_anomalies() {
     start_servers(&mut lab);
     reorder_links(&mut lab);
     let capture = lab.start_capture("netem");
-    let mirror = lab.mirror_interfaces()[0].clone();
     let alerts = lab.dir().join("alerts.jsonl");
-    let spanwatch = lab.start_sensor(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
-        &[
-            "live",
-            "-i",
-            &mirror,
-            "--no-model",
-            "--alerts",
-            alerts.to_str().unwrap(),
-            "--json",
-            "--stats-interval",
-            "0",
-        ],
+        Tap::Mirror(0),
+        &["--no-model", "--alerts", alerts.to_str().unwrap(), "--json"],
     );
-    lab.wait_log(spanwatch, "capturing on", WAIT);
     traffic(&lab);
     std::thread::sleep(Duration::from_secs(1));
     lab.stop(spanwatch);
     let pcap = lab.finish_capture(capture);
-    let summary = final_summary(&lab.log(spanwatch));
+    let summary = lab.final_summary(spanwatch);
     let protocols = &summary["protocols"];
     let ra = &summary["reassembly"];
 

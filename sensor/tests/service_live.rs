@@ -19,7 +19,7 @@ mod netlab;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netlab::{Lab, SERVER_ADDR, Transport};
+use netlab::{Lab, SERVER_ADDR, Tap, Transport};
 use serde_json::Value;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,33 +43,10 @@ const HTTP_DEFAULT_CREDENTIAL: &str = "9100105";
 /// A mosquitto broker in the server namespace that wants a password; the
 /// user and its (random) password.
 fn start_broker(lab: &mut Lab) -> (String, String) {
-    netlab::require_program("mosquitto", "mosquitto");
     netlab::require_program("mosquitto_pub", "mosquitto-clients");
     let user = "swmetrics".to_string();
     let password = netlab::random_secret();
-    let passwd_file = lab.dir().join("passwd");
-    std::fs::write(&passwd_file, "").unwrap();
-    let passwd_path = passwd_file.to_str().unwrap().to_string();
-    let run = lab.client(
-        "mosquitto_passwd",
-        "mosquitto_passwd",
-        &["-b", &passwd_path, &user, &password],
-        None,
-        CLIENT_TIMEOUT,
-    );
-    assert!(run.status.success(), "mosquitto_passwd: {}", run.stderr);
-    let conf = lab.dir().join("mosquitto.conf");
-    // `user root`: the broker reads files of our root-owned directory.
-    std::fs::write(
-        &conf,
-        format!(
-            "listener 1883 {SERVER_ADDR}\nallow_anonymous false\npassword_file {passwd_path}\n\
-             persistence false\nlog_dest stderr\nuser root\n"
-        ),
-    )
-    .unwrap();
-    let broker = lab.start_server("mosquitto", "mosquitto", &["-c", conf.to_str().unwrap()]);
-    lab.wait_listening(broker, Transport::Tcp, 1883);
+    lab.start_mosquitto(Some((&user, &password)));
     (user, password)
 }
 
@@ -99,20 +76,29 @@ fn mqtt_publish(lab: &Lab, user: &str, password: &str, what: &str) -> bool {
     .success()
 }
 
+/// MQTT_PUBLISHES accepted publishes, then `wrong_passwords` CONNECTs with
+/// one fresh wrong password (a brute force), each refused; that password.
+fn publishes_then_brute_force(
+    lab: &Lab,
+    user: &str,
+    password: &str,
+    wrong_passwords: usize,
+) -> String {
+    for i in 0..MQTT_PUBLISHES {
+        assert!(mqtt_publish(lab, user, password, &format!("publish {i}")));
+    }
+    let wrong = netlab::random_secret();
+    for i in 0..wrong_passwords {
+        assert!(!mqtt_publish(lab, user, &wrong, &format!("wrong {i}")));
+    }
+    wrong
+}
+
 /// busybox httpd and libcoap's server in the server namespace.
 fn start_web_and_coap(lab: &mut Lab) {
     netlab::require_program("coap-server-notls", "libcoap3-bin");
     netlab::require_program("coap-client-notls", "libcoap3-bin");
-    let www = lab.dir().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "hello from the lab").unwrap();
-    let listen = format!("{SERVER_ADDR}:{HTTP_PORT}");
-    let httpd = lab.start_server(
-        "httpd",
-        "busybox",
-        &["httpd", "-f", "-p", &listen, "-h", www.to_str().unwrap()],
-    );
-    lab.wait_listening(httpd, Transport::Tcp, HTTP_PORT);
+    lab.start_httpd(HTTP_PORT, "hello from the lab");
     let coap = lab.start_server(
         "coap-server",
         "coap-server-notls",
@@ -131,13 +117,10 @@ fn coap_get(lab: &Lab) {
 }
 
 fn http_get(lab: &Lab, credential: Option<&str>) {
-    let url = format!("http://{SERVER_ADDR}:{HTTP_PORT}/index.html");
-    let mut args = vec!["-s", "-o", "/dev/null", "--max-time", "5"];
-    if let Some(c) = credential {
-        args.extend(["-u", c]);
-    }
-    args.push(&url);
-    lab.client_ok("curl", "curl", &args, CLIENT_TIMEOUT);
+    lab.http_get(
+        &format!("http://{SERVER_ADDR}:{HTTP_PORT}/index.html"),
+        credential,
+    );
 }
 
 /// GET `url` from inside the client namespace (where spanwatch and
@@ -309,15 +292,6 @@ fn wait_scraped(lab: &Lab, series: &str, promql: &str) -> f64 {
     }
 }
 
-/// The JSON summary `spanwatch live --json` printed at SIGTERM (its log
-/// holds stderr lines, then the summary).
-fn final_summary(log: &str) -> Value {
-    let start = log.find("\n{").map_or(0, |i| i + 1);
-    let end = log.rfind('}').map_or(log.len(), |i| i + 1);
-    serde_json::from_str(&log[start..end])
-        .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"))
-}
-
 #[test]
 fn a_real_prometheus_scrapes_what_the_sensor_counts() {
     netlab::require_program("promtool", "prometheus");
@@ -325,15 +299,11 @@ fn a_real_prometheus_scrapes_what_the_sensor_counts() {
     let (user, password) = start_broker(&mut lab);
     start_web_and_coap(&mut lab);
     let capture = lab.start_capture("metrics");
-    let iface = lab.client_interface().to_string();
     let alerts = lab.dir().join("alerts.jsonl");
-    let spanwatch = lab.start_client(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Client,
         &[
-            "live",
-            "-i",
-            &iface,
             "--metrics",
             METRICS_ADDR,
             "--alerts",
@@ -344,29 +314,15 @@ fn a_real_prometheus_scrapes_what_the_sensor_counts() {
             // checks model alerts).
             "--no-model",
             "--json",
-            "--stats-interval",
-            "0",
         ],
     );
-    lab.wait_log(spanwatch, "capturing on", WAIT);
     let prometheus = start_prometheus(&mut lab, &[(METRICS_ADDR, "pm")]);
 
     let (code, health) = fetch(&lab, &format!("http://{METRICS_ADDR}/healthz"));
     assert_eq!(code, 200, "{health}");
     assert!(health.starts_with("ok: capture alive"), "{health}");
 
-    for i in 0..MQTT_PUBLISHES {
-        assert!(mqtt_publish(
-            &lab,
-            &user,
-            &password,
-            &format!("publish {i}")
-        ));
-    }
-    let wrong = netlab::random_secret();
-    for i in 0..MQTT_WRONG_PASSWORDS {
-        assert!(!mqtt_publish(&lab, &user, &wrong, &format!("wrong {i}")));
-    }
+    let wrong = publishes_then_brute_force(&lab, &user, &password, MQTT_WRONG_PASSWORDS);
     for _ in 0..COAP_GETS {
         coap_get(&lab);
     }
@@ -457,7 +413,7 @@ fn a_real_prometheus_scrapes_what_the_sensor_counts() {
     lab.stop(spanwatch);
     lab.stop(prometheus);
     let pcap = lab.finish_capture(capture);
-    let summary = final_summary(&lab.log(spanwatch));
+    let summary = lab.final_summary(spanwatch);
     let int = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not a count: {v}")) as f64;
     // Nothing crossed the link after the last scrape checked above.
     assert_eq!(ip_packets, int(&summary["decode"]["ipv4"]));
@@ -492,18 +448,7 @@ fn a_real_prometheus_scrapes_what_the_sensor_counts() {
 
 /// Frames of `pcap` matching the tcpdump filter `filter`.
 fn tcpdump_count(pcap: &Path, filter: &str) -> usize {
-    let out = std::process::Command::new("tcpdump")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .arg(filter)
-        .output()
-        .expect("run tcpdump");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    tcpdump_times(pcap, filter).len()
 }
 
 /// Frames of `pcap` matching `filter` that were captured before `cutoff`
@@ -513,6 +458,15 @@ fn tcpdump_count_before(pcap: &Path, filter: &str, cutoff: std::time::SystemTime
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
+    tcpdump_times(pcap, filter)
+        .into_iter()
+        .filter(|t| *t < cutoff)
+        .count()
+}
+
+/// tcpdump's timestamps (seconds since the epoch) of the frames of `pcap`
+/// matching `filter`.
+fn tcpdump_times(pcap: &Path, filter: &str) -> Vec<f64> {
     let out = std::process::Command::new("tcpdump")
         .args(["-n", "-tt", "-r"])
         .arg(pcap)
@@ -531,8 +485,7 @@ fn tcpdump_count_before(pcap: &Path, filter: &str, cutoff: std::time::SystemTime
             t.parse::<f64>()
                 .unwrap_or_else(|_| panic!("no timestamp in tcpdump's line {l:?}"))
         })
-        .filter(|t| *t < cutoff)
-        .count()
+        .collect()
 }
 
 /// Frames the sensor on the mirror port may count fewer than tcpdump on the
@@ -576,20 +529,15 @@ fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
     let alerts = lab.dir().join("alerts.jsonl");
     // The unprivileged account every Debian system has.
     let (uid, gid) = account("nobody");
-    let spanwatch = lab.start_sensor(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Mirror(0),
         &[
-            "live",
-            "-i",
-            &mirror,
             "--user",
             "nobody",
             "--alerts",
             alerts.to_str().unwrap(),
             "--json",
-            "--stats-interval",
-            "0",
         ],
     );
     lab.wait_log(spanwatch, "as user nobody", WAIT);
@@ -605,18 +553,7 @@ fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
         "not in nobody's group"
     );
 
-    for i in 0..MQTT_PUBLISHES {
-        assert!(mqtt_publish(
-            &lab,
-            &user,
-            &password,
-            &format!("publish {i}")
-        ));
-    }
-    let wrong = netlab::random_secret();
-    for i in 0..SPAN_WRONG_PASSWORDS {
-        assert!(!mqtt_publish(&lab, &user, &wrong, &format!("wrong {i}")));
-    }
+    let wrong = publishes_then_brute_force(&lab, &user, &password, SPAN_WRONG_PASSWORDS);
     std::thread::sleep(Duration::from_secs(1));
     let (tx_running, rx_running) = lab.sensor_interface_packets(&mirror);
     // tcpdump outlives the sensor: what crosses the link after the sensor
@@ -632,7 +569,7 @@ fn a_sensor_on_a_span_port_sees_the_devices_and_the_attack_and_never_sends() {
     );
     assert!(rx_running > 0 && rx >= rx_running);
 
-    let summary = final_summary(&lab.log(spanwatch));
+    let summary = lab.final_summary(spanwatch);
     // Every frame between the hosts reached the mirror port once, and the
     // sensor saw them, but for at most MIRROR_SLACK: on this kernel the
     // sensor has counted one frame fewer than tcpdump on the client's link
@@ -702,6 +639,26 @@ fn alert_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// `spanwatch train --k-min 2 --k-max K_MAX --out OUT INPUT`, which must
+/// succeed; the model.json it wrote.
+fn train(input: &Path, out: &Path, k_max: &str) -> Value {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["train", "--k-min", "2", "--k-max", k_max, "--out"])
+        .arg(out)
+        .arg(input)
+        .output()
+        .expect("run spanwatch train");
+    assert!(
+        run.status.success(),
+        "train on {} failed: {}",
+        input.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let path = out.join("model.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 #[test]
 fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     let mut lab = Lab::new("rt");
@@ -724,14 +681,10 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     );
     std::fs::write(&config, &base).unwrap();
     let alerts = dir.join("alerts.jsonl");
-    let iface = lab.client_interface().to_string();
-    let spanwatch = lab.start_client(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Client,
         &[
-            "live",
-            "-i",
-            &iface,
             "--config",
             config.to_str().unwrap(),
             "--metrics",
@@ -739,11 +692,8 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
             "--alerts",
             alerts.to_str().unwrap(),
             "--json",
-            "--stats-interval",
-            "0",
         ],
     );
-    lab.wait_log(spanwatch, "capturing on", WAIT);
     let metrics_url = format!("http://{METRICS_ADDR}/metrics");
     let info = |lab: &Lab| -> String {
         let (_, text) = fetch(lab, &metrics_url);
@@ -785,20 +735,7 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     }
     std::thread::sleep(Duration::from_secs(1));
 
-    let train = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .args(["train", "--k-min", "2", "--k-max", "4", "--out"])
-        .arg(&model_dir)
-        .arg(&training)
-        .output()
-        .unwrap();
-    assert!(
-        train.status.success(),
-        "train failed: {}",
-        String::from_utf8_lossy(&train.stderr)
-    );
-    let artifact: Value =
-        serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).unwrap())
-            .unwrap();
+    let artifact = train(&training, &model_dir, "4");
     let trained_on = artifact["training"]["windows"].as_u64().unwrap_or(0);
     assert!(
         trained_on >= TRAIN_WINDOWS as u64,
@@ -873,7 +810,7 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     for a in &model_alerts {
         assert_eq!(a["spanwatch"]["evidence"]["model"], new_id.as_str(), "{a}");
     }
-    let summary = final_summary(&lab.log(spanwatch));
+    let summary = lab.final_summary(spanwatch);
     assert_eq!(
         summary["detection"]["alerts"]["emitted"].as_u64(),
         Some(all.len() as u64),
@@ -897,21 +834,17 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
 fn two_sensors_feed_one_prometheus_and_one_dataset() {
     let mut lab = Lab::switched("fl", 2);
     let (user, password) = start_broker(&mut lab);
-    let mirrors = lab.mirror_interfaces().to_vec();
     let fleet = lab.dir().join("fleet");
     let fleet_dir = fleet.to_str().unwrap().to_string();
     let sensors = [("edge-a", "127.0.0.1:9188"), ("edge-b", "127.0.0.1:9189")];
     let mut procs = Vec::new();
-    for ((name, addr), mirror) in sensors.iter().zip(&mirrors) {
+    for (mirror, (name, addr)) in sensors.iter().enumerate() {
         let config = lab.dir().join(format!("{name}.toml"));
         std::fs::write(&config, "[devices]\nwindow_secs = 1\n").unwrap();
-        let id = lab.start_sensor(
+        let id = lab.start_live(
             name,
-            env!("CARGO_BIN_EXE_spanwatch"),
+            Tap::Mirror(mirror),
             &[
-                "live",
-                "-i",
-                mirror,
                 "--config",
                 config.to_str().unwrap(),
                 "--metrics",
@@ -923,11 +856,8 @@ fn two_sensors_feed_one_prometheus_and_one_dataset() {
                 "--rotate",
                 "1s",
                 "--json",
-                "--stats-interval",
-                "0",
             ],
         );
-        lab.wait_log(id, "capturing on", WAIT);
         procs.push(id);
     }
     let targets: Vec<(&str, &str)> = sensors.iter().map(|(n, a)| (*a, *n)).collect();
@@ -999,19 +929,7 @@ fn two_sensors_feed_one_prometheus_and_one_dataset() {
     let total: u64 = rows.iter().map(|(_, n)| n).sum();
 
     let model = lab.dir().join("fleet-model");
-    let train = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .args(["train", "--k-min", "2", "--k-max", "3", "--out"])
-        .arg(&model)
-        .arg(&fleet)
-        .output()
-        .unwrap();
-    assert!(
-        train.status.success(),
-        "train on the fleet dataset failed: {}",
-        String::from_utf8_lossy(&train.stderr)
-    );
-    let artifact: Value =
-        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    let artifact = train(&fleet, &model, "3");
     assert_eq!(
         artifact["training"]["windows"].as_u64(),
         Some(total),

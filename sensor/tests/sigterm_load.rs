@@ -15,15 +15,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use netlab::{Lab, require_program};
+use netlab::{Lab, Tap, require_program};
 
 /// The capture replayed: the bundled attack sample (17 k packets, every
-/// attack phase of the lab).
+/// attack phase of the lab), its addresses rewritten into the link's subnet.
 const CAPTURE: &str = "../datasets/samples/attack/capture.pcap";
-
-/// The sample's subnet, and the link's (netlab's CLIENT_ADDR/SERVER_ADDR);
-/// every other IPv4 address is mapped into the link's subnet as well.
-const REWRITE: &str = "10.77.0.0/24:10.233.0.0/24,0.0.0.0/0:10.233.0.0/24";
 
 /// Replay rate (packets/s): the 17 k packets take about 1.7 s.
 const REPLAY_PPS: &str = "10000";
@@ -60,40 +56,19 @@ fn alert_keys(path: &Path) -> Vec<(u64, String, String)> {
 #[test]
 fn alerts_raised_before_sigterm_under_load_all_reach_the_file() {
     require_program("tcpreplay", "tcpreplay");
-    require_program("tcprewrite", "tcpreplay");
     let mut lab = Lab::new("st");
-    let rewritten = lab.dir().join("attack-rewritten.pcap");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(CAPTURE);
-    let out = Command::new("tcprewrite")
-        .arg(format!("--pnat={REWRITE}"))
-        .arg("--fixcsum")
-        .arg("-i")
-        .arg(&source)
-        .arg("-o")
-        .arg(&rewritten)
-        .output()
-        .expect("run tcprewrite (Debian package tcpreplay)");
-    assert!(
-        out.status.success(),
-        "tcprewrite: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let rewritten = lab.rewritten_capture(CAPTURE);
 
     let capture = lab.start_capture("link");
     let iface = lab.client_interface().to_string();
     let alerts = lab.dir().join("live-alerts.jsonl");
     // The rules alone: the model scores windows on a wall-clock tick live.
-    let spanwatch = lab.start_client(
+    let spanwatch = lab.start_live(
         "spanwatch",
-        env!("CARGO_BIN_EXE_spanwatch"),
+        Tap::Client,
         &[
-            "live",
-            "-i",
-            &iface,
             "--json",
             "--no-model",
-            "--stats-interval",
-            "0",
             "--snaplen",
             SNAPLEN,
             "--buffer-size",
@@ -102,7 +77,6 @@ fn alerts_raised_before_sigterm_under_load_all_reach_the_file() {
             alerts.to_str().unwrap(),
         ],
     );
-    lab.wait_log(spanwatch, "capturing on", Duration::from_secs(20));
     let replay = lab.start_client(
         "tcpreplay",
         "tcpreplay",
@@ -121,11 +95,7 @@ fn alerts_raised_before_sigterm_under_load_all_reach_the_file() {
     assert!(replayed.success(), "tcpreplay:\n{}", lab.log(replay));
     let pcap = lab.finish_capture(capture);
 
-    let log = lab.log(spanwatch);
-    let json_start = log.find("\n{").map_or(0, |i| i + 1);
-    let json_end = log.rfind('}').map_or(log.len(), |i| i + 1);
-    let summary: serde_json::Value = serde_json::from_str(&log[json_start..json_end])
-        .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"));
+    let summary = lab.final_summary(spanwatch);
     let packets = summary["packets"].as_u64().unwrap();
     let kernel = &summary["kernel"];
     assert_eq!(

@@ -164,15 +164,16 @@ mod train {
     use crate::capture::MergedSource;
     use crate::config::Config;
     use crate::dataset::{
-        DatasetError, Labels, ParquetWindows, Pseudonymizer, Retention, SensorName,
-        WindowsSettings, write_devices,
+        DatasetError, ParquetWindows, Pseudonymizer, Retention, SensorName, WindowsSettings,
+        write_devices,
     };
     use crate::features::jsonl::JsonlWindows;
+    use crate::labels::Labels;
     use crate::pipeline::{self, Pipeline};
 
     fn dataset_error(e: DatasetError) -> CliError {
         let code = match e {
-            DatasetError::Labels { .. }
+            DatasetError::Labels(_)
             | DatasetError::Key { .. }
             | DatasetError::SensorName { .. } => exit::CONFIG,
             DatasetError::Io { .. } | DatasetError::Parquet { .. } => exit::FAILURE,
@@ -284,7 +285,7 @@ mod train {
             .as_deref()
             .map(Labels::load)
             .transpose()
-            .map_err(dataset_error)?;
+            .map_err(|e| dataset_error(e.into()))?;
         let sensor = sensor(&cfg)?;
         let pseudonyms = pseudonyms(&cfg)?;
         let settings = WindowsSettings {

@@ -23,7 +23,6 @@
 //! BLAKE3 pseudonyms ([`pseudonym`]).
 
 pub mod devices;
-pub mod labels;
 pub mod layout;
 pub mod pseudonym;
 pub mod read;
@@ -32,7 +31,6 @@ pub mod windows;
 use std::path::PathBuf;
 
 pub use devices::write_devices;
-pub use labels::{LabelRole, Labels};
 pub use layout::{Retention, SensorName};
 pub use pseudonym::Pseudonymizer;
 pub use read::{ReadError, read_windows};
@@ -51,12 +49,8 @@ pub enum DatasetError {
         path: PathBuf,
         source: polars::error::PolarsError,
     },
-    #[error("{}:{line}: {reason}", path.display())]
-    Labels {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    #[error(transparent)]
+    Labels(#[from] crate::labels::LabelsError),
     #[error("pseudonymisation key file {}: {reason}", path.display())]
     Key { path: PathBuf, reason: String },
     #[error("sensor name {name:?}: {reason}")]

@@ -25,7 +25,6 @@ use polars::prelude::{
 };
 
 use super::DatasetError;
-use super::labels::Labels;
 use super::layout::{
     PartFile, Retention, SensorName, Table, date_of, enforce_retention, partition_dir,
     remove_stale_temporaries, stamp_of,
@@ -34,6 +33,7 @@ use super::pseudonym::Pseudonymizer;
 use crate::capture::Timestamp;
 use crate::device::inventory::{Device, MacText};
 use crate::features::{FEATURE_COUNT, FEATURES, Window, WindowSink};
+use crate::labels::Labels;
 
 /// Most files open at once (one per date a period's windows fall on);
 /// beyond it the oldest date's file is closed.

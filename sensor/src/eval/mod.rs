@@ -14,14 +14,14 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::alert::{AlertSource, EveLine, Sink, SinkStats};
 use crate::capture::Timestamp;
-use crate::device::zone::Cidr;
+use crate::labels::{Labels, LabelsError, Phase};
 
 #[cfg(feature = "train")]
 pub mod timeline;
@@ -48,10 +48,6 @@ pub struct Alert {
     pub severity: u8,
     pub source: AlertSource,
 }
-
-/// Latest time a label may hold, in seconds since 1970 (in 2255; nanosecond
-/// timestamps end in 2262).
-pub const MAX_LABEL_EPOCH_SECS: f64 = 9e9;
 
 /// The category of policy findings, which do not detect an attack.
 pub const POLICY_CATEGORY: &str = "Policy Violation";
@@ -90,133 +86,9 @@ impl Sink for Collect {
     }
 }
 
-/// One labelled phase.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LabelledPhase {
-    pub name: String,
-    pub start: Timestamp,
-    pub end: Timestamp,
-    pub attacker: Option<IpAddr>,
-    pub targets: Vec<Target>,
-}
-
-/// A target: an address or a subnet.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Target {
-    Host(IpAddr),
-    Subnet(Cidr),
-}
-
-impl Target {
-    fn holds(&self, ip: IpAddr) -> bool {
-        match self {
-            Target::Host(h) => *h == ip,
-            Target::Subnet(c) => c.contains(ip),
-        }
-    }
-}
-
-/// A labels file could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("labels {}, line {line}: {problem}", path.display())]
-pub struct LabelsError {
-    pub path: PathBuf,
-    pub line: usize,
-    pub problem: String,
-}
-
-/// Splits one CSV line (RFC 4180: quoted fields may hold commas and `""`).
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-/// Reads the phases of a lab `labels.csv`.
-pub fn read_labels(path: &Path) -> Result<Vec<LabelledPhase>, LabelsError> {
-    let fail = |line: usize, problem: String| LabelsError {
-        path: path.to_path_buf(),
-        line,
-        problem,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(0, e.to_string()))?;
-    let mut lines = text.lines().enumerate();
-    let header = lines.next().map(|(_, h)| csv_fields(h)).unwrap_or_default();
-    let col = |name: &str| header.iter().position(|h| h == name);
-    let (Some(cs), Some(ce), Some(cp), Some(ca), Some(ct)) = (
-        col("start_epoch"),
-        col("end_epoch"),
-        col("phase"),
-        col("attacker_ip"),
-        col("target_ips"),
-    ) else {
-        return Err(fail(
-            1,
-            "the header lacks start_epoch, end_epoch, phase, attacker_ip or target_ips".into(),
-        ));
-    };
-    let mut phases = Vec::new();
-    for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
-        let f = csv_fields(line);
-        let get = |c: usize| f.get(c).map(|s| s.trim()).unwrap_or("");
-        let epoch = |c: usize| -> Result<Timestamp, LabelsError> {
-            let secs: f64 = get(c)
-                .parse()
-                .ok()
-                .filter(|s| (0.0..=MAX_LABEL_EPOCH_SECS).contains(s))
-                .ok_or_else(|| {
-                    fail(
-                        i + 1,
-                        format!(
-                            "{:?} is not a time (seconds since 1970, at most {MAX_LABEL_EPOCH_SECS})",
-                            get(c)
-                        ),
-                    )
-                })?;
-            Ok(Timestamp((secs * 1e9).round() as i64))
-        };
-        let attacker = match get(ca) {
-            "" => None,
-            a => Some(
-                a.parse()
-                    .map_err(|_| fail(i + 1, format!("attacker {a:?} is not an address")))?,
-            ),
-        };
-        let mut targets = Vec::new();
-        for t in get(ct).split(';').map(str::trim).filter(|t| !t.is_empty()) {
-            let target = if t.contains('/') {
-                Target::Subnet(t.parse().map_err(|e| fail(i + 1, format!("{e}")))?)
-            } else {
-                Target::Host(
-                    t.parse()
-                        .map_err(|_| fail(i + 1, format!("target {t:?} is not an address")))?,
-                )
-            };
-            targets.push(target);
-        }
-        phases.push(LabelledPhase {
-            name: get(cp).to_string(),
-            start: epoch(cs)?,
-            end: epoch(ce)?,
-            attacker,
-            targets,
-        });
-    }
-    Ok(phases)
+/// Reads the phases of a lab `labels.csv` (see [`crate::labels`]).
+pub fn read_labels(path: &Path) -> Result<Vec<Phase>, LabelsError> {
+    Ok(Labels::load(path)?.phases().to_vec())
 }
 
 /// The first alert of a phase.
@@ -275,24 +147,26 @@ pub struct Evaluation {
 /// Judges `alerts` against `phases`; `devices` and the capture's span give
 /// the device-hours.
 pub fn evaluate(
-    phases: &[LabelledPhase],
+    phases: &[Phase],
     alerts: &[Alert],
     devices: usize,
     span: (Timestamp, Timestamp),
 ) -> Evaluation {
     let lead = (LEAD_SECS * 1e9) as i64;
     let trail = (TRAIL_SECS * 1e9) as i64;
-    let in_span = |p: &LabelledPhase, a: &Alert| {
+    let in_span = |p: &Phase, a: &Alert| {
         a.ts.0 >= p.start.0.saturating_sub(lead) && a.ts.0 <= p.end.0.saturating_add(trail)
     };
-    let involved = |p: &LabelledPhase, ip: IpAddr| {
-        p.attacker == Some(ip) || p.targets.iter().any(|t| t.holds(ip))
-    };
-    let names_culprit = |p: &LabelledPhase, a: &Alert| {
+    let involved =
+        |p: &Phase, ip: IpAddr| p.attacker == Some(ip) || p.targets.iter().any(|t| t.contains(ip));
+    let names_culprit = |p: &Phase, a: &Alert| {
         a.category != POLICY_CATEGORY
             && match p.attacker {
                 Some(atk) => a.src == atk || a.dst == atk,
-                None => p.targets.iter().any(|t| t.holds(a.src) || t.holds(a.dst)),
+                None => p
+                    .targets
+                    .iter()
+                    .any(|t| t.contains(a.src) || t.contains(a.dst)),
             }
     };
     let mut claimed: BTreeSet<usize> = BTreeSet::new();
@@ -378,6 +252,11 @@ mod tests {
         s.parse().expect("address")
     }
 
+    /// A target that is one address.
+    fn host(s: &str) -> crate::device::zone::Cidr {
+        format!("{s}/32").parse().expect("host address")
+    }
+
     fn at(secs: f64) -> Timestamp {
         Timestamp((secs * 1e9) as i64)
     }
@@ -410,7 +289,7 @@ mod tests {
         let phases = read_labels(&path).expect("valid");
         assert_eq!(phases.len(), 2);
         assert_eq!(phases[0].attacker, Some(ip("10.0.0.66")));
-        assert!(phases[0].targets[0].holds(ip("10.0.0.200")));
+        assert!(phases[0].targets[0].contains(ip("10.0.0.200")));
         assert_eq!(phases[1].attacker, None);
         assert_eq!(phases[1].end, at(206.0));
         let _ = std::fs::remove_dir_all(&dir);
@@ -433,7 +312,7 @@ mod tests {
             .expect("write");
             let e = read_labels(&path).expect_err(bad);
             assert_eq!(e.line, 3, "{bad}: {e}");
-            assert!(e.problem.contains("is not a time"), "{bad}: {e}");
+            assert!(e.reason.contains("is not a Unix time"), "{bad}: {e}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -441,26 +320,26 @@ mod tests {
     #[test]
     fn alerts_are_judged_by_time_and_device() {
         let phases = vec![
-            LabelledPhase {
+            Phase {
                 name: "mqtt_bruteforce".into(),
                 start: at(100.0),
                 end: at(110.0),
                 attacker: Some(ip("10.0.0.66")),
-                targets: vec![Target::Host(ip("10.0.0.10"))],
+                targets: vec![host("10.0.0.10")],
             },
-            LabelledPhase {
+            Phase {
                 name: "device_silent".into(),
                 start: at(200.0),
                 end: at(206.0),
                 attacker: None,
-                targets: vec![Target::Host(ip("10.0.0.21"))],
+                targets: vec![host("10.0.0.21")],
             },
-            LabelledPhase {
+            Phase {
                 name: "http_firmware_download".into(),
                 start: at(300.0),
                 end: at(301.0),
                 attacker: Some(ip("10.0.0.66")),
-                targets: vec![Target::Host(ip("10.0.0.25"))],
+                targets: vec![host("10.0.0.25")],
             },
         ];
         let alerts = vec![

@@ -10,9 +10,10 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{Alert, Evaluation, LabelledPhase};
+use super::{Alert, Evaluation};
 use crate::alert::AlertSource;
 use crate::capture::Timestamp;
+use crate::labels::Phase;
 use crate::plot::{self, Canvas, FONT, PlotError};
 
 /// Size of the timeline, in pixels (width, height).
@@ -53,7 +54,7 @@ fn clock(t: Timestamp, tenths: bool) -> String {
 pub struct Timeline<'a> {
     /// A name for the caption (the capture's file name).
     pub capture: &'a str,
-    pub phases: &'a [LabelledPhase],
+    pub phases: &'a [Phase],
     /// The evaluation of these phases (a result for each, in their order).
     pub evaluation: &'a Evaluation,
     pub alerts: &'a [Alert],

@@ -873,10 +873,15 @@ mod tests {
 
     impl Harness {
         fn new(isn: u32) -> Self {
-            let mut stream = Stream::default();
-            stream.on_syn(isn);
+            let mut h = Harness::midstream();
+            h.stream.on_syn(isn);
+            h
+        }
+
+        /// A stream whose SYN was not seen.
+        fn midstream() -> Self {
             Harness {
-                stream,
+                stream: Stream::default(),
                 limits: ReassemblyLimits::default(),
                 budget: ReassemblyBudget::new(1 << 20),
                 stats: ReassemblyStats::default(),
@@ -897,13 +902,22 @@ mod tests {
         }
 
         fn seg_wire(&mut self, seq: u32, data: &[u8], wire: u32) {
+            self.segment(seq, data, wire, false);
+        }
+
+        /// A FIN without data at `seq`.
+        fn fin(&mut self, seq: u32) {
+            self.segment(seq, b"", 0, true);
+        }
+
+        fn segment(&mut self, seq: u32, data: &[u8], wire: u32, fin: bool) {
             self.tick();
             let (out, gaps) = (&mut self.out, &mut self.gaps);
             self.stream.segment(
                 seq,
                 data,
                 wire,
-                false,
+                fin,
                 &self.limits,
                 &mut self.budget,
                 &mut self.stats,
@@ -1024,20 +1038,7 @@ mod tests {
         let mut h = Harness::new(0);
         h.seg(1, b"abc");
         h.ack(5);
-        let (out, gaps) = (&mut h.out, &mut h.gaps);
-        h.stream.segment(
-            4,
-            b"",
-            0,
-            true,
-            &h.limits,
-            &mut h.budget,
-            &mut h.stats,
-            &mut |ev| match ev {
-                StreamEvent::Data(d) => out.extend_from_slice(d),
-                StreamEvent::Gap(n) => gaps.push(n),
-            },
-        );
+        h.fin(4);
         h.close();
         assert_eq!(h.out, b"abc");
         assert!(h.gaps.is_empty());
@@ -1058,21 +1059,8 @@ mod tests {
     fn lost_tail_before_fin_is_a_gap_at_close() {
         let mut h = Harness::new(0);
         h.seg(1, b"abc");
-        let (out, gaps) = (&mut h.out, &mut h.gaps);
         // FIN at seq 9: bytes 4..9 were sent but the capture lost them.
-        h.stream.segment(
-            9,
-            b"",
-            0,
-            true,
-            &h.limits,
-            &mut h.budget,
-            &mut h.stats,
-            &mut |ev| match ev {
-                StreamEvent::Data(d) => out.extend_from_slice(d),
-                StreamEvent::Gap(n) => gaps.push(n),
-            },
-        );
+        h.fin(9);
         h.close();
         assert_eq!(h.out, b"abc");
         assert_eq!(h.gaps, vec![5]);
@@ -1132,25 +1120,10 @@ mod tests {
 
     #[test]
     fn midstream_pickup_starts_at_first_data() {
-        let mut s = Stream::default();
-        let mut stats = ReassemblyStats::default();
-        let mut budget = ReassemblyBudget::new(100);
-        let mut out = Vec::new();
-        s.segment(
-            5000,
-            b"xyz",
-            3,
-            false,
-            &ReassemblyLimits::default(),
-            &mut budget,
-            &mut stats,
-            &mut |ev| {
-                if let StreamEvent::Data(d) = ev {
-                    out.extend_from_slice(d)
-                }
-            },
-        );
-        assert_eq!(out, b"xyz");
-        assert_eq!(stats.midstream_pickups, 1);
+        let mut h = Harness::midstream();
+        h.seg(5000, b"xyz");
+        assert_eq!(h.out, b"xyz");
+        assert!(h.gaps.is_empty());
+        assert_eq!(h.stats.midstream_pickups, 1);
     }
 }

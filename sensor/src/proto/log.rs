@@ -348,6 +348,28 @@ mod tests {
             .collect()
     }
 
+    /// Log, as protocol `P` (which is `app`) of the flow `info` at `ts`
+    /// in direction `dir`, every event `feed` yields.
+    fn log_events<P: Protocol>(
+        logs: &mut ProtocolLogs,
+        app: AppProto,
+        info: &FlowInfo,
+        ts: Timestamp,
+        dir: Direction,
+        feed: impl FnOnce(&mut Vec<P::Event>),
+    ) {
+        let mut out = Vec::new();
+        feed(&mut out);
+        let ctx = LogContext {
+            ts,
+            flow: info,
+            dir,
+        };
+        for ev in &out {
+            logs.write::<P>(app, &ctx, ev).unwrap();
+        }
+    }
+
     fn lines_with<'v>(lines: &'v [Value], event: &str) -> Vec<&'v Value> {
         lines.iter().filter(|l| l["event"] == event).collect()
     }
@@ -379,16 +401,9 @@ mod tests {
             (S2C, vec![0x20, 0x02, 0x00, 0x00]),
             (C2S, publish),
         ] {
-            let mut out = Vec::new();
-            session.on_data(ts, d, &bytes, &mut out);
-            let ctx = LogContext {
-                ts,
-                flow: &info,
-                dir: d,
-            };
-            for ev in &out {
-                logs.write::<Mqtt>(AppProto::Mqtt, &ctx, ev).unwrap();
-            }
+            log_events::<Mqtt>(&mut logs, AppProto::Mqtt, &info, ts, d, |out| {
+                session.on_data(ts, d, &bytes, out)
+            });
         }
         let counts = logs.finish().unwrap();
         assert_eq!(counts, log_counts(&[(AppProto::Mqtt, 3)]));
@@ -453,16 +468,9 @@ mod tests {
             (S2C, &[0x90, 0x04, 0x00, 0x0a, 0x01, 0x80][..]),
             (C2S, &ping_bad_flags[..]),
         ] {
-            let mut out = Vec::new();
-            session.on_data(Timestamp(0), d, bytes, &mut out);
-            let ctx = LogContext {
-                ts: Timestamp(0),
-                flow: &info,
-                dir: d,
-            };
-            for ev in &out {
-                logs.write::<Mqtt>(AppProto::Mqtt, &ctx, ev).unwrap();
-            }
+            log_events::<Mqtt>(&mut logs, AppProto::Mqtt, &info, Timestamp(0), d, |out| {
+                session.on_data(Timestamp(0), d, bytes, out)
+            });
         }
         logs.finish().unwrap();
         let lines = read_lines(&dir.0.join(MQTT_LOG));
@@ -505,16 +513,9 @@ mod tests {
         let response = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
             Server: GoAhead-Webs\r\nContent-Length: 8\r\n\r\n\x7fELF\x02\x01\x01\x00";
         for (d, bytes) in [(C2S, &request[..]), (S2C, &response[..])] {
-            let mut out = Vec::new();
-            session.on_data(Timestamp(0), d, bytes, &mut out);
-            let ctx = LogContext {
-                ts: Timestamp(0),
-                flow: &info,
-                dir: d,
-            };
-            for ev in &out {
-                logs.write::<Http>(AppProto::Http, &ctx, ev).unwrap();
-            }
+            log_events::<Http>(&mut logs, AppProto::Http, &info, Timestamp(0), d, |out| {
+                session.on_data(Timestamp(0), d, bytes, out)
+            });
         }
         // A body cut short at the close: the pipeline has no direction for
         // the close, the event's own direction orients the line.
@@ -604,16 +605,9 @@ mod tests {
         let response =
             b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 Connection established\r\n\r\n";
         for (d, bytes) in [(C2S, &request[..]), (S2C, &response[..])] {
-            let mut out = Vec::new();
-            session.on_data(Timestamp(0), d, bytes, &mut out);
-            let ctx = LogContext {
-                ts: Timestamp(0),
-                flow: &info,
-                dir: d,
-            };
-            for ev in &out {
-                logs.write::<Http>(AppProto::Http, &ctx, ev).unwrap();
-            }
+            log_events::<Http>(&mut logs, AppProto::Http, &info, Timestamp(0), d, |out| {
+                session.on_data(Timestamp(0), d, bytes, out)
+            });
         }
         logs.finish().unwrap();
         let lines = read_lines(&dir.0.join(HTTP_LOG));
@@ -662,16 +656,9 @@ mod tests {
         .enumerate()
         {
             let ts = Timestamp::from_secs_nanos(i64::try_from(i).unwrap(), 0);
-            let mut out = Vec::new();
-            session.on_datagram(ts, d, bytes, &mut out);
-            let ctx = LogContext {
-                ts,
-                flow: &info,
-                dir: d,
-            };
-            for ev in &out {
-                logs.write::<Coap>(AppProto::Coap, &ctx, ev).unwrap();
-            }
+            log_events::<Coap>(&mut logs, AppProto::Coap, &info, ts, d, |out| {
+                session.on_datagram(ts, d, bytes, out)
+            });
         }
         logs.finish().unwrap();
         let lines = read_lines(&dir.0.join(COAP_LOG));
@@ -734,16 +721,9 @@ mod tests {
         let mut logs = ProtocolLogs::create(&dir.0).unwrap();
         let mut session = CoapSession::new(CoapLimits::default());
         // Token length 9 is reserved (RFC 7252 §3); sent by the server.
-        let mut out = Vec::new();
-        session.on_datagram(Timestamp(0), S2C, &[0x49, 0x01, 0x12, 0x34], &mut out);
-        let ctx = LogContext {
-            ts: Timestamp(0),
-            flow: &info,
-            dir: S2C,
-        };
-        for ev in &out {
-            logs.write::<Coap>(AppProto::Coap, &ctx, ev).unwrap();
-        }
+        log_events::<Coap>(&mut logs, AppProto::Coap, &info, Timestamp(0), S2C, |out| {
+            session.on_datagram(Timestamp(0), S2C, &[0x49, 0x01, 0x12, 0x34], out)
+        });
         logs.finish().unwrap();
         let lines = read_lines(&dir.0.join(COAP_LOG));
         let [line] = lines.as_slice() else {
@@ -787,16 +767,9 @@ mod tests {
         ];
         for (i, (d, bytes)) in dialogue.iter().enumerate() {
             let ts = Timestamp::from_secs_nanos(i64::try_from(i).unwrap(), 0);
-            let mut out = Vec::new();
-            session.on_data(ts, *d, bytes, &mut out);
-            let ctx = LogContext {
-                ts,
-                flow: &info,
-                dir: *d,
-            };
-            for ev in &out {
-                logs.write::<Telnet>(AppProto::Telnet, &ctx, ev).unwrap();
-            }
+            log_events::<Telnet>(&mut logs, AppProto::Telnet, &info, ts, *d, |out| {
+                session.on_data(ts, *d, bytes, out)
+            });
         }
         let counts = logs.finish().unwrap();
         let text = fs::read_to_string(dir.0.join(TELNET_LOG)).unwrap();
@@ -861,16 +834,14 @@ mod tests {
         // RFC 1572: IAC SB NEW-ENVIRON(39) IS(0) VAR(0) "USER" VALUE(1) "root"
         // USERVAR(3) "TOKEN" VALUE(1) "abc-val-77" IAC SE.
         let sb = b"\xff\xfa\x27\x00\x00USER\x01root\x03TOKEN\x01abc-val-77\xff\xf0";
-        let mut out = Vec::new();
-        session.on_data(Timestamp(0), C2S, sb, &mut out);
-        let ctx = LogContext {
-            ts: Timestamp(0),
-            flow: &info,
-            dir: C2S,
-        };
-        for ev in &out {
-            logs.write::<Telnet>(AppProto::Telnet, &ctx, ev).unwrap();
-        }
+        log_events::<Telnet>(
+            &mut logs,
+            AppProto::Telnet,
+            &info,
+            Timestamp(0),
+            C2S,
+            |out| session.on_data(Timestamp(0), C2S, sb, out),
+        );
         logs.finish().unwrap();
         let text = fs::read_to_string(dir.0.join(TELNET_LOG)).unwrap();
         assert!(!text.contains("abc-val-77"), "{text}");
@@ -945,16 +916,9 @@ mod tests {
         .enumerate()
         {
             let ts = Timestamp::from_secs_nanos(i64::try_from(i).unwrap(), 0);
-            let mut out = Vec::new();
-            session.on_datagram(ts, d, &bytes, &mut out);
-            let ctx = LogContext {
-                ts,
-                flow: &info,
-                dir: d,
-            };
-            for ev in &out {
-                logs.write::<Dhcp>(AppProto::Dhcp, &ctx, ev).unwrap();
-            }
+            log_events::<Dhcp>(&mut logs, AppProto::Dhcp, &info, ts, d, |out| {
+                session.on_datagram(ts, d, &bytes, out)
+            });
         }
         assert_eq!(logs.finish().unwrap(), log_counts(&[(AppProto::Dhcp, 2)]));
         let lines = read_lines(&dir.0.join(DHCP_LOG));

@@ -5,7 +5,6 @@
 
 pub mod card;
 pub mod fit;
-pub mod labels;
 pub mod plots;
 
 use std::path::{Path, PathBuf};
@@ -15,9 +14,9 @@ use crate::capture::{CaptureError, MergedSource};
 use crate::config::Config;
 use crate::device::inventory::{Device, parse_mac};
 use crate::features::{FEATURE_COUNT, FEATURES, Window, WindowSink};
+use crate::labels::{Labels, LabelsError};
 use crate::pipeline::{self, Pipeline};
 use fit::Labelled;
-use labels::{LabelError, Phases};
 
 /// Keeps every window in memory (training reads them all).
 #[derive(Clone, Default)]
@@ -43,7 +42,7 @@ pub enum InputError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
     #[error(transparent)]
-    Labels(#[from] LabelError),
+    Labels(#[from] LabelsError),
     #[error(transparent)]
     Dataset(#[from] crate::dataset::ReadError),
     #[error("{}, line {line}: {problem}", path.display())]
@@ -152,9 +151,9 @@ pub fn read_inputs(inputs: &[PathBuf], cfg: &Config) -> Result<Vec<Labelled>, In
         };
         let labels = path.with_file_name("labels.csv");
         let phases = if labels.is_file() {
-            Phases::load(&labels)?
+            Labels::load(&labels)?
         } else {
-            Phases::default()
+            Labels::default()
         };
         out.extend(windows.into_iter().map(|window| Labelled {
             attack: phases.overlaps(window.start, window.end),

@@ -71,6 +71,24 @@ pub fn replay_json(files: &[&Path], extra: &[&str]) -> (Output, Option<serde_jso
     (out, json)
 }
 
+/// The report `tests/dataset_check.py DIR ARGS...` prints on a dataset
+/// directory (DuckDB and pyarrow reading it back).
+pub fn dataset_check(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dataset_check.py");
+    let run = Command::new("python3")
+        .arg(script)
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run python3 (Debian package python3)");
+    assert!(
+        run.status.success(),
+        "dataset_check.py failed (python3 needs duckdb, pyarrow and blake3: bash .ci/deps): {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_slice(&run.stdout).expect("dataset_check.py prints JSON")
+}
+
 /// Captures of the corpus that tshark reads up to a damaged record and then
 /// exits 2, with the message it prints: the frames before the damage are
 /// still its judgement.
@@ -106,4 +124,26 @@ pub fn tshark(file: &Path, args: &[&str]) -> String {
         out.status
     );
     String::from_utf8(out.stdout).expect("tshark writes UTF-8")
+}
+
+/// Every value of a tshark field in a capture.
+pub fn tshark_values(file: &Path, field: &str) -> Vec<String> {
+    tshark(
+        file,
+        &[
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=\n",
+            "-e",
+            field,
+        ],
+    )
+    .lines()
+    .map(str::trim)
+    .filter(|v| !v.is_empty())
+    .map(str::to_string)
+    .collect()
 }

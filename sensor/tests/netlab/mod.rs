@@ -40,12 +40,30 @@ const TSHARK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time for packets still in the capture ring to reach tcpdump's file before
 /// it is stopped (it runs in immediate mode, so this is generous).
 const CAPTURE_SETTLE: Duration = Duration::from_millis(500);
+/// curl's own limit on one HTTP fetch, and the bound on its run.
+const HTTP_MAX_TIME: &str = "10";
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `spanwatch live` may take to open its interface.
+const SENSOR_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// tcprewrite's map of a bundled capture's addresses into the link's subnet
+/// (CLIENT_ADDR/SERVER_ADDR's /24): the lab samples' 10.77.0.0/24 first,
+/// then every other IPv4 address.
+const REWRITE_INTO_LINK: &str = "10.77.0.0/24:10.233.0.0/24,0.0.0.0/0:10.233.0.0/24";
 
 /// Which listening sockets `wait_listening` looks for.
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
     Tcp,
     Udp,
+}
+
+/// Where a `spanwatch live` of the lab captures (see [`Lab::start_live`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Tap {
+    /// The client end of the link, in the client namespace.
+    Client,
+    /// Mirror port N of a switched lab, in the sensor namespace.
+    Mirror(usize),
 }
 
 /// A process the lab started and must end.
@@ -124,6 +142,16 @@ pub fn random_secret() -> String {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .expect("read /dev/urandom");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh random secret other than `secret` (a wrong password). Never printed.
+pub fn other_secret(secret: &str) -> String {
+    loop {
+        let candidate = random_secret();
+        if candidate != secret {
+            return candidate;
+        }
+    }
 }
 
 /// Run `program args` to completion within `timeout`, ending it by PID if it
@@ -476,6 +504,123 @@ impl Lab {
         self.spawn(self.ns_client.clone(), what, program, args)
     }
 
+    /// `spanwatch live -i IFACE --stats-interval 0 ARGS...`, named `what`, on
+    /// `tap`; returns once it says it is capturing.
+    pub fn start_live(&mut self, what: &str, tap: Tap, args: &[&str]) -> ProcId {
+        let iface = match tap {
+            Tap::Client => self.veth_client.clone(),
+            Tap::Mirror(i) => self.mirrors[i].clone(),
+        };
+        let mut live = vec!["live", "-i", &iface, "--stats-interval", "0"];
+        live.extend_from_slice(args);
+        let program = env!("CARGO_BIN_EXE_spanwatch");
+        let id = match tap {
+            Tap::Client => self.start_client(what, program, &live),
+            Tap::Mirror(_) => self.start_sensor(what, program, &live),
+        };
+        self.wait_log(id, "capturing on", SENSOR_START_TIMEOUT);
+        id
+    }
+
+    /// The JSON summary `spanwatch live --json` printed as it stopped: the
+    /// last JSON object of its log (stderr lines come before it).
+    pub fn final_summary(&self, id: ProcId) -> serde_json::Value {
+        let log = self.log(id);
+        let start = log.find("\n{").map_or(0, |i| i + 1);
+        let end = log.rfind('}').map_or(log.len(), |i| i + 1);
+        serde_json::from_str(&log[start..end])
+            .unwrap_or_else(|e| panic!("summary not JSON ({e}):\n{log}"))
+    }
+
+    /// busybox httpd on SERVER_ADDR:`port` in the server namespace, serving
+    /// `index_html` as /index.html; its listening address.
+    pub fn start_httpd(&mut self, port: u16, index_html: &str) -> String {
+        require_program("busybox", "busybox");
+        let www = self.dir.join("www");
+        std::fs::create_dir_all(&www).expect("create www directory");
+        std::fs::write(www.join("index.html"), index_html).expect("write index.html");
+        let listen = format!("{SERVER_ADDR}:{port}");
+        let www = www.to_str().expect("utf-8 temp path").to_string();
+        let httpd = self.start_server(
+            "httpd",
+            "busybox",
+            &["httpd", "-f", "-p", &listen, "-h", &www],
+        );
+        self.wait_listening(httpd, Transport::Tcp, port);
+        listen
+    }
+
+    /// mosquitto on SERVER_ADDR:1883 in the server namespace, once it
+    /// listens: anonymous, or with the one account `(user, password)` (the
+    /// password goes to mosquitto_passwd's file only).
+    pub fn start_mosquitto(&mut self, account: Option<(&str, &str)>) -> ProcId {
+        require_program("mosquitto", "mosquitto");
+        let access = match account {
+            None => "allow_anonymous true\n".to_string(),
+            Some((user, password)) => {
+                let passwd = self.dir.join("passwd");
+                std::fs::write(&passwd, "").expect("create mosquitto's password file");
+                let passwd = passwd.to_str().expect("utf-8 temp path");
+                let run = self.client(
+                    "mosquitto_passwd",
+                    "mosquitto_passwd",
+                    &["-b", passwd, user, password],
+                    None,
+                    START_TIMEOUT,
+                );
+                assert!(
+                    run.status.success(),
+                    "mosquitto_passwd failed: {}",
+                    run.stderr
+                );
+                format!("allow_anonymous false\npassword_file {passwd}\n")
+            }
+        };
+        let conf = self.dir.join("mosquitto.conf");
+        // `user root`: stay root, so the broker can read the files of our
+        // root-owned temporary directory.
+        std::fs::write(
+            &conf,
+            format!(
+                "listener 1883 {SERVER_ADDR}\n{access}persistence false\nlog_dest stderr\nuser root\n"
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let conf = conf.to_str().expect("utf-8 temp path").to_string();
+        let broker = self.start_server("mosquitto", "mosquitto", &["-c", &conf]);
+        self.wait_listening(broker, Transport::Tcp, 1883);
+        broker
+    }
+
+    /// The bundled capture at `path` (relative to the crate) with its
+    /// addresses rewritten into the link's subnet by tcprewrite (checksums
+    /// fixed), as a file in the lab directory, for tcpreplay onto the link.
+    pub fn rewritten_capture(&self, path: &str) -> PathBuf {
+        require_program("tcprewrite", "tcpreplay");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let stem = source
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("capture file name");
+        let rewritten = self.dir.join(format!("{stem}-rewritten.pcap"));
+        let out = Command::new("tcprewrite")
+            .arg(format!("--pnat={REWRITE_INTO_LINK}"))
+            .arg("--fixcsum")
+            .arg("-i")
+            .arg(&source)
+            .arg("-o")
+            .arg(&rewritten)
+            .output()
+            .expect("run tcprewrite (Debian package tcpreplay)");
+        assert!(
+            out.status.success(),
+            "tcprewrite {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rewritten
+    }
+
     /// Everything the process wrote to stdout and stderr so far.
     pub fn log(&self, id: ProcId) -> String {
         std::fs::read_to_string(&self.procs[id.0].log).unwrap_or_default()
@@ -613,6 +758,17 @@ impl Lab {
             run.stderr
         );
         run.stdout
+    }
+
+    /// GET `url` with curl from the client namespace, with `-u CREDENTIAL`
+    /// when one is given; it must succeed. The body is discarded.
+    pub fn http_get(&self, url: &str, credential: Option<&str>) {
+        let mut args = vec!["-s", "-o", "/dev/null", "--max-time", HTTP_MAX_TIME];
+        if let Some(credential) = credential {
+            args.extend(["-u", credential]);
+        }
+        args.push(url);
+        self.client_ok("curl", "curl", &args, HTTP_TIMEOUT);
     }
 
     /// tcpdump on the client end of the link, writing `NAME.pcap` in the lab

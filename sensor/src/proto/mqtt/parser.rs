@@ -1258,24 +1258,14 @@ fn parse_subscribe<'a>(
     version: ProtocolVersion,
     violations: &mut Vec<Violation>,
 ) -> ReadResult<Subscribe<'a>> {
-    let packet_id = r.u16("packet identifier")?;
-    check_packet_id(packet_id, violations);
-    let properties = if version.is_v5() {
-        parse_properties(r, PropertyContext::Subscribe, violations)?
-    } else {
-        Properties::empty()
-    };
-    let filters = parse_filters(r, version, true, violations);
-    if filters.is_empty() {
-        // [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0).
-        violation(
-            violations,
-            Violation::new(
-                AnomalyKind::ProtocolViolation,
-                "SUBSCRIBE without topic filters",
-            ),
-        );
-    }
+    // An empty list: [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0).
+    let (packet_id, properties, filters) = parse_filter_request(
+        r,
+        version,
+        PropertyContext::Subscribe,
+        "SUBSCRIBE without topic filters",
+        violations,
+    )?;
     Ok(Subscribe {
         packet_id,
         properties,
@@ -1288,29 +1278,47 @@ fn parse_unsubscribe<'a>(
     version: ProtocolVersion,
     violations: &mut Vec<Violation>,
 ) -> ReadResult<Unsubscribe<'a>> {
-    let packet_id = r.u16("packet identifier")?;
-    check_packet_id(packet_id, violations);
-    let properties = if version.is_v5() {
-        parse_properties(r, PropertyContext::Unsubscribe, violations)?
-    } else {
-        Properties::empty()
-    };
-    let filters = parse_filters(r, version, false, violations);
-    if filters.is_empty() {
-        // [MQTT-3.10.3-2].
-        violation(
-            violations,
-            Violation::new(
-                AnomalyKind::ProtocolViolation,
-                "UNSUBSCRIBE without topic filters",
-            ),
-        );
-    }
+    // An empty list: [MQTT-3.10.3-2].
+    let (packet_id, properties, filters) = parse_filter_request(
+        r,
+        version,
+        PropertyContext::Unsubscribe,
+        "UNSUBSCRIBE without topic filters",
+        violations,
+    )?;
     Ok(Unsubscribe {
         packet_id,
         properties,
         filters,
     })
+}
+
+/// The packet identifier, properties (5.0) and topic filters of a
+/// SUBSCRIBE (`context` Subscribe: each filter with its options byte) or an
+/// UNSUBSCRIBE; an empty filter list is recorded as `empty`.
+fn parse_filter_request<'a>(
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+    context: PropertyContext,
+    empty: &'static str,
+    violations: &mut Vec<Violation>,
+) -> ReadResult<(u16, Properties<'a>, FilterList<'a>)> {
+    let packet_id = r.u16("packet identifier")?;
+    check_packet_id(packet_id, violations);
+    let properties = if version.is_v5() {
+        parse_properties(r, context, violations)?
+    } else {
+        Properties::empty()
+    };
+    let with_options = context == PropertyContext::Subscribe;
+    let filters = parse_filters(r, version, with_options, violations);
+    if filters.is_empty() {
+        violation(
+            violations,
+            Violation::new(AnomalyKind::ProtocolViolation, empty),
+        );
+    }
+    Ok((packet_id, properties, filters))
 }
 
 /// Walk the filter list to the end of the packet, checking each entry. A

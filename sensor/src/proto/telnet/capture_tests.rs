@@ -21,7 +21,7 @@ use crate::proto::credential::digest;
 
 use super::events::{AnomalyKind, LoginAttempt, LoginOutcome, TelnetEvent, UserSource};
 use super::parser::{TelnetOption, TokenError, Verb};
-use super::session::tests::{anomalies, commands, logins};
+use super::session::tests::{anomalies, commands, logins, typed};
 use super::session::{TelnetLimits, TelnetSession};
 use super::subneg::{SubnegDetail, TerminalTypeDetail};
 
@@ -99,25 +99,6 @@ fn split_data(events: &[TelnetEvent]) -> (Vec<TelnetEvent>, usize) {
     (rest, total)
 }
 
-/// The attempt expected for a typed user and the password line the client
-/// sent (readable in the segment bytes); the credential is its digest.
-fn attempt(
-    user: &str,
-    password: Option<&str>,
-    outcome: LoginOutcome,
-    started: i64,
-) -> LoginAttempt {
-    LoginAttempt {
-        user: Some(user.into()),
-        user_source: UserSource::Typed,
-        has_password: password.is_some(),
-        password_len: password.map_or(0, |p| p.chars().count()),
-        credential: password.map(|p| digest(user, p)),
-        outcome,
-        started: Timestamp(started),
-    }
-}
-
 fn assert_no_secret(events: &[TelnetEvent], secrets: &[&str]) {
     let debug = format!("{events:?}");
     for secret in secrets {
@@ -134,7 +115,7 @@ fn busybox_mirai_login_success_and_commands() {
     let events = replay(LAB_MIRAI_SUCCESS);
     assert_eq!(
         logins(&events),
-        vec![attempt("root", Some("xc3511"), LoginOutcome::Success, 2)]
+        vec![typed("root", Some("xc3511"), LoginOutcome::Success, 2)]
     );
     assert_eq!(
         commands(&events),
@@ -167,7 +148,7 @@ fn busybox_login_incorrect() {
     let events = replay(LAB_MIRAI_FAILURE);
     assert_eq!(
         logins(&events),
-        vec![attempt("root", Some("vizxv"), LoginOutcome::Failure, 3)]
+        vec![typed("root", Some("vizxv"), LoginOutcome::Failure, 3)]
     );
     assert_eq!(commands(&events), Vec::<String>::new());
     assert_eq!(
@@ -220,7 +201,7 @@ fn inetutils_pam_linemode_success() {
     let events = replay(LAB_INETUTILS_SUCCESS);
     assert_eq!(
         logins(&events),
-        vec![attempt(
+        vec![typed(
             "admin",
             Some("Adm1n!2024"),
             LoginOutcome::Success,
@@ -262,8 +243,8 @@ fn inetutils_failure_then_unanswered_attempt() {
     assert_eq!(
         logins(&events),
         vec![
-            attempt("root", Some("vizxv"), LoginOutcome::Failure, 9),
-            attempt("exit", None, LoginOutcome::Unknown, 16),
+            typed("root", Some("vizxv"), LoginOutcome::Failure, 9),
+            typed("exit", None, LoginOutcome::Unknown, 16),
         ]
     );
     assert!(events.contains(&TelnetEvent::Subnegotiation {

@@ -441,9 +441,10 @@ pub(super) mod tests {
             .collect()
     }
 
-    /// The attempt expected for a typed user and password line; the
-    /// credential is the digest of exactly that pair.
-    fn typed(
+    /// The attempt expected for a typed user and password line (in a real
+    /// capture, readable in the client's segments); the credential is the
+    /// digest of exactly that pair.
+    pub(in crate::proto::telnet) fn typed(
         user: &str,
         password: Option<&str>,
         outcome: LoginOutcome,

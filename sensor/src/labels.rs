@@ -1,6 +1,8 @@
 //! The lab's labels (`labels.csv`, described in `datasets/README.md`): one
-//! row per attack phase with its time span, attacker and targets. A window
-//! gets the phase it overlaps and its device's role in that phase.
+//! row per attack phase with its time span, attacker and targets. The one
+//! reader of the file for every tool: a dataset window gets the phase it
+//! overlaps and its device's role in that phase, training leaves out every
+//! window that overlaps a phase, and `eval` judges alerts against them.
 //!
 //! A window `[start, end)` overlaps a phase when it intersects
 //! `[start_epoch, end_epoch]`. A device is the phase's attacker when one of
@@ -11,9 +13,8 @@
 //! then target, then none), then the longer overlap, then the earlier phase.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::DatasetError;
 use crate::capture::Timestamp;
 use crate::device::inventory::Device;
 use crate::device::zone::Cidr;
@@ -26,6 +27,16 @@ pub const MAX_PHASES: usize = 100_000;
 pub const MAX_PHASE_BYTES: usize = 128;
 /// Most addresses or subnets in one `target_ips` cell.
 pub const MAX_TARGETS: usize = 256;
+
+/// A labels file could not be read: what is wrong and where (line 0: the
+/// file as a whole).
+#[derive(Debug, thiserror::Error)]
+#[error("labels {}, line {line}: {reason}", path.display())]
+pub struct LabelsError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub reason: String,
+}
 
 /// A device's part in a phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,9 +57,9 @@ impl LabelRole {
 /// One row of labels.csv.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Phase {
-    /// Nanoseconds since the epoch, both inclusive.
-    pub start: i64,
-    pub end: i64,
+    /// Both inclusive.
+    pub start: Timestamp,
+    pub end: Timestamp,
     pub name: String,
     pub attacker: Option<IpAddr>,
     pub targets: Vec<Cidr>,
@@ -74,13 +85,14 @@ pub struct Labels {
 }
 
 impl Labels {
-    pub fn load(path: &Path) -> Result<Labels, DatasetError> {
-        let text = read_bounded(path)?;
-        Labels::parse(&text).map_err(|(line, reason)| DatasetError::Labels {
+    pub fn load(path: &Path) -> Result<Labels, LabelsError> {
+        let fail = |(line, reason)| LabelsError {
             path: path.to_path_buf(),
             line,
             reason,
-        })
+        };
+        let text = read_bounded(path).map_err(fail)?;
+        Labels::parse(&text).map_err(fail)
     }
 
     pub fn phases(&self) -> &[Phase] {
@@ -125,9 +137,9 @@ impl Labels {
                     )
                 })
             };
-            let time = |i: usize, what: &str| -> Result<i64, (usize, String)> {
+            let time = |i: usize, what: &str| -> Result<Timestamp, (usize, String)> {
                 let text = cell(i)?;
-                epoch_nanos(text).ok_or_else(|| {
+                epoch_nanos(text).map(Timestamp).ok_or_else(|| {
                     (
                         line,
                         format!(
@@ -167,6 +179,11 @@ impl Labels {
         Ok(Labels { phases })
     }
 
+    /// Whether the window `[start, end)` overlaps a phase.
+    pub fn overlaps(&self, start: Timestamp, end: Timestamp) -> bool {
+        self.label(start, end, None).is_some()
+    }
+
     /// The phase a window of `device` overlaps, and the device's role in it.
     pub fn label(
         &self,
@@ -177,10 +194,10 @@ impl Labels {
         self.phases
             .iter()
             .enumerate()
-            .filter(|(_, p)| start.0 <= p.end && p.start < end.0)
+            .filter(|(_, p)| start <= p.end && p.start < end)
             .map(|(i, p)| {
                 let role = device.and_then(|d| p.role_of(d));
-                let overlap = p.end.min(end.0) - p.start.max(start.0);
+                let overlap = p.end.min(end).0 - p.start.max(start).0;
                 // Largest key wins: role, overlap, then the earlier phase.
                 ((role, overlap, std::cmp::Reverse(i)), p, role)
             })
@@ -189,19 +206,16 @@ impl Labels {
     }
 }
 
-fn read_bounded(path: &Path) -> Result<String, DatasetError> {
+/// The file's text, at most MAX_LABELS_BYTES of it; an error is (0, reason).
+fn read_bounded(path: &Path) -> Result<String, (usize, String)> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(DatasetError::io(path))?;
+    let file = std::fs::File::open(path).map_err(|e| (0, e.to_string()))?;
     let mut text = String::new();
     file.take(MAX_LABELS_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(DatasetError::io(path))?;
+        .map_err(|e| (0, e.to_string()))?;
     if text.len() as u64 > MAX_LABELS_BYTES {
-        return Err(DatasetError::Labels {
-            path: path.to_path_buf(),
-            line: 0,
-            reason: format!("larger than {MAX_LABELS_BYTES} bytes"),
-        });
+        return Err((0, format!("larger than {MAX_LABELS_BYTES} bytes")));
     }
     Ok(text)
 }
@@ -312,8 +326,8 @@ mod tests {
         let p = labels.phases();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].name, "recon_nmap_syn_scan");
-        assert_eq!(p[0].start, 1_795_444_182_206_000_000);
-        assert_eq!(p[0].end, 1_795_444_221_350_000_000);
+        assert_eq!(p[0].start, Timestamp(1_795_444_182_206_000_000));
+        assert_eq!(p[0].end, Timestamp(1_795_444_221_350_000_000));
         assert_eq!(p[0].attacker, Some("10.77.0.66".parse().expect("ip")));
         assert!(p[0].targets[0].contains("10.77.0.200".parse().expect("ip")));
         assert_eq!(p[1].attacker, None);
@@ -340,6 +354,47 @@ mod tests {
         assert!(e.1.contains("start_epoch"), "{e:?}");
         let e = Labels::parse(&format!("{HEADER}3,2,p,,,t,n\n")).unwrap_err();
         assert!(e.1.contains("before"), "{e:?}");
+    }
+
+    fn t(secs: f64) -> Timestamp {
+        Timestamp((secs * 1e9) as i64)
+    }
+
+    #[test]
+    fn windows_overlapping_a_phase_are_found() {
+        let text = format!(
+            "{HEADER}100.5,110.250,mqtt_bruteforce,10.0.0.66,\"10.0.0.10\",\"mosquitto_pub\",\"x, y\"\n\
+             200,205,device_silent,,\"10.0.0.21\",\"none\",\"\"\n"
+        );
+        let p = Labels::parse(&text).expect("valid");
+        assert_eq!(p.phases().len(), 2);
+        assert_eq!(p.phases()[0].name, "mqtt_bruteforce");
+        assert!(!p.overlaps(t(90.0), t(100.5)));
+        assert!(p.overlaps(t(100.0), t(110.0)));
+        assert!(p.overlaps(t(110.0), t(120.0)));
+        assert!(!p.overlaps(t(110.26), t(120.0)));
+        assert!(p.overlaps(t(199.0), t(209.0)));
+    }
+
+    #[test]
+    fn bad_files_say_where() {
+        let dir = std::env::temp_dir().join(format!("swlabels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("l.csv");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write labels");
+            Labels::load(&path).expect_err("invalid").to_string()
+        };
+        let header = load("a,b\n");
+        let reversed = load(&format!("{HEADER}5,4,x,,,t,n\n"));
+        let not_a_number = load(&format!("{HEADER}x,4,p,,,t,n\n"));
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+        assert!(header.contains("l.csv, line 1:"), "{header}");
+        assert!(
+            reversed.contains("l.csv, line 2:") && reversed.contains("before"),
+            "{reversed}"
+        );
+        assert!(not_a_number.contains("start_epoch"), "{not_a_number}");
     }
 
     fn device(ip: &str) -> Device {
