@@ -36,7 +36,7 @@ use crate::capture::LiveConfig;
 use crate::decode::defrag::DefragLimits;
 use crate::detect::model::{Model, ModelArtifact, ModelDetector, ModelError};
 use crate::detect::profile::{DeniedFlow, EXTERNAL_ZONE, ProfileDetector};
-use crate::detect::rules::EngineLimits;
+use crate::detect::rules::{EngineLimits, MIN_RULES_MEMCAP_BYTES};
 use crate::device::inventory::DEFAULT_MAX_DEVICES;
 use crate::device::zone::Zone;
 use crate::features::{DEFAULT_WINDOW_SECS, Extractor};
@@ -185,6 +185,10 @@ pub struct RulesSection {
     pub dir: Option<PathBuf>,
     pub max_groups_per_rule: usize,
     pub max_entries_per_group: usize,
+    /// Estimated bytes of all rule state (windows, sequences, suppressions,
+    /// sessions); at least [`MIN_RULES_MEMCAP_BYTES`].
+    #[serde(deserialize_with = "crate::units::de_bytes")]
+    pub memcap_bytes: usize,
 }
 
 impl Default for RulesSection {
@@ -195,6 +199,7 @@ impl Default for RulesSection {
             dir: None,
             max_groups_per_rule: limits.max_groups_per_rule,
             max_entries_per_group: limits.max_entries_per_group,
+            memcap_bytes: limits.memcap_bytes,
         }
     }
 }
@@ -204,6 +209,7 @@ impl RulesSection {
         EngineLimits {
             max_groups_per_rule: self.max_groups_per_rule,
             max_entries_per_group: self.max_entries_per_group,
+            memcap_bytes: self.memcap_bytes,
         }
     }
 }
@@ -649,6 +655,15 @@ impl Config {
                 ));
             }
         }
+        if self.rules.memcap_bytes < MIN_RULES_MEMCAP_BYTES {
+            return Err((
+                "rules.memcap_bytes".into(),
+                format!(
+                    "must be at least {MIN_RULES_MEMCAP_BYTES} bytes (64K), got {}",
+                    self.rules.memcap_bytes
+                ),
+            ));
+        }
         self.validate_dataset()?;
         let alert_problem = |e: AlertError, table: &str| match e {
             AlertError::Config { key, reason } => (format!("alerts.{key}"), reason),
@@ -1087,6 +1102,23 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("6 | memcap_byte = 1"), "{shown}");
+    }
+
+    #[test]
+    fn rules_memcap_is_a_size_of_at_least_64k() {
+        let cfg = parse("[rules]\nmemcap_bytes = \"8M\"\n").expect("valid");
+        assert_eq!(cfg.rules.limits().memcap_bytes, 8 << 20);
+        let err = parse("[rules]\nenabled = true\nmemcap_bytes = \"1K\"\n").expect_err("too small");
+        assert_eq!(err.key.as_deref(), Some("rules.memcap_bytes"));
+        assert_eq!(err.position, Some((3, 1)));
+        assert_eq!(err.message, "must be at least 65536 bytes (64K), got 1024");
+        let err = parse("[rules]\nmemcap_bytes = \"32Q\"\n").expect_err("bad suffix");
+        assert_eq!(err.key.as_deref(), Some("rules.memcap_bytes"));
+        assert!(
+            err.message.contains("unknown size suffix 'Q'"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
