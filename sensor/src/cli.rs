@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError, DEFAULT_TOML};
 use crate::detect::default_ruleset;
 use crate::detect::detector::Detector;
 use crate::detect::learned::{LearnedState, StateError};
-use crate::detect::rules::{MIN_RULES_MEMCAP_BYTES, RuleError, RuleSet, check_dir};
+use crate::detect::rules::{RuleError, RuleSet, check_dir};
 use crate::features::FEATURES;
 use crate::features::jsonl::JsonlWindows;
 use crate::pipeline::{self, DetectionSetup, LiveSignals, Pipeline, ReloadOutcome};
@@ -140,8 +140,8 @@ pub struct EngineArgs {
     /// Memory for protocol parser sessions; flows beyond it are left unparsed (counted) [config: protocols.memcap_bytes, default 64M].
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub app_memcap: Option<usize>,
-    /// Memory for rule state (windows, sequences, suppressions); beyond it the least recently used group is evicted (counted); at least 64K [config: rules.memcap_bytes, default 32M].
-    #[arg(long, value_name = "SIZE", value_parser = parse_rules_memcap)]
+    /// Memory for rule state (windows, sequences, suppressions); beyond it the least recently used group is evicted (counted) [config: rules.memcap_bytes, default 32M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub rules_memcap: Option<usize>,
     /// Rows in the top-talkers table [config: summary.top_talkers, default 10].
     #[arg(long, value_name = "N")]
@@ -541,17 +541,6 @@ impl LiveArgs {
 fn parse_buffer_size(s: &str) -> Result<u32, String> {
     let n = parse_bytes(s)?;
     u32::try_from(n).map_err(|_| format!("{s:?} is too large: at most 4G - 1 bytes"))
-}
-
-/// The rules memory cap (e.g. 32M): at least [`MIN_RULES_MEMCAP_BYTES`].
-fn parse_rules_memcap(s: &str) -> Result<usize, String> {
-    let n = parse_bytes(s)?;
-    if n < MIN_RULES_MEMCAP_BYTES {
-        return Err(format!(
-            "{s:?} is too small: the rules need at least {MIN_RULES_MEMCAP_BYTES} bytes (64K)"
-        ));
-    }
-    Ok(n)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -36,7 +36,7 @@ use crate::capture::LiveConfig;
 use crate::decode::defrag::DefragLimits;
 use crate::detect::model::{Model, ModelArtifact, ModelDetector, ModelError};
 use crate::detect::profile::{DeniedFlow, EXTERNAL_ZONE, ProfileDetector};
-use crate::detect::rules::{EngineLimits, MIN_RULES_MEMCAP_BYTES};
+use crate::detect::rules::EngineLimits;
 use crate::device::inventory::DEFAULT_MAX_DEVICES;
 use crate::device::zone::Zone;
 use crate::features::{DEFAULT_WINDOW_SECS, Extractor};
@@ -186,7 +186,7 @@ pub struct RulesSection {
     pub max_groups_per_rule: usize,
     pub max_entries_per_group: usize,
     /// Estimated bytes of all rule state (windows, sequences, suppressions,
-    /// sessions); at least [`MIN_RULES_MEMCAP_BYTES`].
+    /// sessions). 0 keeps only the state the current event uses.
     #[serde(deserialize_with = "crate::units::de_bytes")]
     pub memcap_bytes: usize,
 }
@@ -655,15 +655,6 @@ impl Config {
                 ));
             }
         }
-        if self.rules.memcap_bytes < MIN_RULES_MEMCAP_BYTES {
-            return Err((
-                "rules.memcap_bytes".into(),
-                format!(
-                    "must be at least {MIN_RULES_MEMCAP_BYTES} bytes (64K), got {}",
-                    self.rules.memcap_bytes
-                ),
-            ));
-        }
         self.validate_dataset()?;
         let alert_problem = |e: AlertError, table: &str| match e {
             AlertError::Config { key, reason } => (format!("alerts.{key}"), reason),
@@ -1105,13 +1096,13 @@ mod tests {
     }
 
     #[test]
-    fn rules_memcap_is_a_size_of_at_least_64k() {
+    fn rules_memcap_is_a_byte_size() {
         let cfg = parse("[rules]\nmemcap_bytes = \"8M\"\n").expect("valid");
         assert_eq!(cfg.rules.limits().memcap_bytes, 8 << 20);
-        let err = parse("[rules]\nenabled = true\nmemcap_bytes = \"1K\"\n").expect_err("too small");
+        let err = parse("[rules]\nenabled = true\nmemcap_bytes = -1\n").expect_err("negative");
         assert_eq!(err.key.as_deref(), Some("rules.memcap_bytes"));
-        assert_eq!(err.position, Some((3, 1)));
-        assert_eq!(err.message, "must be at least 65536 bytes (64K), got 1024");
+        assert_eq!(err.position.map(|(line, _)| line), Some(3));
+        assert!(err.message.contains("-1 is negative"), "{}", err.message);
         let err = parse("[rules]\nmemcap_bytes = \"32Q\"\n").expect_err("bad suffix");
         assert_eq!(err.key.as_deref(), Some("rules.memcap_bytes"));
         assert!(

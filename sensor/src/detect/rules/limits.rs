@@ -24,9 +24,6 @@ pub const MAX_TEST_EVENTS: usize = 10_000;
 /// Default of the rules memory cap (`[rules] memcap_bytes`,
 /// `--rules-memcap`): the estimated bytes of all rule state together.
 pub const DEFAULT_RULES_MEMCAP_BYTES: usize = 32 << 20;
-/// Smallest rules memory cap a config or the command line may set: room for
-/// some hundred groups.
-pub const MIN_RULES_MEMCAP_BYTES: usize = 64 << 10;
 /// What the rules memory cap counts for one group of rule state (a window,
 /// sequence, suppression or concurrent-key entry of one rule): twice its slot
 /// in the LRU and its hash-map entry (both grow by doubling), the allocation
