@@ -140,6 +140,9 @@ pub struct EngineArgs {
     /// Memory for protocol parser sessions; flows beyond it are left unparsed (counted) [config: protocols.memcap_bytes, default 64M].
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub app_memcap: Option<usize>,
+    /// Memory for rule state (windows, sequences, suppressions); beyond it the least recently used group is evicted (counted) [config: rules.memcap_bytes, default 32M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub rules_memcap: Option<usize>,
     /// Rows in the top-talkers table [config: summary.top_talkers, default 10].
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
@@ -208,6 +211,9 @@ impl EngineArgs {
         }
         if let Some(n) = self.app_memcap {
             cfg.protocols.memcap_bytes = n;
+        }
+        if let Some(n) = self.rules_memcap {
+            cfg.rules.memcap_bytes = n;
         }
         if let Some(n) = self.top {
             cfg.summary.top_talkers = n;

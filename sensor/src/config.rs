@@ -185,6 +185,10 @@ pub struct RulesSection {
     pub dir: Option<PathBuf>,
     pub max_groups_per_rule: usize,
     pub max_entries_per_group: usize,
+    /// Estimated bytes of all rule state (windows, sequences, suppressions,
+    /// sessions). 0 keeps only the state the current event uses.
+    #[serde(deserialize_with = "crate::units::de_bytes")]
+    pub memcap_bytes: usize,
 }
 
 impl Default for RulesSection {
@@ -195,6 +199,7 @@ impl Default for RulesSection {
             dir: None,
             max_groups_per_rule: limits.max_groups_per_rule,
             max_entries_per_group: limits.max_entries_per_group,
+            memcap_bytes: limits.memcap_bytes,
         }
     }
 }
@@ -204,6 +209,7 @@ impl RulesSection {
         EngineLimits {
             max_groups_per_rule: self.max_groups_per_rule,
             max_entries_per_group: self.max_entries_per_group,
+            memcap_bytes: self.memcap_bytes,
         }
     }
 }
@@ -1087,6 +1093,23 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("6 | memcap_byte = 1"), "{shown}");
+    }
+
+    #[test]
+    fn rules_memcap_is_a_byte_size() {
+        let cfg = parse("[rules]\nmemcap_bytes = \"8M\"\n").expect("valid");
+        assert_eq!(cfg.rules.limits().memcap_bytes, 8 << 20);
+        let err = parse("[rules]\nenabled = true\nmemcap_bytes = -1\n").expect_err("negative");
+        assert_eq!(err.key.as_deref(), Some("rules.memcap_bytes"));
+        assert_eq!(err.position.map(|(line, _)| line), Some(3));
+        assert!(err.message.contains("-1 is negative"), "{}", err.message);
+        let err = parse("[rules]\nmemcap_bytes = \"32Q\"\n").expect_err("bad suffix");
+        assert_eq!(err.key.as_deref(), Some("rules.memcap_bytes"));
+        assert!(
+            err.message.contains("unknown size suffix 'Q'"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

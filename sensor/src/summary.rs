@@ -442,6 +442,15 @@ impl Summary {
                 "alerts        {} emitted from {} rules ({} deduplicated, {} rate-limited)",
                 a.emitted, d.rules, a.deduped, a.rate_limited
             );
+            let e = &d.engine;
+            let _ = writeln!(
+                s,
+                "rule state    {} now, peak {} of a {} cap ({} groups evicted by the cap)",
+                human_bytes(e.memory_bytes as u64),
+                human_bytes(e.memory_peak_bytes as u64),
+                human_bytes(e.memcap_bytes as u64),
+                e.memcap_evictions
+            );
             if !a.signatures.is_empty() {
                 let _ = writeln!(
                     s,

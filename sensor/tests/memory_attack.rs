@@ -9,15 +9,10 @@
 //! The same traffic is replayed twice. With `--no-rules`, the peak must stay
 //! under the sum of the byte caps (flows, reassembly, parser sessions), the
 //! device stage's bound and the idle binary, as in memory_bound.rs. With the
-//! rules on: they have no byte cap of their own, their state is bounded in
-//! counts, `max_groups_per_rule` groups per rule and `max_entries_per_group`
-//! entries per group (set in a config file here), so the test adds for each
-//! rule that many groups of `RULE_GROUP_BYTES` holding that many entries of
-//! `RULE_ENTRY_BYTES`, and `max_keys` alert dedupe keys of `ALERT_KEY_BYTES`:
-//! upper estimates of one group's key (at most `MAX_GROUP_BY` short values),
-//! LRU node and window header, of one entry (a timestamp or a short value),
-//! of one dedupe key (rule, addresses, counters). That bound is loose (a
-//! byte cap for the rules, `--rules-memcap`, is still to come).
+//! rules on, the cap adds the rules memory cap (`--rules-memcap`, small
+//! enough here that the flood's sources fill it) and `max_keys` alert dedupe
+//! keys of `ALERT_KEY_BYTES` (set in a config file here): an upper estimate
+//! of one dedupe key (rule, addresses, counters).
 
 mod common;
 
@@ -27,12 +22,8 @@ const FLOW_MEMCAP_MIB: u64 = 32;
 const REASSEMBLY_MEMCAP_MIB: u64 = 16;
 const APP_MEMCAP_MIB: u64 = 16;
 
-const MAX_GROUPS_PER_RULE: u64 = 500;
-/// The SYN flood rule's threshold (500 SYNs) must still fire.
-const MAX_ENTRIES_PER_GROUP: u64 = 500;
+const RULES_MEMCAP_MIB: u64 = 4;
 const MAX_ALERT_KEYS: u64 = 8192;
-const RULE_GROUP_BYTES: u64 = 512;
-const RULE_ENTRY_BYTES: u64 = 32;
 const ALERT_KEY_BYTES: u64 = 512;
 
 /// Peak RSS of the waited-for children so far, in KiB.
@@ -98,15 +89,7 @@ fn flows_holes_and_floods_with_rules_stay_under_the_caps() {
         },
     );
     let config = dir.join("spanwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[rules]\nmax_groups_per_rule = {MAX_GROUPS_PER_RULE}\n\
-             max_entries_per_group = {MAX_ENTRIES_PER_GROUP}\n\
-             [alerts]\nmax_keys = {MAX_ALERT_KEYS}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("[alerts]\nmax_keys = {MAX_ALERT_KEYS}\n")).unwrap();
 
     // The footprint of the binary itself (the first child: the peak so far).
     let idle = common::spanwatch()
@@ -119,6 +102,7 @@ fn flows_holes_and_floods_with_rules_stay_under_the_caps() {
     let flow_cap = format!("{FLOW_MEMCAP_MIB}M");
     let reassembly_cap = format!("{REASSEMBLY_MEMCAP_MIB}M");
     let app_cap = format!("{APP_MEMCAP_MIB}M");
+    let rules_cap = format!("{RULES_MEMCAP_MIB}M");
     let replay = |rules: bool| {
         let mut args = vec![
             "--config",
@@ -129,6 +113,8 @@ fn flows_holes_and_floods_with_rules_stay_under_the_caps() {
             &reassembly_cap,
             "--app-memcap",
             &app_cap,
+            "--rules-memcap",
+            &rules_cap,
             "--no-model",
         ];
         if !rules {
@@ -181,7 +167,6 @@ fn flows_holes_and_floods_with_rules_stay_under_the_caps() {
         .map(|c| c.len());
     assert!(coap.unwrap_or(0) > 2, "CoAP exchanges: {coap:?}");
     let detection = &json["detection"];
-    let rules = detection["rules"].as_u64().unwrap();
     assert!(
         detection["engine"]["events"].as_u64().unwrap() > 100_000,
         "rules not exercised: {detection}"
@@ -192,14 +177,17 @@ fn flows_holes_and_floods_with_rules_stay_under_the_caps() {
         .iter()
         .any(|s| s["signature_id"] == 9101003);
     assert!(flood_alerts, "no SYN flood alert: {detection}");
+    // The rule state filled its cap and stayed within it.
+    let engine = &detection["engine"];
+    assert!(
+        engine["memcap_evictions"].as_u64().unwrap() > 0
+            && engine["memory_peak_bytes"].as_u64().unwrap() <= RULES_MEMCAP_MIB << 20,
+        "rules memory cap not filled or exceeded: {engine}"
+    );
 
     // The peak over both runs: this run's is at most that.
     let peak_kib = children_peak_kib();
-    let rules_kib = (rules
-        * MAX_GROUPS_PER_RULE
-        * (RULE_GROUP_BYTES + MAX_ENTRIES_PER_GROUP * RULE_ENTRY_BYTES)
-        + MAX_ALERT_KEYS * ALERT_KEY_BYTES)
-        / 1024;
+    let rules_kib = RULES_MEMCAP_MIB * 1024 + MAX_ALERT_KEYS * ALERT_KEY_BYTES / 1024;
     let cap_kib = cap_kib + rules_kib;
     eprintln!(
         "with rules: peak RSS {peak_kib} KiB for a cap of {cap_kib} KiB ({rules_kib} KiB the rules)"

@@ -149,33 +149,7 @@ fn session(input: &Input<'_>, limits: &HttpLimits) {
     assert_eq!(anomalies, tally.anomalies);
     assert!(resyncs + stops <= anomalies);
     let (split, _) = run(input, limits, Some(input.config.piece_len()));
-    assert_eq!(
-        by_direction(&events),
-        by_direction(&split),
-        "events depend on how the stream was split"
-    );
-}
-
-/// Events of each direction, in order. Held client bytes are parsed again
-/// at the end of the call that brought the answer to a CONNECT/Upgrade, so
-/// the interleaving of the two directions (not each one's order) may
-/// follow the split.
-fn by_direction(events: &[HttpEvent]) -> [Vec<&HttpEvent>; 2] {
-    let mut out = [Vec::new(), Vec::new()];
-    for ev in events {
-        let dir = match ev {
-            HttpEvent::Request(_) => Some(Direction::ToServer),
-            HttpEvent::Response(_) => Some(Direction::ToClient),
-            HttpEvent::Body(b) => Some(b.dir),
-            HttpEvent::Anomaly(a) => Some(a.dir),
-            HttpEvent::Tunnel(_) => None,
-        };
-        match dir {
-            Some(d) => out[d.index()].push(ev),
-            None => out.iter_mut().for_each(|v| v.push(ev)),
-        }
-    }
-    out
+    assert_eq!(events, split, "events depend on how the stream was split");
 }
 
 fn stateless(payload: &[u8]) {

@@ -402,6 +402,21 @@ fn detection(f: &mut Families, d: &crate::summary::DetectionSummary, loads: &Loa
         "Rule state (windows, sequences, sessions) forgotten early to stay within the engine's bounds.",
         e.evictions + e.entry_evictions,
     );
+    f.counter(
+        "spanwatch_rule_memcap_evictions_total",
+        "Rule state groups evicted, least recently used first, because the rules memory cap (rules.memcap_bytes) was reached.",
+        e.memcap_evictions,
+    );
+    f.gauge(
+        "spanwatch_rule_memory_bytes",
+        "Estimated memory held by rule state now.",
+        e.memory_bytes as f64,
+    );
+    f.gauge(
+        "spanwatch_rule_memory_limit_bytes",
+        "The rules memory cap.",
+        e.memcap_bytes as f64,
+    );
     if let Some(m) = &d.model {
         f.counter(
             "spanwatch_model_windows_scored_total",

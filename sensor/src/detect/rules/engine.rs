@@ -26,8 +26,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::condition::{FieldVal, lookup};
-use super::limits::MAX_WINDOW_COUNT;
-use super::lru::Lru;
+use super::limits::{
+    DEFAULT_RULES_MEMCAP_BYTES, MAX_WINDOW_COUNT, RULE_ENTRY_BYTES, RULE_GROUP_BYTES,
+    RULE_KEY_PART_BYTES,
+};
+use super::lru::{Cost, Lru, slot_size};
 use super::model::{Rule, Window};
 use super::set::RuleSet;
 use crate::capture::Timestamp;
@@ -45,9 +48,9 @@ pub const MAX_DETAIL_CHARS: usize = 256;
 pub const MAX_DETAIL_VALUES: usize = 16;
 
 /// Bounds of the engine's state. Group keys come from packets, so an
-/// attacker chooses how many there are; both bounds evict the least recently
-/// used and count it in [`EngineStats`]. Config keys `[rules]`
-/// `max_groups_per_rule` and `max_entries_per_group`.
+/// attacker chooses how many there are; every bound evicts the least recently
+/// used and counts it in [`EngineStats`]. Config keys `[rules]`
+/// `max_groups_per_rule`, `max_entries_per_group` and `memcap_bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineLimits {
@@ -58,6 +61,12 @@ pub struct EngineLimits {
     /// `distinct`, open sessions of a `concurrent` key. A threshold whose
     /// `count` exceeds it can never fire.
     pub max_entries_per_group: usize,
+    /// Estimated bytes of all rule state together. Each group counts
+    /// [`RULE_GROUP_BYTES`], [`RULE_KEY_PART_BYTES`] per field of its key and
+    /// [`RULE_ENTRY_BYTES`] per entry, plus the text of string keys and
+    /// values; beyond the cap the group used longest ago, over all rules, is
+    /// dropped after each event (never one the event itself used).
+    pub memcap_bytes: usize,
 }
 
 impl Default for EngineLimits {
@@ -65,6 +74,7 @@ impl Default for EngineLimits {
         EngineLimits {
             max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
             max_entries_per_group: DEFAULT_MAX_ENTRIES_PER_GROUP,
+            memcap_bytes: DEFAULT_RULES_MEMCAP_BYTES,
         }
     }
 }
@@ -86,6 +96,15 @@ pub struct EngineStats {
     pub expired: u64,
     /// Entries dropped inside a group ([`EngineLimits::max_entries_per_group`]).
     pub entry_evictions: u64,
+    /// Groups dropped, least recently used first, to keep the estimated
+    /// state within [`EngineLimits::memcap_bytes`].
+    pub memcap_evictions: u64,
+    /// Estimated bytes of the rule state now (since the last reload).
+    pub memory_bytes: usize,
+    /// Most estimated bytes held after an event (since the last reload).
+    pub memory_peak_bytes: usize,
+    /// The cap of `memory_bytes`.
+    pub memcap_bytes: usize,
     /// Calls of [`Engine::reload`].
     pub reloads: u64,
 }
@@ -171,6 +190,117 @@ impl KeyPart {
 
 type GroupKey = Box<[KeyPart]>;
 
+/// Allocation header counted for each heap block (glibc malloc: 8 bytes of
+/// header, sizes rounded up to 16).
+const ALLOC_HEADER_BYTES: usize = 16;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// The per-group cost the memory cap counts covers the real slot, map entry
+/// and headers of every kind of group, with room for growth.
+const fn group_bytes<K, V, E>() -> usize {
+    2 * (slot_size::<K, V>() + std::mem::size_of::<(K, usize)>() + 1)
+        + 2 * ALLOC_HEADER_BYTES
+        + 4 * std::mem::size_of::<E>()
+}
+const _: () = {
+    assert!(
+        group_bytes::<GroupKey, VecDeque<(Timestamp, IpAddr)>, (Timestamp, IpAddr)>()
+            <= RULE_GROUP_BYTES
+    );
+    assert!(
+        group_bytes::<GroupKey, Vec<(KeyPart, Timestamp)>, (KeyPart, Timestamp)>()
+            <= RULE_GROUP_BYTES
+    );
+    assert!(group_bytes::<GroupKey, Option<Timestamp>, ()>() <= RULE_GROUP_BYTES);
+    assert!(group_bytes::<KeyPart, Vec<(IpAddr, u16)>, (IpAddr, u16)>() <= RULE_GROUP_BYTES);
+    assert!(std::mem::size_of::<KeyPart>() + ALLOC_HEADER_BYTES <= RULE_KEY_PART_BYTES);
+    let entry = max(
+        std::mem::size_of::<(Timestamp, IpAddr)>(),
+        max(
+            std::mem::size_of::<(KeyPart, Timestamp)>(),
+            std::mem::size_of::<(IpAddr, u16)>(),
+        ),
+    );
+    assert!(2 * entry + ALLOC_HEADER_BYTES <= RULE_ENTRY_BYTES);
+};
+
+impl KeyPart {
+    /// Bytes of its text on the heap.
+    fn text_bytes(&self) -> usize {
+        match self {
+            KeyPart::Str(s) => s.len(),
+            _ => 0,
+        }
+    }
+}
+
+impl Cost for KeyPart {
+    fn cost(&self) -> usize {
+        RULE_KEY_PART_BYTES + self.text_bytes()
+    }
+}
+
+impl Cost for GroupKey {
+    fn cost(&self) -> usize {
+        self.iter().map(Cost::cost).sum()
+    }
+}
+
+impl Cost for VecDeque<(Timestamp, IpAddr)> {
+    fn cost(&self) -> usize {
+        self.len() * RULE_ENTRY_BYTES
+    }
+}
+
+impl Cost for Vec<(KeyPart, Timestamp)> {
+    fn cost(&self) -> usize {
+        self.iter()
+            .map(|(k, _)| RULE_ENTRY_BYTES + k.text_bytes())
+            .sum()
+    }
+}
+
+impl Cost for Vec<(IpAddr, u16)> {
+    fn cost(&self) -> usize {
+        self.len() * RULE_ENTRY_BYTES
+    }
+}
+
+impl Cost for Timestamp {
+    fn cost(&self) -> usize {
+        0
+    }
+}
+
+impl Cost for Option<Timestamp> {
+    fn cost(&self) -> usize {
+        0
+    }
+}
+
+/// Smallest capacity kept when a group's entries shrink (what
+/// [`RULE_GROUP_BYTES`] has room for).
+const MIN_ENTRY_CAPACITY: usize = 4;
+
+/// Gives memory back when entries were removed, so that the capacity stays
+/// within twice the length (what [`RULE_ENTRY_BYTES`] counts).
+fn trim_deque<T>(v: &mut VecDeque<T>) {
+    let keep = 2 * v.len().max(MIN_ENTRY_CAPACITY / 2);
+    if v.capacity() > keep.max(MIN_ENTRY_CAPACITY) {
+        v.shrink_to(keep.max(MIN_ENTRY_CAPACITY));
+    }
+}
+
+fn trim_vec<T>(v: &mut Vec<T>) {
+    let keep = 2 * v.len().max(MIN_ENTRY_CAPACITY / 2);
+    if v.capacity() > keep.max(MIN_ENTRY_CAPACITY) {
+        v.shrink_to(keep.max(MIN_ENTRY_CAPACITY));
+    }
+}
+
 fn group_key(ev: &Event, names: &[&'static str]) -> GroupKey {
     names.iter().map(|n| KeyPart::of(lookup(ev, n))).collect()
 }
@@ -228,14 +358,66 @@ impl RuleState {
         let groups = limits.max_groups_per_rule;
         let window = match &rule.window {
             Window::Event => WindowState::Event,
-            Window::Threshold { .. } => WindowState::Threshold(Lru::new(groups)),
-            Window::Distinct { .. } => WindowState::Distinct(Lru::new(groups)),
-            Window::Sequence { .. } => WindowState::Sequence(Lru::new(groups)),
-            Window::Concurrent { .. } => WindowState::Concurrent(Lru::new(groups)),
+            Window::Threshold { .. } => WindowState::Threshold(Lru::new(groups, RULE_GROUP_BYTES)),
+            Window::Distinct { .. } => WindowState::Distinct(Lru::new(groups, RULE_GROUP_BYTES)),
+            Window::Sequence { .. } => WindowState::Sequence(Lru::new(groups, RULE_GROUP_BYTES)),
+            Window::Concurrent { .. } => {
+                WindowState::Concurrent(Lru::new(groups, RULE_GROUP_BYTES))
+            }
         };
         RuleState {
             window,
-            suppress: rule.suppress.as_ref().map(|_| Lru::new(groups)),
+            suppress: rule
+                .suppress
+                .as_ref()
+                .map(|_| Lru::new(groups, RULE_GROUP_BYTES)),
+        }
+    }
+
+    /// Estimated bytes of its state.
+    fn bytes(&self) -> usize {
+        let window = match &self.window {
+            WindowState::Event => 0,
+            WindowState::Threshold(g) => g.bytes(),
+            WindowState::Distinct(g) => g.bytes(),
+            WindowState::Sequence(g) => g.bytes(),
+            WindowState::Concurrent(g) => g.bytes(),
+        };
+        window + self.suppress.as_ref().map_or(0, Lru::bytes)
+    }
+
+    /// The stamp of its least recently used group, and whether that group
+    /// is in the suppression map (else in the window's).
+    fn oldest(&self) -> Option<(u64, bool)> {
+        let window = match &self.window {
+            WindowState::Event => None,
+            WindowState::Threshold(g) => g.oldest_stamp(),
+            WindowState::Distinct(g) => g.oldest_stamp(),
+            WindowState::Sequence(g) => g.oldest_stamp(),
+            WindowState::Concurrent(g) => g.oldest_stamp(),
+        };
+        let suppress = self.suppress.as_ref().and_then(Lru::oldest_stamp);
+        match (window, suppress) {
+            (Some(w), Some(s)) if s < w => Some((s, true)),
+            (Some(w), _) => Some((w, false)),
+            (None, s) => s.map(|s| (s, true)),
+        }
+    }
+
+    /// Drops its least recently used window group (or suppression entry).
+    fn pop_oldest(&mut self, suppression: bool) {
+        if suppression {
+            if let Some(s) = &mut self.suppress {
+                s.pop_oldest();
+            }
+            return;
+        }
+        match &mut self.window {
+            WindowState::Event => {}
+            WindowState::Threshold(g) => drop(g.pop_oldest()),
+            WindowState::Distinct(g) => drop(g.pop_oldest()),
+            WindowState::Sequence(g) => drop(g.pop_oldest()),
+            WindowState::Concurrent(g) => drop(g.pop_oldest()),
         }
     }
 }
@@ -281,6 +463,9 @@ pub struct Engine {
     dependents: Vec<Vec<usize>>,
     /// Sequence rules to arm once the current event is done (reused).
     pending: Vec<usize>,
+    /// Rules whose state the current event changed, with their estimated
+    /// bytes before it (reused).
+    touched: Vec<(usize, usize)>,
     stats: EngineStats,
 }
 
@@ -294,6 +479,7 @@ impl Engine {
             states: Vec::new(),
             dependents: Vec::new(),
             pending: Vec::new(),
+            touched: Vec::new(),
             stats: EngineStats::default(),
         };
         engine.install(rules);
@@ -325,6 +511,10 @@ impl Engine {
             }
         }
         self.pending.clear();
+        self.touched.clear();
+        self.stats.memory_bytes = 0;
+        self.stats.memory_peak_bytes = 0;
+        self.stats.memcap_bytes = self.limits.memcap_bytes;
     }
 
     /// Replaces the rules (SIGHUP): all window, sequence and suppression
@@ -367,14 +557,17 @@ impl Engine {
     /// to `out`. An event no rule's condition matches allocates nothing.
     pub fn on_event(&mut self, ev: &Event, out: &mut Vec<RuleMatch>) {
         self.stats.events += 1;
+        // The clock of the rules memory cap's LRU order.
+        let stamp = self.stats.events;
         let Some(kind) = self.index.get(ev.kind) else {
             return;
         };
         for &ri in &kind.close {
+            touch(&mut self.touched, ri, self.states[ri].bytes());
             if let (Window::Concurrent { key, .. }, WindowState::Concurrent(open)) =
                 (&self.rules[ri].window, &mut self.states[ri].window)
             {
-                close_session(open, ev, key);
+                close_session(open, ev, key, stamp);
             }
         }
         for &ri in &kind.eval {
@@ -383,13 +576,27 @@ impl Engine {
                 continue;
             }
             let state = &mut self.states[ri];
-            let Some(fired) = advance(rule, &mut state.window, ev, &self.limits, &mut self.stats)
-            else {
+            touch(&mut self.touched, ri, state.bytes());
+            let Some(fired) = advance(
+                rule,
+                &mut state.window,
+                ev,
+                stamp,
+                &self.limits,
+                &mut self.stats,
+            ) else {
                 continue;
             };
             self.pending.extend_from_slice(&self.dependents[ri]);
             if let (Some(sup), Some(quiet)) = (&rule.suppress, &mut state.suppress)
-                && is_suppressed(sup.per.as_ref(), sup.secs, quiet, ev, &mut self.stats)
+                && is_suppressed(
+                    sup.per.as_ref(),
+                    sup.secs,
+                    quiet,
+                    ev,
+                    stamp,
+                    &mut self.stats,
+                )
             {
                 self.stats.suppressed += 1;
                 continue;
@@ -402,6 +609,7 @@ impl Engine {
             });
         }
         while let Some(di) = self.pending.pop() {
+            touch(&mut self.touched, di, self.states[di].bytes());
             if let (
                 Window::Sequence {
                     group_by,
@@ -412,28 +620,68 @@ impl Engine {
             ) = (&self.rules[di].window, &mut self.states[di].window)
             {
                 let within = nanos(*within_secs);
-                let (at, dropped) = armed.get_or_insert_with(group_key(ev, group_by), || ev.ts);
+                let (at, dropped) =
+                    armed.get_or_insert_with(group_key(ev, group_by), stamp, || ev.ts);
                 *at = ev.ts;
                 account(&mut self.stats, dropped, |t| ev.ts.nanos_since(*t) > within);
             }
         }
+        self.enforce_memcap(stamp);
+    }
+
+    /// Brings the estimated state back within the memory cap after an
+    /// event: drops the groups used longest ago over all rules, never one
+    /// used by this event (`stamp`).
+    fn enforce_memcap(&mut self, stamp: u64) {
+        for (ri, before) in self.touched.drain(..) {
+            self.stats.memory_bytes = self.stats.memory_bytes - before + self.states[ri].bytes();
+        }
+        while self.stats.memory_bytes > self.limits.memcap_bytes {
+            let oldest = self
+                .states
+                .iter()
+                .enumerate()
+                .filter_map(|(ri, s)| s.oldest().map(|(t, sup)| (t, ri, sup)))
+                .filter(|&(t, _, _)| t < stamp)
+                .min();
+            let Some((_, ri, suppression)) = oldest else {
+                break;
+            };
+            let state = &mut self.states[ri];
+            let before = state.bytes();
+            state.pop_oldest(suppression);
+            self.stats.memory_bytes = self.stats.memory_bytes - before + state.bytes();
+            self.stats.memcap_evictions += 1;
+        }
+        self.stats.memory_peak_bytes = self.stats.memory_peak_bytes.max(self.stats.memory_bytes);
     }
 }
 
-fn close_session(open: &mut Lru<KeyPart, Vec<(IpAddr, u16)>>, ev: &Event, key: &str) {
+/// Notes that rule `ri` is changed by the current event, with its estimated
+/// bytes before the first change.
+fn touch(touched: &mut Vec<(usize, usize)>, ri: usize, bytes: usize) {
+    if !touched.iter().any(|&(r, _)| r == ri) {
+        touched.push((ri, bytes));
+    }
+}
+
+fn close_session(open: &mut Lru<KeyPart, Vec<(IpAddr, u16)>>, ev: &Event, key: &str, stamp: u64) {
     let Some(v) = lookup(ev, key) else {
         return;
     };
     let part = KeyPart::of(Some(v));
-    let now_empty = match open.get_mut(&part) {
+    let now_empty = match open.get_mut(&part, stamp) {
         Some(sessions) => {
             sessions.retain(|s| *s != ev.src);
+            trim_vec(sessions);
             sessions.is_empty()
         }
         None => false,
     };
     if now_empty {
         open.remove(&part);
+    } else {
+        open.recost_newest();
     }
 }
 
@@ -443,10 +691,11 @@ fn is_suppressed(
     secs: Option<u64>,
     quiet: &mut Lru<GroupKey, Option<Timestamp>>,
     ev: &Event,
+    stamp: u64,
     stats: &mut EngineStats,
 ) -> bool {
     let key = group_key(ev, per);
-    if let Some(until) = quiet.get_mut(&key) {
+    if let Some(until) = quiet.get_mut(&key, stamp) {
         match until {
             None => return true,
             Some(t) if ev.ts < *t => return true,
@@ -454,7 +703,7 @@ fn is_suppressed(
         }
     }
     let until = secs.map(|s| ev.ts.saturating_add_secs(s));
-    let (slot, dropped) = quiet.get_or_insert_with(key, || until);
+    let (slot, dropped) = quiet.get_or_insert_with(key, stamp, || until);
     *slot = until;
     account(stats, dropped, |u| u.is_some_and(|t| t <= ev.ts));
     false
@@ -465,6 +714,7 @@ fn advance(
     rule: &Rule,
     state: &mut WindowState,
     ev: &Event,
+    stamp: u64,
     limits: &EngineLimits,
     stats: &mut EngineStats,
 ) -> Option<Fired> {
@@ -480,7 +730,7 @@ fn advance(
         ) => {
             let within = nanos(*within_secs);
             let (times, dropped) =
-                groups.get_or_insert_with(group_key(ev, group_by), VecDeque::new);
+                groups.get_or_insert_with(group_key(ev, group_by), stamp, VecDeque::new);
             let now = times.back().map_or(ev.ts, |&(last, _)| last.max(ev.ts));
             while times
                 .front()
@@ -504,6 +754,8 @@ fn advance(
             if fired {
                 times.clear();
             }
+            trim_deque(times);
+            groups.recost_newest();
             account(stats, dropped, |t| {
                 t.back()
                     .is_none_or(|&(last, _)| ev.ts.nanos_since(last) > within)
@@ -526,7 +778,8 @@ fn advance(
         ) => {
             let value = lookup(ev, field)?;
             let within = nanos(*within_secs);
-            let (values, dropped) = groups.get_or_insert_with(group_key(ev, group_by), Vec::new);
+            let (values, dropped) =
+                groups.get_or_insert_with(group_key(ev, group_by), stamp, Vec::new);
             let now = values.iter().map(|(_, t)| *t).fold(ev.ts, Timestamp::max);
             values.retain(|(_, t)| now.nanos_since(*t) <= within);
             match values.iter_mut().find(|(k, _)| k.is(value)) {
@@ -569,6 +822,8 @@ fn advance(
             if fired {
                 values.clear();
             }
+            trim_vec(values);
+            groups.recost_newest();
             account(stats, dropped, |v| {
                 v.iter().all(|(_, t)| ev.ts.nanos_since(*t) > within)
             });
@@ -583,7 +838,7 @@ fn advance(
             WindowState::Sequence(armed),
         ) => {
             let key = group_key(ev, group_by);
-            let at = *armed.get_mut(&key)?;
+            let at = *armed.get_mut(&key, stamp)?;
             armed.remove(&key);
             let since = ev.ts.nanos_since(at);
             (since <= nanos(*within_secs)).then(|| Fired {
@@ -600,7 +855,8 @@ fn advance(
         }
         (Window::Concurrent { key, .. }, WindowState::Concurrent(open)) => {
             let value = lookup(ev, key)?;
-            let (sessions, dropped) = open.get_or_insert_with(KeyPart::of(Some(value)), Vec::new);
+            let (sessions, dropped) =
+                open.get_or_insert_with(KeyPart::of(Some(value)), stamp, Vec::new);
             let other = sessions.iter().find(|s| s.0 != ev.src.0).copied();
             if !sessions.contains(&ev.src) {
                 if sessions.len() >= limits.max_entries_per_group && !sessions.is_empty() {
@@ -609,6 +865,7 @@ fn advance(
                 }
                 sessions.push(ev.src);
             }
+            open.recost_newest();
             account(stats, dropped, |_| false);
             other.map(|(ip, port)| Fired {
                 extra: vec![
@@ -991,6 +1248,55 @@ threshold = { count = 2, within_secs = 60, group_by = ["src_ip"] }"#;
                 .detail
                 .contains(&("after_secs".to_string(), "1.000".to_string()))
         );
+    }
+
+    #[test]
+    fn memcap_bounds_groups_and_evicts_the_least_recently_used() {
+        // A threshold grouped by source address: each source's group holds
+        // one key field (an address, no text) and one entry per event.
+        let text = rule(
+            1,
+            "telnet.login",
+            r#"threshold = { count = 3, within_secs = 60, group_by = ["src_ip"] }"#,
+        );
+        let group = RULE_GROUP_BYTES + RULE_KEY_PART_BYTES + RULE_ENTRY_BYTES;
+        let limits = EngineLimits {
+            memcap_bytes: 10 * group,
+            ..EngineLimits::default()
+        };
+        let mut e = engine_with(&text, limits);
+        let src = |i: u32| format!("10.0.1.{i}:1000");
+        for i in 1..=25 {
+            let got = feed(&mut e, &[login(&src(i), f64::from(i), "failure")]);
+            assert_eq!(got, [Vec::<u32>::new()]);
+        }
+        // 25 sources, room for 10 groups of one entry: 15 evicted.
+        let s = e.stats();
+        assert_eq!(e.groups(), 10);
+        assert_eq!((s.memcap_evictions, s.evictions), (15, 0));
+        assert_eq!(
+            (s.memory_bytes, s.memory_peak_bytes),
+            (10 * group, 10 * group)
+        );
+        assert_eq!(s.memcap_bytes, 10 * group);
+        // Source 16, the oldest kept, still has its first event: two more
+        // fire. Its second entry is over the cap by one entry: the group
+        // used longest ago, source 17's, makes room. Firing empties source
+        // 16's window, so source 1's new group (it was evicted: two events
+        // are not enough) fits in 9 groups, 2 of them without entries.
+        let got = feed(
+            &mut e,
+            &[
+                login(&src(16), 30.0, "failure"),
+                login(&src(16), 31.0, "failure"),
+                login(&src(1), 32.0, "failure"),
+                login(&src(1), 33.0, "failure"),
+            ],
+        );
+        assert_eq!(got, [vec![], vec![1], vec![], vec![]]);
+        let s = e.stats();
+        assert_eq!(s.memcap_evictions, 16);
+        assert_eq!(e.groups(), 10);
     }
 
     fn connect(src: &str, client_id: &'static str, secs: f64) -> Event {

@@ -1,6 +1,10 @@
 //! A map bounded in entries that drops its least recently used entry to make
 //! room: the per-rule group state of the engine (groups are keyed by
 //! attacker-controlled addresses and field values, so they must be bounded).
+//! Each entry also carries the time it was last used (a stamp the caller
+//! gives) and its estimated size in bytes ([`Cost`]), so that the engine can
+//! keep all its maps within one byte budget by dropping, across maps, the
+//! entry used longest ago.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -9,13 +13,29 @@ use std::hash::Hash;
 /// No neighbour.
 const NIL: usize = usize::MAX;
 
+/// Estimated memory of a key or value beyond the slot that holds it, in
+/// bytes (what the rules memory cap counts).
+pub(crate) trait Cost {
+    fn cost(&self) -> usize;
+}
+
 struct Slot<K, V> {
     key: K,
     value: V,
+    /// When it was last used (caller's clock).
+    stamp: u64,
+    /// Its cost when last measured: [`Lru::slot_bytes`] plus key and value.
+    bytes: usize,
     /// Towards the most recently used end.
     prev: usize,
     /// Towards the least recently used end.
     next: usize,
+}
+
+/// Bytes of the slot of one entry (key and value inline, links, stamp and
+/// cost), for the engine's estimate of an entry's fixed cost.
+pub(crate) const fn slot_size<K, V>() -> usize {
+    std::mem::size_of::<Slot<K, V>>()
 }
 
 /// At most `capacity` entries; slots are kept dense and linked from most
@@ -26,22 +46,55 @@ pub(crate) struct Lru<K, V> {
     head: usize,
     tail: usize,
     capacity: usize,
+    /// Sum of the slots' `bytes`.
+    bytes: usize,
+    /// Fixed cost of one entry (slot, map entry, headers).
+    slot_bytes: usize,
 }
 
-impl<K: Hash + Eq + Clone, V> Lru<K, V> {
-    /// A map of at most `capacity` entries (at least one).
-    pub(crate) fn new(capacity: usize) -> Self {
+impl<K: Hash + Eq + Clone + Cost, V: Cost> Lru<K, V> {
+    /// A map of at most `capacity` entries (at least one), each costing
+    /// `slot_bytes` plus the [`Cost`] of its key and value.
+    pub(crate) fn new(capacity: usize, slot_bytes: usize) -> Self {
         Lru {
             map: HashMap::default(),
             slots: Vec::new(),
             head: NIL,
             tail: NIL,
             capacity: capacity.max(1),
+            bytes: 0,
+            slot_bytes,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Estimated bytes of all entries, as last measured.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The stamp of the least recently used entry.
+    pub(crate) fn oldest_stamp(&self) -> Option<u64> {
+        (self.tail != NIL).then(|| self.slots[self.tail].stamp)
+    }
+
+    /// Drops the least recently used entry.
+    pub(crate) fn pop_oldest(&mut self) -> Option<(K, V)> {
+        (self.tail != NIL).then(|| self.take(self.tail))
+    }
+
+    /// Measures again the most recently used entry (after the caller
+    /// changed the value it got from `get_mut` or `get_or_insert_with`).
+    pub(crate) fn recost_newest(&mut self) {
+        if self.head != NIL {
+            let slot = &mut self.slots[self.head];
+            let now = self.slot_bytes + slot.key.cost() + slot.value.cost();
+            self.bytes = self.bytes - slot.bytes + now;
+            slot.bytes = now;
+        }
     }
 
     fn unlink(&mut self, i: usize) {
@@ -66,7 +119,8 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         self.head = i;
     }
 
-    fn touch(&mut self, i: usize) {
+    fn touch(&mut self, i: usize, stamp: u64) {
+        self.slots[i].stamp = stamp;
         if self.head != i {
             self.unlink(i);
             self.push_front(i);
@@ -93,30 +147,33 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
             }
         }
         let slot = self.slots.swap_remove(i);
+        self.bytes -= slot.bytes;
         self.map.remove(&slot.key);
         (slot.key, slot.value)
     }
 
-    /// The value of `key`, marked as most recently used.
-    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    /// The value of `key`, marked as most recently used at `stamp`.
+    pub(crate) fn get_mut<Q>(&mut self, key: &Q, stamp: u64) -> Option<&mut V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let i = *self.map.get(key)?;
-        self.touch(i);
+        self.touch(i, stamp);
         Some(&mut self.slots[i].value)
     }
 
-    /// The value of `key`, created by `make` when absent. Making room drops
-    /// the least recently used entry, which is returned.
+    /// The value of `key`, created by `make` when absent, marked as most
+    /// recently used at `stamp`. Making room drops the least recently used
+    /// entry, which is returned.
     pub(crate) fn get_or_insert_with(
         &mut self,
         key: K,
+        stamp: u64,
         make: impl FnOnce() -> V,
     ) -> (&mut V, Option<(K, V)>) {
         if let Some(&i) = self.map.get(&key) {
-            self.touch(i);
+            self.touch(i, stamp);
             return (&mut self.slots[i].value, None);
         }
         let evicted = if self.slots.len() >= self.capacity && self.tail != NIL {
@@ -126,9 +183,14 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         };
         let i = self.slots.len();
         self.map.insert(key.clone(), i);
+        let value = make();
+        let bytes = self.slot_bytes + key.cost() + value.cost();
+        self.bytes += bytes;
         self.slots.push(Slot {
             key,
-            value: make(),
+            value,
+            stamp,
+            bytes,
             prev: NIL,
             next: NIL,
         });
@@ -150,6 +212,13 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 mod tests {
     use super::*;
 
+    /// A value costs its own number of bytes.
+    impl Cost for u32 {
+        fn cost(&self) -> usize {
+            *self as usize
+        }
+    }
+
     /// Keys from most to least recently used.
     fn order(lru: &Lru<u32, u32>) -> Vec<u32> {
         let mut out = Vec::new();
@@ -163,37 +232,37 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_when_full() {
-        let mut lru = Lru::new(3);
+        let mut lru = Lru::new(3, 100);
         for k in 1..=3 {
-            assert!(lru.get_or_insert_with(k, || k * 10).1.is_none());
+            assert!(lru.get_or_insert_with(k, 0, || k * 10).1.is_none());
         }
         assert_eq!(order(&lru), [3, 2, 1]);
         // Touch 1: now 2 is the least recently used.
-        assert_eq!(lru.get_mut(&1).copied(), Some(10));
+        assert_eq!(lru.get_mut(&1, 0).copied(), Some(10));
         assert_eq!(order(&lru), [1, 3, 2]);
-        let (v, evicted) = lru.get_or_insert_with(4, || 40);
+        let (v, evicted) = lru.get_or_insert_with(4, 0, || 40);
         assert_eq!(*v, 40);
         assert_eq!(evicted, Some((2, 20)));
         assert_eq!(order(&lru), [4, 1, 3]);
         assert_eq!(lru.len(), 3);
-        assert!(lru.get_mut(&2).is_none());
+        assert!(lru.get_mut(&2, 0).is_none());
     }
 
     #[test]
     fn existing_key_is_touched_not_remade() {
-        let mut lru = Lru::new(2);
-        lru.get_or_insert_with(1, || 1);
-        lru.get_or_insert_with(2, || 2);
-        let (v, evicted) = lru.get_or_insert_with(1, || 99);
+        let mut lru = Lru::new(2, 100);
+        lru.get_or_insert_with(1, 0, || 1);
+        lru.get_or_insert_with(2, 0, || 2);
+        let (v, evicted) = lru.get_or_insert_with(1, 0, || 99);
         assert_eq!((*v, evicted), (1, None));
         assert_eq!(order(&lru), [1, 2]);
     }
 
     #[test]
     fn remove_keeps_links_and_map_consistent() {
-        let mut lru = Lru::new(5);
+        let mut lru = Lru::new(5, 100);
         for k in 1..=5 {
-            lru.get_or_insert_with(k, || k);
+            lru.get_or_insert_with(k, 0, || k);
         }
         // Remove from the middle, the head and the tail; the last slot moves.
         assert_eq!(lru.remove(&3), Some(3));
@@ -202,10 +271,10 @@ mod tests {
         assert_eq!(lru.remove(&1), None);
         assert_eq!(order(&lru), [4, 2]);
         for k in [2, 4] {
-            assert_eq!(lru.get_mut(&k).copied(), Some(k));
+            assert_eq!(lru.get_mut(&k, 0).copied(), Some(k));
         }
         assert_eq!(order(&lru), [4, 2]);
-        lru.get_or_insert_with(6, || 6);
+        lru.get_or_insert_with(6, 0, || 6);
         assert_eq!(order(&lru), [6, 4, 2]);
         assert_eq!(lru.remove(&2), Some(2));
         assert_eq!(lru.remove(&6), Some(6));
@@ -216,10 +285,41 @@ mod tests {
 
     #[test]
     fn capacity_one_replaces() {
-        let mut lru = Lru::new(0);
-        lru.get_or_insert_with(1, || 1);
-        let (_, evicted) = lru.get_or_insert_with(2, || 2);
+        let mut lru = Lru::new(0, 100);
+        lru.get_or_insert_with(1, 0, || 1);
+        let (_, evicted) = lru.get_or_insert_with(2, 0, || 2);
         assert_eq!(evicted, Some((1, 1)));
         assert_eq!(lru.len(), 1);
+    }
+
+    #[test]
+    fn bytes_follow_inserts_changes_and_removals() {
+        // Slot cost 100; key k and value v cost k + v bytes.
+        let mut lru = Lru::new(2, 100);
+        lru.get_or_insert_with(1, 0, || 10);
+        lru.get_or_insert_with(2, 0, || 20);
+        assert_eq!(lru.bytes(), (100 + 1 + 10) + (100 + 2 + 20));
+        *lru.get_mut(&1, 0).expect("present") = 50;
+        lru.recost_newest();
+        assert_eq!(lru.bytes(), (100 + 1 + 50) + (100 + 2 + 20));
+        // Key 2 is now the least recently used and makes room for 3.
+        lru.get_or_insert_with(3, 0, || 0);
+        assert_eq!(lru.bytes(), (100 + 1 + 50) + (100 + 3));
+        lru.remove(&1);
+        assert_eq!(lru.bytes(), 100 + 3);
+    }
+
+    #[test]
+    fn oldest_is_the_least_recently_stamped() {
+        let mut lru = Lru::new(5, 0);
+        assert_eq!(lru.oldest_stamp(), None);
+        lru.get_or_insert_with(1, 7, || 0);
+        lru.get_or_insert_with(2, 8, || 0);
+        lru.get_or_insert_with(3, 9, || 0);
+        lru.get_mut(&1, 10);
+        assert_eq!(lru.oldest_stamp(), Some(8));
+        assert_eq!(lru.pop_oldest(), Some((2, 0)));
+        assert_eq!(lru.oldest_stamp(), Some(9));
+        assert_eq!(order(&lru), [1, 3]);
     }
 }

@@ -336,6 +336,9 @@ pub enum AnomalyKind {
     TruncatedHead,
     /// Too much data while a CONNECT or Upgrade request awaited its answer.
     BufferLimit,
+    /// Client data sent after an Upgrade request and before the 101 that
+    /// switched the connection (RFC 9110 §7.8, RFC 6455 §4.1).
+    DataBeforeSwitch,
 }
 
 impl AnomalyKind {
@@ -367,6 +370,7 @@ impl AnomalyKind {
             K::GapLostSync => "gap_lost_sync",
             K::TruncatedHead => "truncated_head",
             K::BufferLimit => "buffer_limit",
+            K::DataBeforeSwitch => "data_before_switch",
         }
     }
 }

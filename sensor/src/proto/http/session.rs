@@ -240,9 +240,6 @@ pub struct HttpSession {
     /// Server to client (responses).
     server: Half,
     pending: VecDeque<Pending>,
-    /// The client side has held bytes to parse again (a CONNECT/Upgrade
-    /// request got a non-switching answer).
-    resume_client: bool,
     stats: HttpStats,
 }
 
@@ -253,7 +250,6 @@ impl HttpSession {
             client: Half::default(),
             server: Half::default(),
             pending: VecDeque::new(),
-            resume_client: false,
             stats: HttpStats::default(),
         }
     }
@@ -273,9 +269,6 @@ impl HttpSession {
     ) {
         let start = out.len();
         self.feed(dir, data, out);
-        if std::mem::take(&mut self.resume_client) {
-            self.feed(Direction::ToServer, &[], out);
-        }
         self.count(start, out);
     }
 
@@ -999,10 +992,13 @@ impl HttpSession {
         let Some(request) = request else {
             return;
         };
-        // A final answer that is not a switch releases the held client bytes.
+        // A final answer that is not a switch releases the held client
+        // bytes: the server reads them as HTTP, and so do we, at once, before
+        // any later server bytes (a later 101 answers a later request), so
+        // that the events do not depend on how the server's stream is split.
         if request.switch != Switch::No && matches!(self.client.state, State::AwaitSwitch) {
             self.client.state = State::Head;
-            self.resume_client = true;
+            self.feed(Direction::ToServer, &[], out);
         }
         if request.expect_continue && self.pending.is_empty() {
             if let State::Body(body) = &mut self.client.state {
@@ -1014,8 +1010,27 @@ impl HttpSession {
     }
 
     /// Both directions become opaque (RFC 9112 §6.3 item 2; RFC 9110 §15.2.2).
+    /// Client bytes held while the request awaited its answer are tunnel
+    /// data, as for the server that switched. After an Upgrade request they
+    /// are an anomaly: a client cannot use the new protocol before the 101
+    /// (RFC 9110 §7.8; a WebSocket client MUST wait for the server's
+    /// response, RFC 6455 §4.1). A CONNECT client may send early (e.g. its
+    /// TLS ClientHello), RFC 9110 §9.3.6 sets no such rule.
     fn start_tunnel(&mut self, kind: TunnelKind, out: &mut Vec<HttpEvent>) {
         self.server.state = State::Tunnel;
+        let held = self.client.buf.len();
+        if held > 0
+            && matches!(kind, TunnelKind::Upgrade { .. })
+            && matches!(self.client.state, State::AwaitSwitch)
+        {
+            self.anomaly(
+                Direction::ToServer,
+                AnomalyKind::DataBeforeSwitch,
+                format!("{held} client bytes sent before the 101 answer to Upgrade"),
+                AnomalyEffect::Continue,
+                out,
+            );
+        }
         if !matches!(self.client.state, State::Closed) {
             self.stats.tunnel_bytes += self.client.buf.len() as u64;
             self.client.buf.clear();
@@ -1641,6 +1656,105 @@ HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
             protocol: "websocket".into()
         })));
         assert!(bodies(&events).is_empty() && anomalies(&events).is_empty());
+    }
+
+    /// RFC 6455 §1.2 opening handshake, then the masked "Hello" frame of
+    /// §5.7 sent before the server's answer.
+    const WS_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const WS_EARLY_FRAME: &[u8] = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+    const WS_SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x05Hello";
+
+    /// The events of `parts`, with one part given in two calls split at
+    /// `split` = (part, offset).
+    fn run_split(parts: &[(Direction, &[u8])], split: Option<(usize, usize)>) -> Vec<HttpEvent> {
+        let mut s = HttpSession::new(HttpLimits::default());
+        let mut out = Vec::new();
+        for (i, (dir, bytes)) in parts.iter().enumerate() {
+            match split {
+                Some((part, at)) if part == i => {
+                    let (a, b) = bytes.split_at(at);
+                    s.on_data(t(), *dir, a, &mut out);
+                    s.on_data(t(), *dir, b, &mut out);
+                }
+                _ => s.on_data(t(), *dir, bytes, &mut out),
+            }
+        }
+        s.on_close(t(), &mut out);
+        out
+    }
+
+    /// Splitting any part at any offset gives the events of the whole parts.
+    fn assert_split_independent(parts: &[(Direction, &[u8])]) -> Vec<HttpEvent> {
+        let whole = run_split(parts, None);
+        for (i, (_, bytes)) in parts.iter().enumerate() {
+            for at in 1..bytes.len() {
+                assert_eq!(
+                    run_split(parts, Some((i, at))),
+                    whole,
+                    "part {i} split at byte {at}"
+                );
+            }
+        }
+        whole
+    }
+
+    #[test]
+    fn upgrade_with_data_before_the_101_is_split_independent() {
+        let client = [WS_REQUEST, WS_EARLY_FRAME].concat();
+        let events = assert_split_independent(&[(C2S, &client), (S2C, WS_SWITCH)]);
+        // The early frame is what the switching server reads as WebSocket:
+        // tunnel data, and a client that did not wait (RFC 6455 §4.1).
+        assert_eq!(methods(&events), ["GET"]);
+        assert_eq!(statuses(&events), [101]);
+        assert_eq!(
+            anomalies(&events),
+            [(AnomalyKind::DataBeforeSwitch, AnomalyEffect::Continue)]
+        );
+        assert!(events.contains(&HttpEvent::Tunnel(TunnelKind::Upgrade {
+            protocol: "websocket".into()
+        })));
+    }
+
+    #[test]
+    fn upgrade_declined_then_a_101_is_split_independent() {
+        // The fuzz finding: the Upgrade request is answered 400, so the
+        // bytes after it are HTTP to the server (a frame is no request
+        // line); the 101 after the 400 answers no request and still
+        // switches. Whole or split, the frame is parsed before the 101.
+        let client = [WS_REQUEST, WS_EARLY_FRAME, b"\r\n"].concat();
+        let server = [
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".as_slice(),
+            WS_SWITCH,
+        ]
+        .concat();
+        let events = assert_split_independent(&[(C2S, &client), (S2C, &server)]);
+        assert_eq!(methods(&events), ["GET"]);
+        assert_eq!(statuses(&events), [400, 101]);
+        assert_eq!(
+            anomalies(&events),
+            [(AnomalyKind::InvalidRequestLine, AnomalyEffect::Resync)]
+        );
+        assert!(matches!(events.last(), Some(HttpEvent::Tunnel(_))));
+    }
+
+    #[test]
+    fn upgrade_declined_releases_a_pipelined_request() {
+        let client = [
+            WS_REQUEST,
+            b"GET /next HTTP/1.1\r\nHost: server.example.com\r\n\r\n",
+        ]
+        .concat();
+        let server = b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let events = assert_split_independent(&[(C2S, &client), (S2C, server)]);
+        assert_eq!(methods(&events), ["GET", "GET"]);
+        assert_eq!(requests(&events)[1].uri, "/next");
+        assert_eq!(statuses(&events), [426, 200]);
+        assert_eq!(
+            responses(&events)[1].request_method.as_ref(),
+            Some(&Method::Get)
+        );
+        assert!(anomalies(&events).is_empty());
+        assert!(!events.iter().any(|e| matches!(e, HttpEvent::Tunnel(_))));
     }
 
     #[test]
