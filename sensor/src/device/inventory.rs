@@ -421,14 +421,16 @@ impl Inventory {
         Some(slot)
     }
 
-    /// `mac` sent a packet from `ip`: its own address, unless the MAC turns
-    /// out to route for others (see the module documentation).
+    /// [`Inventory::sent_from_beside`] with nothing beside the device, for
+    /// the tests of what the inventory makes of addresses.
+    #[cfg(test)]
     pub fn sent_from(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) {
         self.sent_slot(mac, ip, now);
     }
 
-    /// [`Inventory::sent_from`], with the `T` kept beside the device (as
-    /// [`Inventory::touch_beside`]).
+    /// `mac` sent a packet from `ip`: its own address, unless the MAC turns
+    /// out to route for others (see the module documentation). The device,
+    /// with the `T` kept beside it (as [`Inventory::touch_beside`]).
     pub fn sent_from_beside<T: Any + Send>(
         &mut self,
         mac: [u8; 6],
