@@ -318,6 +318,37 @@ fn beside<T: Any + Send>(
     Some((&mut slot.device, t))
 }
 
+/// The slot of the device `mac` in `devices` (made if new and a possible
+/// device; the least recently seen device makes room at `max_devices`, counted
+/// in `evicted`), seen at `now`.
+fn slot_in<'a>(
+    devices: &'a mut HashMap<u64, Slot, RandomState>,
+    max_devices: usize,
+    evicted: &mut u64,
+    mac: [u8; 6],
+    now: Timestamp,
+) -> Option<&'a mut Slot> {
+    if !is_device_mac(mac) {
+        return None;
+    }
+    if devices.len() >= max_devices && !devices.contains_key(&key(&mac)) {
+        let oldest = devices
+            .iter()
+            .min_by_key(|(_, s)| (s.device.last_seen, s.device.mac))
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            devices.remove(&k);
+            *evicted += 1;
+        }
+    }
+    let slot = devices.entry(key(&mac)).or_insert_with(|| Slot {
+        device: Device::new(mac, now),
+        beside: None,
+    });
+    slot.device.last_seen = slot.device.last_seen.max(now);
+    Some(slot)
+}
+
 /// A MAC as the key of the device map.
 fn key(mac: &[u8; 6]) -> u64 {
     let [a, b, c, d, e, f] = *mac;
@@ -407,18 +438,13 @@ impl Inventory {
     }
 
     fn slot(&mut self, mac: [u8; 6], now: Timestamp) -> Option<&mut Slot> {
-        if !is_device_mac(mac) {
-            return None;
-        }
-        if self.devices.len() >= self.max_devices && !self.devices.contains_key(&key(&mac)) {
-            self.evict_one();
-        }
-        let slot = self.devices.entry(key(&mac)).or_insert_with(|| Slot {
-            device: Device::new(mac, now),
-            beside: None,
-        });
-        slot.device.last_seen = slot.device.last_seen.max(now);
-        Some(slot)
+        slot_in(
+            &mut self.devices,
+            self.max_devices,
+            &mut self.evicted,
+            mac,
+            now,
+        )
     }
 
     /// [`Inventory::sent_from_beside`] with nothing beside the device, for
@@ -442,9 +468,16 @@ impl Inventory {
     }
 
     fn sent_slot(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) -> Option<&mut Slot> {
-        let zoned = zone_of(&self.zones, ip).map(str::to_string);
+        // The zone's name is copied only into a device that has none yet.
+        let zoned = zone_of(&self.zones, ip);
         let zones_known = !self.zones.is_empty();
-        let slot = self.slot(mac, now)?;
+        let slot = slot_in(
+            &mut self.devices,
+            self.max_devices,
+            &mut self.evicted,
+            mac,
+            now,
+        )?;
         let d = &mut slot.device;
         // With zones configured, an address outside every zone is external.
         let own = !zones_known || zoned.is_some();
@@ -456,30 +489,21 @@ impl Inventory {
             false
         };
         if d.zone.is_none() && owned {
-            d.zone = zoned;
+            d.zone = zoned.map(str::to_string);
         }
         Some(slot)
     }
 
     /// An ARP message of `mac` announced `ip`: its own address.
     pub fn announced(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) {
-        let zoned = zone_of(&self.zones, ip).map(str::to_string);
-        if let Some(d) = self.touch(mac, now) {
+        let zoned = zone_of(&self.zones, ip);
+        let evicted = &mut self.evicted;
+        if let Some(slot) = slot_in(&mut self.devices, self.max_devices, evicted, mac, now) {
+            let d = &mut slot.device;
             d.note_ip(ip, now, true);
             if d.zone.is_none() {
-                d.zone = zoned;
+                d.zone = zoned.map(str::to_string);
             }
-        }
-    }
-
-    fn evict_one(&mut self) {
-        let oldest = self
-            .iter()
-            .min_by_key(|d| (d.last_seen, d.mac))
-            .map(|d| d.mac);
-        if let Some(mac) = oldest {
-            self.devices.remove(&key(&mac));
-            self.evicted += 1;
         }
     }
 
