@@ -119,6 +119,10 @@ pub struct ProfileDetector {
     learn_nanos: i64,
     learn_until: Option<Timestamp>,
     tracks: HashMap<[u8; 6], Track, RandomState>,
+    /// Tracks of devices reported silent.
+    silent_tracks: usize,
+    /// The inventory's count of devices made, at the last look for new ones.
+    made_seen: u64,
     stats: ProfileStats,
 }
 
@@ -132,6 +136,8 @@ impl ProfileDetector {
                 .saturating_mul(Timestamp::NANOS_PER_SEC),
             learn_until: None,
             tracks: HashMap::default(),
+            silent_tracks: 0,
+            made_seen: 0,
             stats: ProfileStats::default(),
         }
     }
@@ -223,13 +229,14 @@ impl ProfileDetector {
     pub fn tick(&mut self, now: Timestamp, inventory: &Inventory, out: &mut Vec<ProfileFinding>) {
         let learning = self.learning(now);
         let start = out.len();
-        let mut silent_devices = 0;
-        for d in inventory.iter() {
-            let tracked = self.tracks.len();
-            let track = match self.tracks.entry(d.mac) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(_) if tracked >= MAX_TRACKED_DEVICES => continue,
-                Entry::Vacant(e) => {
+        // A new device is one of those the inventory made since the last look.
+        if inventory.made() != self.made_seen {
+            self.made_seen = inventory.made();
+            for d in inventory.iter() {
+                let tracked = self.tracks.len();
+                if let Entry::Vacant(e) = self.tracks.entry(d.mac)
+                    && tracked < MAX_TRACKED_DEVICES
+                {
                     if !learning && self.learn_nanos > 0 {
                         self.stats.new_devices += 1;
                         out.push(ProfileFinding {
@@ -239,33 +246,50 @@ impl ProfileDetector {
                             kind: ProfileKind::NewDevice,
                         });
                     }
-                    e.insert(Track::default())
+                    e.insert(Track::default());
                 }
-            };
+            }
+        }
+        let mut silent_devices = 0;
+        for d in inventory.iter() {
             let silent = silence(d, now);
+            // Nothing to change for a device that sends while none is silent.
+            if silent.is_none() && self.silent_tracks == 0 {
+                continue;
+            }
+            let Some(track) = self.tracks.get_mut(&d.mac) else {
+                continue;
+            };
             match silent {
                 Some((quiet, allowed)) => {
-                    if !track.silent && !learning {
-                        out.push(ProfileFinding {
-                            device: d.mac,
-                            ip: d.ips.first().map(|s| s.ip),
-                            ts: now,
-                            kind: ProfileKind::Silent {
-                                silent_secs: (quiet * 10.0).round() / 10.0,
-                                allowed_secs: (allowed * 10.0).round() / 10.0,
-                            },
-                        });
+                    if !track.silent {
+                        if !learning {
+                            out.push(ProfileFinding {
+                                device: d.mac,
+                                ip: d.ips.first().map(|s| s.ip),
+                                ts: now,
+                                kind: ProfileKind::Silent {
+                                    silent_secs: (quiet * 10.0).round() / 10.0,
+                                    allowed_secs: (allowed * 10.0).round() / 10.0,
+                                },
+                            });
+                        }
+                        track.silent = true;
+                        self.silent_tracks += 1;
                     }
-                    track.silent = true;
                     silent_devices += 1;
                 }
-                None => track.silent = false,
+                None if track.silent => {
+                    track.silent = false;
+                    self.silent_tracks -= 1;
+                }
+                None => {}
             }
         }
         self.stats.silent_devices = silent_devices;
         self.stats.findings += (out.len() - start) as u64;
-        // In device order, not the inventory's (hashed) order: every run
-        // raises the same alerts in the same order.
+        // In device order, not the inventory's: every run raises the same
+        // alerts in the same order.
         out[start..].sort_by_key(|f| f.device);
     }
 }

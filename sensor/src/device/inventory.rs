@@ -7,11 +7,10 @@
 //! (not announced by its ARP, not in a configured zone) is a **gateway**, and
 //! those addresses are external peers, never devices. Group and all-zero
 //! MACs are never devices. The inventory holds at most `max_devices`; the
-//! least recently seen device makes room, and is counted. Beside each device
-//! it keeps what a later stage asks it to (the device stage's open feature
-//! window), found in the same lookup and forgotten with the device.
+//! least recently seen device makes room, and is counted. Each device has a
+//! slot, its own while it is kept: a later stage keeps what it adds to a
+//! device (the device stage's open feature window) by slot.
 
-use std::any::Any;
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
@@ -33,6 +32,8 @@ pub const MAX_DEVICE_NAMES: usize = 16;
 pub const MAX_NAME_BYTES: usize = 64;
 /// Devices kept by default.
 pub const DEFAULT_MAX_DEVICES: usize = 10_000;
+/// Devices kept at most, whatever the configuration asks (slots are `u32`).
+pub const MAX_SLOTS: usize = u32::MAX as usize;
 
 /// A role a device's behaviour shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -287,66 +288,28 @@ pub struct InventoryStats {
     pub max_devices: usize,
 }
 
-/// A device and what a later stage keeps beside it: the device stage's
-/// open feature window, found with the device in one lookup and gone with it.
+/// A device found by a lookup: its slot, which stays its own while it is
+/// kept (a later stage keeps what it adds to a device by slot), and whether
+/// the device is new in that slot (new, or in the room of one evicted).
 #[derive(Debug)]
-struct Slot {
-    device: Device,
-    beside: Option<Box<dyn Any + Send>>,
+pub struct Seen<'a> {
+    pub slot: usize,
+    pub fresh: bool,
+    pub device: &'a mut Device,
 }
 
 /// Every device seen, bounded.
 #[derive(Debug)]
 pub struct Inventory {
-    /// By MAC (as a number: hashed in one step).
-    devices: HashMap<u64, Slot, RandomState>,
+    /// The devices, by slot; a device evicted leaves its slot to the new one.
+    slots: Vec<Device>,
+    /// The slot of each device, by MAC (as a number: hashed in one step).
+    index: HashMap<u64, u32, RandomState>,
     max_devices: usize,
     zones: Vec<Zone>,
     evicted: u64,
-}
-
-/// The device of `slot` and the `T` beside it, made by `make` when there is
-/// none yet (or something else).
-fn beside<T: Any + Send>(
-    slot: &mut Slot,
-    make: impl FnOnce() -> T,
-) -> Option<(&mut Device, &mut T)> {
-    if !slot.beside.as_ref().is_some_and(|b| b.is::<T>()) {
-        slot.beside = Some(Box::new(make()));
-    }
-    let t = slot.beside.as_mut()?.downcast_mut()?;
-    Some((&mut slot.device, t))
-}
-
-/// The slot of the device `mac` in `devices` (made if new and a possible
-/// device; the least recently seen device makes room at `max_devices`, counted
-/// in `evicted`), seen at `now`.
-fn slot_in<'a>(
-    devices: &'a mut HashMap<u64, Slot, RandomState>,
-    max_devices: usize,
-    evicted: &mut u64,
-    mac: [u8; 6],
-    now: Timestamp,
-) -> Option<&'a mut Slot> {
-    if !is_device_mac(mac) {
-        return None;
-    }
-    if devices.len() >= max_devices && !devices.contains_key(&key(&mac)) {
-        let oldest = devices
-            .iter()
-            .min_by_key(|(_, s)| (s.device.last_seen, s.device.mac))
-            .map(|(k, _)| *k);
-        if let Some(k) = oldest {
-            devices.remove(&k);
-            *evicted += 1;
-        }
-    }
-    let slot = devices.entry(key(&mac)).or_insert_with(|| Slot {
-        device: Device::new(mac, now),
-        beside: None,
-    });
-    slot.device.last_seen = slot.device.last_seen.max(now);
-    Some(slot)
+    /// Devices made, evicted ones included.
+    made: u64,
 }
 
 /// A MAC as the key of the device map.
@@ -363,122 +326,138 @@ pub fn is_device_mac(mac: [u8; 6]) -> bool {
 impl Inventory {
     pub fn new(max_devices: usize, zones: Vec<Zone>) -> Self {
         Inventory {
-            devices: HashMap::default(),
-            max_devices: max_devices.max(1),
+            slots: Vec::new(),
+            index: HashMap::default(),
+            max_devices: max_devices.clamp(1, MAX_SLOTS),
             zones,
             evicted: 0,
+            made: 0,
         }
     }
 
     pub fn stats(&self) -> InventoryStats {
         InventoryStats {
-            devices: self.devices.len(),
+            devices: self.slots.len(),
             evicted: self.evicted,
             max_devices: self.max_devices,
         }
     }
 
     pub fn get(&self, mac: &[u8; 6]) -> Option<&Device> {
-        self.devices.get(&key(mac)).map(|s| &s.device)
+        self.slots.get(self.slot_of(mac)?)
     }
 
     pub fn get_mut(&mut self, mac: &[u8; 6]) -> Option<&mut Device> {
-        self.devices.get_mut(&key(mac)).map(|s| &mut s.device)
+        let slot = self.slot_of(mac)?;
+        self.slots.get_mut(slot)
+    }
+
+    /// How many devices were made so far (evicted ones included): when it
+    /// has not changed, no device is new.
+    pub fn made(&self) -> u64 {
+        self.made
+    }
+
+    /// The slot of the device `mac`, when it is kept.
+    pub fn slot_of(&self, mac: &[u8; 6]) -> Option<usize> {
+        self.index.get(&key(mac)).map(|&i| i as usize)
+    }
+
+    /// The device in `slot`.
+    pub fn at_mut(&mut self, slot: usize) -> Option<&mut Device> {
+        self.slots.get_mut(slot)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Device> {
-        self.devices.values().map(|s| &s.device)
-    }
-
-    /// What is kept beside the device `mac`, when it is a `T`.
-    pub fn beside_mut<T: Any + Send>(&mut self, mac: &[u8; 6]) -> Option<&mut T> {
-        self.devices
-            .get_mut(&key(mac))?
-            .beside
-            .as_mut()?
-            .downcast_mut()
-    }
-
-    /// Calls `f` with every device that has a `T` beside it; the `T` is
-    /// dropped where `f` returns false.
-    pub fn each_beside<T: Any + Send>(&mut self, mut f: impl FnMut(&mut Device, &mut T) -> bool) {
-        for slot in self.devices.values_mut() {
-            let keep = match slot.beside.as_mut().and_then(|b| b.downcast_mut()) {
-                Some(t) => f(&mut slot.device, t),
-                None => continue,
-            };
-            if !keep {
-                slot.beside = None;
-            }
-        }
+        self.slots.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.devices.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.devices.is_empty()
+        self.slots.is_empty()
     }
 
     /// The device `mac` (created if new and a possible device), seen at `now`.
-    pub fn touch(&mut self, mac: [u8; 6], now: Timestamp) -> Option<&mut Device> {
-        self.slot(mac, now).map(|s| &mut s.device)
+    pub fn touch(&mut self, mac: [u8; 6], now: Timestamp) -> Option<Seen<'_>> {
+        let (slot, fresh) = self.slot(mac, now)?;
+        Some(self.seen(slot, fresh))
     }
 
-    /// [`Inventory::touch`], with the `T` kept beside the device (`make`
-    /// gives it the first time).
-    pub fn touch_beside<T: Any + Send>(
-        &mut self,
-        mac: [u8; 6],
-        now: Timestamp,
-        make: impl FnOnce() -> T,
-    ) -> Option<(&mut Device, &mut T)> {
-        beside(self.slot(mac, now)?, make)
+    fn seen(&mut self, slot: usize, fresh: bool) -> Seen<'_> {
+        Seen {
+            slot,
+            fresh,
+            device: &mut self.slots[slot],
+        }
     }
 
-    fn slot(&mut self, mac: [u8; 6], now: Timestamp) -> Option<&mut Slot> {
-        slot_in(
-            &mut self.devices,
-            self.max_devices,
-            &mut self.evicted,
-            mac,
-            now,
-        )
+    /// The slot of the device `mac` (made if new and a possible device; the
+    /// least recently seen device makes room at `max_devices`, counted), seen
+    /// at `now`, and whether the device is new in it.
+    fn slot(&mut self, mac: [u8; 6], now: Timestamp) -> Option<(usize, bool)> {
+        if !is_device_mac(mac) {
+            return None;
+        }
+        let k = key(&mac);
+        let (slot, fresh) = match self.index.get(&k) {
+            Some(&slot) => (slot as usize, false),
+            None => (self.make(mac, k, now), true),
+        };
+        let d = &mut self.slots[slot];
+        d.last_seen = d.last_seen.max(now);
+        Some((slot, fresh))
     }
 
-    /// [`Inventory::sent_from_beside`] with nothing beside the device, for
-    /// the tests of what the inventory makes of addresses.
+    /// A slot for the new device `mac` (key `k`): a new one, or at the cap
+    /// that of the least recently seen device, which is forgotten. Out of
+    /// line: a lookup's code stays small.
+    #[cold]
+    #[inline(never)]
+    fn make(&mut self, mac: [u8; 6], k: u64, now: Timestamp) -> usize {
+        let device = Device::new(mac, now);
+        self.made += 1;
+        let oldest = || {
+            self.slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, d)| (d.last_seen, d.mac))
+                .map(|(i, _)| i)
+        };
+        let slot = if self.slots.len() >= self.max_devices
+            && let Some(i) = oldest()
+        {
+            self.index.remove(&key(&self.slots[i].mac));
+            self.evicted += 1;
+            self.slots[i] = device;
+            i
+        } else {
+            self.slots.push(device);
+            self.slots.len() - 1
+        };
+        // Slots are fewer than `max_devices`, at most `MAX_SLOTS`.
+        self.index
+            .insert(k, u32::try_from(slot).unwrap_or(u32::MAX));
+        slot
+    }
+
+    /// `mac` sent a packet from `ip` (see [`Inventory::sent_from_slot`]).
     #[cfg(test)]
     pub fn sent_from(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) {
-        self.sent_slot(mac, ip, now);
+        self.sent_from_slot(mac, ip, now);
     }
 
     /// `mac` sent a packet from `ip`: its own address, unless the MAC turns
     /// out to route for others (see the module documentation). The device,
-    /// with the `T` kept beside it (as [`Inventory::touch_beside`]).
-    pub fn sent_from_beside<T: Any + Send>(
-        &mut self,
-        mac: [u8; 6],
-        ip: IpAddr,
-        now: Timestamp,
-        make: impl FnOnce() -> T,
-    ) -> Option<(&mut Device, &mut T)> {
-        beside(self.sent_slot(mac, ip, now)?, make)
-    }
-
-    fn sent_slot(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) -> Option<&mut Slot> {
+    /// as [`Inventory::touch`] finds it.
+    pub fn sent_from_slot(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) -> Option<Seen<'_>> {
+        let (slot, fresh) = self.slot(mac, now)?;
         // The zone's name is copied only into a device that has none yet.
         let zoned = zone_of(&self.zones, ip);
         let zones_known = !self.zones.is_empty();
-        let slot = slot_in(
-            &mut self.devices,
-            self.max_devices,
-            &mut self.evicted,
-            mac,
-            now,
-        )?;
-        let d = &mut slot.device;
+        let d = &mut self.slots[slot];
         // With zones configured, an address outside every zone is external.
         let own = !zones_known || zoned.is_some();
         let owned = if own || d.owns(ip) {
@@ -491,20 +470,27 @@ impl Inventory {
         if d.zone.is_none() && owned {
             d.zone = zoned.map(str::to_string);
         }
-        Some(slot)
+        Some(Seen {
+            slot,
+            fresh,
+            device: d,
+        })
     }
 
-    /// An ARP message of `mac` announced `ip`: its own address.
-    pub fn announced(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) {
-        let zoned = zone_of(&self.zones, ip);
-        let evicted = &mut self.evicted;
-        if let Some(slot) = slot_in(&mut self.devices, self.max_devices, evicted, mac, now) {
-            let d = &mut slot.device;
-            d.note_ip(ip, now, true);
-            if d.zone.is_none() {
-                d.zone = zoned.map(str::to_string);
-            }
+    /// An ARP message of `mac` announced `ip`: its own address. The device,
+    /// as [`Inventory::touch`] finds it.
+    pub fn announced(&mut self, mac: [u8; 6], ip: IpAddr, now: Timestamp) -> Option<Seen<'_>> {
+        let (slot, fresh) = self.slot(mac, now)?;
+        let d = &mut self.slots[slot];
+        d.note_ip(ip, now, true);
+        if d.zone.is_none() {
+            d.zone = zone_of(&self.zones, ip).map(str::to_string);
         }
+        Some(Seen {
+            slot,
+            fresh,
+            device: d,
+        })
     }
 
     /// The devices, sorted by address (IPv4 first) then MAC, for tables.
@@ -605,6 +591,31 @@ mod tests {
         inv.touch([2, 0, 0, 0, 0, 3], Timestamp(4));
         assert!(inv.get(&[2, 0, 0, 0, 0, 2]).is_none());
         assert_eq!((inv.len(), inv.stats().evicted), (2, 1));
+    }
+
+    /// A device keeps its slot while it is kept; one evicted leaves its slot
+    /// to the device that made room, which is new in it (and so is the
+    /// evicted one when it comes back).
+    #[test]
+    fn slots_are_kept_and_an_evicted_devices_slot_goes_to_the_newcomer() {
+        let mut inv = Inventory::new(2, Vec::new());
+        let seen = |inv: &mut Inventory, last: u8, t: i64| {
+            let s = inv
+                .touch([2, 0, 0, 0, 0, last], Timestamp(t))
+                .expect("device");
+            (s.slot, s.fresh)
+        };
+        let (a, a_fresh) = seen(&mut inv, 1, 1);
+        let (b, b_fresh) = seen(&mut inv, 2, 2);
+        assert!(a_fresh && b_fresh && a != b);
+        assert_eq!(seen(&mut inv, 1, 3), (a, false));
+        // Device 2 is the least recently seen: device 3 takes its slot.
+        assert_eq!(seen(&mut inv, 3, 4), (b, true));
+        assert_eq!(seen(&mut inv, 1, 5), (a, false));
+        // Device 3 (seen at 4) makes room for device 2 coming back.
+        assert_eq!(seen(&mut inv, 2, 6), (b, true));
+        assert_eq!(inv.made(), 4);
+        assert_eq!(inv.stats().evicted, 2);
     }
 
     #[test]

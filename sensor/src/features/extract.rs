@@ -21,7 +21,7 @@ use super::distinct::{Distinct, Ports};
 use super::{FEATURE_COUNT, Feature, Window, WindowNotes};
 use crate::capture::Timestamp;
 use crate::decode::FrameNote;
-use crate::device::inventory::{Device, Inventory, NameSource, Role, is_device_mac};
+use crate::device::inventory::{Device, Inventory, NameSource, Role, Seen, is_device_mac};
 use crate::device::profile::{Service, behaviour_key_from, behaviour_seed};
 use crate::device::zone::Zone;
 use crate::flow::{Direction, FlowActivity};
@@ -129,6 +129,11 @@ pub struct Extractor {
     /// TCP attempts waiting for an answer: flow id → (device, window start).
     pending: HashMap<u64, ([u8; 6], Timestamp), RandomState>,
     windows: Vec<Window>,
+    /// The open window of each device, by its slot in the inventory.
+    open: Vec<Option<Acc>>,
+    /// No open window ends before this (nanoseconds): ticks before it close
+    /// nothing.
+    next_end: i64,
     stats: ExtractorStats,
     /// The text of the CoAP request being counted (kept for its room).
     request: String,
@@ -144,6 +149,8 @@ impl Extractor {
             window_nanos,
             pending: HashMap::default(),
             windows: Vec::new(),
+            open: Vec::new(),
+            next_end: i64::MAX,
             stats: ExtractorStats::default(),
             request: String::new(),
         }
@@ -163,14 +170,17 @@ impl Extractor {
         (self.windows.drain(..), &self.inventory)
     }
 
-    fn window_start(&self, ts: Timestamp) -> Timestamp {
-        Timestamp(ts.0.div_euclid(self.window_nanos) * self.window_nanos)
-    }
-
     /// The device `mac` (when it is one) and its window for `ts`.
     fn device(&mut self, mac: Option<[u8; 6]>, ts: Timestamp) -> Option<(&mut Device, &mut Acc)> {
-        let start = self.window_start(ts);
-        self.inventory.touch_beside(mac?, ts, || Acc::new(start))
+        let seen = self.inventory.touch(mac?, ts)?;
+        let acc = open_window(
+            &mut self.open,
+            &mut self.next_end,
+            &seen,
+            ts,
+            self.window_nanos,
+        );
+        Some((seen.device, acc))
     }
 
     /// [`Extractor::device`] for a device that sent from `ip` (when it sent
@@ -184,9 +194,21 @@ impl Extractor {
         let Some(ip) = ip else {
             return self.device(mac, ts);
         };
-        let start = self.window_start(ts);
-        self.inventory
-            .sent_from_beside(mac?, ip, ts, || Acc::new(start))
+        let seen = self.inventory.sent_from_slot(mac?, ip, ts)?;
+        let acc = open_window(
+            &mut self.open,
+            &mut self.next_end,
+            &seen,
+            ts,
+            self.window_nanos,
+        );
+        Some((seen.device, acc))
+    }
+
+    /// The open window of the device `mac`, when it has one.
+    fn window_of(&mut self, mac: &[u8; 6]) -> Option<&mut Acc> {
+        let slot = self.inventory.slot_of(mac)?;
+        self.open.get_mut(slot)?.as_mut()
     }
 
     /// A second of packet time ended at `now`: what the flows did in it and
@@ -306,15 +328,15 @@ impl Extractor {
                 return;
             }
             self.pending
-                .insert(a.flow_id, (client, self.window_start(ts)));
+                .insert(a.flow_id, (client, window_start(ts, self.window_nanos)));
         } else if a.opened {
             // Opened and answered within the same second: never pending.
-            if let Some(acc) = self.inventory.beside_mut::<Acc>(&client) {
+            if let Some(acc) = self.window_of(&client) {
                 acc.pending = acc.pending.saturating_sub(1);
             }
         } else if (a.answered || a.refused_by_server)
             && let Some((mac, start)) = self.pending.remove(&a.flow_id)
-            && let Some(acc) = self.inventory.beside_mut::<Acc>(&mac)
+            && let Some(acc) = self.window_of(&mac)
             && acc.start == start
         {
             acc.pending = acc.pending.saturating_sub(1);
@@ -340,8 +362,13 @@ impl Extractor {
                 add_peer(d, acc, src);
             }
         }
-        if let Some(arp) = f.arp {
-            self.inventory.announced(arp.mac, IpAddr::V4(arp.ip), ts);
+        if let Some(arp) = f.arp
+            && let Some(seen) = self.inventory.announced(arp.mac, IpAddr::V4(arp.ip), ts)
+            && seen.fresh
+            && let Some(evicted) = self.open.get_mut(seen.slot)
+        {
+            // The slot was an evicted device's: its window went with it.
+            *evicted = None;
         }
     }
 
@@ -577,33 +604,80 @@ impl Extractor {
     /// that a capture always gives the same windows in the same order.
     fn close_until(&mut self, now: Timestamp) {
         let window = self.window_nanos;
-        let first = self.windows.len();
-        let (windows, stats) = (&mut self.windows, &mut self.stats);
-        self.inventory.each_beside(|device, acc: &mut Acc| {
-            while acc.start.0.saturating_add(window) <= now.0 {
-                let end = Timestamp(acc.start.0.saturating_add(window));
-                windows.push(close_window(acc, end, device));
-                stats.windows += 1;
-                if acc.active {
-                    acc.idle = 0;
-                } else {
-                    acc.idle += 1;
+        if now.0 >= self.next_end {
+            let first = self.windows.len();
+            let mut next_end = i64::MAX;
+            for (slot, open) in self.open.iter_mut().enumerate() {
+                let (Some(acc), Some(device)) = (open.as_mut(), self.inventory.at_mut(slot)) else {
+                    continue;
+                };
+                let mut idle = false;
+                while acc.start.0.saturating_add(window) <= now.0 {
+                    let end = Timestamp(acc.start.0.saturating_add(window));
+                    self.windows.push(close_window(acc, end, device));
+                    self.stats.windows += 1;
+                    if acc.active {
+                        acc.idle = 0;
+                    } else {
+                        acc.idle += 1;
+                    }
+                    // Attempts still pending stay counted in the closed window.
+                    acc.restart(end);
+                    if acc.idle >= IDLE_WINDOWS {
+                        idle = true;
+                        break;
+                    }
                 }
-                // Attempts still pending stay counted in the closed window.
-                acc.restart(end);
-                if acc.idle >= IDLE_WINDOWS {
-                    return false;
+                if idle {
+                    *open = None;
+                } else {
+                    next_end = next_end.min(acc.start.0.saturating_add(window));
                 }
             }
-            true
-        });
-        self.windows[first..].sort_unstable_by_key(|w| (w.end, w.device));
+            self.next_end = next_end;
+            self.windows[first..].sort_unstable_by_key(|w| (w.end, w.device));
+        }
         // An attempt unanswered for PENDING_WINDOWS windows is given up.
         let horizon = now.0.saturating_sub(window.saturating_mul(PENDING_WINDOWS));
         if self.pending.len() >= MAX_PENDING_ATTEMPTS / 2 || now.0 == i64::MAX {
             self.pending.retain(|_, (_, start)| start.0 >= horizon);
         }
     }
+}
+
+/// The start of the window of `window` nanoseconds that holds `ts`.
+fn window_start(ts: Timestamp, window: i64) -> Timestamp {
+    Timestamp(ts.0.div_euclid(window) * window)
+}
+
+/// The open window in the slot `seen` found, made for the window of `ts`
+/// when there is none (or it was an evicted device's); `next_end` is lowered
+/// to its end.
+fn open_window<'a>(
+    open: &'a mut Vec<Option<Acc>>,
+    next_end: &mut i64,
+    seen: &Seen<'_>,
+    ts: Timestamp,
+    window: i64,
+) -> &'a mut Acc {
+    if open.len() <= seen.slot {
+        open.resize_with(seen.slot + 1, || None);
+    }
+    let acc = &mut open[seen.slot];
+    if seen.fresh {
+        *acc = None;
+    }
+    acc.get_or_insert_with(|| new_window(next_end, ts, window))
+}
+
+/// A device's first window (or its first after a silence), for `ts`; out of
+/// line, as it is rare.
+#[cold]
+#[inline(never)]
+fn new_window(next_end: &mut i64, ts: Timestamp, window: i64) -> Acc {
+    let start = window_start(ts, window);
+    *next_end = (*next_end).min(start.0.saturating_add(window));
+    Acc::new(start)
 }
 
 /// The values of a window that ended at `end`, and what it teaches the

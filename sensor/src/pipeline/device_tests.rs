@@ -38,11 +38,16 @@ impl WindowSink for Collect {
 /// Runs `frames` (time in milliseconds, bytes) through a pipeline with
 /// 10-second windows; the windows of every device.
 fn windows(frames: &[(i64, Vec<u8>)]) -> Vec<Window> {
+    windows_of(frames, 100)
+}
+
+/// [`windows`] with at most `max_devices` devices kept.
+fn windows_of(frames: &[(i64, Vec<u8>)], max_devices: usize) -> Vec<Window> {
     let mut p = Pipeline::new(PipelineConfig {
         app_thread: false,
         ..PipelineConfig::default()
     });
-    p.profile_devices(Extractor::new(10, 100, Vec::new()));
+    p.profile_devices(Extractor::new(10, max_devices, Vec::new()));
     let out = Collect::default();
     p.add_window_sink(Box::new(out.clone()));
     for (ms, data) in frames {
@@ -199,4 +204,43 @@ fn a_frame_whose_ip_header_does_not_decode_still_counts() {
     assert_eq!(total(&ws, CLIENT, Feature::BytesOut), 60.0);
     assert_eq!(total(&ws, SERVER, Feature::PacketsIn), 1.0);
     assert_eq!(total(&ws, CLIENT, Feature::Peers), 0.0);
+}
+
+/// With room for two devices, a third one takes the place of the least
+/// recently seen (the client, whose server answered after it last sent):
+/// the client's open window goes with it, and the newcomer starts a window
+/// of its own, with none of the client's counts.
+#[test]
+fn a_device_evicted_at_the_cap_takes_its_window_along() {
+    const THIRD: [u8; 6] = [0x02, 0, 0, 0, 0, 0x04];
+    const THIRD_IP: [u8; 4] = [10, 0, 0, 4];
+    let datagram = |(src, src_ip, sport): ([u8; 6], [u8; 4], u16),
+                    (dst, dst_ip, dport): ([u8; 6], [u8; 4], u16)| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(src, dst)
+            .ipv4(src_ip, dst_ip, 64)
+            .udp(sport, dport)
+            .write(&mut v, b"ping")
+            .expect("frame");
+        v
+    };
+    let (client, server, third) = (
+        (CLIENT, CLIENT_IP, 40000),
+        (SERVER, SERVER_IP, 5683),
+        (THIRD, THIRD_IP, 40001),
+    );
+    let ws = windows_of(
+        &[
+            (100, datagram(client, server)),
+            (200, datagram(client, server)),
+            (500, datagram(server, client)),
+            (1_100, datagram(third, server)),
+        ],
+        2,
+    );
+    assert!(ws.iter().all(|w| w.device != CLIENT), "{ws:?}");
+    assert_eq!(total(&ws, THIRD, Feature::PacketsOut), 1.0);
+    assert_eq!(total(&ws, THIRD, Feature::PacketsIn), 0.0);
+    assert_eq!(total(&ws, SERVER, Feature::PacketsIn), 3.0);
+    assert_eq!(total(&ws, SERVER, Feature::PacketsOut), 1.0);
 }
