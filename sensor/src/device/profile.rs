@@ -2,11 +2,12 @@
 //! time. Every set is bounded (the constants below); what does not fit is
 //! counted, never stored.
 //!
-//! Memory per device, at the bounds: peers 64 × 40 B, services 2 × 32 × 16 B,
-//! conversations 64 × 32 B,
+//! Memory per device, at the bounds: peers 64 × 44 B, services 2 × 32 × 20 B,
+//! conversations 64 × 36 B,
 //! topics, filters, resources and paths (32 + 16 + 32 + 32) × (64 B of text
-//! and 24 B), hosts 16, methods 8, users 8 of the same, periodic behaviours
-//! 16 × 48 B: under 20 KiB ([`MAX_PROFILE_BYTES`]).
+//! and 28 B), hosts 16, methods 8, users 8 of the same (each entry with its
+//! 4-byte hash), periodic behaviours 16 × 48 B, and a set's 128-byte bitmap
+//! of what it could not keep: under 20 KiB ([`MAX_PROFILE_BYTES`]).
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -48,15 +49,21 @@ pub const MAX_OVERDUE_PERIODS: f64 = 1_000.0;
 #[derive(Clone, Debug, Serialize)]
 pub struct Bounded<K> {
     entries: Vec<(K, u64)>,
+    /// A hash of each entry's key, apart: a lookup reads these 4-byte
+    /// hashes and compares whole keys only where one matches.
+    #[serde(skip)]
+    hashes: Vec<u32>,
     #[serde(skip)]
     cap: usize,
     /// Keys seen beyond the cap (distinct, as far as [`Bounded::beyond`]
     /// tells them apart).
     pub dropped: u64,
     /// Keys seen beyond the cap, one bit each by hash: a key dropped once
-    /// is not new the next time (but for the odd collision).
+    /// is not new the next time (but for the odd collision). Made when the
+    /// cap is first reached: most sets never are, and a small set keeps
+    /// the profile's hot fields close together.
     #[serde(skip)]
-    beyond: [u64; BEYOND_WORDS],
+    beyond: Option<Box<[u64; BEYOND_WORDS]>>,
 }
 
 /// Words of the bitmap of keys seen beyond a bounded set's cap (1024 bits).
@@ -66,36 +73,68 @@ impl<K: PartialEq + Hash> Bounded<K> {
     pub fn new(cap: usize) -> Self {
         Bounded {
             entries: Vec::new(),
+            hashes: Vec::new(),
             cap,
             dropped: 0,
-            beyond: [0; BEYOND_WORDS],
+            beyond: None,
         }
     }
 
     pub fn contains(&self, key: &K) -> bool {
-        self.entries.iter().any(|(k, _)| k == key)
+        self.find(key, key_hash(key)).is_some()
+    }
+
+    /// The entry of `key`, whose [`key_hash`] is `hash`.
+    fn find<Q>(&self, key: &Q, hash: u32) -> Option<usize>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: PartialEq + ?Sized,
+    {
+        self.hashes
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h == hash)
+            .map(|(i, _)| i)
+            .find(|&i| self.entries[i].0.borrow() == key)
     }
 
     /// Counts `key` once; `true` when it was new (kept, or seen beyond the
     /// cap for the first time).
     pub fn add(&mut self, key: K) -> bool {
-        if let Some((_, n)) = self.entries.iter_mut().find(|(k, _)| *k == key) {
-            *n += 1;
+        let hash = key_hash(&key);
+        self.add_hashed(key, hash)
+    }
+
+    fn add_hashed(&mut self, key: K, hash: u32) -> bool {
+        if let Some(i) = self.find(&key, hash) {
+            self.entries[i].1 += 1;
             return false;
         }
         if self.entries.len() < self.cap {
             self.entries.push((key, 1));
+            self.hashes.push(hash);
             return true;
         }
+        self.add_beyond(&key)
+    }
+
+    /// [`Bounded::add`] of a key not kept, the set being full; out of line
+    /// (most sets never fill).
+    #[cold]
+    #[inline(never)]
+    fn add_beyond(&mut self, key: &K) -> bool {
         // The same hasher every run (SipHash with fixed keys).
         let mut h = std::hash::DefaultHasher::new();
         key.hash(&mut h);
         let bit = (h.finish() % (BEYOND_WORDS as u64 * 64)) as usize;
         let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-        if self.beyond[word] & mask != 0 {
+        let beyond = self
+            .beyond
+            .get_or_insert_with(|| Box::new([0; BEYOND_WORDS]));
+        if beyond[word] & mask != 0 {
             return false;
         }
-        self.beyond[word] |= mask;
+        beyond[word] |= mask;
         self.dropped += 1;
         true
     }
@@ -118,12 +157,20 @@ impl Bounded<String> {
     /// A name kept already is counted without a copy.
     pub fn add_text(&mut self, text: &str) -> bool {
         let kept = crate::proto::text::cap_str(text, MAX_TEXT_BYTES);
-        if let Some((_, n)) = self.entries.iter_mut().find(|(k, _)| k == kept) {
-            *n += 1;
+        let hash = key_hash(kept);
+        if let Some(i) = self.find(kept, hash) {
+            self.entries[i].1 += 1;
             return false;
         }
-        self.add(kept.to_string())
+        self.add_hashed(kept.to_string(), hash)
     }
+}
+
+/// The hash a bounded set keeps of a key (a `String`'s is its `str`'s).
+fn key_hash<Q: Hash + ?Sized>(key: &Q) -> u32 {
+    use std::hash::BuildHasher;
+    // The low half of a 64-bit hash: a match is checked on the whole key.
+    foldhash::fast::FixedState::default().hash_one(key) as u32
 }
 
 /// A transport and port: a service a device offers or uses.
@@ -149,9 +196,6 @@ pub struct Outcomes {
 /// connected to) and its period, learned as it happens.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Periodic {
-    /// Identifies the behaviour within the device (a hash of what it is).
-    #[serde(skip)]
-    key: u64,
     /// What it is: "mqtt.publish", "coap.request", "flow.open"...
     pub kind: &'static str,
     #[serde(skip)]
@@ -209,10 +253,20 @@ pub struct Profile {
     pub telnet_logins_ok: u64,
     pub telnet_logins_failed: u64,
     pub outcomes: Outcomes,
-    pub periodic: Vec<Periodic>,
+    periodic: Vec<Periodic>,
+    /// The key of each of `periodic` (a hash of what it is), apart: a
+    /// behaviour is found in two cache lines instead of twelve.
+    #[serde(skip)]
+    keys: Vec<u64>,
+    /// Bit `i` set: the period of `periodic[i]` is learned.
+    #[serde(skip)]
+    learned: u16,
     /// Periodic behaviours not followed (the list was full).
     pub periodic_dropped: u64,
 }
+
+// Every periodic behaviour has its bit in `Profile::learned`.
+const _: () = assert!(MAX_PERIODIC <= u16::BITS as usize);
 
 impl Default for Profile {
     fn default() -> Self {
@@ -233,6 +287,8 @@ impl Default for Profile {
             telnet_logins_failed: 0,
             outcomes: Outcomes::default(),
             periodic: Vec::new(),
+            keys: Vec::new(),
+            learned: 0,
             periodic_dropped: 0,
         }
     }
@@ -266,10 +322,10 @@ pub fn behaviour_key_from(seed: u64, detail: &[u8]) -> u64 {
 impl Profile {
     /// A behaviour happened at `ts`: its period is learned from the intervals.
     pub fn occurred(&mut self, kind: &'static str, key: u64, ts: Timestamp) {
-        let Some(p) = self.periodic.iter_mut().find(|p| p.key == key) else {
+        let Some(i) = self.keys.iter().position(|&k| k == key) else {
             if self.periodic.len() < MAX_PERIODIC {
+                self.keys.push(key);
                 self.periodic.push(Periodic {
-                    key,
                     kind,
                     last: ts,
                     occurrences: 1,
@@ -281,6 +337,7 @@ impl Profile {
             }
             return;
         };
+        let p = &mut self.periodic[i];
         if ts <= p.last {
             return;
         }
@@ -295,26 +352,31 @@ impl Profile {
         }
         p.last = ts;
         p.occurrences = p.occurrences.saturating_add(1);
+        if p.learned() {
+            self.learned |= 1 << i;
+        } else {
+            self.learned &= !(1 << i);
+        }
     }
 
     /// The most overdue learned behaviour at `now`, in periods.
     pub fn period_overdue(&self, now: Timestamp) -> f64 {
-        self.periodic
-            .iter()
+        self.learned_periodic()
             .map(|p| p.overdue(now))
             .fold(0.0, f64::max)
     }
 
-    /// The behaviours whose period is learned.
+    /// The behaviours whose period is learned (none read when none is).
     pub fn learned_periodic(&self) -> impl Iterator<Item = &Periodic> + '_ {
-        self.periodic.iter().filter(|p| p.learned())
+        let learned = self.learned;
+        (0..self.periodic.len())
+            .filter(move |i| learned & (1 << i) != 0)
+            .map(|i| &self.periodic[i])
     }
 
     /// Learned periods, for the inventory: (kind, seconds).
     pub fn periods(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
-        self.periodic
-            .iter()
-            .filter(|p| p.learned())
+        self.learned_periodic()
             .map(|p| (p.kind, p.period_nanos / 1e9))
     }
 }

@@ -42,7 +42,15 @@ impl<T: Hash + Eq> Distinct<T> {
         if self.exact.len() < EXACT_DISTINCT {
             return self.exact.insert(value);
         }
-        if self.exact.contains(&value) {
+        self.insert_beyond(&value)
+    }
+
+    /// [`Distinct::insert`] past the exact part; out of line (few windows
+    /// get there).
+    #[cold]
+    #[inline(never)]
+    fn insert_beyond(&mut self, value: &T) -> bool {
+        if self.exact.contains(value) {
             return false;
         }
         // The same hasher every run (SipHash with fixed keys): a capture
