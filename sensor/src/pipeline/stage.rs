@@ -302,7 +302,7 @@ impl FlowHandler<AppSlot> for Handoff {
                 self.activity.push(FlowActivity::of(info, opened));
             }
             // A connection is refused once, however many RSTs answer it.
-            let refusal = !app.refused && note.refuses(dir, established_before);
+            let refusal = !app.refused & note.refuses(dir, established_before);
             app.refused |= refusal;
             // A frame counts for the devices of its own MAC addresses: those
             // of its flow's first packet, or (routed, mirrored twice) others.
