@@ -1176,6 +1176,37 @@ mod tests {
         assert_eq!(t.stats.reassembly.holds_released_early, 1);
     }
 
+    /// Whether the flow of `c` -> `s` holds its TCP streams.
+    fn has_streams(t: &FlowTable<()>, c: (u8, u16), s: (u8, u16)) -> bool {
+        let key = FlowKey::new((ip(c.0), c.1), (ip(s.0), s.1), 6, [0, 0]);
+        let slot = t.index[&key] as usize;
+        t.slots[slot].as_ref().is_some_and(|f| f.tcp.is_some())
+    }
+
+    // A half-open flow of a SYN flood holds no streams; its second packet
+    // gets them in the state the SYN left (the SYN-ACK's data and the
+    // client's answer are delivered whole, no gap). A SYN with anything
+    // more than the SYN gets them at once.
+    #[test]
+    fn bare_syn_flow_gets_its_streams_with_its_second_packet() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        assert!(!has_streams(&t, c, s));
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        assert!(has_streams(&t, c, s));
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"login:"), &mut r);
+        t.process(&tcp(0, c, s, 101, 907, ACK, b"root"), &mut r);
+        let fin_syn = (3, 50001);
+        t.process(&tcp(0, fin_syn, s, 7, 0, SYN | TcpFlags::FIN, b""), &mut r);
+        assert!(has_streams(&t, fin_syn, s));
+        t.flush(&mut r);
+        assert_eq!(r.data, [b"root".to_vec(), b"login:".to_vec()]);
+        assert_eq!(r.gaps, 0);
+        assert_eq!(t.stats.reassembly.midstream_pickups, 0);
+    }
+
     #[test]
     fn idle_flows_time_out_on_packet_time() {
         let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
