@@ -30,7 +30,7 @@ use super::limits::{
     DEFAULT_RULES_MEMCAP_BYTES, MAX_GROUP_BY, MAX_WINDOW_COUNT, RULE_ENTRY_BYTES, RULE_GROUP_BYTES,
     RULE_KEY_PART_BYTES,
 };
-use super::lru::{Cost, Lookup, Lru, slot_size};
+use super::lru::{Cost, Lookup, Lru, Reuse, slot_size};
 use super::model::{Rule, Window};
 use super::set::RuleSet;
 use crate::capture::Timestamp;
@@ -243,6 +243,17 @@ impl Lookup<GroupKey> for KeyRefs<'_> {
     fn to_key(&self) -> GroupKey {
         self.parts().iter().map(|r| r.to_part()).collect()
     }
+    /// The keys of one rule's groups are as long as its `group_by`: the
+    /// parts are replaced in place.
+    fn refill(&self, key: &mut GroupKey) {
+        if key.len() == self.len {
+            for (k, r) in key.iter_mut().zip(self.parts()) {
+                *k = r.to_part();
+            }
+        } else {
+            *key = self.to_key();
+        }
+    }
 }
 
 impl KeyPart {
@@ -367,6 +378,34 @@ impl Cost for Vec<(IpAddr, u16)> {
         self.len() * RULE_ENTRY_BYTES
     }
 }
+
+/// An emptied collection keeps its buffer for the entry that takes its
+/// slot, at most the smallest capacity (what [`RULE_GROUP_BYTES`] counts).
+impl<T> Reuse for VecDeque<T> {
+    fn reuse(&mut self, fresh: Self) {
+        if fresh.is_empty() {
+            self.clear();
+            self.shrink_to(MIN_ENTRY_CAPACITY);
+        } else {
+            *self = fresh;
+        }
+    }
+}
+
+impl<T> Reuse for Vec<T> {
+    fn reuse(&mut self, fresh: Self) {
+        if fresh.is_empty() {
+            self.clear();
+            self.shrink_to(MIN_ENTRY_CAPACITY);
+        } else {
+            *self = fresh;
+        }
+    }
+}
+
+impl Reuse for Timestamp {}
+
+impl Reuse for Option<Timestamp> {}
 
 impl Cost for Timestamp {
     fn cost(&self) -> usize {
@@ -517,15 +556,13 @@ impl RuleState {
     }
 }
 
-/// Counts a state entry dropped to make room: expired if `stale`, evicted
-/// otherwise.
-fn account<K, V>(stats: &mut EngineStats, dropped: Option<(K, V)>, stale: impl FnOnce(&V) -> bool) {
-    if let Some((_, v)) = dropped {
-        if stale(&v) {
-            stats.expired += 1;
-        } else {
-            stats.evictions += 1;
-        }
+/// Counts a state entry dropped to make room (whether it was stale, as
+/// [`Lru::get_or_insert_with`] tells): expired if so, evicted otherwise.
+fn account(stats: &mut EngineStats, dropped: Option<bool>) {
+    match dropped {
+        Some(true) => stats.expired += 1,
+        Some(false) => stats.evictions += 1,
+        None => {}
     }
 }
 
@@ -715,10 +752,14 @@ impl Engine {
             ) = (&self.rules[di].window, &mut self.states[di].window)
             {
                 let within = nanos(*within_secs);
-                let (at, dropped) =
-                    armed.get_or_insert_with(&KeyRefs::of(ev, group_by), stamp, || ev.ts);
+                let (at, dropped) = armed.get_or_insert_with(
+                    &KeyRefs::of(ev, group_by),
+                    stamp,
+                    || ev.ts,
+                    |t| ev.ts.nanos_since(*t) > within,
+                );
                 *at = ev.ts;
-                account(&mut self.stats, dropped, |t| ev.ts.nanos_since(*t) > within);
+                account(&mut self.stats, dropped);
             }
         }
         self.enforce_memcap(stamp);
@@ -798,9 +839,10 @@ fn is_suppressed(
         }
     }
     let until = secs.map(|s| ev.ts.saturating_add_secs(s));
-    let (slot, dropped) = quiet.get_or_insert_with(&key, stamp, || until);
+    let (slot, dropped) =
+        quiet.get_or_insert_with(&key, stamp, || until, |u| u.is_some_and(|t| t <= ev.ts));
     *slot = until;
-    account(stats, dropped, |u| u.is_some_and(|t| t <= ev.ts));
+    account(stats, dropped);
     false
 }
 
@@ -824,8 +866,15 @@ fn advance(
             WindowState::Threshold(groups),
         ) => {
             let within = nanos(*within_secs);
-            let (times, dropped) =
-                groups.get_or_insert_with(&KeyRefs::of(ev, group_by), stamp, VecDeque::new);
+            let (times, dropped) = groups.get_or_insert_with(
+                &KeyRefs::of(ev, group_by),
+                stamp,
+                VecDeque::new,
+                |t: &VecDeque<(Timestamp, IpAddr)>| {
+                    t.back()
+                        .is_none_or(|&(last, _)| ev.ts.nanos_since(last) > within)
+                },
+            );
             let now = times.back().map_or(ev.ts, |&(last, _)| last.max(ev.ts));
             while times
                 .front()
@@ -851,10 +900,7 @@ fn advance(
             }
             trim_deque(times);
             groups.recost_newest();
-            account(stats, dropped, |t| {
-                t.back()
-                    .is_none_or(|&(last, _)| ev.ts.nanos_since(last) > within)
-            });
+            account(stats, dropped);
             fired.then(|| Fired {
                 count: Some(seen),
                 sources,
@@ -873,8 +919,14 @@ fn advance(
         ) => {
             let value = lookup(ev, field)?;
             let within = nanos(*within_secs);
-            let (values, dropped) =
-                groups.get_or_insert_with(&KeyRefs::of(ev, group_by), stamp, Vec::new);
+            let (values, dropped) = groups.get_or_insert_with(
+                &KeyRefs::of(ev, group_by),
+                stamp,
+                Vec::new,
+                |v: &Vec<(KeyPart, Timestamp)>| {
+                    v.iter().all(|(_, t)| ev.ts.nanos_since(*t) > within)
+                },
+            );
             let now = values.iter().map(|(_, t)| *t).fold(ev.ts, Timestamp::max);
             values.retain(|(_, t)| now.nanos_since(*t) <= within);
             match values.iter_mut().find(|(k, _)| k.is(value)) {
@@ -919,9 +971,7 @@ fn advance(
             }
             trim_vec(values);
             groups.recost_newest();
-            account(stats, dropped, |v| {
-                v.iter().all(|(_, t)| ev.ts.nanos_since(*t) > within)
-            });
+            account(stats, dropped);
             result
         }
         (
@@ -951,7 +1001,7 @@ fn advance(
         (Window::Concurrent { key, .. }, WindowState::Concurrent(open)) => {
             let value = lookup(ev, key)?;
             let (sessions, dropped) =
-                open.get_or_insert_with(&KeyRef::of(Some(value)), stamp, Vec::new);
+                open.get_or_insert_with(&KeyRef::of(Some(value)), stamp, Vec::new, |_| false);
             let other = sessions.iter().find(|s| s.0 != ev.src.0).copied();
             if !sessions.contains(&ev.src) {
                 if sessions.len() >= limits.max_entries_per_group && !sessions.is_empty() {
@@ -961,7 +1011,7 @@ fn advance(
                 sessions.push(ev.src);
             }
             open.recost_newest();
-            account(stats, dropped, |_| false);
+            account(stats, dropped);
             other.map(|(ip, port)| Fired {
                 extra: vec![
                     ("other_src_ip".to_string(), ip.to_string()),

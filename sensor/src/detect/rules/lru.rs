@@ -29,6 +29,19 @@ pub(crate) trait Cost {
 pub(crate) trait Lookup<K>: Hash {
     fn matches(&self, key: &K) -> bool;
     fn to_key(&self) -> K;
+    /// Turns `key` (of an entry dropped to make room) into this one,
+    /// reusing its memory where it can.
+    fn refill(&self, key: &mut K) {
+        *key = self.to_key();
+    }
+}
+
+/// A value that can take the place of another in the slot of an entry
+/// dropped to make room, reusing its memory where it can.
+pub(crate) trait Reuse: Sized {
+    fn reuse(&mut self, fresh: Self) {
+        *self = fresh;
+    }
 }
 
 struct Slot<K, V> {
@@ -68,7 +81,7 @@ pub(crate) struct Lru<K, V> {
     slot_bytes: usize,
 }
 
-impl<K: Hash + Cost, V: Cost> Lru<K, V> {
+impl<K: Hash + Cost, V: Cost + Reuse> Lru<K, V> {
     /// A map of at most `capacity` entries (at least one), each costing
     /// `slot_bytes` plus the [`Cost`] of its key and value.
     pub(crate) fn new(capacity: usize, slot_bytes: usize) -> Self {
@@ -195,24 +208,39 @@ impl<K: Hash + Cost, V: Cost> Lru<K, V> {
 
     /// The value of the key `query` views, created (with the key made from
     /// `query`) by `make` when absent, marked as most recently used at
-    /// `stamp`. Making room drops the least recently used entry, which is
-    /// returned.
+    /// `stamp`. Making room drops the least recently used entry: then
+    /// whether `stale` holds for its value is returned, and the new entry
+    /// takes its slot (and the memory of its key and value, see [`Reuse`]).
     pub(crate) fn get_or_insert_with<Q: Lookup<K> + ?Sized>(
         &mut self,
         query: &Q,
         stamp: u64,
         make: impl FnOnce() -> V,
-    ) -> (&mut V, Option<(K, V)>) {
+        stale: impl FnOnce(&V) -> bool,
+    ) -> (&mut V, Option<bool>) {
         let (found, hash) = self.find(query);
         if let Some(i) = found {
             self.touch(i, stamp);
             return (&mut self.slots[i].value, None);
         }
-        let evicted = if self.slots.len() >= self.capacity && self.tail != NIL {
-            Some(self.take(self.tail))
-        } else {
-            None
-        };
+        if self.slots.len() >= self.capacity && self.tail != NIL {
+            let i = self.tail;
+            let was_stale = stale(&self.slots[i].value);
+            if let Ok(entry) = self.table.find_entry(self.slots[i].hash, |&j| j == i) {
+                entry.remove();
+            }
+            let slots = &self.slots;
+            self.table.insert_unique(hash, i, |&j| slots[j].hash);
+            let slot = &mut self.slots[i];
+            query.refill(&mut slot.key);
+            slot.value.reuse(make());
+            slot.hash = hash;
+            let bytes = self.slot_bytes + slot.key.cost() + slot.value.cost();
+            self.bytes = self.bytes - slot.bytes + bytes;
+            slot.bytes = bytes;
+            self.touch(i, stamp);
+            return (&mut self.slots[i].value, Some(was_stale));
+        }
         let i = self.slots.len();
         let slots = &self.slots;
         self.table.insert_unique(hash, i, |&j| slots[j].hash);
@@ -230,7 +258,7 @@ impl<K: Hash + Cost, V: Cost> Lru<K, V> {
             next: NIL,
         });
         self.push_front(i);
-        (&mut self.slots[i].value, evicted)
+        (&mut self.slots[i].value, None)
     }
 
     pub(crate) fn remove<Q: Lookup<K> + ?Sized>(&mut self, query: &Q) -> Option<V> {
@@ -249,6 +277,8 @@ mod tests {
             *self as usize
         }
     }
+
+    impl Reuse for u32 {}
 
     /// A key is its own view.
     impl Lookup<u32> for u32 {
@@ -275,15 +305,20 @@ mod tests {
     fn evicts_least_recently_used_when_full() {
         let mut lru = Lru::new(3, 100);
         for k in 1..=3 {
-            assert!(lru.get_or_insert_with(&k, 0, || k * 10).1.is_none());
+            assert!(
+                lru.get_or_insert_with(&k, 0, || k * 10, |_| false)
+                    .1
+                    .is_none()
+            );
         }
         assert_eq!(order(&lru), [3, 2, 1]);
         // Touch 1: now 2 is the least recently used.
         assert_eq!(lru.get_mut(&1, 0).copied(), Some(10));
         assert_eq!(order(&lru), [1, 3, 2]);
-        let (v, evicted) = lru.get_or_insert_with(&4, 0, || 40);
+        // The entry dropped is 2's: its value is what `stale` sees.
+        let (v, evicted) = lru.get_or_insert_with(&4, 0, || 40, |&v| v == 20);
         assert_eq!(*v, 40);
-        assert_eq!(evicted, Some((2, 20)));
+        assert_eq!(evicted, Some(true));
         assert_eq!(order(&lru), [4, 1, 3]);
         assert_eq!(lru.len(), 3);
         assert!(lru.get_mut(&2, 0).is_none());
@@ -292,9 +327,9 @@ mod tests {
     #[test]
     fn existing_key_is_touched_not_remade() {
         let mut lru = Lru::new(2, 100);
-        lru.get_or_insert_with(&1, 0, || 1);
-        lru.get_or_insert_with(&2, 0, || 2);
-        let (v, evicted) = lru.get_or_insert_with(&1, 0, || 99);
+        lru.get_or_insert_with(&1, 0, || 1, |_| false);
+        lru.get_or_insert_with(&2, 0, || 2, |_| false);
+        let (v, evicted) = lru.get_or_insert_with(&1, 0, || 99, |_| false);
         assert_eq!((*v, evicted), (1, None));
         assert_eq!(order(&lru), [1, 2]);
     }
@@ -303,7 +338,7 @@ mod tests {
     fn remove_keeps_links_and_map_consistent() {
         let mut lru = Lru::new(5, 100);
         for k in 1..=5 {
-            lru.get_or_insert_with(&k, 0, || k);
+            lru.get_or_insert_with(&k, 0, || k, |_| false);
         }
         // Remove from the middle, the head and the tail; the last slot moves.
         assert_eq!(lru.remove(&3), Some(3));
@@ -315,7 +350,7 @@ mod tests {
             assert_eq!(lru.get_mut(&k, 0).copied(), Some(k));
         }
         assert_eq!(order(&lru), [4, 2]);
-        lru.get_or_insert_with(&6, 0, || 6);
+        lru.get_or_insert_with(&6, 0, || 6, |_| false);
         assert_eq!(order(&lru), [6, 4, 2]);
         assert_eq!(lru.remove(&2), Some(2));
         assert_eq!(lru.remove(&6), Some(6));
@@ -327,9 +362,11 @@ mod tests {
     #[test]
     fn capacity_one_replaces() {
         let mut lru = Lru::new(0, 100);
-        lru.get_or_insert_with(&1, 0, || 1);
-        let (_, evicted) = lru.get_or_insert_with(&2, 0, || 2);
-        assert_eq!(evicted, Some((1, 1)));
+        lru.get_or_insert_with(&1, 0, || 1, |_| false);
+        let (_, evicted) = lru.get_or_insert_with(&2, 0, || 2, |&v| v == 1);
+        assert_eq!(evicted, Some(true));
+        assert_eq!(lru.get_mut(&2, 0).copied(), Some(2));
+        assert!(lru.get_mut(&1, 0).is_none());
         assert_eq!(lru.len(), 1);
     }
 
@@ -337,14 +374,14 @@ mod tests {
     fn bytes_follow_inserts_changes_and_removals() {
         // Slot cost 100; key k and value v cost k + v bytes.
         let mut lru = Lru::new(2, 100);
-        lru.get_or_insert_with(&1, 0, || 10);
-        lru.get_or_insert_with(&2, 0, || 20);
+        lru.get_or_insert_with(&1, 0, || 10, |_| false);
+        lru.get_or_insert_with(&2, 0, || 20, |_| false);
         assert_eq!(lru.bytes(), (100 + 1 + 10) + (100 + 2 + 20));
         *lru.get_mut(&1, 0).expect("present") = 50;
         lru.recost_newest();
         assert_eq!(lru.bytes(), (100 + 1 + 50) + (100 + 2 + 20));
         // Key 2 is now the least recently used and makes room for 3.
-        lru.get_or_insert_with(&3, 0, || 0);
+        lru.get_or_insert_with(&3, 0, || 0, |_| false);
         assert_eq!(lru.bytes(), (100 + 1 + 50) + (100 + 3));
         lru.remove(&1);
         assert_eq!(lru.bytes(), 100 + 3);
@@ -354,9 +391,9 @@ mod tests {
     fn oldest_is_the_least_recently_stamped() {
         let mut lru = Lru::new(5, 0);
         assert_eq!(lru.oldest_stamp(), None);
-        lru.get_or_insert_with(&1, 7, || 0);
-        lru.get_or_insert_with(&2, 8, || 0);
-        lru.get_or_insert_with(&3, 9, || 0);
+        lru.get_or_insert_with(&1, 7, || 0, |_| false);
+        lru.get_or_insert_with(&2, 8, || 0, |_| false);
+        lru.get_or_insert_with(&3, 9, || 0, |_| false);
         lru.get_mut(&1, 10);
         assert_eq!(lru.oldest_stamp(), Some(8));
         assert_eq!(lru.pop_oldest(), Some((2, 0)));
