@@ -1,6 +1,7 @@
 //! The run summary: what was read, what decoded, which flows, who talked most.
 //! Printed as a table for people and as JSON (`--json`) for programs.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -63,16 +64,22 @@ pub struct Talker {
 /// Bounded per-address counters.
 #[derive(Debug, Default)]
 pub struct Talkers {
-    by_ip: HashMap<IpAddr, Talker>,
+    /// Keyed by addresses the traffic chooses: a spoofed flood adds one per
+    /// flow, so the hash is a fast one (foldhash, randomly seeded).
+    by_ip: HashMap<IpAddr, Talker, foldhash::fast::RandomState>,
     untracked_bytes: u64,
 }
 
 impl Talkers {
+    /// The counters of `ip`, new ones while there is room: one lookup for an
+    /// address already tracked or refused, one more to add it.
     fn entry(&mut self, ip: IpAddr) -> Option<&mut Talker> {
-        if self.by_ip.len() >= MAX_TALKERS && !self.by_ip.contains_key(&ip) {
-            return None;
+        let room = self.by_ip.len() < MAX_TALKERS;
+        match self.by_ip.entry(ip) {
+            Entry::Occupied(e) => Some(e.into_mut()),
+            Entry::Vacant(e) if room => Some(e.insert(Talker::default())),
+            Entry::Vacant(_) => None,
         }
-        Some(self.by_ip.entry(ip).or_default())
     }
 
     /// Account a finished flow to both of its endpoints.
@@ -96,13 +103,21 @@ impl Talkers {
     }
 
     /// The `n` addresses that sent and received the most bytes.
+    /// Called at every publication of the summary: only the first `n` of
+    /// up to [`MAX_TALKERS`] addresses are sorted (the order is total, so
+    /// the table is the one a full sort gives).
     pub fn top(&self, n: usize) -> Vec<TopTalker> {
-        let mut all: Vec<_> = self.by_ip.iter().collect();
-        all.sort_by(|a, b| {
+        let order = |a: &(&IpAddr, &Talker), b: &(&IpAddr, &Talker)| {
             let ta = a.1.bytes_sent + a.1.bytes_received;
             let tb = b.1.bytes_sent + b.1.bytes_received;
             tb.cmp(&ta).then(a.0.cmp(b.0))
-        });
+        };
+        let mut all: Vec<_> = self.by_ip.iter().collect();
+        if n < all.len() {
+            all.select_nth_unstable_by(n, order);
+            all.truncate(n);
+        }
+        all.sort_unstable_by(order);
         all.into_iter()
             .take(n)
             .map(|(ip, t)| TopTalker {

@@ -247,12 +247,59 @@ struct TcpStreams {
     client_isn: Option<u32>,
 }
 
+impl TcpStreams {
+    /// The streams as a client's SYN with initial sequence number `isn`,
+    /// the first packet of its flow, leaves them (see `track_tcp`): the
+    /// client's stream starts after the SYN, the server's SYN-ACK is due.
+    fn after_syn(isn: u32) -> Box<TcpStreams> {
+        let mut streams = [Stream::default(), Stream::default()];
+        streams[Direction::ToServer.index()].on_syn(isn);
+        streams[Direction::ToClient.index()].expect_syn();
+        Box::new(TcpStreams {
+            streams,
+            fin: [false, false],
+            syn_ack_seen: false,
+            client_isn: Some(isn),
+        })
+    }
+}
+
+/// Whether `seg` is a bare client SYN (no ACK, FIN, RST or data): all a
+/// half-open flow of a SYN flood or a scan ever sees.
+fn is_bare_syn(seg: &TcpSegment<'_>) -> bool {
+    seg.flags.syn()
+        && !seg.flags.ack()
+        && !seg.flags.fin()
+        && !seg.flags.rst()
+        && seg.payload.is_empty()
+        && seg.payload_wire_len == 0
+}
+
 struct Flow<T> {
     info: FlowInfo,
+    /// The TCP streams of a TCP flow (`info.tcp_state` is set). A flow
+    /// whose only packet so far is a bare client SYN has none yet: its
+    /// initial sequence number is in `syn_isn`, and the streams are made
+    /// from it ([`TcpStreams::after_syn`]) when a second packet comes, so
+    /// that a half-open flow costs no allocation.
     tcp: Option<Box<TcpStreams>>,
     app: T,
-    /// Bumped when the slot is reused, so stale expiry entries are recognised.
-    generation: u32,
+    syn_isn: u32,
+}
+
+impl<T> Flow<T> {
+    /// A TCP flow that has seen only its client's bare SYN.
+    fn syn_only(&self) -> bool {
+        self.tcp.is_none() && self.info.tcp_state.is_some()
+    }
+
+    /// The client's initial sequence number, once its SYN was seen.
+    fn client_isn(&self) -> Option<u32> {
+        match &self.tcp {
+            Some(tcp) => tcp.client_isn,
+            None => self.syn_only().then_some(self.syn_isn),
+        }
+    }
 }
 
 /// Expiry queue entry: (deadline, slot, generation).
@@ -265,6 +312,7 @@ pub struct FlowTable<T> {
     index: HashMap<FlowKey, u32, RandomState>,
     slots: Vec<Option<Flow<T>>>,
     free: Vec<u32>,
+    /// Bumped when a slot is reused, so stale expiry entries are recognised.
     generations: Vec<u32>,
     expiry: BinaryHeap<Deadline>,
     budget: ReassemblyBudget,
@@ -285,8 +333,9 @@ pub const MAX_CLOCK_STEP_NANOS: u64 = 3600 * 1_000_000_000;
 
 impl<T: Default> FlowTable<T> {
     /// Bytes one flow costs: the record, its TCP state (counted for every flow,
-    /// with the allocator's header), its index entry, its expiry entry and its
-    /// free-list slot. The index grows by doubling, so its entry is counted
+    /// with the allocator's header, though a flow that saw only a bare SYN
+    /// has none yet: any of them may get it), its index entry, its expiry
+    /// entry, its generation and its free-list slot. The index grows by doubling, so its entry is counted
     /// three times over its size with the load factor: rounding up to a power
     /// of two, plus the old table while it is copied into the new one.
     pub fn bytes_per_flow() -> usize {
@@ -363,7 +412,7 @@ impl<T: Default> FlowTable<T> {
             let Some(Some(flow)) = self.slots.get(slot as usize) else {
                 continue;
             };
-            if flow.generation != generation {
+            if self.generations[slot as usize] != generation {
                 continue;
             }
             let actual = self.deadline(&flow.info);
@@ -398,7 +447,7 @@ impl<T: Default> FlowTable<T> {
             let Some(Some(flow)) = self.slots.get(slot as usize) else {
                 continue;
             };
-            if flow.generation != generation {
+            if self.generations[slot as usize] != generation {
                 continue;
             }
             let actual = self.deadline(&flow.info);
@@ -467,6 +516,7 @@ impl<T: Default> FlowTable<T> {
                 slot = None;
             }
         }
+        let created = slot.is_none();
         let slot = match slot {
             Some(s) => s,
             None => self.create(key, pkt, handler),
@@ -475,6 +525,10 @@ impl<T: Default> FlowTable<T> {
             let Some(flow) = self.slots[slot as usize].as_mut() else {
                 return;
             };
+            let syn_only = flow.syn_only();
+            if syn_only && !created {
+                flow.tcp = Some(TcpStreams::after_syn(flow.syn_isn));
+            }
             let dir = if (pkt.src, sport) == flow.info.client {
                 Direction::ToServer
             } else {
@@ -485,6 +539,12 @@ impl<T: Default> FlowTable<T> {
             info.packets[dir.index()] += 1;
             info.bytes[dir.index()] += u64::from(pkt.wire_len);
             let established_before = info.established;
+            if syn_only && created {
+                // The bare SYN that created the flow: the state it leaves
+                // is all in `syn_isn` (and `tcp_state`, New).
+                handler.on_packet(&flow.info, &mut flow.app, dir, pkt, established_before);
+                return;
+            }
             match (&pkt.transport, flow.tcp.as_mut()) {
                 (Transport::Tcp(seg), Some(tcp))
                     if (seg.flags.fin() || seg.flags.rst())
@@ -506,7 +566,8 @@ impl<T: Default> FlowTable<T> {
                             .last_ts
                             .saturating_add_secs(self.cfg.tcp_closed_timeout_secs)
                             .as_nanos();
-                        self.expiry.push(Reverse((deadline, slot, flow.generation)));
+                        let generation = self.generations[slot as usize];
+                        self.expiry.push(Reverse((deadline, slot, generation)));
                     }
                     let stream_cfg = self.cfg.reassembly;
                     let app = &mut flow.app;
@@ -641,9 +702,13 @@ impl<T: Default> FlowTable<T> {
         let generation = self.generations[slot as usize].wrapping_add(1);
         self.generations[slot as usize] = generation;
         let deadline = self.deadline(&info);
+        let bare_syn = match &pkt.transport {
+            Transport::Tcp(seg) if is_bare_syn(seg) => Some(seg.seq),
+            _ => None,
+        };
         self.slots[slot as usize] = Some(Flow {
             info,
-            tcp: tcp.then(|| {
+            tcp: (tcp && bare_syn.is_none()).then(|| {
                 let mut streams = [Stream::default(), Stream::default()];
                 // Seen first without its SYN: the capture started mid-way,
                 // or a reordering tap delivered the SYN late. Data is kept
@@ -660,7 +725,7 @@ impl<T: Default> FlowTable<T> {
                 })
             }),
             app: T::default(),
-            generation,
+            syn_isn: bare_syn.unwrap_or_default(),
         });
         self.index.insert(key, slot);
         self.expiry.push(Reverse((deadline, slot, generation)));
@@ -677,7 +742,7 @@ impl<T: Default> FlowTable<T> {
 /// established connection is left to it (RFC 5961 §4: the receiver answers
 /// it with a challenge ACK).
 fn is_new_connection<T>(flow: &Flow<T>, isn: u32) -> bool {
-    let client_isn = flow.tcp.as_ref().and_then(|t| t.client_isn);
+    let client_isn = flow.client_isn();
     match flow.info.tcp_state {
         Some(TcpState::Closed | TcpState::HalfClosed) => client_isn != Some(isn),
         Some(TcpState::New) => client_isn.is_some_and(|i| i != isn),
@@ -1109,6 +1174,37 @@ mod tests {
         t.process(&tcp(1, c, s, 105, 905, ACK, b""), &mut r);
         assert_eq!(r.order, vec![(1, b"pong".to_vec())]);
         assert_eq!(t.stats.reassembly.holds_released_early, 1);
+    }
+
+    /// Whether the flow of `c` -> `s` holds its TCP streams.
+    fn has_streams(t: &FlowTable<()>, c: (u8, u16), s: (u8, u16)) -> bool {
+        let key = FlowKey::new((ip(c.0), c.1), (ip(s.0), s.1), 6, [0, 0]);
+        let slot = t.index[&key] as usize;
+        t.slots[slot].as_ref().is_some_and(|f| f.tcp.is_some())
+    }
+
+    // A half-open flow of a SYN flood holds no streams; its second packet
+    // gets them in the state the SYN left (the SYN-ACK's data and the
+    // client's answer are delivered whole, no gap). A SYN with anything
+    // more than the SYN gets them at once.
+    #[test]
+    fn bare_syn_flow_gets_its_streams_with_its_second_packet() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        let (c, s) = ((1, 50000), (2, 23));
+        t.process(&tcp(0, c, s, 100, 0, SYN, b""), &mut r);
+        assert!(!has_streams(&t, c, s));
+        t.process(&tcp(0, s, c, 900, 101, SYNACK, b""), &mut r);
+        assert!(has_streams(&t, c, s));
+        t.process(&tcp(0, s, c, 901, 101, ACK, b"login:"), &mut r);
+        t.process(&tcp(0, c, s, 101, 907, ACK, b"root"), &mut r);
+        let fin_syn = (3, 50001);
+        t.process(&tcp(0, fin_syn, s, 7, 0, SYN | TcpFlags::FIN, b""), &mut r);
+        assert!(has_streams(&t, fin_syn, s));
+        t.flush(&mut r);
+        assert_eq!(r.data, [b"root".to_vec(), b"login:".to_vec()]);
+        assert_eq!(r.gaps, 0);
+        assert_eq!(t.stats.reassembly.midstream_pickups, 0);
     }
 
     #[test]

@@ -20,17 +20,17 @@
 //! * An event earlier than its group's newest one (out-of-order capture)
 //!   counts as if at the newest time, so windows never run backwards.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::condition::{FieldVal, lookup};
 use super::limits::{
-    DEFAULT_RULES_MEMCAP_BYTES, MAX_WINDOW_COUNT, RULE_ENTRY_BYTES, RULE_GROUP_BYTES,
+    DEFAULT_RULES_MEMCAP_BYTES, MAX_GROUP_BY, MAX_WINDOW_COUNT, RULE_ENTRY_BYTES, RULE_GROUP_BYTES,
     RULE_KEY_PART_BYTES,
 };
-use super::lru::{Cost, Lru, slot_size};
+use super::lru::{Cost, Lookup, Lru, Reuse, slot_size};
 use super::model::{Rule, Window};
 use super::set::RuleSet;
 use crate::capture::Timestamp;
@@ -140,8 +140,9 @@ pub struct RuleMatch {
     pub evidence: Evidence,
 }
 
-/// One component of a group key: a field value, owned.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One component of a group key: a field value, owned. It hashes as its
+/// [`KeyRef`] does, so that a group is found by the event's fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum KeyPart {
     Absent,
     Str(Box<str>),
@@ -151,16 +152,124 @@ enum KeyPart {
     Mac([u8; 6]),
 }
 
-impl KeyPart {
+/// One component of a group key, borrowed from an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum KeyRef<'a> {
+    Absent,
+    Str(&'a str),
+    Int(i64),
+    Bool(bool),
+    Ip(IpAddr),
+    Mac([u8; 6]),
+}
+
+impl<'a> KeyRef<'a> {
     /// Lists cannot key a group (rejected at load); they read as absent.
-    fn of(v: Option<FieldVal<'_>>) -> KeyPart {
+    fn of(v: Option<FieldVal<'a>>) -> KeyRef<'a> {
         match v {
-            None | Some(FieldVal::List(_)) => KeyPart::Absent,
-            Some(FieldVal::Str(s)) => KeyPart::Str(s.into()),
-            Some(FieldVal::Int(n)) => KeyPart::Int(n),
-            Some(FieldVal::Bool(b)) => KeyPart::Bool(b),
-            Some(FieldVal::Ip(ip)) => KeyPart::Ip(ip),
-            Some(FieldVal::Mac(m)) => KeyPart::Mac(m),
+            None | Some(FieldVal::List(_)) => KeyRef::Absent,
+            Some(FieldVal::Str(s)) => KeyRef::Str(s),
+            Some(FieldVal::Int(n)) => KeyRef::Int(n),
+            Some(FieldVal::Bool(b)) => KeyRef::Bool(b),
+            Some(FieldVal::Ip(ip)) => KeyRef::Ip(ip),
+            Some(FieldVal::Mac(m)) => KeyRef::Mac(m),
+        }
+    }
+
+    fn to_part(self) -> KeyPart {
+        match self {
+            KeyRef::Absent => KeyPart::Absent,
+            KeyRef::Str(s) => KeyPart::Str(s.into()),
+            KeyRef::Int(n) => KeyPart::Int(n),
+            KeyRef::Bool(b) => KeyPart::Bool(b),
+            KeyRef::Ip(ip) => KeyPart::Ip(ip),
+            KeyRef::Mac(m) => KeyPart::Mac(m),
+        }
+    }
+}
+
+impl std::hash::Hash for KeyPart {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.view().hash(state);
+    }
+}
+
+impl<'a> Lookup<KeyPart> for KeyRef<'a> {
+    fn matches(&self, key: &KeyPart) -> bool {
+        key.view() == *self
+    }
+    fn to_key(&self) -> KeyPart {
+        self.to_part()
+    }
+}
+
+/// The group key of an event, borrowed: the values of a rule's `group_by`
+/// (or `per`) fields, at most [`MAX_GROUP_BY`]. It hashes as the
+/// [`GroupKey`] made of it does (a slice: its length, then each part).
+struct KeyRefs<'a> {
+    parts: [KeyRef<'a>; MAX_GROUP_BY],
+    len: usize,
+}
+
+impl<'a> KeyRefs<'a> {
+    fn of(ev: &'a Event, names: &[&'static str]) -> KeyRefs<'a> {
+        let mut key = KeyRefs {
+            parts: [KeyRef::Absent; MAX_GROUP_BY],
+            len: 0,
+        };
+        // Rules are checked at load to group by at most MAX_GROUP_BY fields.
+        for (part, name) in key.parts.iter_mut().zip(names) {
+            *part = KeyRef::of(lookup(ev, name));
+            key.len += 1;
+        }
+        key
+    }
+
+    fn parts(&self) -> &[KeyRef<'a>] {
+        &self.parts[..self.len]
+    }
+}
+
+impl std::hash::Hash for KeyRefs<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl Lookup<GroupKey> for KeyRefs<'_> {
+    fn matches(&self, key: &GroupKey) -> bool {
+        key.len() == self.len && key.iter().zip(self.parts()).all(|(k, r)| k.view() == *r)
+    }
+    fn to_key(&self) -> GroupKey {
+        self.parts().iter().map(|r| r.to_part()).collect()
+    }
+    /// The keys of one rule's groups are as long as its `group_by`: the
+    /// parts are replaced in place.
+    fn refill(&self, key: &mut GroupKey) {
+        if key.len() == self.len {
+            for (k, r) in key.iter_mut().zip(self.parts()) {
+                *k = r.to_part();
+            }
+        } else {
+            *key = self.to_key();
+        }
+    }
+}
+
+impl KeyPart {
+    fn of(v: Option<FieldVal<'_>>) -> KeyPart {
+        KeyRef::of(v).to_part()
+    }
+
+    /// The borrowed form, which hashing and lookups go through.
+    fn view(&self) -> KeyRef<'_> {
+        match self {
+            KeyPart::Absent => KeyRef::Absent,
+            KeyPart::Str(s) => KeyRef::Str(s),
+            KeyPart::Int(n) => KeyRef::Int(*n),
+            KeyPart::Bool(b) => KeyRef::Bool(*b),
+            KeyPart::Ip(ip) => KeyRef::Ip(*ip),
+            KeyPart::Mac(m) => KeyRef::Mac(*m),
         }
     }
 
@@ -198,10 +307,11 @@ const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
-/// The per-group cost the memory cap counts covers the real slot, map entry
-/// and headers of every kind of group, with room for growth.
+/// The per-group cost the memory cap counts covers the real slot, hash
+/// table entry (a slot index) and headers of every kind of group, with room
+/// for growth.
 const fn group_bytes<K, V, E>() -> usize {
-    2 * (slot_size::<K, V>() + std::mem::size_of::<(K, usize)>() + 1)
+    2 * (slot_size::<K, V>() + std::mem::size_of::<usize>() + 1)
         + 2 * ALLOC_HEADER_BYTES
         + 4 * std::mem::size_of::<E>()
 }
@@ -269,6 +379,34 @@ impl Cost for Vec<(IpAddr, u16)> {
     }
 }
 
+/// An emptied collection keeps its buffer for the entry that takes its
+/// slot, at most the smallest capacity (what [`RULE_GROUP_BYTES`] counts).
+impl<T> Reuse for VecDeque<T> {
+    fn reuse(&mut self, fresh: Self) {
+        if fresh.is_empty() {
+            self.clear();
+            self.shrink_to(MIN_ENTRY_CAPACITY);
+        } else {
+            *self = fresh;
+        }
+    }
+}
+
+impl<T> Reuse for Vec<T> {
+    fn reuse(&mut self, fresh: Self) {
+        if fresh.is_empty() {
+            self.clear();
+            self.shrink_to(MIN_ENTRY_CAPACITY);
+        } else {
+            *self = fresh;
+        }
+    }
+}
+
+impl Reuse for Timestamp {}
+
+impl Reuse for Option<Timestamp> {}
+
 impl Cost for Timestamp {
     fn cost(&self) -> usize {
         0
@@ -299,10 +437,6 @@ fn trim_vec<T>(v: &mut Vec<T>) {
     if v.capacity() > keep.max(MIN_ENTRY_CAPACITY) {
         v.shrink_to(keep.max(MIN_ENTRY_CAPACITY));
     }
-}
-
-fn group_key(ev: &Event, names: &[&'static str]) -> GroupKey {
-    names.iter().map(|n| KeyPart::of(lookup(ev, n))).collect()
 }
 
 fn bounded(s: &str) -> String {
@@ -422,15 +556,13 @@ impl RuleState {
     }
 }
 
-/// Counts a state entry dropped to make room: expired if `stale`, evicted
-/// otherwise.
-fn account<K, V>(stats: &mut EngineStats, dropped: Option<(K, V)>, stale: impl FnOnce(&V) -> bool) {
-    if let Some((_, v)) = dropped {
-        if stale(&v) {
-            stats.expired += 1;
-        } else {
-            stats.evictions += 1;
-        }
+/// Counts a state entry dropped to make room (whether it was stale, as
+/// [`Lru::get_or_insert_with`] tells): expired if so, evicted otherwise.
+fn account(stats: &mut EngineStats, dropped: Option<bool>) {
+    match dropped {
+        Some(true) => stats.expired += 1,
+        Some(false) => stats.evictions += 1,
+        None => {}
     }
 }
 
@@ -620,10 +752,14 @@ impl Engine {
             ) = (&self.rules[di].window, &mut self.states[di].window)
             {
                 let within = nanos(*within_secs);
-                let (at, dropped) =
-                    armed.get_or_insert_with(group_key(ev, group_by), stamp, || ev.ts);
+                let (at, dropped) = armed.get_or_insert_with(
+                    &KeyRefs::of(ev, group_by),
+                    stamp,
+                    || ev.ts,
+                    |t| ev.ts.nanos_since(*t) > within,
+                );
                 *at = ev.ts;
-                account(&mut self.stats, dropped, |t| ev.ts.nanos_since(*t) > within);
+                account(&mut self.stats, dropped);
             }
         }
         self.enforce_memcap(stamp);
@@ -669,7 +805,7 @@ fn close_session(open: &mut Lru<KeyPart, Vec<(IpAddr, u16)>>, ev: &Event, key: &
     let Some(v) = lookup(ev, key) else {
         return;
     };
-    let part = KeyPart::of(Some(v));
+    let part = KeyRef::of(Some(v));
     let now_empty = match open.get_mut(&part, stamp) {
         Some(sessions) => {
             sessions.retain(|s| *s != ev.src);
@@ -694,7 +830,7 @@ fn is_suppressed(
     stamp: u64,
     stats: &mut EngineStats,
 ) -> bool {
-    let key = group_key(ev, per);
+    let key = KeyRefs::of(ev, per);
     if let Some(until) = quiet.get_mut(&key, stamp) {
         match until {
             None => return true,
@@ -703,9 +839,10 @@ fn is_suppressed(
         }
     }
     let until = secs.map(|s| ev.ts.saturating_add_secs(s));
-    let (slot, dropped) = quiet.get_or_insert_with(key, stamp, || until);
+    let (slot, dropped) =
+        quiet.get_or_insert_with(&key, stamp, || until, |u| u.is_some_and(|t| t <= ev.ts));
     *slot = until;
-    account(stats, dropped, |u| u.is_some_and(|t| t <= ev.ts));
+    account(stats, dropped);
     false
 }
 
@@ -729,8 +866,15 @@ fn advance(
             WindowState::Threshold(groups),
         ) => {
             let within = nanos(*within_secs);
-            let (times, dropped) =
-                groups.get_or_insert_with(group_key(ev, group_by), stamp, VecDeque::new);
+            let (times, dropped) = groups.get_or_insert_with(
+                &KeyRefs::of(ev, group_by),
+                stamp,
+                VecDeque::new,
+                |t: &VecDeque<(Timestamp, IpAddr)>| {
+                    t.back()
+                        .is_none_or(|&(last, _)| ev.ts.nanos_since(last) > within)
+                },
+            );
             let now = times.back().map_or(ev.ts, |&(last, _)| last.max(ev.ts));
             while times
                 .front()
@@ -746,9 +890,9 @@ fn advance(
             let seen = times.len() as u64;
             let fired = seen >= u64::from(*count);
             let sources = (fired && !group_by.contains(&"src_ip")).then(|| {
-                let mut addrs: Vec<IpAddr> = times.iter().map(|&(_, a)| a).collect();
-                addrs.sort_unstable();
-                addrs.dedup();
+                let mut addrs: HashSet<IpAddr, foldhash::fast::RandomState> =
+                    HashSet::with_capacity_and_hasher(times.len(), Default::default());
+                addrs.extend(times.iter().map(|&(_, a)| a));
                 addrs.len() as u64
             });
             if fired {
@@ -756,10 +900,7 @@ fn advance(
             }
             trim_deque(times);
             groups.recost_newest();
-            account(stats, dropped, |t| {
-                t.back()
-                    .is_none_or(|&(last, _)| ev.ts.nanos_since(last) > within)
-            });
+            account(stats, dropped);
             fired.then(|| Fired {
                 count: Some(seen),
                 sources,
@@ -778,8 +919,14 @@ fn advance(
         ) => {
             let value = lookup(ev, field)?;
             let within = nanos(*within_secs);
-            let (values, dropped) =
-                groups.get_or_insert_with(group_key(ev, group_by), stamp, Vec::new);
+            let (values, dropped) = groups.get_or_insert_with(
+                &KeyRefs::of(ev, group_by),
+                stamp,
+                Vec::new,
+                |v: &Vec<(KeyPart, Timestamp)>| {
+                    v.iter().all(|(_, t)| ev.ts.nanos_since(*t) > within)
+                },
+            );
             let now = values.iter().map(|(_, t)| *t).fold(ev.ts, Timestamp::max);
             values.retain(|(_, t)| now.nanos_since(*t) <= within);
             match values.iter_mut().find(|(k, _)| k.is(value)) {
@@ -824,9 +971,7 @@ fn advance(
             }
             trim_vec(values);
             groups.recost_newest();
-            account(stats, dropped, |v| {
-                v.iter().all(|(_, t)| ev.ts.nanos_since(*t) > within)
-            });
+            account(stats, dropped);
             result
         }
         (
@@ -837,7 +982,7 @@ fn advance(
             },
             WindowState::Sequence(armed),
         ) => {
-            let key = group_key(ev, group_by);
+            let key = KeyRefs::of(ev, group_by);
             let at = *armed.get_mut(&key, stamp)?;
             armed.remove(&key);
             let since = ev.ts.nanos_since(at);
@@ -856,7 +1001,7 @@ fn advance(
         (Window::Concurrent { key, .. }, WindowState::Concurrent(open)) => {
             let value = lookup(ev, key)?;
             let (sessions, dropped) =
-                open.get_or_insert_with(KeyPart::of(Some(value)), stamp, Vec::new);
+                open.get_or_insert_with(&KeyRef::of(Some(value)), stamp, Vec::new, |_| false);
             let other = sessions.iter().find(|s| s.0 != ev.src.0).copied();
             if !sessions.contains(&ev.src) {
                 if sessions.len() >= limits.max_entries_per_group && !sessions.is_empty() {
@@ -866,7 +1011,7 @@ fn advance(
                 sessions.push(ev.src);
             }
             open.recost_newest();
-            account(stats, dropped, |_| false);
+            account(stats, dropped);
             other.map(|(ip, port)| Fired {
                 extra: vec![
                     ("other_src_ip".to_string(), ip.to_string()),
@@ -954,6 +1099,35 @@ expect = 0
             fields: Vec::new(),
             credential: None,
         }
+    }
+
+    // Groups are found by the event's fields without building their key:
+    // the borrowed key must hash and compare as the owned one stored, for
+    // every kind of value, and differ where one value differs.
+    #[test]
+    fn borrowed_group_key_hashes_and_matches_as_the_stored_key() {
+        use std::hash::BuildHasher;
+        let names: [&'static str; 6] = ["user", "src_ip", "dst_port", "src_mac", "absent", "ok"];
+        let mut e = ev("telnet.login", "10.0.0.1:1000", "10.0.0.2:23", 1.0)
+            .with("user", "root")
+            .with("ok", true);
+        e.src_mac = Some([2, 0, 0, 0, 0, 1]);
+        let hasher = foldhash::fast::RandomState::default();
+        let view = KeyRefs::of(&e, &names);
+        let stored: GroupKey = view.to_key();
+        assert_eq!(stored.len(), 6);
+        assert_eq!(stored[0], KeyPart::Str("root".into()));
+        assert_eq!(stored[4], KeyPart::Absent);
+        assert_eq!(hasher.hash_one(&view), hasher.hash_one(&stored));
+        assert!(view.matches(&stored));
+        let other = ev("telnet.login", "10.0.0.1:1000", "10.0.0.2:24", 1.0)
+            .with("user", "root")
+            .with("ok", true);
+        assert!(!KeyRefs::of(&other, &names).matches(&stored));
+        // A shorter key is another key, even when it is a prefix.
+        assert!(!KeyRefs::of(&e, &names[..2]).matches(&stored));
+        let part = KeyRef::Ip("10.0.0.9".parse().expect("ip"));
+        assert_eq!(hasher.hash_one(part), hasher.hash_one(part.to_key()));
     }
 
     fn login(src: &str, secs: f64, outcome: &'static str) -> Event {

@@ -5,10 +5,15 @@
 //! gives) and its estimated size in bytes ([`Cost`]), so that the engine can
 //! keep all its maps within one byte budget by dropping, across maps, the
 //! entry used longest ago.
+//!
+//! Entries are found by a [`Lookup`], a borrowed view of a key (the fields
+//! of an event), which is turned into an owned key only when an entry is
+//! created: a flood of events on existing groups allocates nothing, and each
+//! key is stored once (in its slot; the hash table holds slot indices).
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
 
 /// No neighbour.
 const NIL: usize = usize::MAX;
@@ -19,9 +24,31 @@ pub(crate) trait Cost {
     fn cost(&self) -> usize;
 }
 
+/// A borrowed view of a key of type `K`. Its `Hash` must write what the
+/// `Hash` of the key it matches writes.
+pub(crate) trait Lookup<K>: Hash {
+    fn matches(&self, key: &K) -> bool;
+    fn to_key(&self) -> K;
+    /// Turns `key` (of an entry dropped to make room) into this one,
+    /// reusing its memory where it can.
+    fn refill(&self, key: &mut K) {
+        *key = self.to_key();
+    }
+}
+
+/// A value that can take the place of another in the slot of an entry
+/// dropped to make room, reusing its memory where it can.
+pub(crate) trait Reuse: Sized {
+    fn reuse(&mut self, fresh: Self) {
+        *self = fresh;
+    }
+}
+
 struct Slot<K, V> {
     key: K,
     value: V,
+    /// Hash of `key`, to move or remove its table entry without hashing again.
+    hash: u64,
     /// When it was last used (caller's clock).
     stamp: u64,
     /// Its cost when last measured: [`Lru::slot_bytes`] plus key and value.
@@ -32,8 +59,8 @@ struct Slot<K, V> {
     next: usize,
 }
 
-/// Bytes of the slot of one entry (key and value inline, links, stamp and
-/// cost), for the engine's estimate of an entry's fixed cost.
+/// Bytes of the slot of one entry (key and value inline, hash, links, stamp
+/// and cost), for the engine's estimate of an entry's fixed cost.
 pub(crate) const fn slot_size<K, V>() -> usize {
     std::mem::size_of::<Slot<K, V>>()
 }
@@ -41,23 +68,26 @@ pub(crate) const fn slot_size<K, V>() -> usize {
 /// At most `capacity` entries; slots are kept dense and linked from most
 /// (`head`) to least (`tail`) recently used.
 pub(crate) struct Lru<K, V> {
-    map: HashMap<K, usize, foldhash::fast::RandomState>,
+    /// Indices into `slots`, by the hash of their key.
+    table: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
     slots: Vec<Slot<K, V>>,
     head: usize,
     tail: usize,
     capacity: usize,
     /// Sum of the slots' `bytes`.
     bytes: usize,
-    /// Fixed cost of one entry (slot, map entry, headers).
+    /// Fixed cost of one entry (slot, table entry, headers).
     slot_bytes: usize,
 }
 
-impl<K: Hash + Eq + Clone + Cost, V: Cost> Lru<K, V> {
+impl<K: Hash + Cost, V: Cost + Reuse> Lru<K, V> {
     /// A map of at most `capacity` entries (at least one), each costing
     /// `slot_bytes` plus the [`Cost`] of its key and value.
     pub(crate) fn new(capacity: usize, slot_bytes: usize) -> Self {
         Lru {
-            map: HashMap::default(),
+            table: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             slots: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -130,9 +160,12 @@ impl<K: Hash + Eq + Clone + Cost, V: Cost> Lru<K, V> {
     /// Removes slot `i`, moving the last slot into its place.
     fn take(&mut self, i: usize) -> (K, V) {
         self.unlink(i);
+        if let Ok(entry) = self.table.find_entry(self.slots[i].hash, |&j| j == i) {
+            entry.remove();
+        }
         let last = self.slots.len() - 1;
         if i != last {
-            // Re-point the neighbours and the map entry of the moved slot.
+            // Re-point the neighbours and the table entry of the moved slot.
             let (prev, next) = (self.slots[last].prev, self.slots[last].next);
             match prev {
                 NIL => self.head = i,
@@ -142,68 +175,94 @@ impl<K: Hash + Eq + Clone + Cost, V: Cost> Lru<K, V> {
                 NIL => self.tail = i,
                 n => self.slots[n].prev = i,
             }
-            if let Some(idx) = self.map.get_mut(&self.slots[last].key) {
+            if let Some(idx) = self.table.find_mut(self.slots[last].hash, |&j| j == last) {
                 *idx = i;
             }
         }
         let slot = self.slots.swap_remove(i);
         self.bytes -= slot.bytes;
-        self.map.remove(&slot.key);
         (slot.key, slot.value)
     }
 
-    /// The value of `key`, marked as most recently used at `stamp`.
-    pub(crate) fn get_mut<Q>(&mut self, key: &Q, stamp: u64) -> Option<&mut V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let i = *self.map.get(key)?;
+    /// The slot of the key `query` views, and the query's hash.
+    fn find<Q: Lookup<K> + ?Sized>(&self, query: &Q) -> (Option<usize>, u64) {
+        let hash = self.hasher.hash_one(query);
+        let slots = &self.slots;
+        let found = self.table.find(hash, |&i| {
+            slots[i].hash == hash && query.matches(&slots[i].key)
+        });
+        (found.copied(), hash)
+    }
+
+    /// The value of the key `query` views, marked as most recently used at
+    /// `stamp`.
+    pub(crate) fn get_mut<Q: Lookup<K> + ?Sized>(
+        &mut self,
+        query: &Q,
+        stamp: u64,
+    ) -> Option<&mut V> {
+        let i = self.find(query).0?;
         self.touch(i, stamp);
         Some(&mut self.slots[i].value)
     }
 
-    /// The value of `key`, created by `make` when absent, marked as most
-    /// recently used at `stamp`. Making room drops the least recently used
-    /// entry, which is returned.
-    pub(crate) fn get_or_insert_with(
+    /// The value of the key `query` views, created (with the key made from
+    /// `query`) by `make` when absent, marked as most recently used at
+    /// `stamp`. Making room drops the least recently used entry: then
+    /// whether `stale` holds for its value is returned, and the new entry
+    /// takes its slot (and the memory of its key and value, see [`Reuse`]).
+    pub(crate) fn get_or_insert_with<Q: Lookup<K> + ?Sized>(
         &mut self,
-        key: K,
+        query: &Q,
         stamp: u64,
         make: impl FnOnce() -> V,
-    ) -> (&mut V, Option<(K, V)>) {
-        if let Some(&i) = self.map.get(&key) {
+        stale: impl FnOnce(&V) -> bool,
+    ) -> (&mut V, Option<bool>) {
+        let (found, hash) = self.find(query);
+        if let Some(i) = found {
             self.touch(i, stamp);
             return (&mut self.slots[i].value, None);
         }
-        let evicted = if self.slots.len() >= self.capacity && self.tail != NIL {
-            Some(self.take(self.tail))
-        } else {
-            None
-        };
+        if self.slots.len() >= self.capacity && self.tail != NIL {
+            let i = self.tail;
+            let was_stale = stale(&self.slots[i].value);
+            if let Ok(entry) = self.table.find_entry(self.slots[i].hash, |&j| j == i) {
+                entry.remove();
+            }
+            let slots = &self.slots;
+            self.table.insert_unique(hash, i, |&j| slots[j].hash);
+            let slot = &mut self.slots[i];
+            query.refill(&mut slot.key);
+            slot.value.reuse(make());
+            slot.hash = hash;
+            let bytes = self.slot_bytes + slot.key.cost() + slot.value.cost();
+            self.bytes = self.bytes - slot.bytes + bytes;
+            slot.bytes = bytes;
+            self.touch(i, stamp);
+            return (&mut self.slots[i].value, Some(was_stale));
+        }
         let i = self.slots.len();
-        self.map.insert(key.clone(), i);
+        let slots = &self.slots;
+        self.table.insert_unique(hash, i, |&j| slots[j].hash);
+        let key = query.to_key();
         let value = make();
         let bytes = self.slot_bytes + key.cost() + value.cost();
         self.bytes += bytes;
         self.slots.push(Slot {
             key,
             value,
+            hash,
             stamp,
             bytes,
             prev: NIL,
             next: NIL,
         });
         self.push_front(i);
-        (&mut self.slots[i].value, evicted)
+        (&mut self.slots[i].value, None)
     }
 
-    pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let i = *self.map.get(key)?;
+    pub(crate) fn remove<Q: Lookup<K> + ?Sized>(&mut self, query: &Q) -> Option<V> {
+        let i = self.find(query).0?;
         Some(self.take(i).1)
     }
 }
@@ -216,6 +275,18 @@ mod tests {
     impl Cost for u32 {
         fn cost(&self) -> usize {
             *self as usize
+        }
+    }
+
+    impl Reuse for u32 {}
+
+    /// A key is its own view.
+    impl Lookup<u32> for u32 {
+        fn matches(&self, key: &u32) -> bool {
+            self == key
+        }
+        fn to_key(&self) -> u32 {
+            *self
         }
     }
 
@@ -234,15 +305,20 @@ mod tests {
     fn evicts_least_recently_used_when_full() {
         let mut lru = Lru::new(3, 100);
         for k in 1..=3 {
-            assert!(lru.get_or_insert_with(k, 0, || k * 10).1.is_none());
+            assert!(
+                lru.get_or_insert_with(&k, 0, || k * 10, |_| false)
+                    .1
+                    .is_none()
+            );
         }
         assert_eq!(order(&lru), [3, 2, 1]);
         // Touch 1: now 2 is the least recently used.
         assert_eq!(lru.get_mut(&1, 0).copied(), Some(10));
         assert_eq!(order(&lru), [1, 3, 2]);
-        let (v, evicted) = lru.get_or_insert_with(4, 0, || 40);
+        // The entry dropped is 2's: its value is what `stale` sees.
+        let (v, evicted) = lru.get_or_insert_with(&4, 0, || 40, |&v| v == 20);
         assert_eq!(*v, 40);
-        assert_eq!(evicted, Some((2, 20)));
+        assert_eq!(evicted, Some(true));
         assert_eq!(order(&lru), [4, 1, 3]);
         assert_eq!(lru.len(), 3);
         assert!(lru.get_mut(&2, 0).is_none());
@@ -251,9 +327,9 @@ mod tests {
     #[test]
     fn existing_key_is_touched_not_remade() {
         let mut lru = Lru::new(2, 100);
-        lru.get_or_insert_with(1, 0, || 1);
-        lru.get_or_insert_with(2, 0, || 2);
-        let (v, evicted) = lru.get_or_insert_with(1, 0, || 99);
+        lru.get_or_insert_with(&1, 0, || 1, |_| false);
+        lru.get_or_insert_with(&2, 0, || 2, |_| false);
+        let (v, evicted) = lru.get_or_insert_with(&1, 0, || 99, |_| false);
         assert_eq!((*v, evicted), (1, None));
         assert_eq!(order(&lru), [1, 2]);
     }
@@ -262,7 +338,7 @@ mod tests {
     fn remove_keeps_links_and_map_consistent() {
         let mut lru = Lru::new(5, 100);
         for k in 1..=5 {
-            lru.get_or_insert_with(k, 0, || k);
+            lru.get_or_insert_with(&k, 0, || k, |_| false);
         }
         // Remove from the middle, the head and the tail; the last slot moves.
         assert_eq!(lru.remove(&3), Some(3));
@@ -274,7 +350,7 @@ mod tests {
             assert_eq!(lru.get_mut(&k, 0).copied(), Some(k));
         }
         assert_eq!(order(&lru), [4, 2]);
-        lru.get_or_insert_with(6, 0, || 6);
+        lru.get_or_insert_with(&6, 0, || 6, |_| false);
         assert_eq!(order(&lru), [6, 4, 2]);
         assert_eq!(lru.remove(&2), Some(2));
         assert_eq!(lru.remove(&6), Some(6));
@@ -286,9 +362,11 @@ mod tests {
     #[test]
     fn capacity_one_replaces() {
         let mut lru = Lru::new(0, 100);
-        lru.get_or_insert_with(1, 0, || 1);
-        let (_, evicted) = lru.get_or_insert_with(2, 0, || 2);
-        assert_eq!(evicted, Some((1, 1)));
+        lru.get_or_insert_with(&1, 0, || 1, |_| false);
+        let (_, evicted) = lru.get_or_insert_with(&2, 0, || 2, |&v| v == 1);
+        assert_eq!(evicted, Some(true));
+        assert_eq!(lru.get_mut(&2, 0).copied(), Some(2));
+        assert!(lru.get_mut(&1, 0).is_none());
         assert_eq!(lru.len(), 1);
     }
 
@@ -296,14 +374,14 @@ mod tests {
     fn bytes_follow_inserts_changes_and_removals() {
         // Slot cost 100; key k and value v cost k + v bytes.
         let mut lru = Lru::new(2, 100);
-        lru.get_or_insert_with(1, 0, || 10);
-        lru.get_or_insert_with(2, 0, || 20);
+        lru.get_or_insert_with(&1, 0, || 10, |_| false);
+        lru.get_or_insert_with(&2, 0, || 20, |_| false);
         assert_eq!(lru.bytes(), (100 + 1 + 10) + (100 + 2 + 20));
         *lru.get_mut(&1, 0).expect("present") = 50;
         lru.recost_newest();
         assert_eq!(lru.bytes(), (100 + 1 + 50) + (100 + 2 + 20));
         // Key 2 is now the least recently used and makes room for 3.
-        lru.get_or_insert_with(3, 0, || 0);
+        lru.get_or_insert_with(&3, 0, || 0, |_| false);
         assert_eq!(lru.bytes(), (100 + 1 + 50) + (100 + 3));
         lru.remove(&1);
         assert_eq!(lru.bytes(), 100 + 3);
@@ -313,9 +391,9 @@ mod tests {
     fn oldest_is_the_least_recently_stamped() {
         let mut lru = Lru::new(5, 0);
         assert_eq!(lru.oldest_stamp(), None);
-        lru.get_or_insert_with(1, 7, || 0);
-        lru.get_or_insert_with(2, 8, || 0);
-        lru.get_or_insert_with(3, 9, || 0);
+        lru.get_or_insert_with(&1, 7, || 0, |_| false);
+        lru.get_or_insert_with(&2, 8, || 0, |_| false);
+        lru.get_or_insert_with(&3, 9, || 0, |_| false);
         lru.get_mut(&1, 10);
         assert_eq!(lru.oldest_stamp(), Some(8));
         assert_eq!(lru.pop_oldest(), Some((2, 0)));
