@@ -1,8 +1,9 @@
 //! Telnet: drives a `TelnetSession` with the scheduled chunks and gaps of
 //! the input (see `spanwatch_fuzz`), checks the documented bounds of every
 //! event and the session counters, then runs the probe, the tokenizer
-//! (whole and split into pieces: the token stream must not depend on the
-//! split) and the sub-negotiation decoder on the payload.
+//! (whole, and cut at the schedule's steps with each step's edges split
+//! into pieces: the token stream must not depend on the split) and the
+//! sub-negotiation decoder on the payload.
 //!
 //! The session itself is not compared across splits: login recognition
 //! looks at the server's output where each delivery ends (a prompt is where
@@ -158,7 +159,9 @@ enum Owned {
     Subneg(TelnetOption, Vec<u8>),
 }
 
-fn tokens(payload: &[u8], piece: Option<usize>, max_subneg: usize) -> Vec<Owned> {
+/// The tokens of the payload fed whole, or (with `piece`) fed step by step as
+/// the schedule cuts it, each step split by [`pieces`].
+fn tokens(input: &Input<'_>, piece: Option<usize>, max_subneg: usize) -> Vec<Owned> {
     let mut parser = TelnetParser::new(max_subneg);
     let mut out: Vec<Owned> = Vec::new();
     let mut sink = |token: Token<'_>| match token {
@@ -178,10 +181,14 @@ fn tokens(payload: &[u8], piece: Option<usize>, max_subneg: usize) -> Vec<Owned>
         Token::Error(e) => out.push(Owned::Error(e)),
     };
     match piece {
-        None => parser.feed(payload, &mut sink),
+        None => parser.feed(input.payload, &mut sink),
         Some(n) => {
-            for p in pieces(payload, n) {
-                parser.feed(p, &mut sink);
+            for step in input.steps() {
+                if let Step::Data(_, data) = step {
+                    for p in pieces(data, n) {
+                        parser.feed(p, &mut sink);
+                    }
+                }
             }
         }
     }
@@ -198,8 +205,8 @@ fn stateless(input: &Input<'_>, limits: &TelnetLimits) {
         }
     }
     let max = limits.max_subneg_bytes;
-    let whole = tokens(payload, None, max);
-    let split = tokens(payload, Some(input.config.piece_len()), max);
+    let whole = tokens(input, None, max);
+    let split = tokens(input, Some(input.config.piece_len()), max);
     assert_eq!(whole, split, "tokens depend on how the stream was split");
     let decode = DecodeLimits {
         max_env_vars: limits.max_env_vars,
