@@ -220,11 +220,9 @@ impl Periodic {
         now.nanos_since(self.last) as f64 / 1e9
     }
 
-    /// How many periods late the behaviour is at `now`; 0 when on time.
+    /// How many periods late the behaviour, whose period is learned, is at
+    /// `now`; 0 when on time.
     fn overdue(&self, now: Timestamp) -> f64 {
-        if !self.learned() {
-            return 0.0;
-        }
         let since = now.nanos_since(self.last) as f64;
         (since / self.period_nanos - 1.0).clamp(0.0, MAX_OVERDUE_PERIODS)
     }

@@ -172,15 +172,7 @@ impl Extractor {
 
     /// The device `mac` (when it is one) and its window for `ts`.
     fn device(&mut self, mac: Option<[u8; 6]>, ts: Timestamp) -> Option<(&mut Device, &mut Acc)> {
-        let seen = self.inventory.touch(mac?, ts)?;
-        let acc = open_window(
-            &mut self.open,
-            &mut self.next_end,
-            &seen,
-            ts,
-            self.window_nanos,
-        );
-        Some((seen.device, acc))
+        self.sender(mac, None, ts)
     }
 
     /// [`Extractor::device`] for a device that sent from `ip` (when it sent
@@ -191,10 +183,10 @@ impl Extractor {
         ip: Option<IpAddr>,
         ts: Timestamp,
     ) -> Option<(&mut Device, &mut Acc)> {
-        let Some(ip) = ip else {
-            return self.device(mac, ts);
+        let seen = match ip {
+            Some(ip) => self.inventory.sent_from_slot(mac?, ip, ts)?,
+            None => self.inventory.touch(mac?, ts)?,
         };
-        let seen = self.inventory.sent_from_slot(mac?, ip, ts)?;
         let acc = open_window(
             &mut self.open,
             &mut self.next_end,
