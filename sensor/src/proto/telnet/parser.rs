@@ -436,7 +436,7 @@ impl TelnetParser {
         let mut i = 0;
         while let Some(rest) = input.get(i..).filter(|r| !r.is_empty()) {
             match self.state {
-                State::Data => match rest.iter().position(|&b| b == IAC) {
+                State::Data => match memchr::memchr(IAC, rest) {
                     None => {
                         sink(Token::Data(rest));
                         i = input.len();
@@ -450,7 +450,7 @@ impl TelnetParser {
                     }
                 },
                 State::Sb => {
-                    let at = rest.iter().position(|&b| b == IAC);
+                    let at = memchr::memchr(IAC, rest);
                     let run = rest.get(..at.unwrap_or(rest.len())).unwrap_or(&[]);
                     let room = self.max_subneg_bytes.saturating_sub(self.sb.len());
                     if run.len() > room {
@@ -472,7 +472,7 @@ impl TelnetParser {
                         }
                     }
                 }
-                State::SbDiscard => match rest.iter().position(|&b| b == IAC) {
+                State::SbDiscard => match memchr::memchr(IAC, rest) {
                     Some(at) => {
                         self.state = State::Byte(Step::SbDiscardIac);
                         i += at + 1;
