@@ -13,7 +13,7 @@ use spanwatch::proto::norm::Event;
 const EVENTS: usize = 100_000;
 const DEVICES: u32 = 200;
 
-fn event(i: usize) -> Event {
+fn event(i: usize) -> Event<'static> {
     let device = (i as u32) % DEVICES;
     let src = (
         IpAddr::V4(Ipv4Addr::from(0x0A00_0100 + device)),

@@ -9,21 +9,52 @@
 //! last request URI, the MQTT client id) is kept here, bounded, and dropped
 //! when the flow ends.
 
+use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowInfo, PacketNote};
-use crate::proto::norm::{Event, NormContext, NoteTable};
+use crate::proto::norm::{Event, FieldPool, NormContext, NoteTable, relabel};
 use crate::proto::{AppEvent, AppProto};
 
-/// Normalises, into a buffer reused from one input to the next.
+/// Normalises, into buffers reused from one input to the next: the events
+/// of one input, and their field vectors. An event's strings borrow from the
+/// parser event, so each method hands its events to a closure instead of
+/// returning them; nothing is allocated per event once the buffers have
+/// grown.
 #[derive(Debug, Default)]
 pub struct Normalizer {
     notes: NoteTable,
-    out: Vec<Event>,
+    pool: FieldPool,
+    /// The events buffer, empty between calls.
+    spare: Vec<Event<'static>>,
 }
 
 impl Normalizer {
     /// Notes not kept because the table was full.
     pub fn notes_dropped(&self) -> u64 {
         self.notes.dropped
+    }
+
+    /// Builds events with `make` into the reused buffer, hands them to
+    /// `consume`, and keeps the buffers.
+    fn emit<'e>(
+        &mut self,
+        flow: &FlowInfo,
+        ts: Timestamp,
+        dir: Direction,
+        make: impl FnOnce(&mut NormContext<'_>, &mut Vec<Event<'e>>),
+        consume: impl FnOnce(&[Event<'_>]),
+    ) {
+        let mut out: Vec<Event<'e>> = relabel(std::mem::take(&mut self.spare));
+        make(
+            &mut NormContext::new(flow, ts, dir, &mut self.notes, &mut self.pool),
+            &mut out,
+        );
+        if !out.is_empty() {
+            consume(&out);
+        }
+        for ev in out.drain(..) {
+            self.pool.give(ev.fields);
+        }
+        self.spare = relabel(out);
     }
 
     /// The events of one packet: a connection attempt (`tcp.syn`, a SYN
@@ -36,59 +67,86 @@ impl Normalizer {
         dir: Direction,
         pkt: &PacketNote,
         established_before: bool,
-    ) -> &[Event] {
-        self.out.clear();
-        if let Some(flags) = pkt.tcp_flags {
-            let dst_port = i64::from(flow.server.1);
-            if flags.syn() && !flags.ack() && dir == Direction::ToServer {
-                let ev = Event::of_flow(flow, pkt.ts, "tcp.syn", "tcp");
-                self.out.push(ev.with("dst_port", dst_port));
-            } else if flags.rst() && dir == Direction::ToClient && !established_before {
-                let ev = Event::of_flow(flow, pkt.ts, "tcp.refused", "tcp");
-                self.out.push(ev.with("dst_port", dst_port));
-            }
-        }
-        &self.out
+        consume: impl FnOnce(&[Event<'_>]),
+    ) {
+        let Some(flags) = pkt.tcp_flags else {
+            return;
+        };
+        let kind = if flags.syn() && !flags.ack() && dir == Direction::ToServer {
+            "tcp.syn"
+        } else if flags.rst() && dir == Direction::ToClient && !established_before {
+            "tcp.refused"
+        } else {
+            return;
+        };
+        let dst_port = i64::from(flow.server.1);
+        self.emit(
+            flow,
+            pkt.ts,
+            dir,
+            |cx, out| out.push(cx.event(kind, "tcp").with("dst_port", dst_port)),
+            consume,
+        );
     }
 
     /// A flow was recognised as `proto`: `<proto>.flow`.
-    pub fn detect(&mut self, flow: &FlowInfo, proto: AppProto) -> &[Event] {
-        self.out.clear();
-        let ev = Event::of_flow(flow, flow.last_ts, proto.flow_kind(), proto.name());
-        self.out.push(ev.with("dst_port", i64::from(flow.server.1)));
-        &self.out
+    pub fn detect(&mut self, flow: &FlowInfo, proto: AppProto, consume: impl FnOnce(&[Event<'_>])) {
+        let dst_port = i64::from(flow.server.1);
+        self.emit(
+            flow,
+            flow.last_ts,
+            Direction::ToServer,
+            |cx, out| {
+                out.push(
+                    cx.event(proto.flow_kind(), proto.name())
+                        .with("dst_port", dst_port),
+                );
+            },
+            consume,
+        );
     }
 
     /// A parser event.
-    pub fn event(
+    pub fn event<'e>(
         &mut self,
         flow: &FlowInfo,
-        ts: crate::capture::Timestamp,
+        ts: Timestamp,
         dir: Direction,
-        event: AppEvent<'_>,
-    ) -> &[Event] {
-        self.out.clear();
-        let mut cx = NormContext::new(flow, ts, dir, &mut self.notes);
-        event.normalize(&mut cx, &mut self.out);
-        &self.out
+        event: AppEvent<'e>,
+        consume: impl FnOnce(&[Event<'_>]),
+    ) {
+        self.emit(
+            flow,
+            ts,
+            dir,
+            |cx, out: &mut Vec<Event<'e>>| event.normalize(cx, out),
+            consume,
+        );
     }
 
     /// A flow ended; `proto` is what it was recognised as, if anything.
-    pub fn close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) -> &[Event] {
-        self.out.clear();
+    pub fn close(
+        &mut self,
+        flow: &FlowInfo,
+        proto: Option<AppProto>,
+        consume: impl FnOnce(&[Event<'_>]),
+    ) {
         if let Some(proto) = proto {
-            let mut cx = NormContext::new(flow, flow.last_ts, Direction::ToServer, &mut self.notes);
-            proto.normalize_close(&mut cx, &mut self.out);
+            self.emit(
+                flow,
+                flow.last_ts,
+                Direction::ToServer,
+                |cx, out| proto.normalize_close(cx, out),
+                consume,
+            );
         }
         self.notes.forget(flow.id);
-        &self.out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
     use crate::decode::TcpFlags;
 
     /// The flow stage hands over only the packets `is_connection_signal` accepts:
@@ -106,11 +164,12 @@ mod tests {
                 };
                 for dir in [Direction::ToServer, Direction::ToClient] {
                     for established in [false, true] {
-                        let out = n.packet(&flow, dir, &note, established);
+                        let mut made = 0;
+                        n.packet(&flow, dir, &note, established, |out| made = out.len());
                         if !note.is_connection_signal() {
-                            assert!(out.is_empty(), "{note:?} {dir:?}: {out:?}");
+                            assert_eq!(made, 0, "{note:?} {dir:?}");
                         } else {
-                            wanted += out.len();
+                            wanted += made;
                         }
                     }
                 }

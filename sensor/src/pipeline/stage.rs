@@ -738,8 +738,10 @@ impl EventSink {
 
     fn packet(&mut self, flow: &FlowInfo, dir: Direction, note: &PacketNote, established: bool) {
         if self.normalizing() {
-            let events = self.normalizer.packet(flow, dir, note, established);
-            consume(&mut self.detection, &mut self.devices, events);
+            self.normalizer
+                .packet(flow, dir, note, established, |events| {
+                    consume(&mut self.detection, &mut self.devices, events);
+                });
         }
     }
 
@@ -771,21 +773,24 @@ impl AppEventSink for EventSink {
     fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
         self.protocols.on_detect(proto);
         if self.normalizing() {
-            let events = self.normalizer.detect(flow, proto);
-            consume(&mut self.detection, &mut self.devices, events);
+            self.normalizer.detect(flow, proto, |events| {
+                consume(&mut self.detection, &mut self.devices, events);
+            });
         }
     }
 
     fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
-        let events = self.normalizer.close(flow, proto);
-        consume(&mut self.detection, &mut self.devices, events);
+        self.normalizer.close(flow, proto, |events| {
+            consume(&mut self.detection, &mut self.devices, events);
+        });
     }
 
     fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
         self.protocols.on_event(event);
         if self.normalizing() {
-            let events = self.normalizer.event(flow, ts, dir, event);
-            consume(&mut self.detection, &mut self.devices, events);
+            self.normalizer.event(flow, ts, dir, event, |events| {
+                consume(&mut self.detection, &mut self.devices, events);
+            });
         }
         if let Some(logs) = self.logs.as_mut() {
             let ctx = LogContext { ts, flow, dir };

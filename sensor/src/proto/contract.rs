@@ -115,10 +115,11 @@ pub trait Protocol {
     fn log_record(event: &Self::Event) -> Option<(Option<Direction>, Self::Record<'_>)>;
 
     /// The normalised events of one parser event.
-    fn normalize(event: &Self::Event, cx: &mut NormContext<'_>, out: &mut Vec<Event>);
+    /// Their strings may borrow from `event`.
+    fn normalize<'e>(event: &'e Self::Event, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>);
 
     /// The normalised events of the end of a flow of this protocol.
-    fn normalize_close(_cx: &mut NormContext<'_>, _out: &mut Vec<Event>) {}
+    fn normalize_close(_cx: &mut NormContext<'_>, _out: &mut Vec<Event<'_>>) {}
 }
 
 /// The part of a protocol's counts that every protocol has, in the same

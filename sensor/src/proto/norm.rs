@@ -31,56 +31,108 @@ pub const MAX_FLOW_NOTES: usize = 65_536;
 /// Notes kept per flow.
 pub const MAX_NOTES_PER_FLOW: usize = 4;
 
-/// A field value. Strings known at compile time (`"client"`, `"basic"`...)
-/// are borrowed, so that building an event allocates only for what the
-/// traffic said.
+/// Field vectors kept for reuse by [`FieldPool`].
+const POOLED_FIELDS: usize = 64;
+
+/// A field value. Strings are borrowed where they can be: from the parser
+/// event an event is made of (a topic, a URI, a user name) or known at
+/// compile time (`"client"`, `"basic"`...), so that building an event
+/// allocates nothing in the common case.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Str(Cow<'static, str>),
+pub enum Value<'a> {
+    Str(Cow<'a, str>),
     Int(i64),
     Bool(bool),
     List(Vec<String>),
 }
 
-impl From<&'static str> for Value {
-    fn from(s: &'static str) -> Self {
+impl Value<'_> {
+    /// The same value, owning its string.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
+            Value::Int(n) => Value::Int(n),
+            Value::Bool(b) => Value::Bool(b),
+            Value::List(v) => Value::List(v),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Self {
         Value::Str(Cow::Borrowed(s))
     }
 }
 
-impl From<String> for Value {
+impl From<String> for Value<'_> {
     fn from(s: String) -> Self {
         Value::Str(Cow::Owned(s))
     }
 }
 
-impl From<bool> for Value {
+impl From<bool> for Value<'_> {
     fn from(b: bool) -> Self {
         Value::Bool(b)
     }
 }
 
-impl From<i64> for Value {
+impl From<i64> for Value<'_> {
     fn from(n: i64) -> Self {
         Value::Int(n)
     }
 }
 
-impl From<u64> for Value {
+impl From<u64> for Value<'_> {
     fn from(n: u64) -> Self {
         Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
 
-impl From<Vec<String>> for Value {
+impl From<Vec<String>> for Value<'_> {
     fn from(v: Vec<String>) -> Self {
         Value::List(v)
     }
 }
 
-/// One observation, whatever parser or stage produced it.
+/// The named fields of an event.
+pub type Fields<'a> = Vec<(&'static str, Value<'a>)>;
+
+/// An empty vector's allocation, for elements of another lifetime. Nothing
+/// is converted (the vector is emptied first); collecting a vector's own
+/// iterator into a vector of the same layout reuses its buffer, so the
+/// capacity is kept.
+pub fn relabel<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// Field vectors of past events, emptied, so that a new event takes one
+/// instead of allocating. Bounded by [`POOLED_FIELDS`].
+#[derive(Debug, Default)]
+pub struct FieldPool(Vec<Fields<'static>>);
+
+impl FieldPool {
+    /// An empty field vector with room for the largest events.
+    fn take<'a>(&mut self) -> Fields<'a> {
+        match self.0.pop() {
+            Some(v) => relabel(v),
+            None => Vec::with_capacity(EVENT_FIELDS),
+        }
+    }
+
+    /// Keeps the allocation of an event's fields.
+    pub fn give(&mut self, fields: Fields<'_>) {
+        if self.0.len() < POOLED_FIELDS && fields.capacity() >= EVENT_FIELDS {
+            self.0.push(relabel(fields));
+        }
+    }
+}
+
+/// One observation, whatever parser or stage produced it. Its strings may
+/// borrow from the parser event it was made of (`'a`); [`Event::into_owned`]
+/// keeps one beyond that.
 #[derive(Clone, Debug)]
-pub struct Event {
+pub struct Event<'a> {
     pub ts: Timestamp,
     /// Event kind, `"<proto>.<what>"`, e.g. `"http.request"`, `"tcp.syn"`.
     pub kind: &'static str,
@@ -96,19 +148,21 @@ pub struct Event {
     pub transport: u8,
     pub flow_id: u64,
     /// Named fields; see the catalogue in `rules/README.md`.
-    pub fields: Vec<(&'static str, Value)>,
+    pub fields: Fields<'a>,
     /// Digest of the (user, password) pair of a login, when a password was sent.
     pub credential: Option<CredentialDigest>,
 }
 
-impl Event {
-    /// An event about `flow`, oriented client → server, with no fields yet.
-    pub fn of_flow(
+impl<'a> Event<'a> {
+    /// An event about `flow`, oriented client → server, with `fields`
+    /// (empty) to fill.
+    fn with_fields(
         flow: &FlowInfo,
         ts: Timestamp,
         kind: &'static str,
         proto: &'static str,
-    ) -> Event {
+        fields: Fields<'a>,
+    ) -> Event<'a> {
         Event {
             ts,
             kind,
@@ -119,20 +173,40 @@ impl Event {
             dst_mac: flow.server_mac,
             transport: flow.protocol,
             flow_id: flow.id,
-            // Room for the fields of the largest events: no reallocation as they are added.
-            fields: Vec::with_capacity(EVENT_FIELDS),
+            fields,
             credential: None,
         }
     }
 
-    pub fn field(&self, name: &str) -> Option<&Value> {
+    pub fn field(&self, name: &str) -> Option<&Value<'a>> {
         self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// Builder-style: add a field.
-    pub fn with(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+    pub fn with(mut self, name: &'static str, value: impl Into<Value<'a>>) -> Self {
         self.fields.push((name, value.into()));
         self
+    }
+
+    /// The same event, owning its strings (to keep it, e.g. in an alert).
+    pub fn into_owned(self) -> Event<'static> {
+        Event {
+            ts: self.ts,
+            kind: self.kind,
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            src_mac: self.src_mac,
+            dst_mac: self.dst_mac,
+            transport: self.transport,
+            flow_id: self.flow_id,
+            fields: self
+                .fields
+                .into_iter()
+                .map(|(n, v)| (n, v.into_owned()))
+                .collect(),
+            credential: self.credential,
+        }
     }
 }
 
@@ -164,6 +238,7 @@ pub struct NormContext<'a> {
     /// Direction of the bytes that produced the event.
     pub dir: Direction,
     notes: &'a mut NoteTable,
+    pool: &'a mut FieldPool,
 }
 
 impl<'a> NormContext<'a> {
@@ -172,28 +247,35 @@ impl<'a> NormContext<'a> {
         ts: Timestamp,
         dir: Direction,
         notes: &'a mut NoteTable,
+        pool: &'a mut FieldPool,
     ) -> Self {
         NormContext {
             flow,
             ts,
             dir,
             notes,
+            pool,
         }
     }
 
     /// An event of `kind` about this flow, oriented client → server, with no
     /// fields yet.
-    pub fn event(&self, kind: &'static str, proto: &'static str) -> Event {
-        Event::of_flow(self.flow, self.ts, kind, proto)
+    pub fn event<'e>(&mut self, kind: &'static str, proto: &'static str) -> Event<'e> {
+        Event::with_fields(self.flow, self.ts, kind, proto, self.pool.take())
     }
 
     /// A protocol anomaly: kind `"anomaly"`, with the protocol, the
     /// anomaly's name and its evidence.
-    pub fn anomaly(&self, proto: &'static str, kind: &'static str, detail: &str) -> Event {
+    pub fn anomaly<'e>(
+        &mut self,
+        proto: &'static str,
+        kind: &'static str,
+        detail: &'e str,
+    ) -> Event<'e> {
         self.event("anomaly", proto)
             .with("protocol", proto)
             .with("kind", kind)
-            .with("detail", detail.to_string())
+            .with("detail", detail)
     }
 
     /// Remembers `value` under `key` for this flow (dropped, and counted,
@@ -232,5 +314,61 @@ pub fn sender(dir: Direction) -> &'static str {
     match dir {
         Direction::ToServer => "client",
         Direction::ToClient => "server",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pool exists to save an allocation per event: a vector given back
+    /// comes out again empty, with the same buffer.
+    #[test]
+    fn a_pooled_field_vector_keeps_its_buffer() {
+        let mut pool = FieldPool::default();
+        let owned = String::from("/sensors/temp");
+        let mut fields: Fields<'_> = pool.take();
+        fields.push(("uri", Value::from(owned.as_str())));
+        fields.push(("user", Value::from(owned.clone())));
+        let buffer = fields.as_ptr() as usize;
+        pool.give(fields);
+        let again: Fields<'static> = pool.take();
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr() as usize, buffer);
+        assert!(again.capacity() >= EVENT_FIELDS);
+    }
+
+    #[test]
+    fn an_owned_event_keeps_every_field() {
+        let flow = FlowInfo::for_test(7, 6, 1883);
+        let topic = String::from("home/kitchen/temp");
+        let (mut notes, mut pool) = (NoteTable::default(), FieldPool::default());
+        let mut cx = NormContext::new(
+            &flow,
+            Timestamp(5),
+            Direction::ToServer,
+            &mut notes,
+            &mut pool,
+        );
+        let borrowed = cx
+            .event("mqtt.publish", "mqtt")
+            .with("topic", topic.as_str())
+            .with("qos", 1i64)
+            .with("retain", false);
+        let owned: Event<'static> = borrowed.clone().into_owned();
+        drop(topic);
+        assert_eq!(owned.fields, borrowed_fields());
+        assert_eq!(
+            (owned.kind, owned.flow_id, owned.ts),
+            ("mqtt.publish", 7, Timestamp(5))
+        );
+    }
+
+    fn borrowed_fields() -> Fields<'static> {
+        vec![
+            ("topic", Value::from(String::from("home/kitchen/temp"))),
+            ("qos", Value::Int(1)),
+            ("retain", Value::Bool(false)),
+        ]
     }
 }

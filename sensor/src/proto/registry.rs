@@ -167,7 +167,7 @@ macro_rules! protocols {
             $($variant(&'a <$imp as Protocol>::Event)),+
         }
 
-        impl AppEvent<'_> {
+        impl<'a> AppEvent<'a> {
             pub fn proto(&self) -> AppProto {
                 match self {
                     $(AppEvent::$variant(_) => AppProto::$variant),+
@@ -175,7 +175,7 @@ macro_rules! protocols {
             }
 
             /// The normalised events of this event.
-            pub fn normalize(&self, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+            pub fn normalize(&self, cx: &mut NormContext<'_>, out: &mut Vec<Event<'a>>) {
                 match self {
                     $(AppEvent::$variant(e) => <$imp as Protocol>::normalize(e, cx, out)),+
                 }
@@ -191,7 +191,7 @@ macro_rules! protocols {
 
         impl AppProto {
             /// The normalised events of the end of a flow of this protocol.
-            pub fn normalize_close(self, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+            pub fn normalize_close(self, cx: &mut NormContext<'_>, out: &mut Vec<Event<'_>>) {
                 match self {
                     $(AppProto::$variant => <$imp as Protocol>::normalize_close(cx, out)),+
                 }

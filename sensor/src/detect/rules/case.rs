@@ -80,7 +80,7 @@ fn secs_to_ts(secs: f64, at: &str) -> Result<Timestamp, FieldError> {
     Ok(Timestamp((secs * 1e9).round() as i64))
 }
 
-fn field_value(v: &toml::Value, ty: FieldType, at: &str) -> Result<Value, FieldError> {
+fn field_value(v: &toml::Value, ty: FieldType, at: &str) -> Result<Value<'static>, FieldError> {
     let wrong = || {
         FieldError::new(
             at,
@@ -118,7 +118,12 @@ fn add_port(port: u16, n: u32) -> Option<u16> {
 
 /// The `i`-th copy of a repeated event: `step_secs` later per copy, and each
 /// `increment` field `i` higher.
-fn nth(base: &Event, i: u32, step_nanos: i64, increment: &[String]) -> Option<Event> {
+fn nth(
+    base: &Event<'static>,
+    i: u32,
+    step_nanos: i64,
+    increment: &[String],
+) -> Option<Event<'static>> {
     let mut ev = base.clone();
     ev.ts = Timestamp(
         base.ts

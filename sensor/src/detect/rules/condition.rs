@@ -489,7 +489,7 @@ mod tests {
     use crate::detect::rules::catalogue;
     use crate::proto::credential::digest;
 
-    fn event(kind: &'static str) -> Event {
+    fn event(kind: &'static str) -> Event<'static> {
         Event {
             ts: Timestamp(0),
             kind,

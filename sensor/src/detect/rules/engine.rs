@@ -136,7 +136,7 @@ pub struct Evidence {
 pub struct RuleMatch {
     pub rule: Arc<Rule>,
     /// The event that completed the match.
-    pub event: Event,
+    pub event: Event<'static>,
     pub evidence: Evidence,
 }
 
@@ -736,7 +736,7 @@ impl Engine {
             self.stats.matches += 1;
             out.push(RuleMatch {
                 rule: Arc::clone(rule),
-                event: ev.clone(),
+                event: ev.clone().into_owned(),
                 evidence: evidence(rule, ev, fired),
             });
         }
@@ -1083,7 +1083,7 @@ expect = 0
         )
     }
 
-    fn ev(kind: &'static str, src: &str, dst: &str, secs: f64) -> Event {
+    fn ev(kind: &'static str, src: &str, dst: &str, secs: f64) -> Event<'static> {
         let (s, d): (std::net::SocketAddr, std::net::SocketAddr) =
             (src.parse().expect("src"), dst.parse().expect("dst"));
         Event {
@@ -1130,7 +1130,7 @@ expect = 0
         assert_eq!(hasher.hash_one(part), hasher.hash_one(part.to_key()));
     }
 
-    fn login(src: &str, secs: f64, outcome: &'static str) -> Event {
+    fn login(src: &str, secs: f64, outcome: &'static str) -> Event<'static> {
         ev("telnet.login", src, "10.0.0.2:23", secs)
             .with("user", "root")
             .with("outcome", outcome)
@@ -1291,7 +1291,7 @@ threshold = { count = 3, within_secs = 10, group_by = ["src_ip"] }"#;
         assert_eq!(got, [false, false, true]);
     }
 
-    fn syn(src: &str, port: u16, secs: f64) -> Event {
+    fn syn(src: &str, port: u16, secs: f64) -> Event<'static> {
         ev("tcp.syn", src, &format!("10.0.0.2:{port}"), secs).with("dst_port", i64::from(port))
     }
 
@@ -1473,11 +1473,11 @@ threshold = { count = 2, within_secs = 60, group_by = ["src_ip"] }"#;
         assert_eq!(e.groups(), 10);
     }
 
-    fn connect(src: &str, client_id: &'static str, secs: f64) -> Event {
+    fn connect(src: &str, client_id: &'static str, secs: f64) -> Event<'static> {
         ev("mqtt.connect", src, "10.0.0.2:1883", secs).with("client_id", client_id)
     }
 
-    fn close(src: &str, client_id: &'static str, secs: f64) -> Event {
+    fn close(src: &str, client_id: &'static str, secs: f64) -> Event<'static> {
         ev("mqtt.close", src, "10.0.0.2:1883", secs).with("client_id", client_id)
     }
 

@@ -154,6 +154,6 @@ pub(crate) struct Suppress {
 #[derive(Debug)]
 pub(crate) struct TestCase {
     pub name: Option<String>,
-    pub events: Vec<Event>,
+    pub events: Vec<Event<'static>>,
     pub expect: u64,
 }

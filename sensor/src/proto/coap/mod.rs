@@ -111,7 +111,7 @@ impl Protocol for Coap {
         Some(log::record(ev))
     }
 
-    fn normalize(ev: &CoapEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+    fn normalize<'e>(ev: &'e CoapEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
         normalize::normalize(ev, cx, out);
     }
 }

@@ -9,10 +9,10 @@ use crate::proto::norm::{Event, NormContext, sender};
 /// whatever that setting is.
 pub const MAX_DISCOVERY_RESOURCES: usize = 64;
 
-pub(super) fn normalize(e: &CoapEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+pub(super) fn normalize<'e>(e: &'e CoapEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
     match e {
         CoapEvent::Message(m) => {
-            let code = m.code.to_string();
+            let code = m.code.as_str();
             if let Some(method) = m.code.method() {
                 let mut ev = cx
                     .event("coap.request", "coap")
@@ -23,10 +23,10 @@ pub(super) fn normalize(e: &CoapEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
                     .with("observe", m.observe.is_some())
                     .with("unknown_critical", !m.unknown_critical_options.is_empty());
                 if let Some(p) = m.uri_path.as_deref() {
-                    ev = ev.with("uri_path", p.to_string());
+                    ev = ev.with("uri_path", p);
                 }
                 if let Some(q) = &m.uri_query {
-                    ev = ev.with("uri_query", q.to_string());
+                    ev = ev.with("uri_query", q.as_str());
                 }
                 out.push(ev);
             } else if m.code.class() >= 2 {
@@ -64,7 +64,7 @@ mod tests {
     use crate::capture::Timestamp;
     use crate::flow::{Direction, FlowInfo};
     use crate::proto::coap::{DiscoveryEvent, LinkFormatLimits, Token, parse_link_format};
-    use crate::proto::norm::{NoteTable, Value};
+    use crate::proto::norm::{FieldPool, NoteTable, Value};
 
     /// RFC 6690 §5, the example answer to `GET /.well-known/core`.
     const RFC6690_S5: &[u8] = b"</sensors>;ct=40;title=\"Sensor Index\",\
@@ -73,7 +73,7 @@ mod tests {
         <http://www.example.com/sensors/t123>;anchor=\"/sensors/temp\";rel=\"describedby\",\
         </t>;anchor=\"/sensors/temp\";rel=\"alternate\"";
 
-    fn discovery(payload: &[u8], limits: LinkFormatLimits) -> Vec<Event> {
+    fn discovery(payload: &[u8], limits: LinkFormatLimits) -> Vec<Event<'static>> {
         let lf = parse_link_format(payload, limits);
         let ev = CoapEvent::Discovery(Box::new(DiscoveryEvent {
             dir: Direction::ToClient,
@@ -85,13 +85,20 @@ mod tests {
         }));
         let flow = FlowInfo::for_test(1, 17, 5683);
         let mut notes = NoteTable::default();
-        let mut cx = NormContext::new(&flow, Timestamp(0), Direction::ToClient, &mut notes);
+        let mut pool = FieldPool::default();
+        let mut cx = NormContext::new(
+            &flow,
+            Timestamp(0),
+            Direction::ToClient,
+            &mut notes,
+            &mut pool,
+        );
         let mut out = Vec::new();
         normalize(&ev, &mut cx, &mut out);
-        out
+        out.into_iter().map(Event::into_owned).collect()
     }
 
-    fn list(v: &[&str]) -> Value {
+    fn list(v: &[&str]) -> Value<'static> {
         Value::List(v.iter().map(|s| s.to_string()).collect())
     }
 

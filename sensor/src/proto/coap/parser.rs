@@ -202,6 +202,27 @@ impl Method {
     }
 }
 
+/// Every code's text, "c.dd", four bytes each, in the order of the raw byte.
+const CODE_TEXT: &str = {
+    const BYTES: [u8; 1024] = {
+        let mut t = [0u8; 1024];
+        let mut i = 0;
+        while i < 256 {
+            let (class, detail) = ((i >> 5) as u8, (i & 0x1F) as u8);
+            t[i * 4] = b'0' + class;
+            t[i * 4 + 1] = b'.';
+            t[i * 4 + 2] = b'0' + detail / 10;
+            t[i * 4 + 3] = b'0' + detail % 10;
+            i += 1;
+        }
+        t
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(text) => text,
+        Err(_) => panic!("code text is ASCII"),
+    }
+};
+
 /// The 8-bit Code field: class (3 bits) and detail (5 bits), written "c.dd".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Code(u8);
@@ -273,6 +294,12 @@ impl Code {
         self.class() == 2
     }
 
+    /// The code as text, "c.dd" (RFC 7252 §3), without formatting.
+    pub fn as_str(self) -> &'static str {
+        let at = usize::from(self.0) * 4;
+        CODE_TEXT.get(at..at + 4).unwrap_or_default()
+    }
+
     pub fn method(self) -> Option<Method> {
         if !self.is_request() {
             return None;
@@ -292,7 +319,7 @@ impl Code {
 
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.class(), self.detail())
+        f.write_str(self.as_str())
     }
 }
 
@@ -1260,6 +1287,15 @@ mod tests {
         assert_eq!(Code::new(4, 4).to_string(), "4.04");
         assert_eq!(Code::CONTINUE.to_string(), "2.31");
         assert_eq!(Code::CONTENT.method(), None);
+    }
+
+    #[test]
+    fn every_code_reads_class_dot_two_digit_detail() {
+        // RFC 7252 §3: "c.dd", c the class (3 bits), dd the detail (5 bits).
+        for raw in 0..=u8::MAX {
+            let text = format!("{}.{:02}", raw >> 5, raw & 0x1F);
+            assert_eq!(Code::from_u8(raw).as_str(), text);
+        }
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Protocol for Dhcp {
         Some(log::record(ev))
     }
 
-    fn normalize(ev: &DhcpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+    fn normalize<'e>(ev: &'e DhcpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
         normalize::normalize(ev, cx, out);
     }
 }

@@ -12,7 +12,7 @@ use super::{DhcpEvent, MessageType};
 use crate::flow::Direction;
 use crate::proto::norm::{Event, NormContext};
 
-pub(super) fn normalize(e: &DhcpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+pub(super) fn normalize<'e>(e: &'e DhcpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
     match e {
         DhcpEvent::Message(m) => {
             let (kind, from_client) = match m.message_type {
@@ -40,10 +40,10 @@ pub(super) fn normalize(e: &DhcpEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
                 .with("relayed", m.relayed());
             if from_client {
                 if let Some(h) = &m.hostname {
-                    ev = ev.with("hostname", h.clone());
+                    ev = ev.with("hostname", h.as_str());
                 }
                 if let Some(v) = &m.vendor_class {
-                    ev = ev.with("vendor_class", v.clone());
+                    ev = ev.with("vendor_class", v.as_str());
                 }
                 if let Some(ip) = m.requested_ip {
                     ev = ev.with("requested_ip", ip.to_string());
@@ -79,7 +79,7 @@ mod tests {
     use crate::flow::FlowInfo;
     use crate::proto::dhcp::parser::tests::{Builder, MAC};
     use crate::proto::dhcp::{DhcpLimits, DhcpSession};
-    use crate::proto::norm::{NoteTable, Value};
+    use crate::proto::norm::{FieldPool, NoteTable, Value};
 
     const FIRST_CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
     const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
@@ -96,17 +96,18 @@ mod tests {
         }
     }
 
-    fn events(flow: &FlowInfo, dir: Direction, datagram: &[u8]) -> Vec<Event> {
+    fn events(flow: &FlowInfo, dir: Direction, datagram: &[u8]) -> Vec<Event<'static>> {
         let mut session = DhcpSession::new(DhcpLimits::default());
         let mut parsed = Vec::new();
         session.on_datagram(Timestamp(0), dir, datagram, &mut parsed);
         let mut notes = NoteTable::default();
-        let mut cx = NormContext::new(flow, Timestamp(0), dir, &mut notes);
+        let mut pool = FieldPool::default();
+        let mut cx = NormContext::new(flow, Timestamp(0), dir, &mut notes, &mut pool);
         let mut out = Vec::new();
         for e in &parsed {
             normalize(e, &mut cx, &mut out);
         }
-        out
+        out.into_iter().map(Event::into_owned).collect()
     }
 
     fn text(ev: &Event, name: &str) -> Option<String> {

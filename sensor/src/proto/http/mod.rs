@@ -123,7 +123,7 @@ impl Protocol for Http {
         Some(log::record(ev))
     }
 
-    fn normalize(ev: &HttpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+    fn normalize<'e>(ev: &'e HttpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
         normalize::normalize(ev, cx, out);
     }
 }

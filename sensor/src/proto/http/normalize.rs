@@ -9,29 +9,29 @@ use crate::proto::norm::{Event, NormContext, Value, sender};
 const LAST_URI: &str = "uri";
 
 /// A method name as a field value, borrowed for a standard method.
-fn method(m: &Method) -> Value {
+fn method(m: &Method) -> Value<'_> {
     match m.standard_name() {
         Some(name) => Value::from(name),
-        None => Value::from(m.as_str().to_string()),
+        None => Value::from(m.as_str()),
     }
 }
 
-pub(super) fn normalize(e: &HttpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+pub(super) fn normalize<'e>(e: &'e HttpEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
     match e {
         HttpEvent::Request(r) => {
             let mut ev = cx
                 .event("http.request", "http")
                 .with("from", "client")
                 .with("method", method(&r.method))
-                .with("uri", r.uri.to_string());
+                .with("uri", r.uri.as_str());
             if let Some(h) = &r.host {
-                ev = ev.with("host", h.to_string());
+                ev = ev.with("host", h.as_str());
             }
             if let Some(ua) = &r.user_agent {
-                ev = ev.with("user_agent", ua.to_string());
+                ev = ev.with("user_agent", ua.as_str());
             }
             if let Some(ct) = &r.content_type {
-                ev = ev.with("content_type", ct.to_string());
+                ev = ev.with("content_type", ct.as_str());
             }
             match &r.auth {
                 Auth::None => {}
@@ -43,14 +43,14 @@ pub(super) fn normalize(e: &HttpEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
                 } => {
                     ev = ev
                         .with("auth_scheme", "basic")
-                        .with("user", user.to_string())
+                        .with("user", user.as_str())
                         .with("has_password", *has_password);
                     ev.credential = *credential;
                 }
                 Auth::Digest { user } => {
                     ev = ev.with("auth_scheme", "digest");
                     if let Some(u) = user {
-                        ev = ev.with("user", u.to_string());
+                        ev = ev.with("user", u.as_str());
                     }
                 }
                 Auth::Bearer => ev = ev.with("auth_scheme", "bearer"),
@@ -68,10 +68,10 @@ pub(super) fn normalize(e: &HttpEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
                 ev = ev.with("request_method", method(m));
             }
             if let Some(ct) = &r.content_type {
-                ev = ev.with("content_type", ct.to_string());
+                ev = ev.with("content_type", ct.as_str());
             }
             if let Some(server) = &r.server {
-                ev = ev.with("server", server.to_string());
+                ev = ev.with("server", server.as_str());
             }
             out.push(ev);
         }

@@ -114,11 +114,11 @@ impl Protocol for Mqtt {
         Some((None, log::record(ev)))
     }
 
-    fn normalize(ev: &MqttEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+    fn normalize<'e>(ev: &'e MqttEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
         normalize::normalize(ev, cx, out);
     }
 
-    fn normalize_close(cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+    fn normalize_close(cx: &mut NormContext<'_>, out: &mut Vec<Event<'_>>) {
         normalize::normalize_close(cx, out);
     }
 }

@@ -17,7 +17,7 @@ fn qos(q: Qos) -> i64 {
     }
 }
 
-pub(super) fn normalize(e: &MqttEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+pub(super) fn normalize<'e>(e: &'e MqttEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
     let from = sender(cx.dir);
     match e {
         MqttEvent::Connect(c) => {
@@ -25,14 +25,14 @@ pub(super) fn normalize(e: &MqttEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
                 .event("mqtt.connect", "mqtt")
                 .with("from", from)
                 .with("version", i64::from(c.protocol_level))
-                .with("client_id", c.client_id.to_string())
+                .with("client_id", c.client_id.as_str())
                 .with("has_password", c.has_password)
                 .with("keep_alive", i64::from(c.keep_alive_secs));
             if let Some(u) = &c.username {
-                ev = ev.with("user", u.to_string());
+                ev = ev.with("user", u.as_str());
             }
             if let Some(w) = &c.will {
-                ev = ev.with("will_topic", w.topic.to_string());
+                ev = ev.with("will_topic", w.topic.as_str());
             }
             ev.credential = c.credential;
             cx.remember(CLIENT_ID, &c.client_id);
@@ -47,7 +47,7 @@ pub(super) fn normalize(e: &MqttEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
         MqttEvent::Publish(p) => out.push(
             cx.event("mqtt.publish", "mqtt")
                 .with("from", from)
-                .with("topic", p.topic.to_string())
+                .with("topic", p.topic.as_str())
                 .with("qos", qos(p.qos))
                 .with("retain", p.retain)
                 .with("payload_len", i64::from(p.payload_len)),
@@ -67,8 +67,9 @@ pub(super) fn normalize(e: &MqttEvent, cx: &mut NormContext<'_>, out: &mut Vec<E
 }
 
 /// The end of an MQTT flow, with the client id its CONNECT gave.
-pub(super) fn normalize_close(cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
-    let mut ev = Event::of_flow(cx.flow, cx.flow.last_ts, "mqtt.close", "mqtt");
+pub(super) fn normalize_close(cx: &mut NormContext<'_>, out: &mut Vec<Event<'_>>) {
+    // The close's context is at the flow's last packet.
+    let mut ev = cx.event("mqtt.close", "mqtt");
     if let Some(id) = cx.recall(CLIENT_ID) {
         ev = ev.with("client_id", id.to_string());
     }

@@ -128,7 +128,7 @@ impl Protocol for Telnet {
         log::record(ev)
     }
 
-    fn normalize(ev: &TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+    fn normalize<'e>(ev: &'e TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event<'e>>) {
         normalize::normalize(ev, cx, out);
     }
 }

@@ -4,7 +4,11 @@
 use super::TelnetEvent;
 use crate::proto::norm::{Event, NormContext};
 
-pub(super) fn normalize(e: &TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec<Event>) {
+pub(super) fn normalize<'e>(
+    e: &'e TelnetEvent,
+    cx: &mut NormContext<'_>,
+    out: &mut Vec<Event<'e>>,
+) {
     match e {
         TelnetEvent::LoginAttempt(l) => {
             let mut ev = cx
@@ -13,7 +17,7 @@ pub(super) fn normalize(e: &TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec
                 .with("has_password", l.has_password)
                 .with("outcome", l.outcome.as_str());
             if let Some(u) = &l.user {
-                ev = ev.with("user", u.to_string());
+                ev = ev.with("user", u.as_str());
             }
             ev.credential = l.credential;
             out.push(ev);
@@ -21,12 +25,12 @@ pub(super) fn normalize(e: &TelnetEvent, cx: &mut NormContext<'_>, out: &mut Vec
         TelnetEvent::ShellCommand { line, .. } => out.push(
             cx.event("telnet.command", "telnet")
                 .with("from", "client")
-                .with("line", line.to_string()),
+                .with("line", line.as_str()),
         ),
         TelnetEvent::Banner { text } => out.push(
             cx.event("telnet.banner", "telnet")
                 .with("from", "server")
-                .with("banner", text.to_string()),
+                .with("banner", text.as_str()),
         ),
         TelnetEvent::Anomaly(a) => out.push(cx.anomaly("telnet", a.kind.as_str(), "")),
         _ => {}
