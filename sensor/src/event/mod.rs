@@ -11,7 +11,7 @@
 
 use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowInfo, PacketNote};
-use crate::proto::norm::{Event, FieldPool, NormContext, NoteTable, relabel};
+use crate::proto::norm::{Event, FieldPool, Fields, NormContext, NoteTable, Value, relabel};
 use crate::proto::{AppEvent, AppProto};
 
 /// Normalises, into buffers reused from one input to the next: the events
@@ -25,6 +25,8 @@ pub struct Normalizer {
     pool: FieldPool,
     /// The events buffer, empty between calls.
     spare: Vec<Event<'static>>,
+    /// The field vector of flow events, empty between calls.
+    flow_fields: Fields<'static>,
 }
 
 impl Normalizer {
@@ -79,31 +81,31 @@ impl Normalizer {
         } else {
             return;
         };
-        let dst_port = i64::from(flow.server.1);
-        self.emit(
-            flow,
-            pkt.ts,
-            dir,
-            |cx, out| out.push(cx.event(kind, "tcp").with("dst_port", dst_port)),
-            consume,
-        );
+        self.flow_event(flow, pkt.ts, kind, "tcp", consume);
     }
 
     /// A flow was recognised as `proto`: `<proto>.flow`.
     pub fn detect(&mut self, flow: &FlowInfo, proto: AppProto, consume: impl FnOnce(&[Event<'_>])) {
-        let dst_port = i64::from(flow.server.1);
-        self.emit(
-            flow,
-            flow.last_ts,
-            Direction::ToServer,
-            |cx, out| {
-                out.push(
-                    cx.event(proto.flow_kind(), proto.name())
-                        .with("dst_port", dst_port),
-                );
-            },
-            consume,
-        );
+        self.flow_event(flow, flow.last_ts, proto.flow_kind(), proto.name(), consume);
+    }
+
+    /// One event about the flow itself, with its server port. It holds no
+    /// borrowed string, so its field vector is kept as it is from one to the
+    /// next.
+    fn flow_event(
+        &mut self,
+        flow: &FlowInfo,
+        ts: Timestamp,
+        kind: &'static str,
+        proto: &'static str,
+        consume: impl FnOnce(&[Event<'_>]),
+    ) {
+        let mut fields = std::mem::take(&mut self.flow_fields);
+        fields.push(("dst_port", Value::Int(i64::from(flow.server.1))));
+        let ev = Event::new(flow, ts, kind, proto, fields);
+        consume(std::slice::from_ref(&ev));
+        self.flow_fields = ev.fields;
+        self.flow_fields.clear();
     }
 
     /// A parser event.

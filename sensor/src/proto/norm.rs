@@ -154,9 +154,8 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// An event about `flow`, oriented client → server, with `fields`
-    /// (empty) to fill.
-    fn with_fields(
+    /// An event about `flow`, oriented client → server, with `fields`.
+    pub fn new(
         flow: &FlowInfo,
         ts: Timestamp,
         kind: &'static str,
@@ -261,7 +260,7 @@ impl<'a> NormContext<'a> {
     /// An event of `kind` about this flow, oriented client → server, with no
     /// fields yet.
     pub fn event<'e>(&mut self, kind: &'static str, proto: &'static str) -> Event<'e> {
-        Event::with_fields(self.flow, self.ts, kind, proto, self.pool.take())
+        Event::new(self.flow, self.ts, kind, proto, self.pool.take())
     }
 
     /// A protocol anomaly: kind `"anomaly"`, with the protocol, the
