@@ -17,8 +17,9 @@ use crate::proto::{AppEvent, AppProto};
 /// Normalises, into buffers reused from one input to the next: the events
 /// of one input, and their field vectors. An event's strings borrow from the
 /// parser event, so each method hands its events to a closure instead of
-/// returning them; nothing is allocated per event once the buffers have
-/// grown.
+/// returning them. Once the buffers have grown, an event allocates only for
+/// a value it must own: a list (MQTT filters, CoAP resources), an address
+/// as text (DHCP), or a note recalled at a flow's end (the MQTT client id).
 #[derive(Debug, Default)]
 pub struct Normalizer {
     notes: NoteTable,
