@@ -6,8 +6,9 @@
 //! conversations 64 × 36 B,
 //! topics, filters, resources and paths (32 + 16 + 32 + 32) × (64 B of text
 //! and 28 B), hosts 16, methods 8, users 8 of the same (each entry with its
-//! 4-byte hash), periodic behaviours 16 × 48 B, and a set's 128-byte bitmap
-//! of what it could not keep: under 20 KiB ([`MAX_PROFILE_BYTES`]).
+//! 4-byte hash), periodic behaviours 16 × 48 B, the last occurrence of each
+//! of the 3 [`TextBehaviour`]s (40 B each), and a set's 128-byte bitmap of
+//! what it could not keep: under 20 KiB ([`MAX_PROFILE_BYTES`]).
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -156,13 +157,33 @@ impl Bounded<String> {
     /// Counts a name, cut to [`MAX_TEXT_BYTES`]; `true` when it was new.
     /// A name kept already is counted without a copy.
     pub fn add_text(&mut self, text: &str) -> bool {
+        self.add_text_at(text).0
+    }
+
+    /// [`Bounded::add_text`], and the entry that counts the name (none
+    /// beyond the cap).
+    fn add_text_at(&mut self, text: &str) -> (bool, Option<usize>) {
         let kept = crate::proto::text::cap_str(text, MAX_TEXT_BYTES);
         let hash = key_hash(kept);
         if let Some(i) = self.find(kept, hash) {
             self.entries[i].1 += 1;
+            return (false, Some(i));
+        }
+        let at = self.entries.len();
+        let new = self.add_hashed(kept.to_string(), hash);
+        (new, (self.entries.len() > at).then_some(at))
+    }
+}
+
+impl Bounded<&'static str> {
+    /// [`Bounded::add`] of a name from the program's text: the same name
+    /// is mostly the same constant, found by its address before any hash.
+    pub fn add_static(&mut self, key: &'static str) -> bool {
+        if let Some(e) = self.entries.iter_mut().find(|(k, _)| std::ptr::eq(*k, key)) {
+            e.1 += 1;
             return false;
         }
-        self.add_hashed(kept.to_string(), hash)
+        self.add(key)
     }
 }
 
@@ -261,6 +282,47 @@ pub struct Profile {
     learned: u16,
     /// Periodic behaviours not followed (the list was full).
     pub periodic_dropped: u64,
+    /// The last occurrence of each [`TextBehaviour`].
+    #[serde(skip)]
+    recent: [Option<Recent>; TEXT_BEHAVIOURS],
+}
+
+/// The behaviours named by a text: counted in a set of the profile and
+/// followed as periodic behaviours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextBehaviour {
+    /// A PUBLISH, by topic.
+    MqttPublish,
+    /// An HTTP request, by path.
+    HttpRequest,
+    /// A CoAP request, by "METHOD /path".
+    CoapRequest,
+}
+
+const TEXT_BEHAVIOURS: usize = 3;
+
+impl TextBehaviour {
+    /// The kind named in the periodic behaviours, and its key's seed.
+    fn kind(self) -> (&'static str, u64) {
+        const MQTT_PUBLISH: u64 = behaviour_seed("mqtt.publish");
+        const HTTP_REQUEST: u64 = behaviour_seed("http.request");
+        const COAP_REQUEST: u64 = behaviour_seed("coap.request");
+        match self {
+            TextBehaviour::MqttPublish => ("mqtt.publish", MQTT_PUBLISH),
+            TextBehaviour::HttpRequest => ("http.request", HTTP_REQUEST),
+            TextBehaviour::CoapRequest => ("coap.request", COAP_REQUEST),
+        }
+    }
+}
+
+/// The text of a behaviour's last occurrence, by where it is: its entry in
+/// its set (the text kept whole), its key, and its periodic behaviour
+/// (none when the list was full).
+#[derive(Clone, Copy, Debug)]
+struct Recent {
+    entry: usize,
+    key: u64,
+    periodic: Option<usize>,
 }
 
 // Every periodic behaviour has its bit in `Profile::learned`.
@@ -288,6 +350,7 @@ impl Default for Profile {
             keys: Vec::new(),
             learned: 0,
             periodic_dropped: 0,
+            recent: [None; TEXT_BEHAVIOURS],
         }
     }
 }
@@ -318,9 +381,59 @@ pub fn behaviour_key_from(seed: u64, detail: &[u8]) -> u64 {
 }
 
 impl Profile {
+    /// The behaviour `b`, named by `text`, happened at `ts`: the text is
+    /// counted in its set ([`Bounded::add_text`]) and the behaviour followed
+    /// ([`Profile::occurred`], its key [`behaviour_key_from`] the seed of
+    /// its kind and the whole text). The profile remembers the last text of
+    /// each behaviour: a device mostly repeats itself (a sensor publishes to
+    /// the same topic, polls the same path), and the same text again is
+    /// found without hashing it or searching.
+    pub fn text_behaviour(&mut self, b: TextBehaviour, text: &str, ts: Timestamp) {
+        let (kind, seed) = b.kind();
+        let recent = self.recent[b as usize];
+        let set = match b {
+            TextBehaviour::MqttPublish => &mut self.mqtt_published,
+            TextBehaviour::HttpRequest => &mut self.http_paths,
+            TextBehaviour::CoapRequest => &mut self.coap_requests,
+        };
+        let (entry, key, hint) = match recent {
+            Some(r) if text.len() <= MAX_TEXT_BYTES && set.entries[r.entry].0 == text => {
+                set.entries[r.entry].1 += 1;
+                (Some(r.entry), r.key, r.periodic)
+            }
+            _ => {
+                let (_, entry) = set.add_text_at(text);
+                // Only a text kept whole is known again by its entry.
+                let entry = entry.filter(|_| text.len() <= MAX_TEXT_BYTES);
+                (entry, behaviour_key_from(seed, text.as_bytes()), None)
+            }
+        };
+        let periodic = self.occurred_at(kind, key, ts, hint);
+        self.recent[b as usize] = entry.map(|entry| Recent {
+            entry,
+            key,
+            periodic,
+        });
+    }
+
     /// A behaviour happened at `ts`: its period is learned from the intervals.
     pub fn occurred(&mut self, kind: &'static str, key: u64, ts: Timestamp) {
-        let Some(i) = self.keys.iter().position(|&k| k == key) else {
+        self.occurred_at(kind, key, ts, None);
+    }
+
+    /// [`Profile::occurred`], looking first at `hint` for the behaviour;
+    /// where the behaviour is (none when the list is full).
+    fn occurred_at(
+        &mut self,
+        kind: &'static str,
+        key: u64,
+        ts: Timestamp,
+        hint: Option<usize>,
+    ) -> Option<usize> {
+        let found = hint
+            .filter(|&i| self.keys.get(i) == Some(&key))
+            .or_else(|| self.keys.iter().position(|&k| k == key));
+        let Some(i) = found else {
             if self.periodic.len() < MAX_PERIODIC {
                 self.keys.push(key);
                 self.periodic.push(Periodic {
@@ -330,14 +443,14 @@ impl Profile {
                     period_nanos: 0.0,
                     jitter_nanos: 0.0,
                 });
-            } else {
-                self.periodic_dropped += 1;
+                return Some(self.periodic.len() - 1);
             }
-            return;
+            self.periodic_dropped += 1;
+            return None;
         };
         let p = &mut self.periodic[i];
         if ts <= p.last {
-            return;
+            return Some(i);
         }
         let interval = ts.nanos_since(p.last) as f64;
         if p.occurrences == 1 {
@@ -355,6 +468,7 @@ impl Profile {
         } else {
             self.learned &= !(1 << i);
         }
+        Some(i)
     }
 
     /// The most overdue learned behaviour at `now`, in periods.
@@ -432,6 +546,46 @@ mod tests {
         }
         assert_eq!(p.periods().count(), 0);
         assert_eq!(p.period_overdue(at(10_000.0)), 0.0);
+    }
+
+    #[test]
+    fn a_text_behaviour_counts_and_learns_as_its_set_and_occurrences_do() {
+        let long = "t/".repeat(40);
+        let long_other = format!("{}x", &long[..long.len() - 1]);
+        let mut texts: Vec<String> = Vec::new();
+        texts.extend(std::iter::repeat_n("a/temp".to_string(), 5));
+        for _ in 0..5 {
+            texts.extend(["a/temp".to_string(), "a/hum".to_string()]);
+        }
+        // Long topics share their kept 64 bytes, not their keys.
+        texts.extend([&long, &long_other, &long, &long].map(String::from));
+        // More topics than are kept, and more behaviours than are followed.
+        texts.extend((0..40).map(|i| format!("x/{i}")));
+        texts.extend(std::iter::repeat_n("x/39".to_string(), 3));
+        texts.extend(std::iter::repeat_n("a/temp".to_string(), 3));
+        let (mut remembered, mut plain) = (Profile::default(), Profile::default());
+        let seed = behaviour_seed("mqtt.publish");
+        for (i, text) in texts.iter().enumerate() {
+            let ts = at(i as f64 * 2.0);
+            remembered.text_behaviour(TextBehaviour::MqttPublish, text, ts);
+            plain.mqtt_published.add_text(text);
+            plain.occurred(
+                "mqtt.publish",
+                behaviour_key_from(seed, text.as_bytes()),
+                ts,
+            );
+        }
+        let json = |p: &Profile| serde_json::to_value(p).expect("profile as JSON");
+        assert_eq!(json(&remembered), json(&plain));
+        assert_eq!(
+            (&remembered.keys, remembered.learned),
+            (&plain.keys, plain.learned)
+        );
+        assert_eq!(remembered.mqtt_published.len(), MAX_NAMES);
+        // As the module documentation counts it.
+        assert!(std::mem::size_of::<Option<Recent>>() <= 40);
+        assert!(remembered.mqtt_published.dropped > 0 && remembered.periodic_dropped > 0);
+        assert!(remembered.periods().count() > 0);
     }
 
     #[test]

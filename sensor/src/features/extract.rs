@@ -22,7 +22,7 @@ use super::{FEATURE_COUNT, Feature, Window, WindowNotes};
 use crate::capture::Timestamp;
 use crate::decode::FrameNote;
 use crate::device::inventory::{Device, Inventory, NameSource, Role, Seen, is_device_mac};
-use crate::device::profile::{Service, behaviour_key_from, behaviour_seed};
+use crate::device::profile::{Service, TextBehaviour, behaviour_key_from, behaviour_seed};
 use crate::device::zone::Zone;
 use crate::flow::{Direction, FlowActivity};
 use crate::proto::norm::{Event, Value};
@@ -54,11 +54,8 @@ pub const SCAN_ATTEMPTS: f64 = 20.0;
 /// ...or with at least this many distinct peers.
 pub const SCAN_PEERS: f64 = 50.0;
 
-/// The behaviour keys' seeds of the periodic behaviours a profile learns.
+/// The seed of the key of a flow opened, a periodic behaviour a profile learns.
 const FLOW_OPEN: u64 = behaviour_seed("flow.open");
-const MQTT_PUBLISH: u64 = behaviour_seed("mqtt.publish");
-const HTTP_REQUEST: u64 = behaviour_seed("http.request");
-const COAP_REQUEST: u64 = behaviour_seed("coap.request");
 
 /// Content classes of a body that is a program or an archive of one.
 const EXECUTABLE_CLASSES: [&str; 7] = ["elf", "pe", "script", "zip", "gzip", "xz", "bzip2"];
@@ -368,199 +365,232 @@ impl Extractor {
     ///
     /// Roles are what a device did, not what was asked of it: a server role
     /// needs the server's own answer (a scan's probe makes no server). Each
-    /// device an event is about is looked up once.
+    /// device an event is about is looked up once. Each kind has its own
+    /// function, out of line: the dispatch stays small, and an event runs
+    /// only its kind's code.
     pub fn event(&mut self, ev: &Event) {
         // Flow events (TCP attempts and refusals) reach the windows through
         // the flows' activity instead.
         if matches!(ev.proto, "tcp" | "udp") {
             return;
         }
-        let ts = ev.ts;
-        let server = || Role::of_protocol(ev.proto).map(|(s, _)| s);
-        let client = || Role::of_protocol(ev.proto).map(|(_, c)| c);
         // The most frequent kinds first: a match on text tries its arms in order.
         match ev.kind {
-            "mqtt.publish" => {
-                let (sender, receiver) = ends(ev);
-                if let Some((d, acc)) = self.device(sender, ts) {
-                    acc.bump(Feature::MqttPublishOut, 1.0);
-                    if let Some(topic) = text(ev, "topic") {
-                        d.profile.mqtt_published.add_text(topic);
-                        let key = behaviour_key_from(MQTT_PUBLISH, topic.as_bytes());
-                        d.profile.occurred("mqtt.publish", key, ts);
-                    }
-                }
-                if let Some((_, acc)) = self.device(receiver, ts) {
-                    acc.bump(Feature::MqttPublishIn, 1.0);
-                }
-            }
-            "coap.request" => {
-                let role = if text(ev, "from") == Some("client") {
-                    client()
-                } else {
-                    None
-                };
-                self.coap_request(ev, ends(ev).0, role);
-            }
-            "coap.response" if text(ev, "from") == Some("server") => {
-                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server(), ev.proto);
-                }
-            }
-            "http.request" => {
-                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    plays(d, client(), ev.proto);
-                    acc.bump(Feature::HttpRequests, 1.0);
-                    if let Some(ua) = text(ev, "user_agent") {
-                        d.add_name(NameSource::HttpUserAgent, ua);
-                    }
-                    if let Some(host) = text(ev, "host") {
-                        d.profile.http_hosts.add_text(host);
-                    }
-                    if let Some(method) = text(ev, "method") {
-                        d.profile.http_methods.add_text(method);
-                    }
-                    if let Some(uri) = text(ev, "uri") {
-                        let path = uri.split('?').next().unwrap_or(uri);
-                        d.profile.http_paths.add_text(path);
-                        let key = behaviour_key_from(HTTP_REQUEST, path.as_bytes());
-                        d.profile.occurred("http.request", key, ts);
-                    }
-                }
-            }
-            "http.response" => {
-                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server(), ev.proto);
-                    if let Some(name) = text(ev, "server") {
-                        d.add_name(NameSource::HttpServer, name);
-                    }
-                }
-                let status = match ev.field("status") {
-                    Some(Value::Int(n)) => *n,
-                    _ => 0,
-                };
-                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    let class = usize::try_from(status / 100).unwrap_or(0);
-                    let slot = if (1..=5).contains(&class) {
-                        class - 1
-                    } else {
-                        5
-                    };
-                    d.profile.http_status_classes[slot] += 1;
-                    if (400..500).contains(&status) {
-                        acc.bump(Feature::Http4xx, 1.0);
-                    }
-                    if status == 401 {
-                        acc.bump(Feature::Http401, 1.0);
-                    }
-                }
-            }
-            "http.body" => {
-                let by_content = text(ev, "magic").is_some_and(|m| EXECUTABLE_CLASSES.contains(&m));
-                let by_path = text(ev, "uri").is_some_and(|u| {
-                    let path = u.split('?').next().unwrap_or(u).as_bytes();
-                    FIRMWARE_SUFFIXES.iter().any(|s| {
-                        path.len() >= s.len()
-                            && path[path.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
-                    })
-                });
-                if (by_content || by_path)
-                    && let Some((_, acc)) = self.device(ends(ev).1, ts)
-                {
-                    acc.bump(Feature::HttpExecutables, 1.0);
-                }
-            }
-            "mqtt.connect" => {
-                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    plays(d, client(), ev.proto);
-                    acc.bump(Feature::MqttConnect, 1.0);
-                    if let Some(id) = text(ev, "client_id") {
-                        d.add_name(NameSource::MqttClientId, id);
-                    }
-                    if let Some(user) = text(ev, "user") {
-                        d.add_name(NameSource::MqttUser, user);
-                    }
-                }
-            }
-            "mqtt.connack" => {
-                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server(), ev.proto);
-                }
-                if matches!(ev.field("accepted"), Some(Value::Bool(false)))
-                    && let Some((_, acc)) = self.device(ev.src_mac, ts)
-                {
-                    acc.bump(Feature::MqttConnackRefused, 1.0);
-                }
-            }
-            "mqtt.subscribe" => {
-                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    acc.bump(Feature::MqttSubscribe, 1.0);
-                    if let Some(Value::List(filters)) = ev.field("filters") {
-                        for f in filters {
-                            d.profile.mqtt_subscribed.add_text(f);
-                            if f.contains(['#', '+']) {
-                                acc.bump(Feature::MqttWildcardFilters, 1.0);
-                            }
-                        }
-                    }
-                }
-            }
-            "telnet.login" => {
-                if let Some((d, acc)) = self.device(ev.src_mac, ts) {
-                    plays(d, client(), ev.proto);
-                    match text(ev, "outcome") {
-                        Some("failure") => {
-                            acc.bump(Feature::TelnetLoginFailed, 1.0);
-                            d.profile.telnet_logins_failed += 1;
-                        }
-                        Some("success") => {
-                            acc.bump(Feature::TelnetLoginOk, 1.0);
-                            d.profile.telnet_logins_ok += 1;
-                        }
-                        _ => {}
-                    }
-                    if let Some(user) = text(ev, "user") {
-                        d.profile.telnet_users.add_text(user);
-                    }
-                }
-                // A login attempt shows a server that prompted for it.
-                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server(), ev.proto);
-                }
-            }
-            "telnet.banner" => {
-                if let Some((d, _)) = self.device(ev.dst_mac, ts) {
-                    plays(d, server(), ev.proto);
-                    if let Some(banner) = text(ev, "banner") {
-                        d.add_name(NameSource::TelnetBanner, banner);
-                    }
-                }
-            }
-            "telnet.command" => {
-                if let Some((_, acc)) = self.device(ev.src_mac, ts) {
-                    acc.bump(Feature::TelnetCommands, 1.0);
-                }
-            }
-            "dhcp.request" => {
-                if let Some(name) = text(ev, "hostname")
-                    && let Some((d, _)) = self.device(ev.src_mac, ts)
-                {
-                    d.add_name(NameSource::DhcpHostname, name);
-                }
-            }
-            "anomaly" => {
-                if let Some((_, acc)) = self.device(ev.src_mac, ts) {
-                    acc.bump(Feature::Anomalies, 1.0);
-                }
-            }
+            "mqtt.publish" => self.mqtt_publish(ev),
+            "coap.request" => self.coap_request(ev),
+            "coap.response" => self.coap_response(ev),
+            "http.request" => self.http_request(ev),
+            "http.response" => self.http_response(ev),
+            "http.body" => self.http_body(ev),
+            "mqtt.connect" => self.mqtt_connect(ev),
+            "mqtt.connack" => self.mqtt_connack(ev),
+            "mqtt.subscribe" => self.mqtt_subscribe(ev),
+            "telnet.login" => self.telnet_login(ev),
+            "telnet.banner" => self.telnet_banner(ev),
+            "telnet.command" => self.count_for_sender(ev, Feature::TelnetCommands),
+            "dhcp.request" => self.dhcp_request(ev),
+            "anomaly" => self.count_for_sender(ev, Feature::Anomalies),
             _ => {}
         }
     }
 
-    /// A CoAP request of `sender`, who plays `role` in it when it is the
+    #[inline(never)]
+    fn mqtt_publish(&mut self, ev: &Event) {
+        let (sender, receiver) = ends(ev);
+        if let Some((d, acc)) = self.device(sender, ev.ts) {
+            acc.bump(Feature::MqttPublishOut, 1.0);
+            if let Some(topic) = text(ev, "topic") {
+                d.profile
+                    .text_behaviour(TextBehaviour::MqttPublish, topic, ev.ts);
+            }
+        }
+        if let Some((_, acc)) = self.device(receiver, ev.ts) {
+            acc.bump(Feature::MqttPublishIn, 1.0);
+        }
+    }
+
+    #[inline(never)]
+    fn coap_response(&mut self, ev: &Event) {
+        if text(ev, "from") == Some("server")
+            && let Some((d, _)) = self.device(ev.dst_mac, ev.ts)
+        {
+            plays(d, server_role(ev), ev.proto);
+        }
+    }
+
+    #[inline(never)]
+    fn http_request(&mut self, ev: &Event) {
+        let Some((d, acc)) = self.device(ev.src_mac, ev.ts) else {
+            return;
+        };
+        plays(d, client_role(ev), ev.proto);
+        acc.bump(Feature::HttpRequests, 1.0);
+        if let Some(ua) = text(ev, "user_agent") {
+            d.add_name(NameSource::HttpUserAgent, ua);
+        }
+        if let Some(host) = text(ev, "host") {
+            d.profile.http_hosts.add_text(host);
+        }
+        if let Some(method) = text(ev, "method") {
+            d.profile.http_methods.add_text(method);
+        }
+        if let Some(uri) = text(ev, "uri") {
+            let path = uri.split('?').next().unwrap_or(uri);
+            d.profile
+                .text_behaviour(TextBehaviour::HttpRequest, path, ev.ts);
+        }
+    }
+
+    #[inline(never)]
+    fn http_response(&mut self, ev: &Event) {
+        if let Some((d, _)) = self.device(ev.dst_mac, ev.ts) {
+            plays(d, server_role(ev), ev.proto);
+            if let Some(name) = text(ev, "server") {
+                d.add_name(NameSource::HttpServer, name);
+            }
+        }
+        let status = match ev.field("status") {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        };
+        if let Some((d, acc)) = self.device(ev.src_mac, ev.ts) {
+            let class = usize::try_from(status / 100).unwrap_or(0);
+            let slot = if (1..=5).contains(&class) {
+                class - 1
+            } else {
+                5
+            };
+            d.profile.http_status_classes[slot] += 1;
+            if (400..500).contains(&status) {
+                acc.bump(Feature::Http4xx, 1.0);
+            }
+            if status == 401 {
+                acc.bump(Feature::Http401, 1.0);
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn http_body(&mut self, ev: &Event) {
+        let by_content = text(ev, "magic").is_some_and(|m| EXECUTABLE_CLASSES.contains(&m));
+        let by_path = text(ev, "uri").is_some_and(|u| {
+            let path = u.split('?').next().unwrap_or(u).as_bytes();
+            FIRMWARE_SUFFIXES.iter().any(|s| {
+                path.len() >= s.len()
+                    && path[path.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            })
+        });
+        if (by_content || by_path)
+            && let Some((_, acc)) = self.device(ends(ev).1, ev.ts)
+        {
+            acc.bump(Feature::HttpExecutables, 1.0);
+        }
+    }
+
+    #[inline(never)]
+    fn mqtt_connect(&mut self, ev: &Event) {
+        if let Some((d, acc)) = self.device(ev.src_mac, ev.ts) {
+            plays(d, client_role(ev), ev.proto);
+            acc.bump(Feature::MqttConnect, 1.0);
+            if let Some(id) = text(ev, "client_id") {
+                d.add_name(NameSource::MqttClientId, id);
+            }
+            if let Some(user) = text(ev, "user") {
+                d.add_name(NameSource::MqttUser, user);
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn mqtt_connack(&mut self, ev: &Event) {
+        if let Some((d, _)) = self.device(ev.dst_mac, ev.ts) {
+            plays(d, server_role(ev), ev.proto);
+        }
+        if matches!(ev.field("accepted"), Some(Value::Bool(false)))
+            && let Some((_, acc)) = self.device(ev.src_mac, ev.ts)
+        {
+            acc.bump(Feature::MqttConnackRefused, 1.0);
+        }
+    }
+
+    #[inline(never)]
+    fn mqtt_subscribe(&mut self, ev: &Event) {
+        if let Some((d, acc)) = self.device(ev.src_mac, ev.ts) {
+            acc.bump(Feature::MqttSubscribe, 1.0);
+            if let Some(Value::List(filters)) = ev.field("filters") {
+                for f in filters {
+                    d.profile.mqtt_subscribed.add_text(f);
+                    if f.contains(['#', '+']) {
+                        acc.bump(Feature::MqttWildcardFilters, 1.0);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn telnet_login(&mut self, ev: &Event) {
+        if let Some((d, acc)) = self.device(ev.src_mac, ev.ts) {
+            plays(d, client_role(ev), ev.proto);
+            match text(ev, "outcome") {
+                Some("failure") => {
+                    acc.bump(Feature::TelnetLoginFailed, 1.0);
+                    d.profile.telnet_logins_failed += 1;
+                }
+                Some("success") => {
+                    acc.bump(Feature::TelnetLoginOk, 1.0);
+                    d.profile.telnet_logins_ok += 1;
+                }
+                _ => {}
+            }
+            if let Some(user) = text(ev, "user") {
+                d.profile.telnet_users.add_text(user);
+            }
+        }
+        // A login attempt shows a server that prompted for it.
+        if let Some((d, _)) = self.device(ev.dst_mac, ev.ts) {
+            plays(d, server_role(ev), ev.proto);
+        }
+    }
+
+    #[inline(never)]
+    fn telnet_banner(&mut self, ev: &Event) {
+        if let Some((d, _)) = self.device(ev.dst_mac, ev.ts) {
+            plays(d, server_role(ev), ev.proto);
+            if let Some(banner) = text(ev, "banner") {
+                d.add_name(NameSource::TelnetBanner, banner);
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn dhcp_request(&mut self, ev: &Event) {
+        if let Some(name) = text(ev, "hostname")
+            && let Some((d, _)) = self.device(ev.src_mac, ev.ts)
+        {
+            d.add_name(NameSource::DhcpHostname, name);
+        }
+    }
+
+    /// Counts `f` in the window of the event's sender.
+    #[inline(never)]
+    fn count_for_sender(&mut self, ev: &Event, f: Feature) {
+        if let Some((_, acc)) = self.device(ev.src_mac, ev.ts) {
+            acc.bump(f, 1.0);
+        }
+    }
+
+    /// A CoAP request: its sender plays the client role when it is the
     /// client (a request seen from the server's side makes no role).
-    fn coap_request(&mut self, ev: &Event, sender: Option<[u8; 6]>, role: Option<Role>) {
+    #[inline(never)]
+    fn coap_request(&mut self, ev: &Event) {
         let ts = ev.ts;
+        let role = if text(ev, "from") == Some("client") {
+            client_role(ev)
+        } else {
+            None
+        };
+        let sender = ends(ev).0;
         let method = text(ev, "method").unwrap_or("UNKNOWN");
         let path = text(ev, "uri_path").unwrap_or("").trim_start_matches('/');
         // "METHOD /path", written into the extractor's buffer (no allocation
@@ -585,9 +615,8 @@ impl Extractor {
             if path == ".well-known/core" {
                 acc.bump(Feature::CoapDiscovery, 1.0);
             }
-            d.profile.coap_requests.add_text(&request);
-            let key = behaviour_key_from(COAP_REQUEST, request.as_bytes());
-            d.profile.occurred("coap.request", key, ts);
+            d.profile
+                .text_behaviour(TextBehaviour::CoapRequest, &request, ts);
         }
         self.request = request;
     }
@@ -711,11 +740,21 @@ fn ends(ev: &Event) -> (Option<[u8; 6]>, Option<[u8; 6]>) {
     }
 }
 
+/// The server role of the event's protocol, when it has one.
+fn server_role(ev: &Event) -> Option<Role> {
+    Role::of_protocol(ev.proto).map(|(s, _)| s)
+}
+
+/// The client role of the event's protocol, when it has one.
+fn client_role(ev: &Event) -> Option<Role> {
+    Role::of_protocol(ev.proto).map(|(_, c)| c)
+}
+
 /// `d` played `role` (when the protocol has one) in `proto`.
 fn plays(d: &mut Device, role: Option<Role>, proto: &'static str) {
     if let Some(role) = role {
         d.add_role(role);
-        d.protocols.add(proto);
+        d.protocols.add_static(proto);
     }
 }
 
