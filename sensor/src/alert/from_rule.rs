@@ -2,13 +2,36 @@
 //! rule's identity and references, the evidence (never a password) and the
 //! dedupe key the rule's `alert_per` asks for.
 
+use std::net::IpAddr;
+
 use serde_json::{Map, Value as Json};
 
 use super::{AlertInput, AlertSource, DedupeKey};
 use crate::detect::rules::{AlertPer, RuleMatch};
 
-impl From<&RuleMatch> for AlertInput {
-    fn from(m: &RuleMatch) -> AlertInput {
+/// The endpoints a rule's `alert_per` keeps of its match: the source, the
+/// target or both.
+fn sides(m: &RuleMatch) -> (Option<IpAddr>, Option<IpAddr>) {
+    let ev = &m.event;
+    match m.rule.alert_per {
+        AlertPer::SourceAndTarget => (Some(ev.src.0), Some(ev.dst.0)),
+        AlertPer::Target => (None, Some(ev.dst.0)),
+        AlertPer::Source => (Some(ev.src.0), None),
+    }
+}
+
+/// The name of a rule match's finding for `spanwatch learn`
+/// ([`AlertInput::key`]): `rule:<id>:<source>:<target>`, `*` for an
+/// endpoint the rule's `alert_per` leaves out.
+pub fn rule_key(m: &RuleMatch) -> String {
+    let (source, target) = sides(m);
+    let side = |ip: Option<IpAddr>| ip.map_or("*".to_string(), |a| a.to_string());
+    format!("rule:{}:{}:{}", m.rule.id, side(source), side(target))
+}
+
+impl AlertInput {
+    /// The alert of a rule match whose [`rule_key`] is `key`.
+    pub fn from_match(m: &RuleMatch, key: String) -> AlertInput {
         let ev = &m.event;
         let rule = &m.rule;
         let mut evidence = Map::new();
@@ -35,13 +58,7 @@ impl From<&RuleMatch> for AlertInput {
             "tcp" | "udp" => None,
             other => Some(other),
         };
-        let (source, target) = match rule.alert_per {
-            AlertPer::SourceAndTarget => (Some(ev.src.0), Some(ev.dst.0)),
-            AlertPer::Target => (None, Some(ev.dst.0)),
-            AlertPer::Source => (Some(ev.src.0), None),
-        };
-        let side = |ip: Option<std::net::IpAddr>| ip.map_or("*".to_string(), |a| a.to_string());
-        let key = format!("rule:{}:{}:{}", rule.id, side(source), side(target));
+        let (source, target) = sides(m);
         AlertInput {
             key,
             ts: ev.ts,

@@ -10,6 +10,7 @@
 //! filled again. The application stage sees the same observations in the same
 //! order either way, so its output does not depend on where it runs.
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::alert::AlertSource;
+use crate::alert::from_rule::rule_key;
 use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
 use crate::decode::FrameNote;
@@ -441,40 +443,44 @@ impl Detection {
         }
     }
 
-    /// Raises an alert unless it is routine: a finding accepted as normal,
-    /// or (while learning) a medium or low rule finding, learned. High
-    /// findings of the rules always go out.
+    /// Raises an alert unless it is routine ([`Detection::routine`]).
     fn raise(&mut self, input: AlertInput, inventory: Option<&Inventory>) {
+        if !self.routine(&Finding::of(&input), inventory) {
+            self.alerts.raise(input);
+        }
+    }
+
+    /// Whether a finding is routine, learned or counted as such: a finding
+    /// accepted as normal, or (while learning) a medium or low rule
+    /// finding, learned. High findings of the rules always go out.
+    fn routine(&mut self, f: &Finding<'_>, inventory: Option<&Inventory>) -> bool {
         let until = *self
             .learn_until
-            .get_or_insert(Timestamp(input.ts.0.saturating_add(self.learn_nanos)));
-        let routine_kind = input.source == AlertSource::Rule && input.severity >= 2;
-        if routine_kind && input.ts < until {
-            self.own
-                .learn_finding(&input.key, input.signature_id, input.dst.0);
-            if self
-                .learned
-                .learn_finding(&input.key, input.signature_id, input.dst.0)
-            {
+            .get_or_insert(Timestamp(f.ts.0.saturating_add(self.learn_nanos)));
+        let routine_kind = f.source == AlertSource::Rule && f.severity >= 2;
+        if routine_kind && f.ts < until {
+            self.own.learn_finding(f.key, f.signature_id, f.dst.0);
+            if self.learned.learn_finding(f.key, f.signature_id, f.dst.0) {
                 self.learned_findings += 1;
             }
-            return;
+            return true;
         }
-        let routine = if input.source == AlertSource::Rule {
+        let routine = if f.source == AlertSource::Rule {
             routine_kind
-                && (self.learned.findings.contains(&input.key)
-                    || used_before(&self.learned, &input, inventory))
+                && (self.learned.findings.contains(f.key)
+                    || used_before(&self.learned, f, inventory))
         } else {
-            self.learned.findings.contains(&input.key)
+            self.learned.findings.contains(f.key)
         };
         if routine {
             self.routine_suppressed += 1;
-            return;
         }
-        self.alerts.raise(input);
+        routine
     }
 
-    /// Runs the rules on `events` and raises an alert for every match.
+    /// Runs the rules on `events` and raises an alert for every match that
+    /// is not routine. A routine match is never made into an alert (its
+    /// evidence, references and names are not copied).
     fn run(&mut self, events: &[Event], inventory: Option<&Inventory>) {
         let Some(rules) = self.rules.as_mut() else {
             return;
@@ -482,7 +488,10 @@ impl Detection {
         rules.run(events, &mut self.matches);
         let matches = std::mem::take(&mut self.matches);
         for m in &matches {
-            self.raise(AlertInput::from(m), inventory);
+            let key = rule_key(m);
+            if !self.routine(&Finding::of_match(m, &key), inventory) {
+                self.alerts.raise(AlertInput::from_match(m, key));
+            }
         }
         self.matches = matches;
         self.matches.clear();
@@ -630,25 +639,68 @@ pub struct ReloadOutcome {
     pub state: LearnedState,
 }
 
+/// What tells whether a finding is routine: its name for `spanwatch learn`
+/// and what it is about, of an alert or of a rule match not made into one.
+struct Finding<'a> {
+    key: &'a str,
+    ts: Timestamp,
+    source: AlertSource,
+    severity: u8,
+    signature_id: u32,
+    dst: (IpAddr, u16),
+    transport: u8,
+    device_mac: Option<[u8; 6]>,
+}
+
+impl<'a> Finding<'a> {
+    fn of(a: &'a AlertInput) -> Self {
+        Finding {
+            key: &a.key,
+            ts: a.ts,
+            source: a.source,
+            severity: a.severity,
+            signature_id: a.signature_id,
+            dst: a.dst,
+            transport: a.transport,
+            device_mac: a.device_mac,
+        }
+    }
+
+    /// The finding of a rule match, named `key` (its [`rule_key`]), as
+    /// [`AlertInput::from_match`] would make it.
+    fn of_match(m: &RuleMatch, key: &'a str) -> Self {
+        Finding {
+            key,
+            ts: m.event.ts,
+            source: AlertSource::Rule,
+            severity: m.rule.severity.as_u8(),
+            signature_id: m.rule.id,
+            dst: m.event.dst,
+            transport: m.event.transport,
+            device_mac: m.event.src_mac,
+        }
+    }
+}
+
 /// Whether a rule finding's target is a routine one for its rule and the
 /// device behind the finding had opened a flow to that very service of the
 /// target before (its own routine with the target, not a newcomer's).
-fn used_before(learned: &LearnedState, input: &AlertInput, inventory: Option<&Inventory>) -> bool {
-    let (Some(inv), Some(mac)) = (inventory, input.device_mac) else {
+fn used_before(learned: &LearnedState, f: &Finding<'_>, inventory: Option<&Inventory>) -> bool {
+    let (Some(inv), Some(mac)) = (inventory, f.device_mac) else {
         return false;
     };
     if !learned
         .targets
-        .contains(&LearnedState::target_key(input.signature_id, input.dst.0))
+        .contains(&LearnedState::target_key(f.signature_id, f.dst.0))
     {
         return false;
     }
     let service = Service {
-        transport: input.transport,
-        port: input.dst.1,
+        transport: f.transport,
+        port: f.dst.1,
     };
     inv.get(&mac)
-        .is_some_and(|d| d.profile.conversations.contains(&(input.dst.0, service)))
+        .is_some_and(|d| d.profile.conversations.contains(&(f.dst.0, service)))
 }
 
 /// Device profiles and feature windows, and where the windows go.

@@ -15,6 +15,7 @@ pub mod credential;
 pub mod dhcp;
 pub mod dispatch;
 pub mod http;
+pub mod inline;
 pub mod log;
 pub mod mqtt;
 pub mod norm;

@@ -9,6 +9,7 @@
 
 use crate::flow::Direction;
 use crate::proto::credential::CredentialDigest;
+use crate::proto::inline::InlineStr;
 use crate::proto::text::capped;
 
 /// Longest extension method name kept in [`Method::Unknown`], in bytes.
@@ -155,19 +156,26 @@ pub struct HttpRequest {
     pub auth: Auth,
 }
 
+/// Bytes of a reason phrase, a media type and a `Server` field held in a
+/// response event without a heap allocation ("Not Found",
+/// "application/json; charset=utf-8", "Apache/2.4.57 (Debian)").
+pub const REASON_INLINE: usize = 22;
+pub const CONTENT_TYPE_INLINE: usize = 38;
+pub const SERVER_INLINE: usize = 30;
+
 /// A parsed response head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
     /// Status code; for a malformed code such as `2XX` this is the value of
     /// its leading digits (here 2), with an anomaly beside it.
     pub status: u16,
-    pub reason: String,
+    pub reason: InlineStr<REASON_INLINE>,
     pub version: Version,
-    pub content_type: Option<String>,
+    pub content_type: Option<InlineStr<CONTENT_TYPE_INLINE>>,
     pub content_length: Option<u64>,
     pub chunked: bool,
     /// The first `Server` field (RFC 9110 §10.2.4), capped at `max_field_bytes`.
-    pub server: Option<String>,
+    pub server: Option<InlineStr<SERVER_INLINE>>,
     /// Method of the request this response answers (FIFO pairing), when known.
     pub request_method: Option<Method>,
 }

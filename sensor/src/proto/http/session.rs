@@ -46,6 +46,7 @@ use super::parser::{
 use crate::capture::Timestamp;
 use crate::flow::Direction;
 use crate::proto::Probe;
+use crate::proto::inline::InlineStr;
 use crate::proto::text::capped;
 
 /// Header field slots a head the strict parser rejected is parsed with
@@ -948,12 +949,12 @@ impl HttpSession {
         let max = self.limits.max_field_bytes;
         out.push(HttpEvent::Response(HttpResponse {
             status,
-            reason: capped(reason, max),
+            reason: InlineStr::capped(reason, max),
             version,
-            content_type: fields.content_type.map(|v| capped(v, max)),
+            content_type: fields.content_type.map(|v| InlineStr::capped(v, max)),
             content_length: fields.content_length.value(),
             chunked: framing == Ok(BodyFraming::Chunked),
-            server: fields.server.map(|v| capped(v, max)),
+            server: fields.server.map(|v| InlineStr::capped(v, max)),
             request_method: method,
         }));
         self.issues(Direction::ToClient, issues, out);

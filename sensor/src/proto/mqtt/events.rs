@@ -12,8 +12,8 @@ use crate::proto::credential::CredentialDigest;
 use super::anomaly::AnomalyKind;
 use super::parser::{ConnectReturnCode, PacketType, ProtocolVersion, Qos, ReasonCode};
 use super::properties::{Properties, PropertyValue};
-use super::text::{InlineBytes, InlineStr};
 use super::wire::MqttStr;
+use crate::proto::inline::{InlineBytes, InlineStr};
 
 /// Bytes of a [`Text`] held in place (the type is then 32 bytes); longer
 /// strings go to the heap.

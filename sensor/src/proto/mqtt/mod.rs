@@ -22,7 +22,6 @@ pub mod parser;
 pub mod probe;
 pub mod properties;
 pub mod session;
-pub mod text;
 pub mod topic;
 pub mod wire;
 

@@ -13,6 +13,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
+use super::text::capped;
+
 /// Bytes held in place up to `N` (at most 255), on the heap beyond.
 #[derive(Clone)]
 pub struct InlineBytes<const N: usize>(BytesRepr<N>);
@@ -143,6 +145,15 @@ impl<const N: usize> InlineStr<N> {
         Some(InlineStr(StrRepr::Inline { len, buf }))
     }
 
+    /// What [`capped`] keeps of `bytes`, held in place when it fits: a
+    /// parser's capped text without a heap allocation for a short value.
+    pub fn capped(bytes: &[u8], cap: usize) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(s) if s.len() <= cap => InlineStr::new(s),
+            _ => InlineStr::new(&capped(bytes, cap)),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             // Copied from a `&str`, so the check cannot fail; it is a short
@@ -235,6 +246,26 @@ impl<const N: usize> PartialEq<String> for InlineStr<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capped_in_place_keeps_what_capped_keeps() {
+        let inputs: [&[u8]; 6] = [
+            b"nginx",
+            b"exactly8",
+            b"longer than the cap",
+            "caf\u{e9} au lait".as_bytes(),
+            b"bad \xff utf-8",
+            b"",
+        ];
+        for bytes in inputs {
+            for cap in [0, 4, 5, 8, 64] {
+                let kept: InlineStr<8> = InlineStr::capped(bytes, cap);
+                assert_eq!(kept, capped(bytes, cap), "{bytes:?} cap {cap}");
+            }
+        }
+        let short: InlineStr<8> = InlineStr::capped(b"nginx", 64);
+        assert!(matches!(short.0, StrRepr::Inline { len: 5, .. }));
+    }
 
     #[test]
     fn short_values_stay_inline_and_long_ones_spill() {
