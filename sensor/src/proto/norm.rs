@@ -43,7 +43,7 @@ pub enum Value<'a> {
     Str(Cow<'a, str>),
     Int(i64),
     Bool(bool),
-    List(Vec<String>),
+    List(Vec<Cow<'a, str>>),
 }
 
 impl Value<'_> {
@@ -53,7 +53,9 @@ impl Value<'_> {
             Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
             Value::Int(n) => Value::Int(n),
             Value::Bool(b) => Value::Bool(b),
-            Value::List(v) => Value::List(v),
+            Value::List(v) => {
+                Value::List(v.into_iter().map(|s| Cow::Owned(s.into_owned())).collect())
+            }
         }
     }
 }
@@ -85,12 +87,6 @@ impl From<i64> for Value<'_> {
 impl From<u64> for Value<'_> {
     fn from(n: u64) -> Self {
         Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-}
-
-impl From<Vec<String>> for Value<'_> {
-    fn from(v: Vec<String>) -> Self {
-        Value::List(v)
     }
 }
 

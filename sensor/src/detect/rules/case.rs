@@ -95,7 +95,7 @@ fn field_value(v: &toml::Value, ty: FieldType, at: &str) -> Result<Value<'static
             v.as_array()
                 .ok_or_else(wrong)?
                 .iter()
-                .map(|x| x.as_str().map(str::to_string).ok_or_else(wrong))
+                .map(|x| x.as_str().map(|s| s.to_string().into()).ok_or_else(wrong))
                 .collect::<Result<_, _>>()?,
         ),
         // Header types never appear among event fields.
@@ -323,10 +323,7 @@ events = [
         assert_eq!(sub.proto, "mqtt");
         assert_eq!(sub.ts, Timestamp(1_500_000_000));
         assert_eq!(sub.dst, ("fe80::2".parse().expect("ip"), 1883));
-        assert_eq!(
-            sub.field("filters"),
-            Some(&Value::List(vec!["#".to_string()]))
-        );
+        assert_eq!(sub.field("filters"), Some(&Value::List(vec!["#".into()])));
         // No ts: the previous event's time. The anomaly's protocol sets proto.
         assert_eq!(anomaly.ts, Timestamp(1_500_000_000));
         assert_eq!((anomaly.proto, anomaly.transport), ("coap", 17));

@@ -14,6 +14,7 @@
 //! any = [ { magic = "elf" }, { uri = { regex = '\.bin$' } } ]  # one of
 //! ```
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use regex::{Regex, RegexBuilder};
@@ -50,7 +51,7 @@ pub(crate) enum FieldVal<'a> {
     Str(&'a str),
     Int(i64),
     Bool(bool),
-    List(&'a [String]),
+    List(&'a [Cow<'a, str>]),
     Ip(IpAddr),
     Mac([u8; 6]),
 }
@@ -543,7 +544,7 @@ mod tests {
         assert!(!holds("http.request", r#"method = { in = ["GET"] }"#, &ev));
         let sub = event("mqtt.subscribe").with(
             "filters",
-            vec!["home/+/temp".to_string(), "$SYS/#".to_string()],
+            Value::List(vec!["home/+/temp".into(), "$SYS/#".into()]),
         );
         assert!(holds(
             "mqtt.subscribe",

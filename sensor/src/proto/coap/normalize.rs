@@ -1,8 +1,10 @@
 //! CoAP events as normalised events: `coap.request`, `coap.response`,
 //! `coap.discovery` and `anomaly` (catalogue in `rules/README.md`).
 
+use std::borrow::Cow;
+
 use super::CoapEvent;
-use crate::proto::norm::{Event, NormContext, sender};
+use crate::proto::norm::{Event, NormContext, Value, sender};
 
 /// Resource paths listed in one `coap.discovery` event; the session already
 /// keeps at most `link_format.max_links` links, this bounds the event
@@ -39,12 +41,13 @@ pub(super) fn normalize<'e>(e: &'e CoapEvent, cx: &mut NormContext<'_>, out: &mu
             }
         }
         CoapEvent::Discovery(d) => {
-            let resources: Vec<String> = d
-                .links
-                .iter()
-                .take(MAX_DISCOVERY_RESOURCES)
-                .map(|l| l.target.clone())
-                .collect();
+            let resources = Value::List(
+                d.links
+                    .iter()
+                    .take(MAX_DISCOVERY_RESOURCES)
+                    .map(|l| Cow::Borrowed(l.target.as_str()))
+                    .collect(),
+            );
             let truncated = d.truncated || d.links.len() > MAX_DISCOVERY_RESOURCES;
             out.push(
                 cx.event("coap.discovery", "coap")
@@ -99,7 +102,7 @@ mod tests {
     }
 
     fn list(v: &[&str]) -> Value<'static> {
-        Value::List(v.iter().map(|s| s.to_string()).collect())
+        Value::List(v.iter().map(|s| s.to_string().into()).collect())
     }
 
     #[test]

@@ -255,6 +255,10 @@ pub struct CoapSession {
     /// Where the Uri-Path of the current message is joined before it is
     /// shared as an `Arc<str>` (reused; never longer than the string cap).
     path_buf: String,
+    /// The last Uri-Path shared: a client mostly asks for the same resource
+    /// again (a sensor polled, an observation renewed), and its messages
+    /// then share one string.
+    last_path: Option<Arc<str>>,
     /// Responses that arrived before their request, oldest first; at most
     /// [`MAX_EARLY_RESPONSES`].
     early: Vec<EarlyResponse>,
@@ -281,6 +285,7 @@ impl CoapSession {
             blocks: Vec::new(),
             next_expiry: Timestamp(i64::MAX),
             path_buf: String::new(),
+            last_path: None,
             early: Vec::new(),
         }
     }
@@ -715,7 +720,14 @@ impl CoapSession {
                 ));
             }
         }
-        s.uri_path = uri_path.started.then(|| Arc::from(uri_path.text.as_str()));
+        s.uri_path = uri_path.started.then(|| match &self.last_path {
+            Some(last) if **last == *uri_path.text => Arc::clone(last),
+            _ => {
+                let path: Arc<str> = Arc::from(uri_path.text.as_str());
+                self.last_path = Some(Arc::clone(&path));
+                path
+            }
+        });
         self.path_buf = uri_path.text;
         s.uri_query = uri_query.started.then_some(uri_query.text);
     }

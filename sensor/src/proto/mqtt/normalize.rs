@@ -2,8 +2,10 @@
 //! `mqtt.publish`, `mqtt.subscribe`, `mqtt.close` and `anomaly` (catalogue in
 //! `rules/README.md`).
 
+use std::borrow::Cow;
+
 use super::{MqttEvent, Qos};
-use crate::proto::norm::{Event, NormContext, sender};
+use crate::proto::norm::{Event, NormContext, Value, sender};
 
 /// The note under which a flow's client id is kept, for its close.
 const CLIENT_ID: &str = "client_id";
@@ -55,10 +57,12 @@ pub(super) fn normalize<'e>(e: &'e MqttEvent, cx: &mut NormContext<'_>, out: &mu
         MqttEvent::Subscribe(s) => out.push(
             cx.event("mqtt.subscribe", "mqtt").with("from", from).with(
                 "filters",
-                s.filters
-                    .iter()
-                    .map(|f| f.filter.to_string())
-                    .collect::<Vec<_>>(),
+                Value::List(
+                    s.filters
+                        .iter()
+                        .map(|f| Cow::Borrowed(f.filter.as_str()))
+                        .collect(),
+                ),
             ),
         ),
         MqttEvent::Anomaly(a) => out.push(cx.anomaly("mqtt", a.kind.as_str(), &a.detail)),
