@@ -156,11 +156,12 @@ pub struct HttpRequest {
     pub auth: Auth,
 }
 
-/// Bytes of a reason phrase, a media type and a `Server` field held in a
-/// response event without a heap allocation ("Not Found",
-/// "application/json; charset=utf-8", "Apache/2.4.57 (Debian)").
+/// Bytes of a reason phrase held in a response event without a heap
+/// allocation ("Not Found", "Internal Server Error").
 pub const REASON_INLINE: usize = 22;
+/// ...of a media type ("application/json; charset=utf-8").
 pub const CONTENT_TYPE_INLINE: usize = 38;
+/// ...of a `Server` field ("Apache/2.4.57 (Debian)", "lighttpd/1.4.69").
 pub const SERVER_INLINE: usize = 30;
 
 /// A parsed response head.
