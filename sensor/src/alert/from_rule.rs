@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value as Json};
 
-use super::{AlertInput, AlertSource, DedupeKey};
+use super::{AlertHead, AlertInput, AlertSource, DedupeKey};
 use crate::detect::rules::{AlertPer, RuleMatch};
 
 /// The endpoints a rule's `alert_per` keeps of its match: the source, the
@@ -27,6 +27,26 @@ pub fn rule_key(m: &RuleMatch) -> String {
     let (source, target) = sides(m);
     let side = |ip: Option<IpAddr>| ip.map_or("*".to_string(), |a| a.to_string());
     format!("rule:{}:{}:{}", m.rule.id, side(source), side(target))
+}
+
+/// The head of the alert [`AlertInput::from_match`] makes of `m`.
+pub fn rule_head(m: &RuleMatch) -> AlertHead<'_> {
+    let (source, target) = sides(m);
+    AlertHead {
+        dedupe_key: DedupeKey {
+            signature_id: m.rule.id,
+            source,
+            target,
+            episode: 0,
+        },
+        ts: m.event.ts,
+        src: m.event.src.0,
+        dst: m.event.dst.0,
+        signature_id: m.rule.id,
+        signature: &m.rule.name,
+        severity: m.rule.severity.as_u8(),
+        source: AlertSource::Rule,
+    }
 }
 
 impl AlertInput {

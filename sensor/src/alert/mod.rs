@@ -88,6 +88,44 @@ pub struct AlertInput {
     pub dedupe_key: DedupeKey,
 }
 
+/// What deduplication, rate limits and the per-signature counts decide an
+/// alert by ([`Alerter::admit`]).
+#[derive(Clone, Copy, Debug)]
+pub struct AlertHead<'a> {
+    pub dedupe_key: DedupeKey,
+    pub ts: Timestamp,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub signature_id: u32,
+    pub signature: &'a str,
+    pub severity: u8,
+    pub source: AlertSource,
+}
+
+impl<'a> AlertHead<'a> {
+    pub fn of(a: &'a AlertInput) -> Self {
+        AlertHead {
+            dedupe_key: a.dedupe_key,
+            ts: a.ts,
+            src: a.src.0,
+            dst: a.dst.0,
+            signature_id: a.signature_id,
+            signature: &a.signature,
+            severity: a.severity,
+            source: a.source,
+        }
+    }
+}
+
+/// An alert [`Alerter::admit`] lets out: the repeats of its key suppressed
+/// before it and, for an aggregated key, the distinct addresses among them
+/// (and whether they were more than counted).
+#[derive(Clone, Copy, Debug)]
+pub struct Admitted {
+    suppressed: u64,
+    others: Option<(u64, bool)>,
+}
+
 /// Deduplication and rate limits (`[alerts]` config table).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -248,26 +286,42 @@ impl Alerter {
     /// Emits `input` to every sink unless deduplicated or rate-limited;
     /// true when emitted. Sink errors are counted, not returned.
     pub fn raise(&mut self, input: AlertInput) -> bool {
+        match self.admit(&AlertHead::of(&input)) {
+            Some(admitted) => self.emit(input, admitted),
+            None => false,
+        }
+    }
+
+    /// The first half of [`Alerter::raise`]: counts an alert raised, and
+    /// tells whether it goes out (not deduplicated, not rate-limited), so
+    /// that an alert that does not is never built in full.
+    pub fn admit(&mut self, head: &AlertHead<'_>) -> Option<Admitted> {
         self.stats.raised += 1;
-        let key = input.dedupe_key;
+        let key = head.dedupe_key;
         let other = if key.source.is_none() {
-            input.src.0
+            head.src
         } else {
-            input.dst.0
+            head.dst
         };
-        let decision = self.limiter.check(key, input.ts, other);
-        self.count_signature(&input, matches!(decision, Decision::Emit { .. }));
-        let (suppressed, others) = match decision {
+        let decision = self.limiter.check(key, head.ts, other);
+        self.count_signature(head, matches!(decision, Decision::Emit { .. }));
+        match decision {
             Decision::Deduped => {
                 self.stats.deduped += 1;
-                return false;
+                None
             }
             Decision::RateLimited => {
                 self.stats.rate_limited += 1;
-                return false;
+                None
             }
-            Decision::Emit { suppressed, others } => (suppressed, others),
-        };
+            Decision::Emit { suppressed, others } => Some(Admitted { suppressed, others }),
+        }
+    }
+
+    /// The second half of [`Alerter::raise`]: writes an admitted alert,
+    /// whose head was `admit`ted; true when written.
+    pub fn emit(&mut self, input: AlertInput, admitted: Admitted) -> bool {
+        let Admitted { suppressed, others } = admitted;
         let mut input = input;
         if let Some((distinct, saturated)) = others {
             self.stats.aggregated += 1;
@@ -332,20 +386,20 @@ impl Alerter {
     }
 
     /// Counts the alert in its signature's table row, created if there is room.
-    fn count_signature(&mut self, input: &AlertInput, emitted: bool) {
+    fn count_signature(&mut self, head: &AlertHead<'_>, emitted: bool) {
         let full = self.signatures.len() >= MAX_TRACKED_SIGNATURES;
-        if full && !self.signatures.contains_key(&input.signature_id) {
+        if full && !self.signatures.contains_key(&head.signature_id) {
             self.stats.signatures_untracked += 1;
             return;
         }
         let row = self
             .signatures
-            .entry(input.signature_id)
+            .entry(head.signature_id)
             .or_insert_with(|| SignatureStats {
-                signature_id: input.signature_id,
-                signature: input.signature.clone(),
-                severity: input.severity,
-                source: input.source,
+                signature_id: head.signature_id,
+                signature: head.signature.to_string(),
+                severity: head.severity,
+                source: head.source,
                 emitted: 0,
                 suppressed: 0,
             });

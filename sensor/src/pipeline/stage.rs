@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::alert::AlertSource;
-use crate::alert::from_rule::rule_key;
+use crate::alert::from_rule::{rule_head, rule_key};
 use crate::alert::{AlertInput, Alerter};
 use crate::capture::Timestamp;
 use crate::decode::FrameNote;
@@ -479,8 +479,9 @@ impl Detection {
     }
 
     /// Runs the rules on `events` and raises an alert for every match that
-    /// is not routine. A routine match is never made into an alert (its
-    /// evidence, references and names are not copied).
+    /// is not routine. A match that is routine, deduplicated or
+    /// rate-limited is never made into an alert (its evidence, references
+    /// and names are not copied).
     fn run(&mut self, events: &[Event], inventory: Option<&Inventory>) {
         let Some(rules) = self.rules.as_mut() else {
             return;
@@ -489,8 +490,10 @@ impl Detection {
         let matches = std::mem::take(&mut self.matches);
         for m in &matches {
             let key = rule_key(m);
-            if !self.routine(&Finding::of_match(m, &key), inventory) {
-                self.alerts.raise(AlertInput::from_match(m, key));
+            if !self.routine(&Finding::of_match(m, &key), inventory)
+                && let Some(admitted) = self.alerts.admit(&rule_head(m))
+            {
+                self.alerts.emit(AlertInput::from_match(m, key), admitted);
             }
         }
         self.matches = matches;
