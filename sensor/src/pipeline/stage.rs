@@ -10,6 +10,7 @@
 //! filled again. The application stage sees the same observations in the same
 //! order either way, so its output does not depend on where it runs.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -459,18 +460,20 @@ impl Detection {
             .get_or_insert(Timestamp(f.ts.0.saturating_add(self.learn_nanos)));
         let routine_kind = f.source == AlertSource::Rule && f.severity >= 2;
         if routine_kind && f.ts < until {
-            self.own.learn_finding(f.key, f.signature_id, f.dst.0);
-            if self.learned.learn_finding(f.key, f.signature_id, f.dst.0) {
+            let key = f.key.text();
+            self.own.learn_finding(&key, f.signature_id, f.dst.0);
+            if self.learned.learn_finding(&key, f.signature_id, f.dst.0) {
                 self.learned_findings += 1;
             }
             return true;
         }
+        // The key is made only when there are accepted findings to look in.
+        let accepted =
+            || !self.learned.findings.is_empty() && self.learned.findings.contains(&*f.key.text());
         let routine = if f.source == AlertSource::Rule {
-            routine_kind
-                && (self.learned.findings.contains(f.key)
-                    || used_before(&self.learned, f, inventory))
+            routine_kind && (accepted() || used_before(&self.learned, f, inventory))
         } else {
-            self.learned.findings.contains(f.key)
+            accepted()
         };
         if routine {
             self.routine_suppressed += 1;
@@ -489,11 +492,11 @@ impl Detection {
         rules.run(events, &mut self.matches);
         let matches = std::mem::take(&mut self.matches);
         for m in &matches {
-            let key = rule_key(m);
-            if !self.routine(&Finding::of_match(m, &key), inventory)
+            if !self.routine(&Finding::of_match(m), inventory)
                 && let Some(admitted) = self.alerts.admit(&rule_head(m))
             {
-                self.alerts.emit(AlertInput::from_match(m, key), admitted);
+                self.alerts
+                    .emit(AlertInput::from_match(m, rule_key(m)), admitted);
             }
         }
         self.matches = matches;
@@ -645,7 +648,7 @@ pub struct ReloadOutcome {
 /// What tells whether a finding is routine: its name for `spanwatch learn`
 /// and what it is about, of an alert or of a rule match not made into one.
 struct Finding<'a> {
-    key: &'a str,
+    key: FindingKey<'a>,
     ts: Timestamp,
     source: AlertSource,
     severity: u8,
@@ -655,10 +658,26 @@ struct Finding<'a> {
     device_mac: Option<[u8; 6]>,
 }
 
+/// A finding's name for `spanwatch learn`: an alert's, or a rule match's,
+/// made when it is needed.
+enum FindingKey<'a> {
+    Of(&'a str),
+    Match(&'a RuleMatch),
+}
+
+impl FindingKey<'_> {
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            FindingKey::Of(key) => Cow::Borrowed(key),
+            FindingKey::Match(m) => Cow::Owned(rule_key(m)),
+        }
+    }
+}
+
 impl<'a> Finding<'a> {
     fn of(a: &'a AlertInput) -> Self {
         Finding {
-            key: &a.key,
+            key: FindingKey::Of(&a.key),
             ts: a.ts,
             source: a.source,
             severity: a.severity,
@@ -669,11 +688,11 @@ impl<'a> Finding<'a> {
         }
     }
 
-    /// The finding of a rule match, named `key` (its [`rule_key`]), as
-    /// [`AlertInput::from_match`] would make it.
-    fn of_match(m: &RuleMatch, key: &'a str) -> Self {
+    /// The finding of a rule match, as [`AlertInput::from_match`] would
+    /// make it.
+    fn of_match(m: &'a RuleMatch) -> Self {
         Finding {
-            key,
+            key: FindingKey::Match(m),
             ts: m.event.ts,
             source: AlertSource::Rule,
             severity: m.rule.severity.as_u8(),
