@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value as Json};
 
-use super::{AlertHead, AlertInput, AlertSource, DedupeKey};
+use super::{AlertHead, AlertInput, AlertSource, DedupeKey, HeadKey};
 use crate::detect::rules::{AlertPer, RuleMatch};
 
 /// The endpoints a rule's `alert_per` keeps of its match: the source, the
@@ -33,6 +33,7 @@ pub fn rule_key(m: &RuleMatch) -> String {
 pub fn rule_head(m: &RuleMatch) -> AlertHead<'_> {
     let (source, target) = sides(m);
     AlertHead {
+        key: HeadKey::Rule(m),
         dedupe_key: DedupeKey {
             signature_id: m.rule.id,
             source,
@@ -41,7 +42,9 @@ pub fn rule_head(m: &RuleMatch) -> AlertHead<'_> {
         },
         ts: m.event.ts,
         src: m.event.src.0,
-        dst: m.event.dst.0,
+        dst: m.event.dst,
+        transport: m.event.transport,
+        device_mac: m.event.src_mac,
         signature_id: m.rule.id,
         signature: &m.rule.name,
         severity: m.rule.severity.as_u8(),
