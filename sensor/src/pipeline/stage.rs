@@ -651,9 +651,11 @@ fn used_before(learned: &LearnedState, f: &AlertHead<'_>, inventory: Option<&Inv
     let (Some(inv), Some(mac)) = (inventory, f.device_mac) else {
         return false;
     };
-    if !learned
-        .targets
-        .contains(&LearnedState::target_key(f.signature_id, f.dst.0))
+    // Without learned targets there is no key to make.
+    if learned.targets.is_empty()
+        || !learned
+            .targets
+            .contains(&LearnedState::target_key(f.signature_id, f.dst.0))
     {
         return false;
     }
