@@ -2,6 +2,7 @@
 //! rule's identity and references, the evidence (never a password) and the
 //! dedupe key the rule's `alert_per` asks for.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value as Json};
@@ -27,6 +28,16 @@ pub fn rule_key(m: &RuleMatch) -> String {
     let (source, target) = sides(m);
     let side = |ip: Option<IpAddr>| ip.map_or("*".to_string(), |a| a.to_string());
     format!("rule:{}:{}:{}", m.rule.id, side(source), side(target))
+}
+
+impl HeadKey<'_> {
+    /// The key's text: an alert's own, or a rule match's [`rule_key`].
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            HeadKey::Made(key) => Cow::Borrowed(key),
+            HeadKey::Rule(m) => Cow::Owned(rule_key(m)),
+        }
+    }
 }
 
 /// The head of the alert [`AlertInput::from_match`] makes of `m`.

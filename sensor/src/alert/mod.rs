@@ -10,7 +10,6 @@
 //! ([`eve`], schema in `rules/eve-alert.schema.json`) and writes it to every
 //! [`Sink`]: stdout, an append-only file, a webhook, an exec action.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
@@ -116,15 +115,6 @@ pub struct AlertHead<'a> {
 pub enum HeadKey<'a> {
     Made(&'a str),
     Rule(&'a RuleMatch),
-}
-
-impl HeadKey<'_> {
-    pub fn text(&self) -> Cow<'_, str> {
-        match self {
-            HeadKey::Made(key) => Cow::Borrowed(key),
-            HeadKey::Rule(m) => Cow::Owned(from_rule::rule_key(m)),
-        }
-    }
 }
 
 impl<'a> AlertHead<'a> {
