@@ -131,6 +131,7 @@ impl FlowActivity {
     }
 }
 
+mod deadlines;
 pub mod reassembly;
 pub mod table;
 

@@ -6,13 +6,14 @@
 //! flows (derived from a memory cap); beyond that the least recently active
 //! flow is evicted and counted.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use super::Direction;
+use super::deadlines::{Deadline, Deadlines};
 use super::reassembly::{ReassemblyBudget, ReassemblyLimits, ReassemblyStats, Stream, StreamEvent};
 use crate::capture::Timestamp;
 use crate::decode::{Packet, TcpSegment, Transport};
@@ -302,19 +303,23 @@ impl<T> Flow<T> {
     }
 }
 
-/// Expiry queue entry: (deadline, slot, generation).
-type Deadline = Reverse<(i64, u32, u32)>;
-
 /// The flow table. `T` is the per-flow state of the [`FlowHandler`].
 pub struct FlowTable<T> {
     cfg: FlowConfig,
     max_flows: usize,
-    index: HashMap<FlowKey, u32, RandomState>,
+    /// The flows' slots, by the hash of their key: four bytes an entry, so
+    /// that the index of a million flows stays in cache; a key is compared
+    /// with its flow's record only when the hash's tag matches.
+    index: HashTable<u32>,
+    hasher: RandomState,
     slots: Vec<Option<Flow<T>>>,
+    /// The hash of each slot's key (the index grows and drops entries
+    /// without reading the flows' records).
+    hashes: Vec<u64>,
     free: Vec<u32>,
     /// Bumped when a slot is reused, so stale expiry entries are recognised.
     generations: Vec<u32>,
-    expiry: BinaryHeap<Deadline>,
+    expiry: Deadlines,
     budget: ReassemblyBudget,
     next_id: u64,
     /// Timestamp of the previous packet.
@@ -334,16 +339,20 @@ pub const MAX_CLOCK_STEP_NANOS: u64 = 3600 * 1_000_000_000;
 impl<T: Default> FlowTable<T> {
     /// Bytes one flow costs: the record, its TCP state (counted for every flow,
     /// with the allocator's header, though a flow that saw only a bare SYN
-    /// has none yet: any of them may get it), its index entry, its expiry
-    /// entry, its generation and its free-list slot. The index grows by doubling, so its entry is counted
-    /// three times over its size with the load factor: rounding up to a power
-    /// of two, plus the old table while it is copied into the new one.
+    /// has none yet: any of them may get it), its index entry, its key's
+    /// hash, its expiry entry, its generation and its free-list slot. The
+    /// index grows by doubling, so its entry (a slot number and a control
+    /// byte) is counted three times over its size with the load factor:
+    /// rounding up to a power of two, plus the old table while it is copied
+    /// into the new one. The expiry queues grow by doubling too: their entry
+    /// is counted twice.
     pub fn bytes_per_flow() -> usize {
         std::mem::size_of::<Option<Flow<T>>>()
             + std::mem::size_of::<TcpStreams>()
             + ALLOCATION_OVERHEAD_BYTES
-            + INDEX_GROWTH_FACTOR * (std::mem::size_of::<(FlowKey, u32)>() + 1) * 8 / 7
-            + std::mem::size_of::<Deadline>()
+            + INDEX_GROWTH_FACTOR * (std::mem::size_of::<u32>() + 1) * 8 / 7
+            + std::mem::size_of::<u64>()
+            + 2 * std::mem::size_of::<Deadline>()
             + 2 * std::mem::size_of::<u32>()
     }
 
@@ -355,17 +364,19 @@ impl<T: Default> FlowTable<T> {
     /// of its own per flow, counted against the same memory cap.
     pub fn with_consumer_bytes(cfg: FlowConfig, consumer_bytes: usize) -> Self {
         let max_flows = (cfg.memcap_bytes / (Self::bytes_per_flow() + consumer_bytes)).max(1);
-        // The records and the expiry queue are reserved up front (dense, and
-        // untouched pages cost no resident memory); the index grows with the
+        // The records are reserved up front (dense, and untouched pages cost
+        // no resident memory); the index and the expiry queues grow with the
         // flows, so that a small working set stays in cache.
         FlowTable {
             cfg,
             max_flows,
-            index: HashMap::with_hasher(RandomState::default()),
+            index: HashTable::new(),
+            hasher: RandomState::default(),
             slots: Vec::with_capacity(max_flows),
+            hashes: Vec::with_capacity(max_flows),
             free: Vec::new(),
             generations: Vec::with_capacity(max_flows),
-            expiry: BinaryHeap::with_capacity(max_flows),
+            expiry: Deadlines::default(),
             budget: ReassemblyBudget::new(cfg.reassembly_memcap_bytes),
             next_id: 0,
             clock: Timestamp::default(),
@@ -384,40 +395,26 @@ impl<T: Default> FlowTable<T> {
         self.index.len()
     }
 
-    fn timeout_secs(&self, protocol: u8, state: Option<TcpState>) -> u64 {
-        match (FlowTransport::of(protocol), state) {
-            (FlowTransport::Tcp, Some(TcpState::New)) => self.cfg.tcp_new_timeout_secs,
-            (FlowTransport::Tcp, Some(TcpState::Closed)) => self.cfg.tcp_closed_timeout_secs,
-            (FlowTransport::Tcp, _) => self.cfg.tcp_established_timeout_secs,
-            (FlowTransport::Udp, _) => self.cfg.udp_timeout_secs,
-            _ => self.cfg.other_timeout_secs,
-        }
-    }
-
-    fn deadline(&self, info: &FlowInfo) -> i64 {
-        info.last_ts
-            .saturating_add_secs(self.timeout_secs(info.protocol, info.tcp_state))
-            .as_nanos()
+    /// A flow's deadline (nanoseconds of packet time) and its lane.
+    fn deadline(&self, info: &FlowInfo) -> (usize, i64) {
+        let (lane, secs) = timeout(&self.cfg, info.protocol, info.tcp_state);
+        (lane, info.last_ts.saturating_add_secs(secs).as_nanos())
     }
 
     /// Expire every flow whose deadline is before `now` (packet time).
     pub fn expire(&mut self, now: Timestamp, handler: &mut dyn FlowHandler<T>) {
-        while let Some(&Reverse((deadline, slot, generation))) = self.expiry.peek() {
-            // Strictly past the deadline: timestamps saturated at the end of
-            // the representable range must not expire flows on every packet.
-            if deadline >= now.as_nanos() {
-                break;
-            }
-            self.expiry.pop();
+        // Strictly past the deadline: timestamps saturated at the end of the
+        // representable range must not expire flows on every packet.
+        while let Some((_, slot, generation)) = self.expiry.pop_before(now.as_nanos()) {
             let Some(Some(flow)) = self.slots.get(slot as usize) else {
                 continue;
             };
             if self.generations[slot as usize] != generation {
                 continue;
             }
-            let actual = self.deadline(&flow.info);
+            let (lane, actual) = self.deadline(&flow.info);
             if actual >= now.as_nanos() {
-                self.expiry.push(Reverse((actual, slot, generation)));
+                self.expiry.push(lane, (actual, slot, generation));
                 continue;
             }
             let reason = if flow.info.tcp_state == Some(TcpState::Closed) {
@@ -443,16 +440,16 @@ impl<T: Default> FlowTable<T> {
 
     /// Drop the least recently active flow (the earliest real deadline).
     fn evict_one(&mut self, handler: &mut dyn FlowHandler<T>) {
-        while let Some(Reverse((deadline, slot, generation))) = self.expiry.pop() {
+        while let Some((deadline, slot, generation)) = self.expiry.pop() {
             let Some(Some(flow)) = self.slots.get(slot as usize) else {
                 continue;
             };
             if self.generations[slot as usize] != generation {
                 continue;
             }
-            let actual = self.deadline(&flow.info);
+            let (lane, actual) = self.deadline(&flow.info);
             if actual > deadline {
-                self.expiry.push(Reverse((actual, slot, generation)));
+                self.expiry.push(lane, (actual, slot, generation));
                 continue;
             }
             self.stats.evicted += 1;
@@ -465,7 +462,10 @@ impl<T: Default> FlowTable<T> {
         let Some(mut flow) = self.slots[slot as usize].take() else {
             return;
         };
-        self.index.remove(&flow.info.key());
+        let hash = self.hashes[slot as usize];
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
         if let Some(tcp) = flow.tcp.as_mut() {
             for dir in [Direction::ToServer, Direction::ToClient] {
                 let info = &flow.info;
@@ -499,7 +499,8 @@ impl<T: Default> FlowTable<T> {
         let (sport, dport) = pkt.transport.ports();
         let protocol = pkt.transport.protocol();
         let key = FlowKey::new((pkt.src, sport), (pkt.dst, dport), protocol, pkt.vlan);
-        let mut slot = self.index.get(&key).copied();
+        let hash = self.hasher.hash_one(key);
+        let mut slot = self.find(hash, &key);
 
         if let (Some(s), Transport::Tcp(seg)) = (slot, &pkt.transport) {
             // A fresh SYN on a finished or half-open connection starts a new
@@ -519,7 +520,7 @@ impl<T: Default> FlowTable<T> {
         let created = slot.is_none();
         let slot = match slot {
             Some(s) => s,
-            None => self.create(key, pkt, handler),
+            None => self.create(key, hash, pkt, handler),
         };
         {
             let Some(flow) = self.slots[slot as usize].as_mut() else {
@@ -562,12 +563,10 @@ impl<T: Default> FlowTable<T> {
                     if !was_closed && info.tcp_state == Some(TcpState::Closed) {
                         // The deadline just got shorter: queue it, the old entry
                         // is skipped when it comes up.
-                        let deadline = info
-                            .last_ts
-                            .saturating_add_secs(self.cfg.tcp_closed_timeout_secs)
-                            .as_nanos();
+                        let (lane, secs) = timeout(&self.cfg, info.protocol, info.tcp_state);
+                        let deadline = info.last_ts.saturating_add_secs(secs).as_nanos();
                         let generation = self.generations[slot as usize];
-                        self.expiry.push(Reverse((deadline, slot, generation)));
+                        self.expiry.push(lane, (deadline, slot, generation));
                     }
                     let stream_cfg = self.cfg.reassembly;
                     let app = &mut flow.app;
@@ -654,7 +653,25 @@ impl<T: Default> FlowTable<T> {
         }
     }
 
-    fn create(&mut self, key: FlowKey, pkt: &Packet<'_>, handler: &mut dyn FlowHandler<T>) -> u32 {
+    /// The slot of the flow of `key` (whose hash is `hash`).
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&s| {
+                slots[s as usize]
+                    .as_ref()
+                    .is_some_and(|f| f.info.key() == *key)
+            })
+            .copied()
+    }
+
+    fn create(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        pkt: &Packet<'_>,
+        handler: &mut dyn FlowHandler<T>,
+    ) -> u32 {
         if self.index.len() >= self.max_flows {
             self.evict_one(handler);
         }
@@ -695,13 +712,14 @@ impl<T: Default> FlowTable<T> {
             Some(s) => s,
             None => {
                 self.slots.push(None);
+                self.hashes.push(0);
                 self.generations.push(0);
                 (self.slots.len() - 1) as u32
             }
         };
         let generation = self.generations[slot as usize].wrapping_add(1);
         self.generations[slot as usize] = generation;
-        let deadline = self.deadline(&info);
+        let (lane, deadline) = self.deadline(&info);
         let bare_syn = match &pkt.transport {
             Transport::Tcp(seg) if is_bare_syn(seg) => Some(seg.seq),
             _ => None,
@@ -727,11 +745,26 @@ impl<T: Default> FlowTable<T> {
             app: T::default(),
             syn_isn: bare_syn.unwrap_or_default(),
         });
-        self.index.insert(key, slot);
-        self.expiry.push(Reverse((deadline, slot, generation)));
+        self.hashes[slot as usize] = hash;
+        let hashes = &self.hashes;
+        self.index
+            .insert_unique(hash, slot, |&s| hashes[s as usize]);
+        self.expiry.push(lane, (deadline, slot, generation));
         self.stats.active = self.index.len() as u64;
         self.stats.peak_active = self.stats.peak_active.max(self.stats.active);
         slot
+    }
+}
+
+/// The timeout of a flow of `protocol` in `state`: its lane in the expiry
+/// queues and its seconds.
+fn timeout(cfg: &FlowConfig, protocol: u8, state: Option<TcpState>) -> (usize, u64) {
+    match (FlowTransport::of(protocol), state) {
+        (FlowTransport::Tcp, Some(TcpState::New)) => (0, cfg.tcp_new_timeout_secs),
+        (FlowTransport::Tcp, Some(TcpState::Closed)) => (1, cfg.tcp_closed_timeout_secs),
+        (FlowTransport::Tcp, _) => (2, cfg.tcp_established_timeout_secs),
+        (FlowTransport::Udp, _) => (3, cfg.udp_timeout_secs),
+        _ => (4, cfg.other_timeout_secs),
     }
 }
 
@@ -1179,7 +1212,7 @@ mod tests {
     /// Whether the flow of `c` -> `s` holds its TCP streams.
     fn has_streams(t: &FlowTable<()>, c: (u8, u16), s: (u8, u16)) -> bool {
         let key = FlowKey::new((ip(c.0), c.1), (ip(s.0), s.1), 6, [0, 0]);
-        let slot = t.index[&key] as usize;
+        let slot = t.find(t.hasher.hash_one(key), &key).unwrap() as usize;
         t.slots[slot].as_ref().is_some_and(|f| f.tcp.is_some())
     }
 
