@@ -762,6 +762,8 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
         std::thread::sleep(Duration::from_millis(200));
         now = info(&lab);
     }
+    // From here on every window that closes is scored by the new model.
+    let reloaded_at = std::time::SystemTime::now();
 
     // After the reload: a burst the new model has never seen.
     for i in 0..BURST_WRONG_PASSWORDS {
@@ -773,17 +775,26 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
     let all = alert_lines(&alerts);
     let text = std::fs::read_to_string(&alerts).unwrap_or_default();
     assert!(!text.contains(&password) && !text.contains(&wrong));
-    let hup_rfc3339 = {
-        let secs = before_hup
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+    // Alert times to the microsecond, as EVE writes them (without the
+    // zone), to compare with the alerts' as text. A window that ended
+    // before the reload was confirmed (the attack's, say, in the second of
+    // the SIGHUP) may be the old model's.
+    let eve_time = |at: std::time::SystemTime| {
+        let since = at.duration_since(std::time::UNIX_EPOCH).unwrap();
         let out = std::process::Command::new("date")
-            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S"])
+            .args([
+                "-u",
+                "-d",
+                &format!("@{}.{:09}", since.as_secs(), since.subsec_nanos()),
+                "+%Y-%m-%dT%H:%M:%S.%6N",
+            ])
             .output()
             .unwrap();
+        assert!(out.status.success(), "date: {out:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
+    let hup_time = eve_time(before_hup);
+    let reload_time = eve_time(reloaded_at);
     let brute = all
         .iter()
         .find(|a| {
@@ -795,13 +806,13 @@ fn retraining_and_sighup_swap_the_model_without_losing_an_alert() {
         })
         .unwrap_or_else(|| panic!("the brute force before the reload is lost:\n{text}"));
     assert!(
-        brute["timestamp"].as_str().unwrap() < hup_rfc3339.as_str(),
-        "{brute} after {hup_rfc3339}"
+        brute["timestamp"].as_str().unwrap() < hup_time.as_str(),
+        "{brute} after {hup_time}"
     );
     let model_alerts: Vec<&Value> = all
         .iter()
         .filter(|a| a["spanwatch"]["source"] == "model")
-        .filter(|a| a["timestamp"].as_str().unwrap() >= hup_rfc3339.as_str())
+        .filter(|a| a["timestamp"].as_str().unwrap() > reload_time.as_str())
         .collect();
     assert!(
         !model_alerts.is_empty(),
