@@ -2,11 +2,12 @@
 //! rule's identity and references, the evidence (never a password) and the
 //! dedupe key the rule's `alert_per` asks for.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value as Json};
 
-use super::{AlertHead, AlertInput, AlertSource, DedupeKey};
+use super::{AlertHead, AlertInput, AlertSource, DedupeKey, HeadKey};
 use crate::detect::rules::{AlertPer, RuleMatch};
 
 /// The endpoints a rule's `alert_per` keeps of its match: the source, the
@@ -29,10 +30,21 @@ pub fn rule_key(m: &RuleMatch) -> String {
     format!("rule:{}:{}:{}", m.rule.id, side(source), side(target))
 }
 
+impl HeadKey<'_> {
+    /// The key's text: an alert's own, or a rule match's [`rule_key`].
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            HeadKey::Made(key) => Cow::Borrowed(key),
+            HeadKey::Rule(m) => Cow::Owned(rule_key(m)),
+        }
+    }
+}
+
 /// The head of the alert [`AlertInput::from_match`] makes of `m`.
 pub fn rule_head(m: &RuleMatch) -> AlertHead<'_> {
     let (source, target) = sides(m);
     AlertHead {
+        key: HeadKey::Rule(m),
         dedupe_key: DedupeKey {
             signature_id: m.rule.id,
             source,
@@ -41,7 +53,9 @@ pub fn rule_head(m: &RuleMatch) -> AlertHead<'_> {
         },
         ts: m.event.ts,
         src: m.event.src.0,
-        dst: m.event.dst.0,
+        dst: m.event.dst,
+        transport: m.event.transport,
+        device_mac: m.event.src_mac,
         signature_id: m.rule.id,
         signature: &m.rule.name,
         severity: m.rule.severity.as_u8(),

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::capture::Timestamp;
+use crate::detect::rules::RuleMatch;
 
 pub mod eve;
 mod exec;
@@ -88,27 +89,44 @@ pub struct AlertInput {
     pub dedupe_key: DedupeKey,
 }
 
-/// What deduplication, rate limits and the per-signature counts decide an
-/// alert by ([`Alerter::admit`]).
+/// What an alert is decided by before it is built in full: whether it is
+/// routine (learned or accepted, see the pipeline's detection stage), and
+/// deduplication, rate limits and the per-signature counts
+/// ([`Alerter::admit`]).
 #[derive(Clone, Copy, Debug)]
 pub struct AlertHead<'a> {
+    /// Its name for `spanwatch learn` ([`AlertInput::key`]).
+    pub key: HeadKey<'a>,
     pub dedupe_key: DedupeKey,
     pub ts: Timestamp,
     pub src: IpAddr,
-    pub dst: IpAddr,
+    pub dst: (IpAddr, u16),
+    pub transport: u8,
+    pub device_mac: Option<[u8; 6]>,
     pub signature_id: u32,
     pub signature: &'a str,
     pub severity: u8,
     pub source: AlertSource,
 }
 
+/// An alert's name for `spanwatch learn`: an alert's own, or a rule
+/// match's, made when it is read.
+#[derive(Clone, Copy, Debug)]
+pub enum HeadKey<'a> {
+    Made(&'a str),
+    Rule(&'a RuleMatch),
+}
+
 impl<'a> AlertHead<'a> {
     pub fn of(a: &'a AlertInput) -> Self {
         AlertHead {
+            key: HeadKey::Made(&a.key),
             dedupe_key: a.dedupe_key,
             ts: a.ts,
             src: a.src.0,
-            dst: a.dst.0,
+            dst: a.dst,
+            transport: a.transport,
+            device_mac: a.device_mac,
             signature_id: a.signature_id,
             signature: &a.signature,
             severity: a.severity,
@@ -301,7 +319,7 @@ impl Alerter {
         let other = if key.source.is_none() {
             head.src
         } else {
-            head.dst
+            head.dst.0
         };
         let decision = self.limiter.check(key, head.ts, other);
         self.count_signature(head, matches!(decision, Decision::Emit { .. }));

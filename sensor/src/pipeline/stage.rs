@@ -10,8 +10,6 @@
 //! filled again. The application stage sees the same observations in the same
 //! order either way, so its output does not depend on where it runs.
 
-use std::borrow::Cow;
-use std::net::IpAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::alert::AlertSource;
 use crate::alert::from_rule::{rule_head, rule_key};
-use crate::alert::{AlertInput, Alerter};
+use crate::alert::{AlertHead, AlertInput, Alerter};
 use crate::capture::Timestamp;
 use crate::decode::FrameNote;
 use crate::detect::detector::Detector;
@@ -446,7 +444,7 @@ impl Detection {
 
     /// Raises an alert unless it is routine ([`Detection::routine`]).
     fn raise(&mut self, input: AlertInput, inventory: Option<&Inventory>) {
-        if !self.routine(&Finding::of(&input), inventory) {
+        if !self.routine(&AlertHead::of(&input), inventory) {
             self.alerts.raise(input);
         }
     }
@@ -454,7 +452,7 @@ impl Detection {
     /// Whether a finding is routine, learned or counted as such: a finding
     /// accepted as normal, or (while learning) a medium or low rule
     /// finding, learned. High findings of the rules always go out.
-    fn routine(&mut self, f: &Finding<'_>, inventory: Option<&Inventory>) -> bool {
+    fn routine(&mut self, f: &AlertHead<'_>, inventory: Option<&Inventory>) -> bool {
         let until = *self
             .learn_until
             .get_or_insert(Timestamp(f.ts.0.saturating_add(self.learn_nanos)));
@@ -492,8 +490,9 @@ impl Detection {
         rules.run(events, &mut self.matches);
         let matches = std::mem::take(&mut self.matches);
         for m in &matches {
-            if !self.routine(&Finding::of_match(m), inventory)
-                && let Some(admitted) = self.alerts.admit(&rule_head(m))
+            let head = rule_head(m);
+            if !self.routine(&head, inventory)
+                && let Some(admitted) = self.alerts.admit(&head)
             {
                 self.alerts
                     .emit(AlertInput::from_match(m, rule_key(m)), admitted);
@@ -645,75 +644,18 @@ pub struct ReloadOutcome {
     pub state: LearnedState,
 }
 
-/// What tells whether a finding is routine: its name for `spanwatch learn`
-/// and what it is about, of an alert or of a rule match not made into one.
-struct Finding<'a> {
-    key: FindingKey<'a>,
-    ts: Timestamp,
-    source: AlertSource,
-    severity: u8,
-    signature_id: u32,
-    dst: (IpAddr, u16),
-    transport: u8,
-    device_mac: Option<[u8; 6]>,
-}
-
-/// A finding's name for `spanwatch learn`: an alert's, or a rule match's,
-/// made when it is needed.
-enum FindingKey<'a> {
-    Of(&'a str),
-    Match(&'a RuleMatch),
-}
-
-impl FindingKey<'_> {
-    fn text(&self) -> Cow<'_, str> {
-        match self {
-            FindingKey::Of(key) => Cow::Borrowed(key),
-            FindingKey::Match(m) => Cow::Owned(rule_key(m)),
-        }
-    }
-}
-
-impl<'a> Finding<'a> {
-    fn of(a: &'a AlertInput) -> Self {
-        Finding {
-            key: FindingKey::Of(&a.key),
-            ts: a.ts,
-            source: a.source,
-            severity: a.severity,
-            signature_id: a.signature_id,
-            dst: a.dst,
-            transport: a.transport,
-            device_mac: a.device_mac,
-        }
-    }
-
-    /// The finding of a rule match, as [`AlertInput::from_match`] would
-    /// make it.
-    fn of_match(m: &'a RuleMatch) -> Self {
-        Finding {
-            key: FindingKey::Match(m),
-            ts: m.event.ts,
-            source: AlertSource::Rule,
-            severity: m.rule.severity.as_u8(),
-            signature_id: m.rule.id,
-            dst: m.event.dst,
-            transport: m.event.transport,
-            device_mac: m.event.src_mac,
-        }
-    }
-}
-
 /// Whether a rule finding's target is a routine one for its rule and the
 /// device behind the finding had opened a flow to that very service of the
 /// target before (its own routine with the target, not a newcomer's).
-fn used_before(learned: &LearnedState, f: &Finding<'_>, inventory: Option<&Inventory>) -> bool {
+fn used_before(learned: &LearnedState, f: &AlertHead<'_>, inventory: Option<&Inventory>) -> bool {
     let (Some(inv), Some(mac)) = (inventory, f.device_mac) else {
         return false;
     };
-    if !learned
-        .targets
-        .contains(&LearnedState::target_key(f.signature_id, f.dst.0))
+    // Without learned targets there is no key to make.
+    if learned.targets.is_empty()
+        || !learned
+            .targets
+            .contains(&LearnedState::target_key(f.signature_id, f.dst.0))
     {
         return false;
     }
