@@ -21,6 +21,7 @@ use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowInfo};
 
 use super::credential::CredentialDigest;
+use super::inline::InlineStr;
 
 /// Fields of the largest events (an HTTP request with Basic credentials).
 const EVENT_FIELDS: usize = 9;
@@ -30,6 +31,10 @@ pub const MAX_FLOW_NOTES: usize = 65_536;
 
 /// Notes kept per flow.
 pub const MAX_NOTES_PER_FLOW: usize = 4;
+
+/// Bytes of a note held in place (a longer one goes to the heap): an MQTT
+/// client id (brokers must take 23 bytes) or a short request URI.
+const NOTE_INLINE_BYTES: usize = 38;
 
 /// Field vectors kept for reuse by [`FieldPool`].
 const POOLED_FIELDS: usize = 64;
@@ -206,9 +211,9 @@ impl<'a> Event<'a> {
 }
 
 /// What one flow said earlier that later events need (the last request URI,
-/// the MQTT client id): a few named strings.
+/// the MQTT client id): a few named strings, held in place.
 #[derive(Debug, Default)]
-struct FlowNotes(Vec<(&'static str, String)>);
+struct FlowNotes([Option<(&'static str, InlineStr<NOTE_INLINE_BYTES>)>; MAX_NOTES_PER_FLOW]);
 
 /// Notes of every flow, bounded by [`MAX_FLOW_NOTES`].
 #[derive(Debug, Default)]
@@ -283,11 +288,12 @@ impl<'a> NormContext<'a> {
             return;
         }
         let notes = &mut table.flows.entry(id).or_default().0;
-        if let Some((_, v)) = notes.iter_mut().find(|(k, _)| *k == key) {
-            v.clear();
-            v.push_str(value);
-        } else if notes.len() < MAX_NOTES_PER_FLOW {
-            notes.push((key, value.to_string()));
+        if let Some((_, v)) = notes.iter_mut().flatten().find(|(k, _)| *k == key) {
+            if v.as_str() != value {
+                *v = InlineStr::new(value);
+            }
+        } else if let Some(free) = notes.iter_mut().find(|n| n.is_none()) {
+            *free = Some((key, InlineStr::new(value)));
         } else {
             table.dropped += 1;
         }
@@ -299,6 +305,7 @@ impl<'a> NormContext<'a> {
         notes
             .0
             .iter()
+            .flatten()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.as_str())
     }
@@ -357,6 +364,53 @@ mod tests {
             (owned.kind, owned.flow_id, owned.ts),
             ("mqtt.publish", 7, Timestamp(5))
         );
+    }
+
+    /// A flow keeps at most `MAX_NOTES_PER_FLOW` notes (one more is
+    /// counted, not kept); a note says what it was last told, short or
+    /// longer than what is held in place, and other flows' notes are apart.
+    #[test]
+    fn notes_are_bounded_per_flow_and_recalled_as_last_told() {
+        const KEYS: [&str; MAX_NOTES_PER_FLOW + 1] = ["a", "b", "c", "d", "e"];
+        let (mut notes, mut pool) = (NoteTable::default(), FieldPool::default());
+        let long = "/firmware/".repeat(NOTE_INLINE_BYTES);
+        let (one, two) = (FlowInfo::for_test(1, 6, 80), FlowInfo::for_test(2, 6, 80));
+        let mut cx = NormContext::new(
+            &one,
+            Timestamp(1),
+            Direction::ToServer,
+            &mut notes,
+            &mut pool,
+        );
+        for key in KEYS {
+            cx.remember(key, key);
+        }
+        cx.remember("a", &long);
+        assert_eq!(cx.recall("a"), Some(long.as_str()));
+        cx.remember("a", "short again");
+        assert_eq!(cx.recall("a"), Some("short again"));
+        assert_eq!(cx.recall("d"), Some("d"));
+        assert_eq!(cx.recall("e"), None);
+        let mut cx = NormContext::new(
+            &two,
+            Timestamp(2),
+            Direction::ToServer,
+            &mut notes,
+            &mut pool,
+        );
+        assert_eq!(cx.recall("b"), None);
+        cx.remember("b", "two");
+        assert_eq!(cx.recall("b"), Some("two"));
+        assert_eq!(notes.dropped, 1);
+        notes.forget(1);
+        let cx = NormContext::new(
+            &one,
+            Timestamp(3),
+            Direction::ToServer,
+            &mut notes,
+            &mut pool,
+        );
+        assert_eq!(cx.recall("b"), None);
     }
 
     fn borrowed_fields() -> Fields<'static> {
