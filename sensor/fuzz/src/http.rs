@@ -74,9 +74,13 @@ fn check_events(events: &[HttpEvent], limits: &HttpLimits, tally: &mut Tally) {
                 tally.requests += 1;
                 check_method(&r.method);
                 assert_chars_capped(&r.uri, limits.max_uri_bytes, "uri");
-                for s in [&r.host, &r.user_agent, &r.content_type]
-                    .into_iter()
-                    .flatten()
+                for s in [
+                    r.host.as_deref(),
+                    r.user_agent.as_deref(),
+                    r.content_type.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
                 {
                     assert_chars_capped(s, field, "request field");
                 }

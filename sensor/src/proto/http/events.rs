@@ -144,11 +144,11 @@ pub enum Auth {
 pub struct HttpRequest {
     pub method: Method,
     /// The request-target (RFC 9112 §3.2), capped, userinfo password removed.
-    pub uri: String,
+    pub uri: InlineStr<URI_INLINE>,
     pub version: Version,
-    pub host: Option<String>,
-    pub user_agent: Option<String>,
-    pub content_type: Option<String>,
+    pub host: Option<InlineStr<HOST_INLINE>>,
+    pub user_agent: Option<InlineStr<USER_AGENT_INLINE>>,
+    pub content_type: Option<InlineStr<CONTENT_TYPE_INLINE>>,
     /// Valid `Content-Length` value, if any (RFC 9110 §8.6).
     pub content_length: Option<u64>,
     /// The body uses the chunked transfer coding (RFC 9112 §7.1).
@@ -156,6 +156,13 @@ pub struct HttpRequest {
     pub auth: Auth,
 }
 
+/// Bytes of a request-target held in a request event without a heap
+/// allocation ("/api/v1/devices/42/state?verbose=1").
+pub const URI_INLINE: usize = 46;
+/// ...of a `Host` field ("camera-07.lan:8080", "192.168.100.200:8443").
+pub const HOST_INLINE: usize = 30;
+/// ...of a `User-Agent` field ("curl/7.88.1", "Wget/1.21.3", "okhttp/4.12.0").
+pub const USER_AGENT_INLINE: usize = 38;
 /// Bytes of a reason phrase held in a response event without a heap
 /// allocation ("Not Found", "Internal Server Error").
 pub const REASON_INLINE: usize = 22;

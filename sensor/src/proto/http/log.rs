@@ -99,7 +99,7 @@ pub(super) fn record(ev: &HttpEvent) -> (Option<Direction>, HttpRecord<'_>) {
             let record = HttpRecord::Request {
                 method: r.method.as_str(),
                 host: r.host.as_deref(),
-                uri: &r.uri,
+                uri: r.uri.as_str(),
                 version: Shown(HttpVersion(r.version)),
                 user_agent: r.user_agent.as_deref(),
                 content_type: r.content_type.as_deref(),

@@ -653,7 +653,7 @@ impl HttpSession {
         let (uri, had_userinfo) = redact_userinfo(target);
         out.push(HttpEvent::Request(HttpRequest {
             method: Method::Get,
-            uri: capped(&uri, self.limits.max_uri_bytes),
+            uri: InlineStr::capped(&uri, self.limits.max_uri_bytes),
             version: Version::Http09,
             host: None,
             user_agent: None,
@@ -813,7 +813,7 @@ impl HttpSession {
         if let Some((method, target, version)) = line {
             let method = Method::from_token(method);
             let (uri, had_userinfo) = redact_userinfo(target);
-            let uri = capped(&uri, self.limits.max_uri_bytes);
+            let uri = InlineStr::capped(&uri, self.limits.max_uri_bytes);
             if had_userinfo {
                 issues.push(HeadIssue {
                     kind: AnomalyKind::UserinfoInUri,
@@ -842,7 +842,7 @@ impl HttpSession {
                 }
             };
             pending.switch = if method == Method::Connect {
-                Switch::Connect(uri.clone())
+                Switch::Connect(uri.as_str().to_owned())
             } else if fields.upgrade.is_some() && fields.connection_upgrade {
                 Switch::Upgrade
             } else {
@@ -853,9 +853,9 @@ impl HttpSession {
                 method,
                 uri,
                 version,
-                host: fields.host.map(|v| capped(v, max)),
-                user_agent: fields.user_agent.map(|v| capped(v, max)),
-                content_type: fields.content_type.map(|v| capped(v, max)),
+                host: fields.host.map(|v| InlineStr::capped(v, max)),
+                user_agent: fields.user_agent.map(|v| InlineStr::capped(v, max)),
+                content_type: fields.content_type.map(|v| InlineStr::capped(v, max)),
                 content_length: fields.content_length.value(),
                 chunked: framing == Ok(BodyFraming::Chunked),
                 auth,
