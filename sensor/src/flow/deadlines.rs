@@ -18,15 +18,29 @@ pub type Deadline = (i64, u32, u32);
 /// Lanes: one per timeout of the flow table.
 pub const LANES: usize = 5;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deadlines {
     lanes: [VecDeque<Deadline>; LANES],
     rest: BinaryHeap<Reverse<Deadline>>,
+    /// The earliest deadline's time (`i64::MAX`: none), so that asking
+    /// whether one is due, at every packet, reads one number.
+    soonest: i64,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            lanes: Default::default(),
+            rest: BinaryHeap::new(),
+            soonest: i64::MAX,
+        }
+    }
 }
 
 impl Deadlines {
     /// Queues `d` in the lane of its timeout.
     pub fn push(&mut self, lane: usize, d: Deadline) {
+        self.soonest = self.soonest.min(d.0);
         let queue = &mut self.lanes[lane];
         if queue.back().is_none_or(|last| *last <= d) {
             queue.push_back(d);
@@ -57,6 +71,7 @@ impl Deadlines {
                 self.rest.pop();
             }
         }
+        self.soonest = self.earliest().map_or(i64::MAX, |(_, d)| d.0);
     }
 
     /// Takes the earliest deadline.
@@ -68,6 +83,9 @@ impl Deadlines {
 
     /// Takes the earliest deadline if it is strictly before `now`.
     pub fn pop_before(&mut self, now: i64) -> Option<Deadline> {
+        if self.soonest >= now {
+            return None;
+        }
         let (from, d) = self.earliest()?;
         (d.0 < now).then(|| {
             self.take(from);
@@ -78,6 +96,7 @@ impl Deadlines {
     pub fn clear(&mut self) {
         self.lanes.iter_mut().for_each(VecDeque::clear);
         self.rest.clear();
+        self.soonest = i64::MAX;
     }
 }
 
