@@ -757,7 +757,8 @@ impl<T: Default> FlowTable<T> {
 }
 
 /// The timeout of a flow of `protocol` in `state`: its lane in the expiry
-/// queues and its seconds.
+/// queues (one per timeout, below [`super::deadlines::LANES`]) and its
+/// seconds.
 fn timeout(cfg: &FlowConfig, protocol: u8, state: Option<TcpState>) -> (usize, u64) {
     match (FlowTransport::of(protocol), state) {
         (FlowTransport::Tcp, Some(TcpState::New)) => (0, cfg.tcp_new_timeout_secs),
@@ -1238,6 +1239,36 @@ mod tests {
         assert_eq!(r.data, [b"root".to_vec(), b"login:".to_vec()]);
         assert_eq!(r.gaps, 0);
         assert_eq!(t.stats.reassembly.midstream_pickups, 0);
+    }
+
+    /// Every timeout has a lane of its own within the expiry queues': a
+    /// lane's deadlines are then in packet-time order as they come.
+    #[test]
+    fn each_timeout_has_its_own_lane() {
+        let cfg = FlowConfig {
+            tcp_new_timeout_secs: 1,
+            tcp_closed_timeout_secs: 2,
+            tcp_established_timeout_secs: 3,
+            udp_timeout_secs: 4,
+            other_timeout_secs: 5,
+            ..FlowConfig::default()
+        };
+        let states = [
+            None,
+            Some(TcpState::New),
+            Some(TcpState::Established),
+            Some(TcpState::HalfClosed),
+            Some(TcpState::Closed),
+        ];
+        let mut secs_of_lane = [None; super::super::deadlines::LANES];
+        for protocol in [1, 6, 17, 47, 58] {
+            for state in states {
+                let (lane, secs) = timeout(&cfg, protocol, state);
+                let seen = secs_of_lane[lane].get_or_insert(secs);
+                assert_eq!(*seen, secs, "lane {lane} holds two timeouts");
+            }
+        }
+        assert!(secs_of_lane.iter().all(Option::is_some), "{secs_of_lane:?}");
     }
 
     #[test]
