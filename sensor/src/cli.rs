@@ -185,8 +185,8 @@ pub struct EngineArgs {
     /// Print the summary as JSON instead of a table [config: summary.json = true].
     #[arg(long)]
     pub json: bool,
-    /// Threads of the packet path: 1 runs everything on the capture thread, 2 runs the protocol parsers and rules on a second one [config: pipeline.threads; default: 2 when the machine has more than one core].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Threads of the packet path: 1 runs everything on the capture thread, 2 runs the protocol parsers, rules and devices on a second one, N > 2 adds N - 2 parser threads that share the flows among them (the output is the same for any N) [config: pipeline.threads; default: 2 when the machine has more than one core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::config::MAX_THREADS)))]
     pub threads: Option<u8>,
 }
 

@@ -62,9 +62,9 @@ pub const RELOADABLE: &[&str] = &["rules.dir", "alerts", "model"];
 /// Default seconds between two summaries of `live`.
 pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 60;
 
-/// Largest value of `[pipeline] threads` (the capture thread and one for the
-/// protocol parsers and rules).
-pub const MAX_THREADS: u8 = 2;
+/// Largest value of `[pipeline] threads`: the capture thread, the
+/// application stage's, and up to 14 parser threads.
+pub const MAX_THREADS: u8 = 16;
 
 /// Every setting of a run (`spanwatch.toml`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +125,9 @@ impl Default for CaptureSection {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSection {
-    /// 0: two when the machine has more than one core; 1 or 2.
+    /// 0: two when the machine has more than one core. 1: everything on
+    /// the capture thread; 2: the parsers, rules and devices on a second;
+    /// N > 2: the flows' parsing shared by N - 2 parser threads, besides.
     pub threads: u8,
 }
 
@@ -632,7 +634,7 @@ impl Config {
             return Err((
                 "pipeline.threads".into(),
                 format!(
-                    "must be 0 (automatic), 1 or {MAX_THREADS}, got {}",
+                    "must be 0 (automatic) or 1 to {MAX_THREADS}, got {}",
                     self.pipeline.threads
                 ),
             ));
@@ -735,6 +737,7 @@ impl Config {
                 0 => pipeline::spare_core(),
                 n => n > 1,
             },
+            parser_threads: usize::from(self.pipeline.threads.saturating_sub(2)),
         }
     }
 
@@ -1179,7 +1182,7 @@ mod tests {
 
     #[test]
     fn values_serde_cannot_check_are_reported_at_their_key() {
-        let err = parse("[pipeline]\nthreads = 3\n").expect_err("range");
+        let err = parse("[pipeline]\nthreads = 17\n").expect_err("range");
         assert_eq!(err.key.as_deref(), Some("pipeline.threads"));
         assert_eq!(err.position, Some((2, 1)));
         let text = "[alerts]\nmax_keys = 9\n[alerts.webhook]\nurl = \"https://siem.example/\"\n";

@@ -429,7 +429,7 @@ fn zero_for_every_number_is_handled_without_a_crash() {
         .collect();
     assert!(zeros.matches(" = 0\n").count() >= 50, "{zeros}");
     let cfg = write(&dir, "zeros.toml", &zeros);
-    for threads in ["1", "2"] {
+    for threads in ["1", "2", "4"] {
         let summary = replay(&["--config", cfg.to_str().unwrap(), "--threads", threads]);
         assert_eq!(summary["flows"]["max_flows"].as_u64(), Some(1));
         assert!(summary["sessions"]["refused"].as_u64() > Some(0));

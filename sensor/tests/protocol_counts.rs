@@ -272,8 +272,9 @@ fn protocol_counts_equal_tsharks() {
     let mut differences = BTreeMap::new();
     let mut compared = 0;
     let rows = common::manifest();
-    // The parsers on the capture thread, and on a thread of their own.
-    for (threads, row) in ["1", "2"]
+    // The parsers on the capture thread, on a thread of their own, and
+    // sharing the flows among two parser threads.
+    for (threads, row) in ["1", "2", "4"]
         .into_iter()
         .flat_map(|t| rows.iter().map(move |row| (t, row)))
     {

@@ -143,8 +143,8 @@ fn replay_alerts(capture: &Path, threads: &str) -> (Vec<serde_json::Value>, Path
 }
 
 /// Checks the alerts of `dir`'s capture against its labels, with the parsers
-/// and rules on the capture thread and on a thread of their own: both must
-/// pass, with the same alerts. `phases` are the attack phases the capture
+/// and rules on the capture thread, on a thread of their own, and with two
+/// parser threads beside them: each must pass, with the same alerts. `phases` are the attack phases the capture
 /// must label, no more and no fewer.
 fn check_capture(dir: &Path, phases: &[&str]) {
     let labels = labels(&dir.join("labels.csv"));
@@ -160,12 +160,13 @@ fn check_capture(dir: &Path, phases: &[&str]) {
         dir.display()
     );
     let one = check_run(dir, "1");
-    let two = check_run(dir, "2");
-    assert!(
-        one == two,
-        "{}: the alerts depend on the threads",
-        dir.display()
-    );
+    for threads in ["2", "4"] {
+        assert!(
+            check_run(dir, threads) == one,
+            "{}: the alerts of --threads {threads} differ from those of --threads 1",
+            dir.display()
+        );
+    }
 }
 
 fn check_run(dir: &Path, threads: &str) -> Vec<serde_json::Value> {

@@ -55,28 +55,39 @@ fn alert_keys(path: &Path) -> Vec<(u64, String, String)> {
 
 #[test]
 fn alerts_raised_before_sigterm_under_load_all_reach_the_file() {
+    sigterm_under_load("st", &[]);
+}
+
+/// The same with two parser threads sharing the flows: the threads are
+/// joined at SIGTERM and nothing they parsed is lost.
+#[test]
+fn alerts_raised_before_sigterm_with_parser_threads_all_reach_the_file() {
+    sigterm_under_load("s4", &["--threads", "4"]);
+}
+
+/// SIGTERM during a replay onto the link of lab `name`, spanwatch live run
+/// with the arguments `extra` added.
+fn sigterm_under_load(name: &str, extra: &[&str]) {
     require_program("tcpreplay", "tcpreplay");
-    let mut lab = Lab::new("st");
+    let mut lab = Lab::new(name);
     let rewritten = lab.rewritten_capture(CAPTURE);
 
     let capture = lab.start_capture("link");
     let iface = lab.client_interface().to_string();
     let alerts = lab.dir().join("live-alerts.jsonl");
     // The rules alone: the model scores windows on a wall-clock tick live.
-    let spanwatch = lab.start_live(
-        "spanwatch",
-        Tap::Client,
-        &[
-            "--json",
-            "--no-model",
-            "--snaplen",
-            SNAPLEN,
-            "--buffer-size",
-            BUFFER,
-            "--alerts",
-            alerts.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "--json",
+        "--no-model",
+        "--snaplen",
+        SNAPLEN,
+        "--buffer-size",
+        BUFFER,
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let spanwatch = lab.start_live("spanwatch", Tap::Client, &args);
     let replay = lab.start_client(
         "tcpreplay",
         "tcpreplay",

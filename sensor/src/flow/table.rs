@@ -430,12 +430,33 @@ impl<T: Default> FlowTable<T> {
 
     /// Close every flow (end of input or shutdown).
     pub fn flush(&mut self, handler: &mut dyn FlowHandler<T>) {
-        for slot in 0..self.slots.len() as u32 {
+        let mut from = 0;
+        while let Some(next) = self.flush_part(from, usize::MAX, handler) {
+            from = next;
+        }
+    }
+
+    /// Part of [`FlowTable::flush`]: closes at most `limit` flows, from
+    /// slot `from` on. Returns the slot to go on from, or `None` when every
+    /// flow is closed.
+    pub fn flush_part(
+        &mut self,
+        from: u32,
+        limit: usize,
+        handler: &mut dyn FlowHandler<T>,
+    ) -> Option<u32> {
+        let mut closed = 0;
+        for slot in from..self.slots.len() as u32 {
             if self.slots[slot as usize].is_some() {
+                if closed == limit {
+                    return Some(slot);
+                }
                 self.remove(slot, CloseReason::Shutdown, handler);
+                closed += 1;
             }
         }
         self.expiry.clear();
+        None
     }
 
     /// Drop the least recently active flow (the earliest real deadline).
@@ -946,6 +967,33 @@ mod tests {
         // Closed flows linger for stragglers, then leave on packet time.
         t.expire(Timestamp::from_secs_nanos(12, 0), &mut r);
         assert_eq!(r.closed, vec![(0, CloseReason::Closed)]);
+        assert_eq!(t.active(), 0);
+    }
+
+    /// The flows closed at the end of input, part by part: each once, at
+    /// most `limit` per part.
+    #[test]
+    fn a_flush_in_parts_closes_every_flow_once() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        for port in 0..10 {
+            t.process(&tcp(0, (1, 40000 + port), (2, 80), 1, 0, SYN, b""), &mut r);
+        }
+        let (mut from, mut parts) = (0, 0);
+        while let Some(next) = t.flush_part(from, 3, &mut r) {
+            assert_eq!(r.closed.len(), 3 * (parts + 1));
+            (from, parts) = (next, parts + 1);
+        }
+        assert_eq!(parts, 3);
+        let mut ids: Vec<u64> = r.closed.iter().map(|(id, _)| *id).collect();
+        assert!(
+            r.closed
+                .iter()
+                .all(|(_, why)| *why == CloseReason::Shutdown)
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 10);
         assert_eq!(t.active(), 0);
     }
 

@@ -4,7 +4,8 @@
 //!
 //! With two threads (the default on a machine with more than one core), the
 //! application stage runs on a worker thread fed with batches (see [`stage`]),
-//! so that parsing and rules overlap with decoding and reassembly.
+//! so that parsing and rules overlap with decoding and reassembly; with more,
+//! parser threads share the flows' parsing beside it.
 
 #[cfg(test)]
 mod device_tests;
@@ -24,7 +25,6 @@ use crate::detect::rules::RuleSet;
 use crate::features::{Extractor, WindowSink};
 use crate::flow::{FlowConfig, FlowTable};
 use crate::proto::AppLimits;
-use crate::proto::dispatch::Dispatcher;
 use crate::proto::log::{LogCounts, LogError, ProtocolLogs};
 use crate::summary::{DecodeSummary, FlowSummary, KernelStats, MAX_SUMMARY_DEVICES, Span, Summary};
 use stage::{AppSlot, AppStage, Detection, Handoff, SLOT_BYTES_PER_FLOW, Worker};
@@ -48,6 +48,9 @@ pub struct PipelineConfig {
     pub top_talkers: usize,
     /// Run the application stage on a thread of its own.
     pub app_thread: bool,
+    /// Parser threads beside it, each parsing the flows of one shard (0:
+    /// the parsers run in the application stage).
+    pub parser_threads: usize,
 }
 
 /// Whether this machine has a core to spare for the application stage.
@@ -65,6 +68,7 @@ impl Default for PipelineConfig {
             parse_protocols: true,
             top_talkers: 10,
             app_thread: spare_core(),
+            parser_threads: 0,
         }
     }
 }
@@ -99,10 +103,12 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
         let published = Arc::new(Published::new());
-        let mut stage = AppStage::new(Dispatcher::new(
-            cfg.app_limits.clone(),
-            cfg.app_memcap_bytes,
-        ));
+        let parser_threads = if cfg.app_thread {
+            cfg.parser_threads
+        } else {
+            0
+        };
+        let mut stage = AppStage::new(&cfg.app_limits, cfg.app_memcap_bytes, parser_threads);
         stage.published = Arc::clone(&published.app);
         Pipeline {
             decoder: Decoder::new(cfg.defrag),
@@ -344,7 +350,16 @@ impl Pipeline {
 
     /// Close every flow (end of input), so their data and counters are final.
     pub fn finish(&mut self) {
-        self.flows.flush(&mut self.handoff);
+        // A batch at a time: a full table's ends would make one batch of
+        // them all, as large as the table.
+        let mut from = 0;
+        while let Some(next) = self
+            .flows
+            .flush_part(from, stage::BATCH_ITEMS, &mut self.handoff)
+        {
+            from = next;
+            self.hand_off();
+        }
         if let Some(last) = self.span.last {
             // The last second's activity goes with a last tick.
             self.handoff.tick(last);

@@ -1,7 +1,8 @@
 //! The application stage (protocol parsers, the event layer, rules, alerts,
 //! logs) and how the flow stage hands it work: batches of flow observations
 //! and packet-time ticks in packet order, run either on the same thread or on
-//! a worker thread of their own.
+//! a worker thread of their own, with the parsing of the flows shared among
+//! parser threads ([`Shard`]) or not.
 //!
 //! The flow stage copies what the application stage needs (flow record, stream
 //! bytes, datagrams, packet notes, the end of every flow) into a [`Batch`].
@@ -35,10 +36,11 @@ use crate::features::{Extractor, Window, WindowSink};
 use crate::flow::{
     CloseReason, Direction, FlowActivity, FlowHandler, FlowInfo, PacketNote, StreamEvent,
 };
-use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp};
+use crate::proto::dispatch::{AppEventSink, Dispatcher, FlowApp, SessionBudget};
 use crate::proto::log::{LogContext, LogError, ProtocolLogs};
 use crate::proto::norm::Event;
-use crate::proto::{AppEvent, AppProto, ProtoCounts};
+use crate::proto::registry::{Events, OwnedEvent};
+use crate::proto::{AppEvent, AppLimits, AppProto, ProtoCounts};
 use crate::summary::{
     DetectionSummary, DevicesSummary, MAX_SUMMARY_DEVICES, ModelSummary, Talkers,
 };
@@ -132,6 +134,14 @@ impl Batch {
     pub fn hand_over(&mut self, stats: &BatchStats) {
         self.handed_at = Some(Instant::now());
         stats.handed_over();
+    }
+
+    /// Emptied, to be filled again.
+    fn clear(&mut self) {
+        self.items.clear();
+        self.bytes.clear();
+        self.records = 0;
+        self.handed_at = None;
     }
 
     fn bytes(&mut self, data: &[u8]) -> Range<usize> {
@@ -739,6 +749,8 @@ fn consume(detection: &mut Option<Detection>, devices: &mut Option<Devices>, eve
 #[derive(Default)]
 pub struct EventSink {
     pub protocols: ProtoCounts,
+    /// The protocol sessions' memory, over every parser shard.
+    pub sessions: SessionBudget,
     pub logs: Option<ProtocolLogs>,
     /// The first log write failure; logging stops there.
     pub log_error: Option<LogError>,
@@ -787,6 +799,7 @@ impl EventSink {
 
 impl AppEventSink for EventSink {
     fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
+        self.sessions.taken(proto);
         self.protocols.on_detect(proto);
         if self.normalizing() {
             self.normalizer.detect(flow, proto, |events| {
@@ -795,13 +808,27 @@ impl AppEventSink for EventSink {
         }
     }
 
+    fn on_refused(&mut self, _: &FlowInfo, _: AppProto) {
+        self.sessions.refused += 1;
+    }
+
     fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
+        if let Some(proto) = proto {
+            self.sessions.given_back(proto);
+        }
         self.normalizer.close(flow, proto, |events| {
             consume(&mut self.detection, &mut self.devices, events);
         });
     }
 
-    fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
+    fn on_events(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, events: Events<'_>) {
+        events.each(|ev| self.event(flow, ts, dir, ev));
+    }
+}
+
+impl EventSink {
+    /// One event of a parser.
+    fn event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>) {
         self.protocols.on_event(event);
         if self.normalizing() {
             self.normalizer.event(flow, ts, dir, event, |events| {
@@ -874,6 +901,13 @@ impl BatchStats {
         self.queued.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A batch handed over at `handed_at` (if it was) is processed.
+    fn done_since(&self, handed_at: Option<Instant>) {
+        if let Some(at) = handed_at {
+            self.done(at.elapsed());
+        }
+    }
+
     /// A batch handed over `latency` ago is processed.
     fn done(&self, latency: Duration) {
         let secs = latency.as_secs_f64();
@@ -916,24 +950,263 @@ impl BatchStats {
 /// periodic summary, a /metrics scrape) need no more than this.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
 
+/// The protocol sessions of the flows whose slot falls to one parser shard
+/// (slot `s` is shard `s % shards`'s, at `s / shards` in its table).
+#[derive(Default)]
+pub struct Shard {
+    dispatcher: Dispatcher,
+    /// Per-flow application state, by the flow's index in this shard.
+    apps: Vec<FlowApp>,
+}
+
+impl Shard {
+    /// Parses what one observation of a flow carries (packet notes are the
+    /// ordered stage's, not a shard's).
+    fn parse(
+        &mut self,
+        index: usize,
+        dir: Direction,
+        flow: &FlowInfo,
+        kind: &ItemKind,
+        bytes: &[u8],
+        sink: &mut dyn AppEventSink,
+    ) {
+        if index >= self.apps.len() {
+            self.apps.resize_with(index + 1, FlowApp::default);
+        }
+        let app = &mut self.apps[index];
+        match kind {
+            ItemKind::Packet { .. } => {}
+            ItemKind::Data(range) => {
+                let ev = StreamEvent::Data(&bytes[range.clone()]);
+                self.dispatcher.on_stream(flow, app, dir, ev, sink);
+            }
+            ItemKind::Gap(n) => {
+                let ev = StreamEvent::Gap(*n);
+                self.dispatcher.on_stream(flow, app, dir, ev, sink);
+            }
+            ItemKind::Datagram(range) => {
+                let payload = &bytes[range.clone()];
+                self.dispatcher
+                    .on_datagram(flow, &mut app.session, dir, payload, sink);
+            }
+            ItemKind::Close => {
+                self.dispatcher.on_close(flow, app, sink);
+                // The slot goes to the next new flow.
+                *app = FlowApp::default();
+            }
+        }
+    }
+
+    /// Parses this shard's flows' observations of `batch` (it is shard `k`
+    /// of `shards`), recording what it tells the sink in `calls`.
+    fn record(&mut self, batch: &Batch, k: usize, shards: usize, calls: &mut Calls) {
+        for (i, item) in batch.items.iter().enumerate() {
+            let Item::Flow {
+                slot: Some(slot),
+                dir,
+                flow,
+                kind,
+            } = item
+            else {
+                continue;
+            };
+            let slot = *slot as usize;
+            if slot % shards != k || matches!(kind, ItemKind::Packet { .. }) {
+                continue;
+            }
+            let mut recorder = Recorder {
+                item: i as u32,
+                flow,
+                calls: &mut *calls,
+            };
+            self.parse(slot / shards, *dir, flow, kind, &batch.bytes, &mut recorder);
+        }
+    }
+}
+
+/// One call a parser shard made to its sink, to be made again in order by
+/// the ordered stage. `view` is the flow as the parsers saw it: the
+/// observation's own flow record ([`Calls::OWN_FLOW`]) or one turned around
+/// (in [`Calls::views`]); an event is in [`Calls::events`], so that the
+/// calls of a batch of flow ends stay small.
+#[derive(Debug)]
+enum Call {
+    Detect {
+        view: u32,
+        proto: AppProto,
+    },
+    Refused {
+        view: u32,
+        proto: AppProto,
+    },
+    Event {
+        view: u32,
+        ts: Timestamp,
+        dir: Direction,
+        event: u32,
+    },
+    Close {
+        view: u32,
+        proto: Option<AppProto>,
+    },
+}
+
+/// What a parser shard told its sink while parsing one batch: each call with
+/// the position of the observation it came of, in order.
+#[derive(Debug, Default)]
+pub struct Calls {
+    calls: Vec<(u32, Call)>,
+    views: Vec<FlowInfo>,
+    events: Vec<OwnedEvent>,
+    /// The next call to make again.
+    next: usize,
+}
+
+impl Calls {
+    const OWN_FLOW: u32 = u32::MAX;
+
+    /// Makes again, into `sink`, the calls of the observation at `item`
+    /// (whose flow record is `flow`).
+    fn replay(&mut self, item: usize, flow: &FlowInfo, sink: &mut EventSink) {
+        while let Some((at, call)) = self.calls.get(self.next) {
+            if *at as usize != item {
+                return;
+            }
+            self.next += 1;
+            let view = |v: u32| match v {
+                Calls::OWN_FLOW => flow,
+                v => &self.views[v as usize],
+            };
+            match call {
+                Call::Detect { view: v, proto } => sink.on_detect(view(*v), *proto),
+                Call::Refused { view: v, proto } => sink.on_refused(view(*v), *proto),
+                Call::Event {
+                    view: v,
+                    ts,
+                    dir,
+                    event,
+                } => sink.event(view(*v), *ts, *dir, self.events[*event as usize].as_event()),
+                Call::Close { view: v, proto } => sink.on_close(view(*v), *proto),
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.calls.clear();
+        self.views.clear();
+        self.events.clear();
+        self.next = 0;
+    }
+}
+
+/// The sink of a parser shard on a thread of its own: records each call,
+/// moving the events out of the sessions' buffers.
+struct Recorder<'a> {
+    item: u32,
+    /// The observation's flow record.
+    flow: &'a FlowInfo,
+    calls: &'a mut Calls,
+}
+
+impl Recorder<'_> {
+    /// `flow` as a [`Call`]'s view: the observation's own record, or a
+    /// copy of the one the parsers turned around.
+    fn view(&mut self, flow: &FlowInfo) -> u32 {
+        if std::ptr::eq(flow, self.flow) {
+            return Calls::OWN_FLOW;
+        }
+        self.calls.views.push(flow.clone());
+        (self.calls.views.len() - 1) as u32
+    }
+
+    fn push(&mut self, call: Call) {
+        self.calls.calls.push((self.item, call));
+    }
+}
+
+impl AppEventSink for Recorder<'_> {
+    fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto) {
+        let view = self.view(flow);
+        self.push(Call::Detect { view, proto });
+    }
+
+    fn on_refused(&mut self, flow: &FlowInfo, proto: AppProto) {
+        let view = self.view(flow);
+        self.push(Call::Refused { view, proto });
+    }
+
+    fn on_events(
+        &mut self,
+        flow: &FlowInfo,
+        ts: Timestamp,
+        dir: Direction,
+        mut events: Events<'_>,
+    ) {
+        let view = self.view(flow);
+        events.drain(|event| {
+            let calls = &mut *self.calls;
+            calls.calls.push((
+                self.item,
+                Call::Event {
+                    view,
+                    ts,
+                    dir,
+                    event: calls.events.len() as u32,
+                },
+            ));
+            calls.events.push(event);
+        });
+    }
+
+    fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>) {
+        let view = self.view(flow);
+        self.push(Call::Close { view, proto });
+    }
+}
+
 /// Protocol sessions, events, rules and logs: everything after the flow table.
 #[derive(Default)]
 pub struct AppStage {
-    pub dispatcher: Dispatcher,
+    /// The parser shards, each with its share of the session memcap: here,
+    /// or away on threads of their own while a [`Worker`] runs them.
+    shards: Vec<Shard>,
+    /// How many shards there are, here or away.
+    shard_count: usize,
+    /// Whether the shards run on threads of their own beside the stage.
+    shard_threads: bool,
     pub sink: EventSink,
-    /// Per-flow application state, by the slot the flow stage gave the flow.
-    apps: Vec<FlowApp>,
     /// Published at ticks, at most every [`PUBLISH_INTERVAL`].
     pub published: SharedSnapshot,
     last_publish: Option<Instant>,
 }
 
 impl AppStage {
-    pub fn new(dispatcher: Dispatcher) -> Self {
+    /// A stage with `shard_threads` parser shards on threads of their own
+    /// (0: one shard, run in the stage), sharing `memcap_bytes` of sessions.
+    pub fn new(limits: &AppLimits, memcap_bytes: usize, shard_threads: usize) -> Self {
+        let shard_count = shard_threads.max(1);
+        // Each shard has its share of the memcap, the shares adding up to it.
+        let shards = (0..shard_count)
+            .map(|k| Shard {
+                dispatcher: Dispatcher::new(
+                    limits.clone(),
+                    memcap_bytes / shard_count + usize::from(k < memcap_bytes % shard_count),
+                ),
+                apps: Vec::new(),
+            })
+            .collect();
         AppStage {
-            dispatcher,
-            sink: EventSink::default(),
-            apps: Vec::new(),
+            shards,
+            shard_count,
+            shard_threads: shard_threads > 0,
+            sink: EventSink {
+                sessions: SessionBudget {
+                    cap_bytes: memcap_bytes,
+                    ..SessionBudget::default()
+                },
+                ..EventSink::default()
+            },
             published: SharedSnapshot::default(),
             last_publish: None,
         }
@@ -945,7 +1218,7 @@ impl AppStage {
         AppSnapshot {
             at,
             protocols: self.sink.protocols.clone(),
-            sessions: self.dispatcher.budget,
+            sessions: self.sink.sessions,
             detection: self.sink.detection.as_ref().map(Detection::summary),
             devices: self.sink.devices.as_ref().map(|d| {
                 DevicesSummary::first(
@@ -957,167 +1230,300 @@ impl AppStage {
         }
     }
 
-    /// Act on every observation of `batch`, in order, and empty it.
-    pub fn run(&mut self, batch: &mut Batch) {
-        for item in batch.items.drain(..) {
-            let (slot, dir, flow, kind) = match item {
-                Item::Flow {
-                    slot,
-                    dir,
-                    flow,
-                    kind,
-                } => (slot, dir, flow, kind),
+    /// Act on every observation of `batch`, in order, parsing with the
+    /// shards here.
+    pub fn run(&mut self, batch: &Batch) {
+        self.walk(batch, None);
+    }
+
+    /// Act on every observation of `batch`, in order, with what the shards
+    /// (one `Calls` each) told their sinks when they parsed it.
+    fn replay(&mut self, batch: &Batch, calls: &mut [Calls]) {
+        self.walk(batch, Some(calls));
+    }
+
+    fn walk(&mut self, batch: &Batch, mut recorded: Option<&mut [Calls]>) {
+        let shards = self.shard_count;
+        for (i, item) in batch.items.iter().enumerate() {
+            match item {
                 Item::Tick {
                     now,
                     second,
                     activity,
                     frames,
                 } => {
-                    self.sink.tick(now, second, &activity, &frames);
-                    if self
-                        .last_publish
-                        .is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL)
-                    {
-                        self.last_publish = Some(Instant::now());
-                        let snapshot = Arc::new(self.snapshot(Some(now), MAX_SUMMARY_DEVICES));
-                        // A reader holds the lock only to copy the pointer:
-                        // skip this publication rather than wait.
-                        if let Ok(mut published) = self.published.try_lock() {
-                            *published = snapshot;
-                        }
-                    }
-                    continue;
+                    self.sink.tick(*now, *second, activity, frames);
+                    self.publish(*now);
                 }
-                Item::Activity { second, activity } => {
-                    self.sink.activity(second, &activity);
-                    continue;
-                }
-            };
-            let sink = &mut self.sink;
-            let Some(slot) = slot.map(|s| s as usize) else {
+                Item::Activity { second, activity } => self.sink.activity(*second, activity),
                 // The end of a flow that never had anything for the parsers.
-                sink.on_close(&flow, None);
-                continue;
-            };
-            if slot >= self.apps.len() {
-                self.apps.resize_with(slot + 1, FlowApp::default);
-            }
-            let app = &mut self.apps[slot];
-            match kind {
-                ItemKind::Packet {
-                    note,
-                    established_before,
-                } => sink.packet(&flow, dir, &note, established_before),
-                ItemKind::Data(range) => {
-                    let ev = StreamEvent::Data(&batch.bytes[range]);
-                    self.dispatcher.on_stream(&flow, app, dir, ev, sink);
-                }
-                ItemKind::Gap(n) => {
-                    self.dispatcher
-                        .on_stream(&flow, app, dir, StreamEvent::Gap(n), sink);
-                }
-                ItemKind::Datagram(range) => {
-                    let payload = &batch.bytes[range];
-                    self.dispatcher
-                        .on_datagram(&flow, &mut app.session, dir, payload, sink);
-                }
-                ItemKind::Close => {
-                    self.dispatcher.on_close(&flow, app, sink);
-                    // The slot goes to the next new flow.
-                    *app = FlowApp::default();
+                Item::Flow {
+                    slot: None, flow, ..
+                } => self.sink.on_close(flow, None),
+                Item::Flow {
+                    slot: Some(_),
+                    dir,
+                    flow,
+                    kind:
+                        ItemKind::Packet {
+                            note,
+                            established_before,
+                        },
+                } => self.sink.packet(flow, *dir, note, *established_before),
+                Item::Flow {
+                    slot: Some(slot),
+                    dir,
+                    flow,
+                    kind,
+                } => {
+                    let slot = *slot as usize;
+                    match recorded.as_deref_mut() {
+                        Some(calls) => calls[slot % shards].replay(i, flow, &mut self.sink),
+                        None => self.shards[slot % shards].parse(
+                            slot / shards,
+                            *dir,
+                            flow,
+                            kind,
+                            &batch.bytes,
+                            &mut self.sink,
+                        ),
+                    }
                 }
             }
         }
-        batch.bytes.clear();
-        batch.records = 0;
+    }
+
+    /// Publishes a snapshot taken at the tick of `now`, if the last one is
+    /// [`PUBLISH_INTERVAL`] old.
+    fn publish(&mut self, now: Timestamp) {
+        if self
+            .last_publish
+            .is_some_and(|at| at.elapsed() < PUBLISH_INTERVAL)
+        {
+            return;
+        }
+        self.last_publish = Some(Instant::now());
+        let snapshot = Arc::new(self.snapshot(Some(now), MAX_SUMMARY_DEVICES));
+        // A reader holds the lock only to copy the pointer: skip this
+        // publication rather than wait.
+        if let Ok(mut published) = self.published.try_lock() {
+            *published = snapshot;
+        }
     }
 
     /// [`AppStage::run`], counted in `stats` as a batch handed over at
-    /// `batch.handed_at`.
+    /// `batch.handed_at`, and the batch emptied.
     pub fn run_counted(&mut self, batch: &mut Batch, stats: &BatchStats) {
         self.run(batch);
-        if let Some(at) = batch.handed_at.take() {
-            stats.done(at.elapsed());
-        }
+        stats.done_since(batch.handed_at.take());
+        batch.clear();
     }
 }
 
-/// The application stage running on a thread of its own.
+/// A parser shard running on a thread of its own.
+struct ShardThread {
+    jobs: SyncSender<Arc<Batch>>,
+    thread: JoinHandle<Shard>,
+}
+
+/// The application stage running on a thread of its own, and its parser
+/// shards on theirs when it has them there: each batch goes to every shard,
+/// which parses its own flows' observations, and then to the stage, which
+/// acts on every observation in order with what the shards found.
 pub struct Worker {
-    jobs: SyncSender<Batch>,
+    jobs: SyncSender<Arc<Batch>>,
     emptied: Receiver<Batch>,
     thread: JoinHandle<Box<AppStage>>,
+    shards: Vec<ShardThread>,
+}
+
+/// Starts a thread named `name` running `body` with what `hand` sends it:
+/// on failure, `hand` is given back.
+fn spawn_with<T: Send + 'static, R: Send + Default + 'static>(
+    name: String,
+    hand: T,
+    body: impl FnOnce(T) -> R + Send + 'static,
+) -> Result<JoinHandle<R>, (T, std::io::Error)> {
+    // `hand` goes over once the thread exists, so that a failed spawn does
+    // not lose it.
+    let (give, take) = mpsc::channel::<T>();
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        let Ok(hand) = take.recv() else {
+            return R::default();
+        };
+        body(hand)
+    });
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => return Err((hand, e)),
+    };
+    match give.send(hand) {
+        Ok(()) => Ok(thread),
+        Err(mpsc::SendError(hand)) => Err((
+            hand,
+            std::io::Error::other("a parser thread ended before it started"),
+        )),
+    }
 }
 
 impl Worker {
-    /// Start a thread running `stage`; on failure the stage is given back.
+    /// Start a thread running `stage` (and one per parser shard if the
+    /// stage runs them on threads of their own); on failure the stage is
+    /// given back whole.
     pub fn start(
-        stage: Box<AppStage>,
+        mut stage: Box<AppStage>,
         stats: Arc<BatchStats>,
     ) -> Result<Worker, (Box<AppStage>, std::io::Error)> {
-        let (jobs, queue) = mpsc::sync_channel::<Batch>(QUEUE_BATCHES);
-        let (give_back, emptied) = mpsc::channel::<Batch>();
-        // The stage goes over once the thread exists, so that a failed spawn
-        // does not lose it.
-        let (hand, take) = mpsc::channel::<Box<AppStage>>();
-        let spawned = std::thread::Builder::new()
-            .name("spanwatch-app".into())
-            .spawn(move || {
-                let Ok(mut stage) = take.recv() else {
-                    return Box::default();
+        let mut shards = Vec::new();
+        let mut results = Vec::new();
+        if stage.shard_threads {
+            let count = stage.shard_count;
+            let mut pending = std::mem::take(&mut stage.shards).into_iter().enumerate();
+            while let Some((k, shard)) = pending.next() {
+                let (jobs, queue) = mpsc::sync_channel::<Arc<Batch>>(QUEUE_BATCHES);
+                let (found, result) = mpsc::channel::<Calls>();
+                let (recycle, recycled) = mpsc::channel::<Calls>();
+                let body = move |mut shard: Shard| {
+                    for batch in queue {
+                        let mut calls = recycled.try_recv().unwrap_or_default();
+                        shard.record(&batch, k, count, &mut calls);
+                        // The stage takes the batch back once every shard
+                        // is done with it.
+                        drop(batch);
+                        if found.send(calls).is_err() {
+                            break;
+                        }
+                    }
+                    shard
                 };
-                for mut batch in queue {
-                    stage.run_counted(&mut batch, &stats);
+                match spawn_with(format!("spanwatch-parse{k}"), shard, body) {
+                    Ok(thread) => {
+                        shards.push(ShardThread { jobs, thread });
+                        results.push((result, recycle));
+                    }
+                    Err((shard, e)) => {
+                        stage.shards = Worker::park(shards);
+                        stage.shards.push(shard);
+                        stage.shards.extend(pending.map(|(_, s)| s));
+                        return Err((stage, e));
+                    }
+                }
+            }
+        }
+        let (jobs, queue) = mpsc::sync_channel::<Arc<Batch>>(QUEUE_BATCHES);
+        let (give_back, emptied) = mpsc::channel::<Batch>();
+        let body = move |mut stage: Box<AppStage>| {
+            let mut calls: Vec<Calls> = Vec::with_capacity(results.len());
+            for batch in queue {
+                calls.clear();
+                for (result, _) in &results {
+                    match result.recv() {
+                        Ok(c) => calls.push(c),
+                        // A shard ended (its panic goes on at `join`).
+                        Err(_) => return stage,
+                    }
+                }
+                if results.is_empty() {
+                    stage.run(&batch);
+                } else {
+                    stage.replay(&batch, &mut calls);
+                    for (mut c, (_, recycle)) in calls.drain(..).zip(&results) {
+                        c.clear();
+                        let _ = recycle.send(c);
+                    }
+                }
+                let handed_at = batch.handed_at;
+                // The pipeline sent the batch here last and every shard
+                // dropped its share before it answered: it is this
+                // thread's alone again, to be filled anew.
+                if let Ok(mut batch) = Arc::try_unwrap(batch) {
+                    batch.clear();
                     // The pipeline may have stopped taking batches back.
                     let _ = give_back.send(batch);
                 }
-                stage
-            });
-        let thread = match spawned {
-            Ok(thread) => thread,
-            Err(e) => return Err((stage, e)),
+                stats.done_since(handed_at);
+            }
+            stage
         };
-        match hand.send(stage) {
-            Ok(()) => Ok(Worker {
+        match spawn_with("spanwatch-app".into(), stage, body) {
+            Ok(thread) => Ok(Worker {
                 jobs,
                 emptied,
                 thread,
+                shards,
             }),
-            Err(mpsc::SendError(stage)) => Err((
-                stage,
-                std::io::Error::other("the parser thread ended before it started"),
-            )),
-        }
-    }
-
-    /// Queue `batch` (waiting while the queue is full) and return an empty
-    /// batch to fill next. If the thread is gone, the stage and the batch
-    /// come back.
-    pub fn send(self, batch: Batch) -> Result<(Worker, Batch), (Box<AppStage>, Batch)> {
-        match self.jobs.send(batch) {
-            Ok(()) => {
-                let next = self.emptied.try_recv().unwrap_or_else(|_| Batch::new());
-                Ok((self, next))
+            Err((mut stage, e)) => {
+                stage.shards = Worker::park(shards);
+                Err((stage, e))
             }
-            Err(mpsc::SendError(batch)) => Err((self.join(), batch)),
         }
     }
 
-    /// Wait for every queued batch to be done and take the stage back. A
-    /// panic of the thread goes on here.
+    /// Ends the shards' threads (their queues closed) and takes the shards
+    /// back, in order. A panic of a thread goes on here.
+    fn park(shards: Vec<ShardThread>) -> Vec<Shard> {
+        let threads: Vec<_> = shards
+            .into_iter()
+            .map(|s| {
+                drop(s.jobs);
+                s.thread
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    }
+
+    /// Queue `batch` (waiting while the queues are full) and return an
+    /// empty batch to fill next. If a thread is gone, the stage and the
+    /// batch come back.
+    pub fn send(self, batch: Batch) -> Result<(Worker, Batch), (Box<AppStage>, Batch)> {
+        let batch = Arc::new(batch);
+        let to_shards = self
+            .shards
+            .iter()
+            .all(|s| s.jobs.send(Arc::clone(&batch)).is_ok());
+        // The stage's thread gets the batch last, so that it is the one to
+        // hold it once the shards are done with it.
+        let failed = match to_shards {
+            true => match self.jobs.send(batch) {
+                Ok(()) => {
+                    let next = self.emptied.try_recv().unwrap_or_else(|_| Batch::new());
+                    return Ok((self, next));
+                }
+                Err(mpsc::SendError(batch)) => batch,
+            },
+            false => batch,
+        };
+        let stage = self.join();
+        // Every thread is joined: the batch is this one's alone.
+        let batch = Arc::try_unwrap(failed).unwrap_or_else(|_| Batch::new());
+        Err((stage, batch))
+    }
+
+    /// Wait for every queued batch to be done and take the stage back, with
+    /// its shards. A panic of a thread goes on here.
     pub fn join(self) -> Box<AppStage> {
+        let shards = Worker::park(self.shards);
         drop(self.jobs);
-        match self.thread.join() {
+        let mut stage = match self.thread.join() {
             Ok(stage) => stage,
             Err(panic) => std::panic::resume_unwind(panic),
+        };
+        if !shards.is_empty() {
+            stage.shards = shards;
         }
+        stage
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::AppLimits;
 
     fn udp_flow(id: u64) -> FlowInfo {
         FlowInfo::for_test(id, 17, 5683)
@@ -1178,35 +1584,100 @@ mod tests {
         assert!(h.batch.is_empty() && h.batch.bytes.is_empty());
     }
 
-    /// The same observations give the same events on a worker thread as here.
+    /// An HTTP request sent by the side the flow table took for the server.
+    const REQUEST: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+
+    /// Five CoAP flows, open together and then closed, and an HTTP flow
+    /// whose request comes from the supposed server.
+    fn batch_of_flows() -> Batch {
+        let mut h = Handoff::new(true);
+        let mut apps: Vec<AppSlot> = (0..6).map(|_| AppSlot::default()).collect();
+        for (id, app) in apps.iter_mut().enumerate().take(5) {
+            h.on_datagram(&udp_flow(id as u64), app, Direction::ToServer, &COAP_GET);
+        }
+        let http = FlowInfo::for_test(5, 6, 40000);
+        let ev = StreamEvent::Data(REQUEST);
+        h.on_stream(&http, &mut apps[5], Direction::ToClient, ev);
+        for (id, app) in apps.iter_mut().enumerate().take(5) {
+            h.on_close(&udp_flow(id as u64), app, CloseReason::Timeout);
+        }
+        h.on_close(&http, &mut apps[5], CloseReason::Timeout);
+        h.batch
+    }
+
+    /// The same observations give the same events on a worker thread, with
+    /// or without parser threads beside it, as here.
     #[test]
-    fn a_worker_thread_sees_what_the_stage_here_sees() {
-        let fill = || {
-            let mut h = Handoff::new(true);
-            for id in 0..3 {
-                let flow = udp_flow(id);
-                let mut app = AppSlot::default();
-                h.on_datagram(&flow, &mut app, Direction::ToServer, &COAP_GET);
-                h.on_close(&flow, &mut app, CloseReason::Timeout);
-            }
-            h.batch
+    fn a_worker_thread_and_parser_threads_see_what_the_stage_here_sees() {
+        let stage =
+            |shard_threads| Box::new(AppStage::new(&AppLimits::default(), 1 << 20, shard_threads));
+        let mut here = stage(0);
+        here.run(&batch_of_flows());
+        let count = |s: &AppStage| {
+            let sessions = serde_json::to_value(s.sink.sessions).unwrap();
+            (serde_json::to_value(&s.sink.protocols).unwrap(), sessions)
         };
-        let stage = || {
-            Box::new(AppStage::new(Dispatcher::new(
-                AppLimits::default(),
-                1 << 20,
-            )))
+        assert_eq!(count(&here).0["coap"]["messages"], 5);
+        assert_eq!(count(&here).0["http"]["requests"], 1);
+        assert!(count(&here).1["peak_bytes"].as_u64() > Some(0));
+        for shard_threads in [0, 1, 2, 3] {
+            let worker = Worker::start(stage(shard_threads), Arc::default())
+                .map_err(|(_, e)| e)
+                .unwrap();
+            let (worker, next) = worker
+                .send(batch_of_flows())
+                .map_err(|_| "thread gone")
+                .unwrap();
+            assert!(next.is_empty());
+            let there = worker.join();
+            assert_eq!(there.shards.len(), shard_threads.max(1));
+            assert_eq!(
+                count(&here),
+                count(&there),
+                "{shard_threads} parser threads"
+            );
+        }
+    }
+
+    /// A shard on a thread of its own records the flow as the parsers saw
+    /// it: turned around, when the request came from the supposed server.
+    #[test]
+    fn a_shard_records_the_flow_the_parsers_turned_around() {
+        let batch = batch_of_flows();
+        let mut shard = Shard {
+            dispatcher: Dispatcher::new(AppLimits::default(), 1 << 20),
+            apps: Vec::new(),
         };
-        let mut here = stage();
-        here.run(&mut fill());
-        let worker = Worker::start(stage(), Arc::default())
-            .map_err(|(_, e)| e)
-            .unwrap();
-        let (worker, next) = worker.send(fill()).map_err(|_| "thread gone").unwrap();
-        assert!(next.is_empty());
-        let there = worker.join();
-        let count = |s: &AppStage| serde_json::to_value(&s.sink.protocols).unwrap();
-        assert_eq!(count(&here), count(&there));
-        assert_eq!(count(&here)["coap"]["messages"], 3);
+        let mut calls = Calls::default();
+        shard.record(&batch, 0, 1, &mut calls);
+        let http = FlowInfo::for_test(5, 6, 40000);
+        let turned: Vec<&FlowInfo> = calls
+            .calls
+            .iter()
+            .filter_map(|(_, c)| match c {
+                Call::Detect { view, .. } | Call::Close { view, .. }
+                    if *view != Calls::OWN_FLOW =>
+                {
+                    Some(&calls.views[*view as usize])
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(turned.len(), 2, "{:?}", calls.calls);
+        assert!(
+            turned
+                .iter()
+                .all(|f| f.client == http.server && f.server == http.client)
+        );
+        // The other shard of two has none of the flows of slot 0, 2, 4.
+        let mut other = Calls::default();
+        Shard::default().record(&batch, 1, 2, &mut other);
+        assert!(!other.calls.is_empty());
+        assert!(other.calls.iter().all(|(item, _)| {
+            let Item::Flow { slot: Some(s), .. } = &batch.items[*item as usize] else {
+                return false;
+            };
+            s % 2 == 1
+        }));
     }
 }

@@ -7,7 +7,7 @@
 //! first bytes match nothing is left opaque.
 
 use super::Probe;
-use super::registry::{AppEvent, AppLimits, AppProto, EventBufs, Feed, Session};
+use super::registry::{AppLimits, AppProto, EventBufs, Events, Feed, Session};
 use crate::capture::Timestamp;
 use crate::flow::{Direction, FlowInfo, StreamEvent};
 
@@ -131,10 +131,16 @@ fn orient(dir: Direction, swapped: bool) -> Direction {
 
 /// Receives every parser event with its flow and time.
 pub trait AppEventSink {
-    /// A flow was recognised as `proto`.
+    /// A flow was recognised as `proto` and is parsed: a session of
+    /// [`AppProto::session_cost`] bytes is taken from the memcap.
     fn on_detect(&mut self, flow: &FlowInfo, proto: AppProto);
-    fn on_event(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, event: AppEvent<'_>);
-    /// The flow ended; `proto` is what it was recognised as, if anything.
+    /// A flow recognised as `proto` is left unparsed: the memcap is spent.
+    fn on_refused(&mut self, flow: &FlowInfo, proto: AppProto);
+    /// The events of one feed of a session, in order (the sink may move
+    /// them out of the session's buffer).
+    fn on_events(&mut self, flow: &FlowInfo, ts: Timestamp, dir: Direction, events: Events<'_>);
+    /// The flow ended; `proto` is what it was recognised as, if anything
+    /// (its session's memory goes back to the memcap).
     fn on_close(&mut self, flow: &FlowInfo, proto: Option<AppProto>);
 }
 
@@ -149,12 +155,29 @@ pub struct SessionBudget {
     pub refused: u64,
 }
 
+impl SessionBudget {
+    /// A session of `proto` was started.
+    pub fn taken(&mut self, proto: AppProto) {
+        self.used_bytes += proto.session_cost();
+        self.peak_bytes = self.peak_bytes.max(self.used_bytes);
+    }
+
+    /// A session of `proto` ended.
+    pub fn given_back(&mut self, proto: AppProto) {
+        self.used_bytes = self.used_bytes.saturating_sub(proto.session_cost());
+    }
+}
+
 /// Creates sessions, feeds them, and hands their events to a sink. Holds the
-/// event buffers so that nothing is allocated per packet.
+/// event buffers so that nothing is allocated per packet. The sink is told
+/// of every session taken from the memcap, refused and given back, and
+/// keeps the counts ([`SessionBudget`]).
 #[derive(Default)]
 pub struct Dispatcher {
     limits: AppLimits,
-    pub budget: SessionBudget,
+    /// Memory this dispatcher's sessions may take, and take now.
+    cap_bytes: usize,
+    used_bytes: usize,
     bufs: EventBufs,
 }
 
@@ -162,27 +185,14 @@ impl Dispatcher {
     pub fn new(limits: AppLimits, memcap_bytes: usize) -> Self {
         Dispatcher {
             limits,
-            budget: SessionBudget {
-                cap_bytes: memcap_bytes,
-                ..SessionBudget::default()
-            },
+            cap_bytes: memcap_bytes,
+            used_bytes: 0,
             bufs: EventBufs::default(),
         }
     }
 
-    /// A new session for `proto`, or `Opaque` when the session budget is spent.
-    fn session(&mut self, proto: AppProto) -> AppSession {
-        let cost = proto.session_cost();
-        if self.budget.used_bytes + cost > self.budget.cap_bytes {
-            self.budget.refused += 1;
-            return AppSession::Opaque;
-        }
-        self.budget.used_bytes += cost;
-        self.budget.peak_bytes = self.budget.peak_bytes.max(self.budget.used_bytes);
-        AppSession::Parsed(Session::new(proto, &self.limits))
-    }
-
-    /// Starts parsing `flow` as `proto` (if the budget allows) and says so.
+    /// Starts parsing `flow` as `proto` if the memcap allows (else leaves
+    /// it opaque), and says which.
     fn start(
         &mut self,
         flow: &FlowInfo,
@@ -190,10 +200,15 @@ impl Dispatcher {
         proto: AppProto,
         sink: &mut dyn AppEventSink,
     ) {
-        *app = self.session(proto);
-        if app.proto().is_some() {
-            sink.on_detect(flow, proto);
+        let cost = proto.session_cost();
+        if self.used_bytes + cost > self.cap_bytes {
+            *app = AppSession::Opaque;
+            sink.on_refused(flow, proto);
+            return;
         }
+        self.used_bytes += cost;
+        *app = AppSession::Parsed(Session::new(proto, &self.limits));
+        sink.on_detect(flow, proto);
     }
 
     /// In-order bytes or a gap of a TCP stream.
@@ -241,7 +256,7 @@ impl Dispatcher {
         self.feed(flow, app, Direction::ToServer, Feed::Close, sink);
         let proto = app.proto();
         if let Some(proto) = proto {
-            self.budget.used_bytes = self.budget.used_bytes.saturating_sub(proto.session_cost());
+            self.used_bytes = self.used_bytes.saturating_sub(proto.session_cost());
         }
         sink.on_close(flow, proto);
         *app = AppSession::Opaque;
@@ -378,9 +393,8 @@ impl Dispatcher {
     ) {
         if let AppSession::Parsed(session) = app {
             let ts = flow.last_ts;
-            session.feed(ts, dir, what, &mut self.bufs, &mut |ev| {
-                sink.on_event(flow, ts, dir, ev)
-            });
+            let events = session.feed(ts, dir, what, &mut self.bufs);
+            sink.on_events(flow, ts, dir, events);
         }
     }
 }

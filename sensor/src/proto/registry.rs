@@ -139,24 +139,60 @@ macro_rules! protocols {
                 }
             }
 
-            /// Gives the session `what` and hands each event it reports to `each`.
-            pub fn feed(
+            /// Gives the session `what`: the events it reports, in their
+            /// protocol's buffer of `bufs`.
+            pub fn feed<'b>(
                 &mut self,
                 ts: Timestamp,
                 dir: Direction,
                 what: Feed<'_>,
-                bufs: &mut EventBufs,
-                each: &mut dyn FnMut(AppEvent<'_>),
-            ) {
+                bufs: &'b mut EventBufs,
+            ) -> Events<'b> {
                 match self {
                     $(Session::$variant(s) => {
                         let buf = &mut bufs.$field;
                         buf.clear();
                         feed::<$imp>(s, ts, dir, what, buf);
-                        for ev in buf.iter() {
-                            each(AppEvent::$variant(ev));
-                        }
+                        Events::$variant(buf)
                     }),+
+                }
+            }
+        }
+
+        /// The events one feed of a session reported, in its protocol's
+        /// reused buffer: read in place, or moved out.
+        #[derive(Debug)]
+        pub enum Events<'a> {
+            $($variant(&'a mut Vec<<$imp as Protocol>::Event>)),+
+        }
+
+        impl Events<'_> {
+            /// Hands each event, in order, to `each`.
+            pub fn each(&self, mut each: impl FnMut(AppEvent<'_>)) {
+                match self {
+                    $(Events::$variant(buf) => buf.iter().for_each(|e| each(AppEvent::$variant(e)))),+
+                }
+            }
+
+            /// Moves each event, in order, to `each` (the buffer is left empty).
+            pub fn drain(&mut self, mut each: impl FnMut(OwnedEvent)) {
+                match self {
+                    $(Events::$variant(buf) => buf.drain(..).for_each(|e| each(OwnedEvent::$variant(e)))),+
+                }
+            }
+        }
+
+        /// One event from any parser, moved out of its session's buffer
+        /// (to be handed on later, on another thread).
+        #[derive(Debug)]
+        pub enum OwnedEvent {
+            $($variant(<$imp as Protocol>::Event)),+
+        }
+
+        impl OwnedEvent {
+            pub fn as_event(&self) -> AppEvent<'_> {
+                match self {
+                    $(OwnedEvent::$variant(e) => AppEvent::$variant(e)),+
                 }
             }
         }
