@@ -403,9 +403,23 @@ impl<T: Default> FlowTable<T> {
 
     /// Expire every flow whose deadline is before `now` (packet time).
     pub fn expire(&mut self, now: Timestamp, handler: &mut dyn FlowHandler<T>) {
+        while self.expire_part(now, usize::MAX, handler) {}
+    }
+
+    /// Part of [`FlowTable::expire`]: at most `limit` flows. True when it
+    /// stopped at the limit (more may be due).
+    pub fn expire_part(
+        &mut self,
+        now: Timestamp,
+        limit: usize,
+        handler: &mut dyn FlowHandler<T>,
+    ) -> bool {
+        let mut closed = 0;
         // Strictly past the deadline: timestamps saturated at the end of the
         // representable range must not expire flows on every packet.
-        while let Some((_, slot, generation)) = self.expiry.pop_before(now.as_nanos()) {
+        while closed < limit
+            && let Some((_, slot, generation)) = self.expiry.pop_before(now.as_nanos())
+        {
             let Some(Some(flow)) = self.slots.get(slot as usize) else {
                 continue;
             };
@@ -425,7 +439,9 @@ impl<T: Default> FlowTable<T> {
                 CloseReason::Timeout
             };
             self.remove(slot, reason, handler);
+            closed += 1;
         }
+        closed == limit
     }
 
     /// Close every flow (end of input or shutdown).
@@ -995,6 +1011,25 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 10);
         assert_eq!(t.active(), 0);
+    }
+
+    /// Flows due together expire part by part, as many as one expiry would
+    /// close.
+    #[test]
+    fn expiry_in_parts_closes_what_one_expiry_closes() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        for port in 0..7 {
+            t.process(&tcp(0, (1, 40000 + port), (2, 80), 1, 0, SYN, b""), &mut r);
+        }
+        let later = Timestamp::from_secs_nanos(3000, 0);
+        let mut parts = 0;
+        while t.expire_part(later, 3, &mut r) {
+            parts += 1;
+            assert_eq!(r.closed.len(), 3 * parts);
+        }
+        assert_eq!((parts, r.closed.len(), t.active()), (2, 7, 0));
+        assert!(r.closed.iter().all(|(_, why)| *why == CloseReason::Timeout));
     }
 
     #[test]

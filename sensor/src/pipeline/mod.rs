@@ -184,7 +184,14 @@ impl Pipeline {
             let elapsed = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let now = Timestamp(ts.0.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)));
             if !self.tick_second.contains(&now.0) {
-                self.flows.expire(now, &mut self.handoff);
+                // A batch at a time: after a quiet spell a full table's
+                // flows may all end at once.
+                while self
+                    .flows
+                    .expire_part(now, stage::BATCH_ITEMS, &mut self.handoff)
+                {
+                    self.hand_off();
+                }
                 self.tick(now);
             }
         }
