@@ -13,6 +13,8 @@
 #   spanwatch    `spanwatch replay` with default settings (parsers, rules,
 #                devices, model; 2 threads on a machine with 2 cores or more);
 #   spanwatch-t1 the same with --threads 1;
+#   spanwatch-t3 the same with --threads 3 (a parser thread beside the
+#                application stage's: three threads, whatever the cores);
 #   ndpiReader   `ndpiReader -i FILE -q` (reads, dissects and classifies every
 #                flow; it stops dissecting a flow once it is classified);
 #   tcpdump      `tcpdump -r FILE -w /dev/null` (reading and writing only:
@@ -94,6 +96,7 @@ for round in $(seq 1 "$rounds"); do
     file="${capture[$name]}"
     timed "$name" spanwatch "$round" "$spanwatch" replay --no-progress "$file"
     timed "$name" spanwatch-t1 "$round" "$spanwatch" replay --no-progress --threads 1 "$file"
+    timed "$name" spanwatch-t3 "$round" "$spanwatch" replay --no-progress --threads 3 "$file"
     timed "$name" ndpiReader "$round" ndpiReader -i "$file" -q
     timed "$name" tcpdump "$round" tcpdump -r "$file" -w /dev/null
   done
@@ -107,7 +110,7 @@ python3 - "$runs" "$mix_packets" "$flood_packets" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 packets = {"mix": int(sys.argv[2]), "flood": int(sys.argv[3])}
-tools = ["spanwatch", "spanwatch-t1", "ndpiReader", "tcpdump"]
+tools = ["spanwatch", "spanwatch-t1", "spanwatch-t3", "ndpiReader", "tcpdump"]
 print(f"{'capture':<7} {'tool':<13} {'wall s':>7} {'cpu s':>7} {'RSS MiB':>8} "
       f"{'packets/s':>10} {'wall/nDPI':>9} {'cpu/nDPI':>9} {'pps/nDPI':>9}")
 for name in ("mix", "flood"):
