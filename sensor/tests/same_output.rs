@@ -10,37 +10,24 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{manifest, pcaps_dir, spanwatch};
+use common::{manifest, pcaps_dir, replay_json};
 
-/// Alerts and windows of one replay of `file` (into fresh files: the alert
-/// file is appended to, as a sensor's EVE file is).
-fn outputs(file: &Path, threads: &str, dir: &Path, run: usize) -> (Vec<u8>, Vec<u8>) {
-    let alerts = dir.join(format!("alerts-{run}.jsonl"));
-    let windows = dir.join(format!("windows-{run}.jsonl"));
-    for f in [&alerts, &windows] {
-        let _ = std::fs::remove_file(f);
-    }
-    let out = spanwatch()
-        .args(["replay", "--no-progress", "--threads", threads, "--alerts"])
-        .arg(&alerts)
-        .arg("--windows")
-        .arg(&windows)
-        .arg(file)
-        .output()
-        .expect("run spanwatch");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    (read(&alerts), read(&windows))
+/// Alerts and windows of one replay of `file` (see [`everything`]).
+fn outputs(file: &Path, threads: &str, dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let files = everything(file, threads, dir);
+    let take = |name: &str| {
+        files
+            .iter()
+            .find(|f| f.0 == name)
+            .map(|f| f.1.clone())
+            .unwrap_or_else(|| panic!("{}: no {name} written", file.display()))
+    };
+    (take("alerts.jsonl"), take("windows.jsonl"))
 }
 
-/// The captures with devices enough for the profiles to fill: the lab
-/// sample, the bundled attack sample, and the corpus captures of many hosts.
-fn captures() -> Vec<PathBuf> {
+/// The lab sample, the bundled attack sample, and the corpus captures of at
+/// least `min_packets` packets.
+fn captures(min_packets: u64) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = vec![
         root.join("../shared/lab-sample/capture.pcap"),
@@ -49,7 +36,7 @@ fn captures() -> Vec<PathBuf> {
     files.extend(
         manifest()
             .into_iter()
-            .filter(|r| r.packets >= 500)
+            .filter(|r| r.packets >= min_packets)
             .map(|r| r.file()),
     );
     assert!(pcaps_dir().exists());
@@ -61,15 +48,16 @@ fn every_run_and_thread_count_gives_the_same_alerts_and_windows() {
     let dir = std::env::temp_dir().join(format!("spanwatch-same-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut checked = 0;
-    for file in captures() {
-        let first = outputs(&file, "1", &dir, 0);
+    // The captures with devices enough for the profiles to fill.
+    for file in captures(500) {
+        let first = outputs(&file, "1", &dir);
         assert!(
             !first.1.is_empty(),
             "{}: no feature window at all",
             file.display()
         );
         for (run, threads) in [(1, "1"), (2, "2"), (3, "2"), (4, "4")] {
-            let again = outputs(&file, threads, &dir, run);
+            let again = outputs(&file, threads, &dir);
             assert!(
                 again.0 == first.0,
                 "{}: alerts of run {run} (--threads {threads}) differ from the first",
@@ -87,32 +75,40 @@ fn every_run_and_thread_count_gives_the_same_alerts_and_windows() {
     assert!(checked >= 5, "only {checked} captures checked");
 }
 
-/// Everything one replay of `file` with `--threads THREADS` writes: the
-/// summary (its timings taken out), then every other file by name.
+/// Everything one replay of `file` with `--threads THREADS` writes, into
+/// fresh files (the alert file is appended to, as a sensor's EVE file is):
+/// the summary (its timings taken out), then every other file by name.
 fn everything(file: &Path, threads: &str, dir: &Path) -> Vec<(String, Vec<u8>)> {
     let out_dir = dir.join(format!("threads-{threads}"));
     let _ = std::fs::remove_dir_all(&out_dir);
     let logs = out_dir.join("logs");
     std::fs::create_dir_all(&logs).expect("output dir");
-    let out = spanwatch()
-        .args(["replay", "--no-progress", "--json", "--threads", threads])
-        .arg("--alerts")
-        .arg(out_dir.join("alerts.jsonl"))
-        .arg("--windows")
-        .arg(out_dir.join("windows.jsonl"))
-        .arg("--log-dir")
-        .arg(&logs)
-        .arg(file)
-        .output()
-        .expect("run spanwatch");
+    let path = |p: PathBuf| p.to_str().expect("UTF-8 temp path").to_string();
+    let (alerts, windows) = (
+        path(out_dir.join("alerts.jsonl")),
+        path(out_dir.join("windows.jsonl")),
+    );
+    let logs_arg = path(logs.clone());
+    let (out, summary) = replay_json(
+        &[file],
+        &[
+            "--threads",
+            threads,
+            "--alerts",
+            &alerts,
+            "--windows",
+            &windows,
+            "--log-dir",
+            &logs_arg,
+        ],
+    );
     assert!(
         out.status.success(),
         "{} --threads {threads}: {}",
         file.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut summary: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("the summary is JSON");
+    let mut summary = summary.expect("the summary is JSON");
     for timing in ["elapsed_secs", "packets_per_sec"] {
         summary
             .as_object_mut()
@@ -141,14 +137,8 @@ fn everything(file: &Path, threads: &str, dir: &Path) -> Vec<(String, Vec<u8>)> 
 #[test]
 fn every_thread_count_gives_the_same_output_on_the_whole_corpus() {
     let dir = std::env::temp_dir().join(format!("spanwatch-threads-{}", std::process::id()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = vec![
-        root.join("../shared/lab-sample/capture.pcap"),
-        root.join("datasets/samples/attack/capture.pcap"),
-    ];
-    files.extend(manifest().into_iter().map(|r| r.file()));
     let (mut alerts, mut log_lines) = (0, 0);
-    for file in &files {
+    for file in &captures(0) {
         let one = everything(file, "1", &dir);
         for threads in ["2", "4"] {
             let other = everything(file, threads, &dir);

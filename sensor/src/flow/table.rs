@@ -403,7 +403,7 @@ impl<T: Default> FlowTable<T> {
 
     /// Expire every flow whose deadline is before `now` (packet time).
     pub fn expire(&mut self, now: Timestamp, handler: &mut dyn FlowHandler<T>) {
-        while self.expire_part(now, usize::MAX, handler) {}
+        self.expire_part(now, usize::MAX, handler);
     }
 
     /// Part of [`FlowTable::expire`]: at most `limit` flows. True when it
@@ -446,10 +446,7 @@ impl<T: Default> FlowTable<T> {
 
     /// Close every flow (end of input or shutdown).
     pub fn flush(&mut self, handler: &mut dyn FlowHandler<T>) {
-        let mut from = 0;
-        while let Some(next) = self.flush_part(from, usize::MAX, handler) {
-            from = next;
-        }
+        self.flush_part(0, usize::MAX, handler);
     }
 
     /// Part of [`FlowTable::flush`]: closes at most `limit` flows, from
@@ -986,15 +983,21 @@ mod tests {
         assert_eq!(t.active(), 0);
     }
 
+    /// A table of `n` half-open connections to one server.
+    fn half_open(n: u16) -> (FlowTable<()>, Recorder) {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut r = Recorder::default();
+        for port in 0..n {
+            t.process(&tcp(0, (1, 40000 + port), (2, 80), 1, 0, SYN, b""), &mut r);
+        }
+        (t, r)
+    }
+
     /// The flows closed at the end of input, part by part: each once, at
     /// most `limit` per part.
     #[test]
     fn a_flush_in_parts_closes_every_flow_once() {
-        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
-        let mut r = Recorder::default();
-        for port in 0..10 {
-            t.process(&tcp(0, (1, 40000 + port), (2, 80), 1, 0, SYN, b""), &mut r);
-        }
+        let (mut t, mut r) = half_open(10);
         let (mut from, mut parts) = (0, 0);
         while let Some(next) = t.flush_part(from, 3, &mut r) {
             assert_eq!(r.closed.len(), 3 * (parts + 1));
@@ -1017,11 +1020,7 @@ mod tests {
     /// close.
     #[test]
     fn expiry_in_parts_closes_what_one_expiry_closes() {
-        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
-        let mut r = Recorder::default();
-        for port in 0..7 {
-            t.process(&tcp(0, (1, 40000 + port), (2, 80), 1, 0, SYN, b""), &mut r);
-        }
+        let (mut t, mut r) = half_open(7);
         let later = Timestamp::from_secs_nanos(3000, 0);
         let mut parts = 0;
         while t.expire_part(later, 3, &mut r) {

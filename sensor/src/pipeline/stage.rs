@@ -903,13 +903,10 @@ impl BatchStats {
 
     /// A batch handed over at `handed_at` (if it was) is processed.
     fn done_since(&self, handed_at: Option<Instant>) {
-        if let Some(at) = handed_at {
-            self.done(at.elapsed());
-        }
-    }
-
-    /// A batch handed over `latency` ago is processed.
-    fn done(&self, latency: Duration) {
+        let Some(at) = handed_at else {
+            return;
+        };
+        let latency = at.elapsed();
         let secs = latency.as_secs_f64();
         let bucket = BATCH_LATENCY_BUCKETS_SECS
             .iter()
